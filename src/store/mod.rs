@@ -1,0 +1,362 @@
+//! The only module that speaks SQL.
+//!
+//! SQLite through sqlx, configured per R61–R66: WAL, `synchronous`
+//! NORMAL (or FULL by config), a busy timeout, foreign keys on, and every
+//! transaction that may write opened with `BEGIN IMMEDIATE` so a
+//! read-then-write never dies with `SQLITE_BUSY_SNAPSHOT`. Submodules
+//! group statements by table family; all of them return domain types.
+
+use crate::config::DatabaseConfig;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+// pub mod outbox;
+// pub mod subscribers;
+
+/// Errors at the storage boundary. Callers branch on `NotFound` and
+/// `Conflict`; everything else is a failure to report.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("another paperboy process is using {0}; stop it first (only one daemon may own a database)")]
+    Locked(PathBuf),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    fn from_unique(e: sqlx::Error, what: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(what.to_string())
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Handle to the database: a connection pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    path: Arc<PathBuf>,
+}
+
+/// Exclusive ownership of a database by one daemon (R64). Dropping it
+/// releases the lock.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes `<database>.lock`, or fails with [`StoreError::Locked`] when
+    /// another process holds it. The OS releases the lock when the
+    /// process dies, so a crash never leaves a stale lock behind.
+    pub fn acquire(db_path: &Path) -> Result<InstanceLock> {
+        let mut path = db_path.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        ensure_parent(&path)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(InstanceLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::Locked(db_path.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and runs pending migrations.
+    pub async fn open(cfg: &DatabaseConfig) -> Result<Store> {
+        ensure_parent(&cfg.path)?;
+        let sync = if cfg.synchronous == "full" {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&cfg.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store {
+            pool,
+            path: Arc::new(cfg.path.clone()),
+        })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A write transaction, opened with `BEGIN IMMEDIATE` (R62).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// `SELECT 1`: for health checks.
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .is_ok()
+    }
+
+    /// An online, consistent copy via `VACUUM INTO` (R65). Refuses to
+    /// overwrite an existing file.
+    pub async fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; choose a new file name",
+                dest.display()
+            )));
+        }
+        ensure_parent(dest)?;
+        let dest_str = dest.to_str().ok_or_else(|| {
+            StoreError::Conflict("backup path must be valid UTF-8".into())
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest_str)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check` of the database at `path` (e.g. a backup).
+    pub async fn integrity_check(path: &Path) -> Result<String> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .read_only(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        let r: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        Ok(r)
+    }
+
+    /// Moves the WAL back into the main file; run after large batches (R63).
+    pub async fn checkpoint(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A value from the key/value `settings` table.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Timestamps are stored as RFC 3339 UTC text with millisecond precision
+/// and a `Z` suffix, so they sort lexicographically in SQL.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
+}
+
+pub(crate) fn parse_ts_opt(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A fresh database file in its own temporary directory.
+    pub async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DatabaseConfig {
+            path: dir.path().join("test.sqlite"),
+            busy_timeout_ms: 10_000,
+            max_connections: 8,
+            synchronous: "normal".into(),
+        };
+        (Store::open(&cfg).await.unwrap(), dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::temp_store;
+    use super::*;
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_required_pragmas() {
+        let (store, _dir) = temp_store().await;
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(store.pool().acquire().await.unwrap());
+        }
+        for c in conns.iter_mut() {
+            let jm: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            let bt: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!((jm.as_str(), sync, fk, bt), ("wal", 1, 1, 10_000));
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_read_modify_write_transactions_never_fail() {
+        let (store, _dir) = temp_store().await;
+        store.set_setting("counter", "0").await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..200 {
+                    let mut tx = store.begin_write().await.unwrap();
+                    let v: String =
+                        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'counter'")
+                            .fetch_one(&mut *tx)
+                            .await
+                            .unwrap();
+                    let n: i64 = v.parse().unwrap();
+                    sqlx::query("UPDATE settings SET value = ? WHERE key = 'counter'")
+                        .bind((n + 1).to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.setting("counter").await.unwrap().as_deref(), Some("1600"));
+    }
+
+    #[tokio::test]
+    async fn a_second_instance_lock_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.sqlite");
+        let first = InstanceLock::acquire(&db).unwrap();
+        let err = InstanceLock::acquire(&db).unwrap_err();
+        assert!(err.to_string().contains("another paperboy process"), "{err}");
+        drop(first);
+        InstanceLock::acquire(&db).unwrap();
+    }
+
+    #[tokio::test]
+    async fn backup_produces_an_intact_copy_while_writes_continue() {
+        let (store, dir) = temp_store().await;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    store.set_setting(&format!("k{i}"), "v").await.unwrap();
+                }
+            })
+        };
+        let dest = dir.path().join("backup.sqlite");
+        store.backup_to(&dest).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(Store::integrity_check(&dest).await.unwrap(), "ok");
+        assert!(store.backup_to(&dest).await.is_err(), "must not overwrite");
+    }
+}
