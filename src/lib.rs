@@ -5,6 +5,16 @@
 //! `sources` → `store` ← `digest` → `rank` → `render` → `deliver`, with
 //! `web` and `jobs` on top and `domain` shared by all.
 
+pub mod app;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod deliver;
 pub mod domain;
+pub mod jobs;
+pub mod links;
+pub mod render;
 pub mod store;
+pub mod telemetry;
+pub mod transactional;
+pub mod web;

@@ -58,7 +58,11 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -251,8 +255,8 @@ impl Config {
             merge(&mut table, overlay, "")?;
         }
         apply_env(&mut table, env)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
                 invalid(&key, e.into_inner().to_string())
             })?;
@@ -288,7 +292,10 @@ impl Config {
             return Err(invalid("database.max_connections", "must be 1–64"));
         }
         if !matches!(self.database.synchronous.as_str(), "normal" | "full") {
-            return Err(invalid("database.synchronous", "must be \"normal\" or \"full\""));
+            return Err(invalid(
+                "database.synchronous",
+                "must be \"normal\" or \"full\"",
+            ));
         }
 
         match self.mail.transport.as_str() {
@@ -329,7 +336,10 @@ impl Config {
         }
         if self.mail.dkim.enabled {
             if self.mail.dkim.selector.is_empty() {
-                return Err(invalid("mail.dkim.selector", "required when DKIM is enabled"));
+                return Err(invalid(
+                    "mail.dkim.selector",
+                    "required when DKIM is enabled",
+                ));
             }
             if !is_hostname(&self.mail.dkim.domain) {
                 return Err(invalid("mail.dkim.domain", "must be a domain name"));
@@ -347,13 +357,19 @@ impl Config {
             return Err(invalid("subscribe.confirm_ttl_hours", "must be 1–336"));
         }
         if s.pending_expiry_days == 0 {
-            return Err(invalid("subscribe.pending_expiry_days", "must be at least 1"));
+            return Err(invalid(
+                "subscribe.pending_expiry_days",
+                "must be at least 1",
+            ));
         }
         if s.per_ip_per_minute == 0 {
             return Err(invalid("subscribe.per_ip_per_minute", "must be at least 1"));
         }
         if s.per_address_per_day == 0 {
-            return Err(invalid("subscribe.per_address_per_day", "must be at least 1"));
+            return Err(invalid(
+                "subscribe.per_address_per_day",
+                "must be at least 1",
+            ));
         }
         if s.global_per_hour == 0 {
             return Err(invalid("subscribe.global_per_hour", "must be at least 1"));
@@ -361,10 +377,16 @@ impl Config {
 
         let src = &self.sources;
         if src.contact.is_empty() || src.contact.chars().any(|c| c.is_control()) {
-            return Err(invalid("sources.contact", "must be a contact address or URL"));
+            return Err(invalid(
+                "sources.contact",
+                "must be a contact address or URL",
+            ));
         }
         if src.timeout_secs == 0 || src.connect_timeout_secs == 0 {
-            return Err(invalid("sources.timeout_secs", "timeouts must be at least 1 second"));
+            return Err(invalid(
+                "sources.timeout_secs",
+                "timeouts must be at least 1 second",
+            ));
         }
         if src.max_body_bytes < 1024 {
             return Err(invalid("sources.max_body_bytes", "must be at least 1024"));
@@ -378,7 +400,10 @@ impl Config {
         parse_http_url("sources.arxiv.api_base_url", &src.arxiv.api_base_url)?;
         validate_cron("sources.arxiv.cron", &src.arxiv.cron)?;
         if !matches!(src.arxiv.feed_format.as_str(), "rss" | "atom") {
-            return Err(invalid("sources.arxiv.feed_format", "must be \"rss\" or \"atom\""));
+            return Err(invalid(
+                "sources.arxiv.feed_format",
+                "must be \"rss\" or \"atom\"",
+            ));
         }
         if let Some(c) = src
             .arxiv
@@ -449,7 +474,10 @@ impl Config {
         SocketAddr::from_str(&self.server.bind).map_err(|_| {
             invalid(
                 "server.bind",
-                format!("{:?} is not an address like 127.0.0.1:8080", self.server.bind),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
             )
         })
     }
@@ -458,7 +486,10 @@ impl Config {
     pub fn base_url(&self) -> Result<Url, ConfigError> {
         let url = parse_http_url("server.base_url", &self.server.base_url)?;
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("server.base_url", "must not have a query or fragment"));
+            return Err(invalid(
+                "server.base_url",
+                "must not have a query or fragment",
+            ));
         }
         Ok(url)
     }
@@ -470,7 +501,10 @@ impl Config {
             .parse()
             .map_err(|e| invalid("mail.from", format!("not a valid mailbox: {e}")))?;
         if !mb.email.domain().contains('.') {
-            return Err(invalid("mail.from", "the address needs a fully qualified domain"));
+            return Err(invalid(
+                "mail.from",
+                "the address needs a fully qualified domain",
+            ));
         }
         Ok(mb)
     }
@@ -489,10 +523,16 @@ impl Config {
     pub fn smtp_tls(&self) -> Result<SmtpTls, ConfigError> {
         let smtp = &self.mail.smtp;
         if smtp.host.is_empty() {
-            return Err(invalid("mail.smtp.host", "required when mail.transport = \"smtp\""));
+            return Err(invalid(
+                "mail.smtp.host",
+                "required when mail.transport = \"smtp\"",
+            ));
         }
         if !is_hostname(&smtp.host) && IpAddr::from_str(&smtp.host).is_err() {
-            return Err(invalid("mail.smtp.host", "must be a host name or IP address"));
+            return Err(invalid(
+                "mail.smtp.host",
+                "must be a host name or IP address",
+            ));
         }
         let tls = match smtp.tls.as_str() {
             "implicit" => SmtpTls::Implicit,
@@ -527,10 +567,11 @@ impl Config {
     pub fn smtp_password(&self) -> Result<Option<Secret>, ConfigError> {
         let smtp = &self.mail.smtp;
         if !smtp.password_file.is_empty() {
-            let text = std::fs::read_to_string(&smtp.password_file).map_err(|e| {
-                invalid("mail.smtp.password_file", format!("cannot read: {e}"))
-            })?;
-            return Ok(Some(Secret::new(text.lines().next().unwrap_or("").to_string())));
+            let text = std::fs::read_to_string(&smtp.password_file)
+                .map_err(|e| invalid("mail.smtp.password_file", format!("cannot read: {e}")))?;
+            return Ok(Some(Secret::new(
+                text.lines().next().unwrap_or("").to_string(),
+            )));
         }
         if !smtp.password_env.is_empty() {
             if let Ok(v) = std::env::var(&smtp.password_env) {
@@ -554,7 +595,10 @@ impl Config {
         match self.digest.unknown_policy.as_str() {
             "resend" => Ok(UnknownPolicy::Resend),
             "skip" => Ok(UnknownPolicy::Skip),
-            _ => Err(invalid("digest.unknown_policy", "must be \"resend\" or \"skip\"")),
+            _ => Err(invalid(
+                "digest.unknown_policy",
+                "must be \"resend\" or \"skip\"",
+            )),
         }
     }
 
@@ -570,7 +614,10 @@ impl Config {
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
             .map_err(|_| invalid("security.secret_key", "must be base64"))?;
         if bytes.len() < 32 {
-            return Err(invalid("security.secret_key", "must decode to at least 32 bytes"));
+            return Err(invalid(
+                "security.secret_key",
+                "must decode to at least 32 bytes",
+            ));
         }
         Ok(Some(bytes))
     }
@@ -586,10 +633,11 @@ impl Config {
 }
 
 fn parse_toml(origin: &str, text: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-        path: origin.to_string(),
-        message: e.to_string(),
-    })
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Merges `overlay` into `base`. Keys unknown to the defaults are refused
@@ -628,7 +676,12 @@ fn apply_env(
             .map(|p| p.to_ascii_lowercase())
             .collect();
         let key = path.join(".");
-        let unknown = || invalid(&key, format!("unknown key (from environment variable {name})"));
+        let unknown = || {
+            invalid(
+                &key,
+                format!("unknown key (from environment variable {name})"),
+            )
+        };
         let (leaf, parents) = path.split_last().ok_or_else(unknown)?;
         let mut cursor = &mut *table;
         for part in parents {
@@ -653,7 +706,9 @@ fn env_value(raw: &str, like: &toml::Value) -> toml::Value {
         return toml::Value::String(raw.to_string());
     }
     match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -661,7 +716,10 @@ fn env_value(raw: &str, like: &toml::Value) -> toml::Value {
 fn parse_http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(s).map_err(|e| invalid(key, format!("{s:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(key, format!("{s:?} must be an http(s) URL with a host")));
+        return Err(invalid(
+            key,
+            format!("{s:?} must be an http(s) URL with a host"),
+        ));
     }
     Ok(url)
 }
@@ -684,14 +742,22 @@ pub fn validate_cron(key: &str, expr: &str) -> Result<(), ConfigError> {
 fn validate_list_id(v: &str) -> Result<(), ConfigError> {
     let key = "mail.list_id";
     if v.len() > 255 || v.chars().any(|c| c.is_control() || !c.is_ascii()) {
-        return Err(invalid(key, "must be printable ASCII of at most 255 octets"));
+        return Err(invalid(
+            key,
+            "must be printable ASCII of at most 255 octets",
+        ));
     }
-    let open = v.rfind('<').ok_or_else(|| invalid(key, "must contain <label.domain>"))?;
+    let open = v
+        .rfind('<')
+        .ok_or_else(|| invalid(key, "must contain <label.domain>"))?;
     let inner = v[open + 1..]
         .strip_suffix('>')
         .ok_or_else(|| invalid(key, "must end with <label.domain>"))?;
     if !inner.contains('.') || !is_hostname(inner) {
-        return Err(invalid(key, "the part in angle brackets must look like label.example.org"));
+        return Err(invalid(
+            key,
+            "the part in angle brackets must look like label.example.org",
+        ));
     }
     Ok(())
 }
@@ -711,7 +777,9 @@ fn is_hostname(s: &str) -> bool {
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || IpAddr::from_str(h).map(|ip| ip.is_loopback()).unwrap_or(false)
+        || IpAddr::from_str(h)
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -751,21 +819,53 @@ mod tests {
     fn each_bad_value_fails_naming_its_key() {
         let cases = [
             ("PAPERBOY__DIGEST__CRON", "every minute", "digest.cron"),
-            ("PAPERBOY__SOURCES__HUGGINGFACE__CRON", "* * *", "sources.huggingface.cron"),
+            (
+                "PAPERBOY__SOURCES__HUGGINGFACE__CRON",
+                "* * *",
+                "sources.huggingface.cron",
+            ),
             ("PAPERBOY__SERVER__BASE_URL", "not a url", "server.base_url"),
-            ("PAPERBOY__SERVER__BASE_URL", "ftp://example.org", "server.base_url"),
+            (
+                "PAPERBOY__SERVER__BASE_URL",
+                "ftp://example.org",
+                "server.base_url",
+            ),
             ("PAPERBOY__MAIL__FROM", "nobody", "mail.from"),
             ("PAPERBOY__SERVER__BIND", "localhost", "server.bind"),
             ("PAPERBOY__MAIL__TRANSPORT", "pigeon", "mail.transport"),
-            ("PAPERBOY__DIGEST__DEFAULT_TIME_ZONE", "Mars/Base", "digest.default_time_zone"),
-            ("PAPERBOY__DIGEST__DEFAULT_SIZE", "500", "digest.default_size"),
-            ("PAPERBOY__DIGEST__UNKNOWN_POLICY", "maybe", "digest.unknown_policy"),
+            (
+                "PAPERBOY__DIGEST__DEFAULT_TIME_ZONE",
+                "Mars/Base",
+                "digest.default_time_zone",
+            ),
+            (
+                "PAPERBOY__DIGEST__DEFAULT_SIZE",
+                "500",
+                "digest.default_size",
+            ),
+            (
+                "PAPERBOY__DIGEST__UNKNOWN_POLICY",
+                "maybe",
+                "digest.unknown_policy",
+            ),
             ("PAPERBOY__MAIL__LIST_ID", "no brackets", "mail.list_id"),
-            ("PAPERBOY__SECURITY__SECRET_KEY", "c2hvcnQ=", "security.secret_key"),
+            (
+                "PAPERBOY__SECURITY__SECRET_KEY",
+                "c2hvcnQ=",
+                "security.secret_key",
+            ),
             ("PAPERBOY__LOGGING__FORMAT", "xml", "logging.format"),
-            ("PAPERBOY__SOURCES__ARXIV__CATEGORIES", "[\"Not A Cat\"]", "sources.arxiv.categories"),
+            (
+                "PAPERBOY__SOURCES__ARXIV__CATEGORIES",
+                "[\"Not A Cat\"]",
+                "sources.arxiv.categories",
+            ),
             ("PAPERBOY__SERVER__NOPE", "1", "server.nope"),
-            ("PAPERBOY__DATABASE__MAX_CONNECTIONS", "many", "database.max_connections"),
+            (
+                "PAPERBOY__DATABASE__MAX_CONNECTIONS",
+                "many",
+                "database.max_connections",
+            ),
         ];
         for (var, value, key) in cases {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();
@@ -789,7 +889,10 @@ mod tests {
         .unwrap();
         assert_eq!(local.smtp_port(), 25);
         let missing = load_env(&[("PAPERBOY__MAIL__TRANSPORT", "smtp")]);
-        assert!(missing.unwrap_err().to_string().contains("`mail.smtp.host`"));
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("`mail.smtp.host`"));
     }
 
     #[test]

@@ -77,8 +77,10 @@ impl EmailAddress {
             .without_display_text()
             .without_domain_literal()
             .with_required_tld();
-        email_address::EmailAddress::parse_with_options(s, opts).map_err(|_| EmailError::Invalid)?;
-        s.parse::<lettre::Address>().map_err(|_| EmailError::Invalid)?;
+        email_address::EmailAddress::parse_with_options(s, opts)
+            .map_err(|_| EmailError::Invalid)?;
+        s.parse::<lettre::Address>()
+            .map_err(|_| EmailError::Invalid)?;
         let ascii_domain = idna::domain_to_ascii(domain).map_err(|_| EmailError::Invalid)?;
         if ascii_domain.is_empty() || !ascii_domain.contains('.') {
             return Err(EmailError::Invalid);
@@ -140,9 +142,15 @@ mod tests {
             ("  alice@example.org  ", "alice@example.org"),
             ("Alice@Example.ORG", "Alice@example.org"),
             ("alice+papers@example.org", "alice+papers@example.org"),
-            ("first.last@sub.example.co.uk", "first.last@sub.example.co.uk"),
+            (
+                "first.last@sub.example.co.uk",
+                "first.last@sub.example.co.uk",
+            ),
             ("a@b.io", "a@b.io"),
-            ("user_name-1@example-domain.com", "user_name-1@example-domain.com"),
+            (
+                "user_name-1@example-domain.com",
+                "user_name-1@example-domain.com",
+            ),
             ("élise@exämple.org", ""),
             ("bob@exämple.org", "bob@xn--exmple-cua.org"),
             ("x@münchen.de", "x@xn--mnchen-3ya.de"),
@@ -179,7 +187,10 @@ mod tests {
             long_total.as_str(),
         ];
         for raw in rejected {
-            assert!(EmailAddress::parse(raw).is_err(), "{raw:?} should be rejected");
+            assert!(
+                EmailAddress::parse(raw).is_err(),
+                "{raw:?} should be rejected"
+            );
         }
     }
 

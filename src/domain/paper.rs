@@ -275,7 +275,11 @@ mod tests {
             ("oai:arXiv.org:2411.17001v1", "2411.17001", Some(1)),
             ("hep-th/9901001", "hep-th/9901001", None),
             ("hep-th/9901001v3", "hep-th/9901001", Some(3)),
-            ("http://arxiv.org/abs/math.AG/0601001v1", "math.AG/0601001", Some(1)),
+            (
+                "http://arxiv.org/abs/math.AG/0601001v1",
+                "math.AG/0601001",
+                Some(1),
+            ),
             ("0704.0001", "0704.0001", None),
         ];
         for (raw, id, v) in cases {
@@ -287,7 +291,15 @@ mod tests {
 
     #[test]
     fn malformed_arxiv_ids_are_rejected() {
-        for raw in ["", "v2", "2606.0046", "26060.0467", "abc", "hep-th/99", "../etc/passwd"] {
+        for raw in [
+            "",
+            "v2",
+            "2606.0046",
+            "26060.0467",
+            "abc",
+            "hep-th/99",
+            "../etc/passwd",
+        ] {
             assert!(PaperId::parse_arxiv(raw).is_err(), "{raw}");
         }
     }

@@ -71,7 +71,8 @@ mod weekday_serde {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Weekday, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(|_| serde::de::Error::custom("bad weekday"))
+        s.parse()
+            .map_err(|_| serde::de::Error::custom("bad weekday"))
     }
 }
 
@@ -221,9 +222,8 @@ impl PreferencesInput {
     pub fn validate(&self, defaults: &Preferences) -> Result<Preferences, Vec<FieldError>> {
         use limits::*;
         let mut errors = Vec::new();
-        let mut err = |field: &'static str, message: String| {
-            errors.push(FieldError { field, message })
-        };
+        let mut err =
+            |field: &'static str, message: String| errors.push(FieldError { field, message });
 
         let topics = split_lines_only(&self.topics);
         if topics.len() > MAX_TOPICS {
@@ -277,7 +277,10 @@ impl PreferencesInput {
             {
                 Some(d) => Frequency::Weekly(d),
                 None => {
-                    err("weekly_day", "Choose a day of the week for a weekly digest.".into());
+                    err(
+                        "weekly_day",
+                        "Choose a day of the week for a weekly digest.".into(),
+                    );
                     defaults.frequency
                 }
             },
@@ -295,7 +298,10 @@ impl PreferencesInput {
             Some(s) => match parse_send_time(s) {
                 Some(t) => t,
                 None => {
-                    err("send_time", "Send time must look like 08:00 (24-hour clock).".into());
+                    err(
+                        "send_time",
+                        "Send time must look like 08:00 (24-hour clock).".into(),
+                    );
                     defaults.send_time
                 }
             },
@@ -369,7 +375,10 @@ fn check_list(
     {
         err(
             field,
-            format!("Entries must be at most {} characters.", limits::MAX_ITEM_CHARS),
+            format!(
+                "Entries must be at most {} characters.",
+                limits::MAX_ITEM_CHARS
+            ),
         );
     }
 }
@@ -400,14 +409,14 @@ pub fn is_category(s: &str) -> bool {
     let archive = parts.next().unwrap_or("");
     let ok_archive = !archive.is_empty()
         && archive.len() <= 12
-        && archive
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && archive.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
         && archive.as_bytes()[0].is_ascii_lowercase();
     let ok_sub = match parts.next() {
         None => true,
         Some(sub) => {
-            !sub.is_empty() && sub.len() <= 6 && sub.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+            !sub.is_empty()
+                && sub.len() <= 6
+                && sub.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
         }
     };
     ok_archive && ok_sub
@@ -450,7 +459,9 @@ mod tests {
         assert_eq!(p.frequency, Frequency::Weekly(Weekday::Mon));
         assert_eq!(p.send_time, NaiveTime::from_hms_opt(7, 30, 0).unwrap());
         assert_eq!(p.time_zone, chrono_tz::Europe::Berlin);
-        let round = PreferencesInput::from_preferences(&p).validate(&defaults()).unwrap();
+        let round = PreferencesInput::from_preferences(&p)
+            .validate(&defaults())
+            .unwrap();
         assert_eq!(round, p);
     }
 
@@ -469,13 +480,24 @@ mod tests {
         let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            vec!["topics", "categories", "digest_size", "frequency", "send_time", "time_zone"]
+            vec![
+                "topics",
+                "categories",
+                "digest_size",
+                "frequency",
+                "send_time",
+                "time_zone"
+            ]
         );
     }
 
     #[test]
     fn frequency_encoding_round_trips() {
-        for f in [Frequency::Daily, Frequency::Weekdays, Frequency::Weekly(Weekday::Sun)] {
+        for f in [
+            Frequency::Daily,
+            Frequency::Weekdays,
+            Frequency::Weekly(Weekday::Sun),
+        ] {
             assert_eq!(Frequency::decode(&f.encode()), Some(f));
         }
         assert_eq!(Frequency::decode("weekly:funday"), None);

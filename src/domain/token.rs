@@ -42,6 +42,11 @@ impl Token {
         Token(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// A token from 32 bytes the caller derived (e.g. an HMAC output).
+    pub fn from_bytes(bytes: [u8; 32]) -> Token {
+        Token(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
     /// Accepts exactly the canonical encoding of 32 bytes; anything else
     /// (wrong length, padding, non-canonical trailing bits) is refused
     /// without touching the database.

@@ -16,8 +16,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-// pub mod outbox;
-// pub mod subscribers;
+pub mod outbox;
+pub mod subscribers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and
 /// `Conflict`; everything else is a failure to report.
@@ -27,7 +27,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("another paperboy process is using {0}; stop it first (only one daemon may own a database)")]
+    #[error(
+        "another paperboy process is using {0}; stop it first (only one daemon may own a database)"
+    )]
     Locked(PathBuf),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -173,9 +175,9 @@ impl Store {
             )));
         }
         ensure_parent(dest)?;
-        let dest_str = dest.to_str().ok_or_else(|| {
-            StoreError::Conflict("backup path must be valid UTF-8".into())
-        })?;
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Conflict("backup path must be valid UTF-8".into()))?;
         sqlx::query("VACUUM INTO ?")
             .bind(dest_str)
             .execute(&self.pool)
@@ -328,7 +330,10 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(store.setting("counter").await.unwrap().as_deref(), Some("1600"));
+        assert_eq!(
+            store.setting("counter").await.unwrap().as_deref(),
+            Some("1600")
+        );
     }
 
     #[tokio::test]
@@ -337,7 +342,10 @@ mod tests {
         let db = dir.path().join("x.sqlite");
         let first = InstanceLock::acquire(&db).unwrap();
         let err = InstanceLock::acquire(&db).unwrap_err();
-        assert!(err.to_string().contains("another paperboy process"), "{err}");
+        assert!(
+            err.to_string().contains("another paperboy process"),
+            "{err}"
+        );
         drop(first);
         InstanceLock::acquire(&db).unwrap();
     }

@@ -1,0 +1,96 @@
+//! The one cloneable application context shared by web handlers, jobs
+//! and CLI commands: configuration, store, renderer, mail composer and
+//! transport, link builder, clock, metrics, and the shutdown signal.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::deliver::{Composer, Transport};
+use crate::links::Links;
+use crate::render::Renderer;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use anyhow::Context;
+use std::ops::Deref;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Clone, Debug)]
+pub struct App(Arc<AppInner>);
+
+#[derive(Debug)]
+pub struct AppInner {
+    pub config: Config,
+    pub store: Store,
+    pub renderer: Renderer,
+    pub composer: Composer,
+    pub transport: Transport,
+    pub links: Links,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub rate_limiter: crate::web::RateLimiter,
+    /// Woken whenever transactional mail is queued.
+    pub outbox_wake: Notify,
+    /// Cancelled on SIGTERM/SIGINT: stop taking new work.
+    pub shutdown: CancellationToken,
+    /// Background work to wait for during a graceful shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// Optional replacements for the production parts, for tests.
+#[derive(Default)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub transport: Option<Transport>,
+}
+
+impl App {
+    /// Opens the store (running migrations), loads the secret key, compiles
+    /// templates and builds the transport. Fails with the reason when any
+    /// part is unusable, so problems surface at start-up.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<App> {
+        let store = Store::open(&config.database)
+            .await
+            .with_context(|| format!("opening database {}", config.database.path.display()))?;
+        App::with_store(config, store, overrides)
+    }
+
+    pub fn with_store(config: Config, store: Store, overrides: Overrides) -> anyhow::Result<App> {
+        let key =
+            crate::links::load_or_create_key(config.secret_key_bytes()?, &config.database.path)?;
+        let links = Links::new(config.base_url()?, key);
+        let renderer = Renderer::new().context("compiling templates")?;
+        let composer = Composer::from_config(&config, &links.home_url())?;
+        let transport = match overrides.transport {
+            Some(t) => t,
+            None => Transport::from_config(&config).context("setting up the mail transport")?,
+        };
+        let rate_limiter = crate::web::RateLimiter::new(config.subscribe.per_ip_per_minute);
+        Ok(App(Arc::new(AppInner {
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            config,
+            store,
+            renderer,
+            composer,
+            transport,
+            links,
+            metrics: Metrics::default(),
+            rate_limiter,
+            outbox_wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })))
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

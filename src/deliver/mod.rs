@@ -1,0 +1,484 @@
+//! Builds MIME messages (headers per R1–R13) and hands them to a
+//! transport: an SMTP relay, an outbox folder of `.eml` files (the
+//! default), or lettre's in-memory stub in unit tests. Deciding *who*
+//! gets mail is not this module's business.
+
+use crate::config::{Config, SmtpTls};
+use crate::domain::EmailAddress;
+use crate::render::{sanitize_header_text, RenderedEmail};
+use chrono::{DateTime, Utc};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{dkim, Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A delivery failure, classified the way the retry policy needs (R51).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DeliverError {
+    /// 4xx: try again later.
+    #[error("transient SMTP failure {code}: {message}")]
+    Transient { code: u16, message: String },
+    /// 5xx: do not retry.
+    #[error("permanent SMTP failure {code}: {message}")]
+    Permanent {
+        code: u16,
+        enhanced: Option<String>,
+        message: String,
+    },
+    /// Connection, TLS, timeout, I/O: retry, without blaming the recipient.
+    #[error("network failure: {0}")]
+    Network(String),
+    /// The message could not be built (a bug or bad data): do not retry.
+    #[error("cannot build message: {0}")]
+    Compose(String),
+}
+
+impl DeliverError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DeliverError::Transient { .. } | DeliverError::Network(_)
+        )
+    }
+
+    /// A permanent failure that says the mailbox does not exist or is
+    /// unavailable (enhanced status 5.1.x, or 550/551/553 without one):
+    /// the address must be suppressed (R55).
+    pub fn is_hard_bounce(&self) -> bool {
+        match self {
+            DeliverError::Permanent { code, enhanced, .. } => match enhanced {
+                Some(e) => e.starts_with("5.1."),
+                None => matches!(code, 550 | 551 | 553),
+            },
+            _ => false,
+        }
+    }
+
+    /// A rate-limit reply (421 or 4.7.x): the sender should slow down.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, DeliverError::Transient { code: 421, .. })
+            || matches!(self, DeliverError::Transient { message, .. } if message.contains("4.7."))
+    }
+
+    fn from_lettre(e: lettre::transport::smtp::Error) -> DeliverError {
+        let message = sanitize_header_text(&e.to_string(), 300);
+        match e.status() {
+            Some(code) if e.is_permanent() => DeliverError::Permanent {
+                code: u16::from(code),
+                enhanced: enhanced_status(&message),
+                message,
+            },
+            Some(code) if e.is_transient() => DeliverError::Transient {
+                code: u16::from(code),
+                message,
+            },
+            _ => DeliverError::Network(message),
+        }
+    }
+}
+
+/// The first `class.subject.detail` enhanced status code in a reply.
+pub fn enhanced_status(reply: &str) -> Option<String> {
+    reply
+        .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .find(|tok| {
+            let parts: Vec<&str> = tok.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// A fully built message, ready for any transport: the exact bytes are
+/// what gets sent (and, for crash-safe resends, what gets stored).
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub envelope: lettre::address::Envelope,
+    pub bytes: Vec<u8>,
+    pub message_id: String,
+}
+
+/// What varies per message.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub to: &'a EmailAddress,
+    pub content: &'a RenderedEmail,
+    /// The full `<…@domain>` Message-ID.
+    pub message_id: String,
+    /// HTTPS one-click unsubscribe URL; adds `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post` (R5).
+    pub unsubscribe_url: Option<String>,
+    /// The Date header; `None` means now.
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// Header policy shared by every message, built once from config.
+pub struct Composer {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    list_id: String,
+    list_subscribe: String,
+    message_id_domain: String,
+    max_bytes: usize,
+    dkim: Option<dkim::DkimConfig>,
+}
+
+impl std::fmt::Debug for Composer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Composer")
+            .field("from", &self.from.to_string())
+            .field("list_id", &self.list_id)
+            .field("dkim", &self.dkim.is_some())
+            .finish()
+    }
+}
+
+/// Headers covered by the DKIM signature (R24): relaxed/relaxed over
+/// these verifies with independent verifiers; `Content-Type` is left out
+/// because lettre writes it together with the body.
+pub const DKIM_SIGNED_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+fn raw_header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+impl Composer {
+    pub fn from_config(cfg: &Config, home_url: &str) -> anyhow::Result<Composer> {
+        use anyhow::Context;
+        let dkim = if cfg.mail.dkim.enabled {
+            let pem =
+                std::fs::read_to_string(&cfg.mail.dkim.private_key_file).with_context(|| {
+                    format!(
+                        "config key `mail.dkim.private_key_file`: cannot read {}",
+                        cfg.mail.dkim.private_key_file
+                    )
+                })?;
+            Some(dkim_config(
+                &cfg.mail.dkim.selector,
+                &cfg.mail.dkim.domain,
+                &pem,
+            )?)
+        } else {
+            None
+        };
+        Ok(Composer {
+            from: cfg.from_mailbox()?,
+            reply_to: if cfg.mail.reply_to.is_empty() {
+                None
+            } else {
+                Some(cfg.mail.reply_to.parse()?)
+            },
+            list_id: cfg.mail.list_id.clone(),
+            list_subscribe: home_url.to_string(),
+            message_id_domain: cfg.message_id_domain(),
+            max_bytes: cfg.mail.max_message_bytes,
+            dkim,
+        })
+    }
+
+    pub fn message_id_domain(&self) -> &str {
+        &self.message_id_domain
+    }
+
+    /// Builds the message: multipart/alternative (text, then HTML),
+    /// explicit Message-ID and Date, Auto-Submitted, List-Id,
+    /// List-Subscribe, List-Post: NO, and the one-click pair when an
+    /// unsubscribe URL is given; DKIM-signed last when configured.
+    pub fn compose(&self, m: &Outgoing<'_>) -> Result<Composed, DeliverError> {
+        let to_addr: Address =
+            m.to.as_str()
+                .parse()
+                .map_err(|e| DeliverError::Compose(format!("recipient address: {e}")))?;
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to_addr))
+            .subject(sanitize_header_text(
+                &m.content.subject,
+                crate::render::MAX_SUBJECT_CHARS,
+            ))
+            .message_id(Some(m.message_id.clone()))
+            .date(
+                m.date
+                    .map(Into::into)
+                    .unwrap_or_else(std::time::SystemTime::now),
+            )
+            .raw_header(raw_header("Auto-Submitted", "auto-generated".into()))
+            .raw_header(raw_header("List-Id", self.list_id.clone()))
+            .raw_header(raw_header(
+                "List-Subscribe",
+                format!("<{}>", self.list_subscribe),
+            ))
+            .raw_header(raw_header("List-Post", "NO".into()));
+        if let Some(r) = &self.reply_to {
+            b = b.reply_to(r.clone());
+        }
+        if let Some(url) = &m.unsubscribe_url {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(DeliverError::Compose(
+                    "unsubscribe URL must be http(s)".into(),
+                ));
+            }
+            b = b
+                .raw_header(raw_header("List-Unsubscribe", format!("<{url}>")))
+                .raw_header(raw_header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let mut msg = b
+            .multipart(MultiPart::alternative_plain_html(
+                m.content.text.clone(),
+                m.content.html.clone(),
+            ))
+            .map_err(|e| DeliverError::Compose(e.to_string()))?;
+        if let Some(cfg) = &self.dkim {
+            msg.sign(cfg);
+        }
+        let bytes = msg.formatted();
+        if bytes.len() > self.max_bytes {
+            return Err(DeliverError::Compose(format!(
+                "message is {} bytes, above mail.max_message_bytes = {}",
+                bytes.len(),
+                self.max_bytes
+            )));
+        }
+        Ok(Composed {
+            envelope: msg.envelope().clone(),
+            bytes,
+            message_id: m.message_id.clone(),
+        })
+    }
+
+    /// A Message-ID that is deterministic for `(label, key_parts)` but
+    /// not guessable without the secret key (R2):
+    /// `<base32(HMAC)[..26].{tag}@{domain}>`.
+    pub fn message_id(
+        &self,
+        links: &crate::links::Links,
+        label: &str,
+        data: &[u8],
+        tag: &str,
+    ) -> String {
+        let mac = links.keyed_digest(label, data);
+        let b32 = data_encoding::BASE32_NOPAD
+            .encode(&mac)
+            .to_ascii_lowercase();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        format!("<{}.{}@{}>", &b32[..26], tag, self.message_id_domain)
+    }
+}
+
+/// A relaxed/relaxed DKIM configuration over [`DKIM_SIGNED_HEADERS`].
+pub fn dkim_config(
+    selector: &str,
+    domain: &str,
+    pkcs1_pem: &str,
+) -> anyhow::Result<dkim::DkimConfig> {
+    let key = dkim::DkimSigningKey::new(pkcs1_pem, dkim::DkimSigningAlgorithm::Rsa).map_err(|e| {
+        anyhow::anyhow!(
+            "config key `mail.dkim.private_key_file`: not a PKCS#1 RSA key (-----BEGIN RSA PRIVATE KEY-----): {e}"
+        )
+    })?;
+    Ok(dkim::DkimConfig::new(
+        selector.to_string(),
+        domain.to_string(),
+        key,
+        DKIM_SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        dkim::DkimCanonicalization {
+            header: dkim::DkimCanonicalizationType::Relaxed,
+            body: dkim::DkimCanonicalizationType::Relaxed,
+        },
+    ))
+}
+
+/// Where composed messages go.
+#[derive(Clone)]
+pub enum Transport {
+    /// One `.eml` file per message in a folder, written atomically.
+    File(Arc<PathBuf>),
+    /// A pooled SMTP relay connection.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// lettre's in-memory stub (unit tests).
+    Stub(lettre::transport::stub::AsyncStubTransport),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::File(dir) => write!(f, "Transport::File({})", dir.display()),
+            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
+            Transport::Stub(_) => f.write_str("Transport::Stub"),
+        }
+    }
+}
+
+impl Transport {
+    /// Builds the configured transport. SMTP credentials come from the
+    /// environment or a file and are never logged (R26).
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Transport> {
+        match cfg.mail.transport.as_str() {
+            "smtp" => {
+                let smtp = &cfg.mail.smtp;
+                let mut b = match cfg.smtp_tls()? {
+                    SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+                    SmtpTls::StartTls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?
+                    }
+                    // Validation allows this only for loopback hosts.
+                    SmtpTls::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                    }
+                };
+                b = b
+                    .port(cfg.smtp_port())
+                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
+                    .pool_config(PoolConfig::new().max_size(smtp.pool_size));
+                if !smtp.username.is_empty() {
+                    let password = cfg.smtp_password()?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "config key `mail.smtp.username` is set but no password was found in `mail.smtp.password_file` or the variable named by `mail.smtp.password_env`"
+                        )
+                    })?;
+                    b = b.credentials(Credentials::new(
+                        smtp.username.clone(),
+                        password.expose().to_string(),
+                    ));
+                }
+                Ok(Transport::Smtp(b.build()))
+            }
+            _ => Ok(Transport::File(Arc::new(cfg.mail.outbox_dir.clone()))),
+        }
+    }
+
+    /// Sends one message. `Ok` means the relay (or the folder) accepted it.
+    pub async fn send(&self, m: &Composed) -> Result<(), DeliverError> {
+        match self {
+            Transport::File(dir) => write_eml(dir, m).await.map_err(|e| {
+                DeliverError::Network(format!("outbox folder {}: {e}", dir.display()))
+            }),
+            Transport::Smtp(t) => t
+                .send_raw(&m.envelope, &m.bytes)
+                .await
+                .map(|_| ())
+                .map_err(DeliverError::from_lettre),
+            Transport::Stub(t) => t
+                .send_raw(&m.envelope, &m.bytes)
+                .await
+                .map_err(|e| DeliverError::Network(e.to_string())),
+        }
+    }
+
+    /// Checks the relay at start-up; the result is logged, never fatal,
+    /// since the relay may come up later (R27).
+    pub async fn check(&self) {
+        match self {
+            Transport::Smtp(t) => match t.test_connection().await {
+                Ok(true) => tracing::info!("SMTP relay reachable"),
+                Ok(false) | Err(_) => {
+                    tracing::warn!("SMTP relay not reachable now; mail will be retried")
+                }
+            },
+            Transport::File(dir) => {
+                if let Err(e) = tokio::fs::create_dir_all(dir.as_path()).await {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot create outbox folder");
+                }
+            }
+            Transport::Stub(_) => {}
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Transport::Smtp(t) = self {
+            t.shutdown().await;
+        }
+    }
+}
+
+/// Writes `<dir>/<time>-<id>.eml` via a temporary file, fsync and rename,
+/// so a reader never sees a half-written message.
+async fn write_eml(dir: &Path, m: &Composed) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let id: String = m
+        .message_id
+        .trim_matches(['<', '>'])
+        .split('@')
+        .next()
+        .unwrap_or("msg")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+        .take(60)
+        .collect();
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6f");
+    let name = format!("{stamp}-{id}.eml");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let bytes = m.bytes.clone();
+    let dest = dir.join(&name);
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_replies() {
+        assert_eq!(
+            enhanced_status("permanent error (550): 5.1.1 no such user").as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            enhanced_status("451 4.7.28 rate limited").as_deref(),
+            Some("4.7.28")
+        );
+        assert_eq!(enhanced_status("550 mailbox unavailable"), None);
+        assert_eq!(enhanced_status("version 1.2.3"), None);
+    }
+
+    #[test]
+    fn hard_bounces_are_recognised() {
+        let p = |code, enhanced: Option<&str>| DeliverError::Permanent {
+            code,
+            enhanced: enhanced.map(str::to_string),
+            message: String::new(),
+        };
+        assert!(p(550, Some("5.1.1")).is_hard_bounce());
+        assert!(p(550, None).is_hard_bounce());
+        assert!(!p(552, Some("5.2.2")).is_hard_bounce());
+        assert!(!p(554, None).is_hard_bounce());
+        let t = DeliverError::Transient {
+            code: 421,
+            message: "4.7.28".into(),
+        };
+        assert!(t.is_retryable() && t.is_rate_limit() && !t.is_hard_bounce());
+    }
+}

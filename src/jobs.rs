@@ -1,0 +1,85 @@
+//! Cron wiring only: each scheduled job calls a plain async function
+//! elsewhere. A failing job logs and waits for its next tick; it never
+//! takes the daemon down.
+
+use crate::app::App;
+use anyhow::Context;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+type JobFn = Arc<dyn Fn(App) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A named job: its config key (for messages), cron expression and body.
+pub struct Scheduled {
+    pub name: &'static str,
+    pub cron: String,
+    pub run: JobFn,
+}
+
+impl Scheduled {
+    pub fn new<F, Fut>(name: &'static str, cron: &str, f: F) -> Scheduled
+    where
+        F: Fn(App) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Scheduled {
+            name,
+            cron: cron.to_string(),
+            run: Arc::new(move |app| Box::pin(f(app))),
+        }
+    }
+}
+
+/// The daemon's cron jobs, from config.
+pub fn schedule(_app: &App) -> Vec<Scheduled> {
+    vec![Scheduled::new(
+        "maintenance",
+        // Hourly housekeeping: purge expired pending subscribers, old rate
+        // rows and expired confirm tokens (R28, R47).
+        "0 17 * * * *",
+        maintenance,
+    )]
+}
+
+/// Housekeeping; see [`schedule`].
+pub async fn maintenance(app: App) {
+    let max_age = chrono::Duration::days(app.config.subscribe.pending_expiry_days as i64);
+    match app.store.purge_expired(max_age, app.now()).await {
+        Ok(n) if n > 0 => tracing::info!(purged = n, "purged unconfirmed subscribers"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "maintenance job failed"),
+    }
+}
+
+/// Starts the scheduler with `jobs`. Each run is tracked so a graceful
+/// shutdown waits for it; no new run starts once shutdown began.
+pub async fn start(app: &App, jobs: Vec<Scheduled>) -> anyhow::Result<JobScheduler> {
+    let sched = JobScheduler::new()
+        .await
+        .context("starting the scheduler")?;
+    for job in jobs {
+        let app = app.clone();
+        let run = job.run.clone();
+        let name = job.name;
+        let j = Job::new_async(job.cron.as_str(), move |_id, _lock| {
+            let app = app.clone();
+            let run = run.clone();
+            Box::pin(async move {
+                if app.shutdown.is_cancelled() {
+                    return;
+                }
+                tracing::debug!(job = name, "job starting");
+                app.tasks.clone().spawn(run(app.clone())).await.ok();
+            })
+        })
+        .with_context(|| format!("job {name}: bad cron expression {:?}", job.cron))?;
+        sched
+            .add(j)
+            .await
+            .with_context(|| format!("adding job {name}"))?;
+    }
+    sched.start().await.context("starting the scheduler")?;
+    Ok(sched)
+}

@@ -1,0 +1,883 @@
+//! Subscribers, consent records, tokens and suppressions.
+
+use super::{parse_ts, parse_ts_opt, ts, Result, Store, StoreError};
+use crate::domain::{
+    hash_canonical, EmailAddress, Frequency, Preferences, SubscriberId, SubscriberState,
+    TokenPurpose,
+};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use serde::Serialize;
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+/// A subscriber as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscriber {
+    pub id: SubscriberId,
+    pub email: EmailAddress,
+    pub state: SubscriberState,
+    pub preferences: Preferences,
+    /// Generation of the manage token; bumping it rotates the link.
+    pub token_generation: i64,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+/// How consent was given (R43).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentMethod {
+    WebForm,
+    OperatorImport,
+}
+
+impl ConsentMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConsentMethod::WebForm => "web_form",
+            ConsentMethod::OperatorImport => "operator_import",
+        }
+    }
+}
+
+/// What the subscriber was shown and where, for the consent record.
+#[derive(Debug, Clone)]
+pub struct ConsentInput {
+    pub method: ConsentMethod,
+    pub source: String,
+    pub consent_text_hash: String,
+    pub ip: Option<String>,
+}
+
+/// Limits on confirmation mails (R32). Exceeding them is silent: the
+/// visitor sees the same response (R31).
+#[derive(Debug, Clone, Copy)]
+pub struct ConfirmLimits {
+    pub min_interval: Duration,
+    pub per_day: u32,
+    pub global_per_hour: u32,
+}
+
+/// What a subscribe request did. Only logs and metrics see this; the
+/// visitor always gets the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    /// A new or returning (pending / unsubscribed) address: confirmation queued.
+    ConfirmationQueued,
+    /// Already active or paused: a "you are already subscribed" mail with
+    /// the manage link was queued.
+    ManageLinkQueued,
+    /// Nothing queued because a per-address or global limit was reached.
+    RateLimited,
+    /// The address bounced hard or complained: nothing is ever sent.
+    Suppressed,
+}
+
+/// Why the address is on the suppression list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionReason {
+    HardBounce,
+    Complaint,
+    /// The subscriber deleted their data; a fresh double opt-in lifts it.
+    Deleted,
+    /// An operator removed the address.
+    Manual,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionReason::HardBounce => "hard_bounce",
+            SuppressionReason::Complaint => "complaint",
+            SuppressionReason::Deleted => "deleted",
+            SuppressionReason::Manual => "manual",
+        }
+    }
+
+    /// Whether the subscriber's own fresh double opt-in may lift it. Hard
+    /// bounces and complaints are never lifted automatically: mailing a
+    /// dead or complaining address again hurts every other subscriber's
+    /// deliverability.
+    pub fn liftable_by_opt_in(self) -> bool {
+        matches!(self, SuppressionReason::Deleted | SuppressionReason::Manual)
+    }
+
+    fn parse(s: &str) -> Option<SuppressionReason> {
+        Some(match s {
+            "hard_bounce" => SuppressionReason::HardBounce,
+            "complaint" => SuppressionReason::Complaint,
+            "deleted" => SuppressionReason::Deleted,
+            "manual" => SuppressionReason::Manual,
+            _ => return None,
+        })
+    }
+}
+
+/// Outcome of `POST /confirm/{token}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfirmOutcome {
+    Confirmed(Box<Subscriber>),
+    /// Unknown, already used or expired: one generic answer.
+    Invalid,
+}
+
+/// Computes the stored hash of a subscriber's manage token for a
+/// generation. The store never sees the token itself.
+pub type ManageHashFn<'a> = &'a (dyn Fn(SubscriberId, i64) -> String + Send + Sync);
+
+const SUBSCRIBER_COLUMNS: &str = "id, email, email_canonical, state, topics, excluded, authors, \
+     categories, digest_size, frequency, send_time, time_zone, fallback_trending, \
+     token_generation, created_at, confirmed_at, unsubscribed_at";
+
+/// method, source, consent hash, topics, ip, requested_at, confirmed_at.
+type ConsentRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// subscriber_id, expires_at, used_at, revoked_at.
+type TokenRow = (i64, Option<String>, Option<String>, Option<String>);
+
+#[derive(sqlx::FromRow)]
+struct SubscriberRow {
+    id: i64,
+    email: String,
+    email_canonical: String,
+    state: String,
+    topics: String,
+    excluded: String,
+    authors: String,
+    categories: String,
+    digest_size: i64,
+    frequency: String,
+    send_time: String,
+    time_zone: String,
+    fallback_trending: bool,
+    token_generation: i64,
+    created_at: String,
+    confirmed_at: Option<String>,
+    unsubscribed_at: Option<String>,
+}
+
+fn json_list(s: &str, what: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+impl TryFrom<SubscriberRow> for Subscriber {
+    type Error = StoreError;
+
+    fn try_from(r: SubscriberRow) -> Result<Subscriber> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("subscriber {}: bad {what}", r.id));
+        Ok(Subscriber {
+            id: SubscriberId(r.id),
+            email: EmailAddress::from_stored(r.email.clone(), r.email_canonical.clone()),
+            state: SubscriberState::parse(&r.state).ok_or_else(|| corrupt("state"))?,
+            preferences: Preferences {
+                topics: json_list(&r.topics, "topics")?,
+                excluded: json_list(&r.excluded, "excluded")?,
+                authors: json_list(&r.authors, "authors")?,
+                categories: json_list(&r.categories, "categories")?,
+                digest_size: u8::try_from(r.digest_size).map_err(|_| corrupt("digest_size"))?,
+                frequency: Frequency::decode(&r.frequency).ok_or_else(|| corrupt("frequency"))?,
+                send_time: NaiveTime::parse_from_str(&r.send_time, "%H:%M")
+                    .map_err(|_| corrupt("send_time"))?,
+                time_zone: r.time_zone.parse().map_err(|_| corrupt("time_zone"))?,
+                fallback_trending: r.fallback_trending,
+            },
+            token_generation: r.token_generation,
+            created_at: parse_ts(&r.created_at)?,
+            confirmed_at: parse_ts_opt(r.confirmed_at)?,
+            unsubscribed_at: parse_ts_opt(r.unsubscribed_at)?,
+        })
+    }
+}
+
+async fn load(conn: &mut SqliteConnection, id: SubscriberId) -> Result<Subscriber> {
+    let row: SubscriberRow = sqlx::query_as(&format!(
+        "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    row.try_into()
+}
+
+async fn suppression_of(
+    conn: &mut SqliteConnection,
+    email_hash: &str,
+) -> Result<Option<SuppressionReason>> {
+    let r: Option<String> =
+        sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = ?")
+            .bind(email_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(r.as_deref().and_then(SuppressionReason::parse))
+}
+
+async fn insert_subscriber(
+    tx: &mut Transaction<'static, Sqlite>,
+    email: &EmailAddress,
+    state: SubscriberState,
+    prefs: &Preferences,
+    now: DateTime<Utc>,
+) -> Result<SubscriberId> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO subscribers (email, email_canonical, state, topics, excluded, authors, \
+         categories, digest_size, frequency, send_time, time_zone, fallback_trending, \
+         created_at, updated_at, confirmed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(email.as_str())
+    .bind(email.canonical())
+    .bind(state.as_str())
+    .bind(to_json(&prefs.topics))
+    .bind(to_json(&prefs.excluded))
+    .bind(to_json(&prefs.authors))
+    .bind(to_json(&prefs.categories))
+    .bind(prefs.digest_size as i64)
+    .bind(prefs.frequency.encode())
+    .bind(prefs.send_time.format("%H:%M").to_string())
+    .bind(prefs.time_zone.name())
+    .bind(prefs.fallback_trending)
+    .bind(ts(now))
+    .bind(ts(now))
+    .bind((state == SubscriberState::Active).then(|| ts(now)))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| StoreError::from_unique(e, "address already subscribed"))?;
+    Ok(SubscriberId(id))
+}
+
+async fn write_preferences(
+    conn: &mut SqliteConnection,
+    id: SubscriberId,
+    prefs: &Preferences,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE subscribers SET topics = ?, excluded = ?, authors = ?, categories = ?, \
+         digest_size = ?, frequency = ?, send_time = ?, time_zone = ?, fallback_trending = ?, \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(to_json(&prefs.topics))
+    .bind(to_json(&prefs.excluded))
+    .bind(to_json(&prefs.authors))
+    .bind(to_json(&prefs.categories))
+    .bind(prefs.digest_size as i64)
+    .bind(prefs.frequency.encode())
+    .bind(prefs.send_time.format("%H:%M").to_string())
+    .bind(prefs.time_zone.name())
+    .bind(prefs.fallback_trending)
+    .bind(ts(now))
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_consent(
+    conn: &mut SqliteConnection,
+    id: SubscriberId,
+    consent: &ConsentInput,
+    topics: &[String],
+    now: DateTime<Utc>,
+    confirmed: bool,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO consents (subscriber_id, method, source, consent_text_hash, topics, ip, \
+         requested_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id.0)
+    .bind(consent.method.as_str())
+    .bind(&consent.source)
+    .bind(&consent.consent_text_hash)
+    .bind(to_json(topics))
+    .bind(&consent.ip)
+    .bind(ts(now))
+    .bind(confirmed.then(|| ts(now)))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_manage_token(
+    conn: &mut SqliteConnection,
+    id: SubscriberId,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO tokens (hash, subscriber_id, purpose, created_at) \
+         VALUES (?, ?, 'manage', ?)",
+    )
+    .bind(hash)
+    .bind(id.0)
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues a transactional mail unless the per-address or global limits
+/// say no. Returns whether it was queued.
+async fn queue_limited(
+    conn: &mut SqliteConnection,
+    id: SubscriberId,
+    email_hash: &str,
+    kind: &str,
+    limits: &ConfirmLimits,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM confirm_sends WHERE email_hash = ? AND queued_at > ?",
+    )
+    .bind(email_hash)
+    .bind(ts(now - limits.min_interval))
+    .fetch_one(&mut *conn)
+    .await?;
+    let day: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM confirm_sends WHERE email_hash = ? AND queued_at > ?",
+    )
+    .bind(email_hash)
+    .bind(ts(now - Duration::hours(24)))
+    .fetch_one(&mut *conn)
+    .await?;
+    let global: i64 = sqlx::query_scalar("SELECT count(*) FROM confirm_sends WHERE queued_at > ?")
+        .bind(ts(now - Duration::hours(1)))
+        .fetch_one(&mut *conn)
+        .await?;
+    if recent > 0 || day >= limits.per_day as i64 || global >= limits.global_per_hour as i64 {
+        return Ok(false);
+    }
+    sqlx::query("INSERT INTO confirm_sends (email_hash, queued_at) VALUES (?, ?)")
+        .bind(email_hash)
+        .bind(ts(now))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (subscriber_id, kind, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id.0)
+    .bind(kind)
+    .bind(ts(now))
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+impl Store {
+    /// Handles a subscribe request in one write transaction (R28, R31,
+    /// R32): creates or refreshes a pending subscriber and queues at most
+    /// one confirmation, or, for an active address, a rate-limited mail
+    /// with the manage link. No mail is sent here; the outbox worker does.
+    pub async fn request_subscription(
+        &self,
+        email: &EmailAddress,
+        prefs: &Preferences,
+        consent: &ConsentInput,
+        limits: &ConfirmLimits,
+        manage_hash: ManageHashFn<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(SubscribeOutcome, Option<SubscriberId>)> {
+        let mut tx = self.begin_write().await?;
+        let hash = email.hash();
+        if let Some(reason) = suppression_of(&mut tx, &hash).await? {
+            if !reason.liftable_by_opt_in() {
+                tx.commit().await?;
+                return Ok((SubscribeOutcome::Suppressed, None));
+            }
+        }
+        let existing: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, state FROM subscribers WHERE email_canonical = ?")
+                .bind(email.canonical())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (id, kind) = match existing {
+            None => {
+                let id =
+                    insert_subscriber(&mut tx, email, SubscriberState::Pending, prefs, now).await?;
+                insert_manage_token(&mut tx, id, &manage_hash(id, 0), now).await?;
+                insert_consent(&mut tx, id, consent, &prefs.topics, now, false).await?;
+                (id, "confirm")
+            }
+            Some((id, state)) => {
+                let id = SubscriberId(id);
+                match SubscriberState::parse(&state) {
+                    Some(SubscriberState::Active | SubscriberState::Paused) => (id, "manage_link"),
+                    _ => {
+                        // Pending or unsubscribed: a fresh double opt-in with
+                        // the preferences just submitted.
+                        write_preferences(&mut tx, id, prefs, now).await?;
+                        sqlx::query(
+                            "UPDATE subscribers SET state = 'pending', updated_at = ? WHERE id = ?",
+                        )
+                        .bind(ts(now))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                        insert_consent(&mut tx, id, consent, &prefs.topics, now, false).await?;
+                        (id, "confirm")
+                    }
+                }
+            }
+        };
+        let queued = queue_limited(&mut tx, id, &hash, kind, limits, now).await?;
+        tx.commit().await?;
+        let outcome = match (queued, kind) {
+            (false, _) => SubscribeOutcome::RateLimited,
+            (true, "confirm") => SubscribeOutcome::ConfirmationQueued,
+            (true, _) => SubscribeOutcome::ManageLinkQueued,
+        };
+        Ok((outcome, Some(id)))
+    }
+
+    /// Adds an address as already confirmed, for operators migrating a
+    /// list (`subscribers add --confirmed`); recorded as an operator import
+    /// in the consent record. An existing address is a `Conflict`.
+    pub async fn add_subscriber(
+        &self,
+        email: &EmailAddress,
+        prefs: &Preferences,
+        state: SubscriberState,
+        consent: &ConsentInput,
+        manage_hash: ManageHashFn<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<SubscriberId> {
+        let mut tx = self.begin_write().await?;
+        let id = insert_subscriber(&mut tx, email, state, prefs, now).await?;
+        insert_manage_token(&mut tx, id, &manage_hash(id, 0), now).await?;
+        insert_consent(
+            &mut tx,
+            id,
+            consent,
+            &prefs.topics,
+            now,
+            state == SubscriberState::Active,
+        )
+        .await?;
+        if state == SubscriberState::Active {
+            // An operator vouching for consent lifts an earlier suppression
+            // only when the subscriber's own action could have lifted it.
+            sqlx::query(
+                "DELETE FROM suppressions WHERE email_hash = ? AND reason IN ('deleted', 'manual')",
+            )
+            .bind(email.hash())
+            .execute(&mut *tx)
+            .await?;
+        } else if state == SubscriberState::Pending {
+            sqlx::query(
+                "INSERT INTO outbox (subscriber_id, kind, next_attempt_at, created_at) \
+                 VALUES (?, 'confirm', ?, ?)",
+            )
+            .bind(id.0)
+            .bind(ts(now))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records a freshly generated confirm token (hash only) for a
+    /// subscriber, valid until `expires_at`.
+    pub async fn insert_confirm_token(
+        &self,
+        id: SubscriberId,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (hash, subscriber_id, purpose, created_at, expires_at) \
+             VALUES (?, ?, 'confirm', ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(id.0)
+        .bind(ts(now))
+        .bind(ts(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The subscriber a token authorises, if the token is known, of the
+    /// right purpose, unrevoked, unexpired and (for confirm) unused.
+    pub async fn subscriber_for_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>> {
+        let mut conn = self.pool.acquire().await?;
+        let id = token_owner(&mut conn, token_hash, purpose, now).await?;
+        match id {
+            Some(id) => Ok(Some(load(&mut conn, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `POST /confirm/{token}` (R29): marks the token used and activates
+    /// the subscriber in one transaction. A later fresh opt-in also lifts a
+    /// `deleted` / `manual` suppression of the address (R46).
+    pub async fn confirm(&self, token_hash: &str, now: DateTime<Utc>) -> Result<ConfirmOutcome> {
+        let mut tx = self.begin_write().await?;
+        let Some(id) = token_owner(&mut tx, token_hash, TokenPurpose::Confirm, now).await? else {
+            tx.commit().await?;
+            return Ok(ConfirmOutcome::Invalid);
+        };
+        sqlx::query("UPDATE tokens SET used_at = ? WHERE hash = ?")
+            .bind(ts(now))
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE subscribers SET state = 'active', confirmed_at = ?, unsubscribed_at = NULL, \
+             updated_at = ? WHERE id = ? AND state = 'pending'",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE consents SET confirmed_at = ? WHERE id = \
+             (SELECT max(id) FROM consents WHERE subscriber_id = ?) AND confirmed_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        let sub = load(&mut tx, id).await?;
+        sqlx::query(
+            "DELETE FROM suppressions WHERE email_hash = ? AND reason IN ('deleted', 'manual')",
+        )
+        .bind(sub.email.hash())
+        .execute(&mut *tx)
+        .await?;
+        // Other outstanding confirm links for this subscriber are now moot.
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = ? WHERE subscriber_id = ? AND purpose = 'confirm' \
+             AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ConfirmOutcome::Confirmed(Box::new(sub)))
+    }
+
+    pub async fn subscriber(&self, id: SubscriberId) -> Result<Subscriber> {
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    pub async fn subscriber_by_email(&self, email: &EmailAddress) -> Result<Option<Subscriber>> {
+        let row: Option<SubscriberRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_canonical = ?"
+        ))
+        .bind(email.canonical())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Subscriber::try_from).transpose()
+    }
+
+    /// Replaces a subscriber's preferences.
+    pub async fn update_preferences(
+        &self,
+        id: SubscriberId,
+        prefs: &Preferences,
+        now: DateTime<Utc>,
+    ) -> Result<Subscriber> {
+        let mut tx = self.begin_write().await?;
+        write_preferences(&mut tx, id, prefs, now).await?;
+        let sub = load(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(sub)
+    }
+
+    /// Moves `active ⇄ paused`. Returns the subscriber after the change;
+    /// a subscriber in another state is returned unchanged.
+    pub async fn set_paused(
+        &self,
+        id: SubscriberId,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Subscriber> {
+        let (from, to) = if paused {
+            ("active", "paused")
+        } else {
+            ("paused", "active")
+        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE subscribers SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
+            .bind(to)
+            .bind(ts(now))
+            .bind(id.0)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        let sub = load(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(sub)
+    }
+
+    /// Unsubscribes (R14, idempotent): any state becomes `unsubscribed`;
+    /// the first time records when. Returns whether the state changed.
+    pub async fn unsubscribe(&self, id: SubscriberId, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE subscribers SET state = 'unsubscribed', unsubscribed_at = ?, updated_at = ? \
+             WHERE id = ? AND state != 'unsubscribed'",
+        )
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        // Pending transactional mail to someone who left is dropped.
+        sqlx::query(
+            "UPDATE outbox SET state = 'skipped', last_error = 'unsubscribed' \
+             WHERE subscriber_id = ? AND state IN ('pending', 'retry')",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Deletes everything held about a subscriber and keeps only a
+    /// suppression hash of the address (R46).
+    pub async fn delete_subscriber(
+        &self,
+        id: SubscriberId,
+        reason: SuppressionReason,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let canonical: Option<String> =
+            sqlx::query_scalar("SELECT email_canonical FROM subscribers WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let canonical = canonical.ok_or(StoreError::NotFound)?;
+        let hash = hash_canonical(&canonical);
+        sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT(email_hash) DO NOTHING",
+        )
+        .bind(&hash)
+        .bind(reason.as_str())
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        // Tokens, consents and outbox rows go with the subscriber (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM subscribers WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds an address hash to the suppression list (hard bounce,
+    /// complaint, operator block) and stops mail to its subscriber.
+    pub async fn suppress(
+        &self,
+        email: &EmailAddress,
+        reason: SuppressionReason,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT(email_hash) DO UPDATE SET reason = excluded.reason",
+        )
+        .bind(email.hash())
+        .bind(reason.as_str())
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn suppression(&self, email: &EmailAddress) -> Result<Option<SuppressionReason>> {
+        let mut conn = self.pool.acquire().await?;
+        suppression_of(&mut conn, &email.hash()).await
+    }
+
+    /// Everything held about one subscriber, for self-service export (R45).
+    pub async fn export_subscriber(&self, id: SubscriberId) -> Result<serde_json::Value> {
+        let sub = self.subscriber(id).await?;
+        let consents: Vec<ConsentRow> = sqlx::query_as(
+            "SELECT method, source, consent_text_hash, topics, ip, requested_at, confirmed_at \
+                 FROM consents WHERE subscriber_id = ? ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let consents: Vec<serde_json::Value> = consents
+            .into_iter()
+            .map(|(method, source, hash, topics, ip, req, conf)| {
+                serde_json::json!({
+                    "method": method, "source": source, "consent_text_sha256": hash,
+                    "topics": serde_json::from_str::<serde_json::Value>(&topics).unwrap_or_default(),
+                    "ip": ip, "requested_at": req, "confirmed_at": conf,
+                })
+            })
+            .collect();
+        let mut export = serde_json::json!({
+            "subscriber": {
+                "email": sub.email.as_str(),
+                "state": sub.state,
+                "created_at": ts(sub.created_at),
+                "confirmed_at": sub.confirmed_at.map(ts),
+                "unsubscribed_at": sub.unsubscribed_at.map(ts),
+                "preferences": sub.preferences,
+            },
+            "consents": consents,
+        });
+        let history = self.delivery_history_json(id).await?;
+        export["deliveries"] = history;
+        Ok(export)
+    }
+
+    /// Delivery history for exports. Deliveries arrive with the digest
+    /// engine; until that table exists this is an empty list.
+    async fn delivery_history_json(&self, id: SubscriberId) -> Result<serde_json::Value> {
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if has_table == 0 {
+            return Ok(serde_json::json!([]));
+        }
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT digest_date, state, sent_at, papers FROM deliveries \
+             WHERE subscriber_id = ? ORDER BY digest_date",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(serde_json::Value::Array(
+            rows.into_iter()
+                .map(|(date, state, sent_at, papers)| {
+                    serde_json::json!({
+                        "digest_date": date, "state": state, "sent_at": sent_at,
+                        "papers": papers.and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok()),
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// All subscribers, optionally in one state, ordered by id.
+    pub async fn list_subscribers(
+        &self,
+        state: Option<SubscriberState>,
+    ) -> Result<Vec<Subscriber>> {
+        let rows: Vec<SubscriberRow> = match state {
+            Some(s) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE state = ? ORDER BY id"
+                ))
+                .bind(s.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers ORDER BY id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(Subscriber::try_from).collect()
+    }
+
+    /// Subscriber counts by state, for /metrics.
+    pub async fn count_by_state(&self) -> Result<Vec<(SubscriberState, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM subscribers GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(SubscriberState::ALL
+            .into_iter()
+            .map(|s| {
+                let n = rows
+                    .iter()
+                    .find(|(st, _)| st == s.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (s, n)
+            })
+            .collect())
+    }
+
+    /// Deletes unconfirmed subscribers older than `max_age` and forgets
+    /// confirmation-rate rows older than a day (R28, R47). Returns how
+    /// many subscribers were purged.
+    pub async fn purge_expired(&self, max_age: Duration, now: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM subscribers WHERE state = 'pending' AND created_at < ?")
+            .bind(ts(now - max_age))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM confirm_sends WHERE queued_at < ?")
+            .bind(ts(now - Duration::hours(25)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tokens WHERE purpose = 'confirm' AND expires_at < ?")
+            .bind(ts(now - Duration::days(1)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+async fn token_owner(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> Result<Option<SubscriberId>> {
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT subscriber_id, expires_at, used_at, revoked_at FROM tokens \
+         WHERE hash = ? AND purpose = ?",
+    )
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, expires, used, revoked)) = row else {
+        return Ok(None);
+    };
+    if revoked.is_some() || (purpose == TokenPurpose::Confirm && used.is_some()) {
+        return Ok(None);
+    }
+    if let Some(exp) = expires {
+        if parse_ts(&exp)? <= now {
+            return Ok(None);
+        }
+    }
+    Ok(Some(SubscriberId(id)))
+}

@@ -1,0 +1,182 @@
+//! The worker that drains the transactional outbox: confirmation mails
+//! and "already subscribed" notes. Web requests only insert outbox rows;
+//! this worker renders, sends and records, so no request ever waits on
+//! SMTP (R31) and a queued mail survives a crash.
+//!
+//! Confirm tokens are minted here, at send time, and only their hash is
+//! stored, so neither the outbox nor any other table holds a usable link.
+
+use crate::app::App;
+use crate::deliver::{DeliverError, Outgoing};
+use crate::domain::{SubscriberState, Token};
+use crate::store::outbox::{OutboxItem, OutboxKind};
+use crate::store::subscribers::SuppressionReason;
+use crate::store::StoreError;
+use crate::telemetry::Metrics;
+use chrono::Duration;
+use serde_json::json;
+
+/// Attempts before a transactional mail is given up.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// How long a claimed row is leased to this worker.
+const LEASE: Duration = Duration::minutes(2);
+
+/// Runs until the app's shutdown token is cancelled. An in-flight send is
+/// finished and recorded before returning.
+pub async fn run(app: App) {
+    loop {
+        if app.shutdown.is_cancelled() {
+            break;
+        }
+        match drain_once(&app).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "outbox worker: store error"),
+        }
+        let wait = match app.store.outbox_next_due().await {
+            Ok(Some(t)) => (t - app.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(std::time::Duration::from_secs(30)),
+            _ => std::time::Duration::from_secs(30),
+        };
+        tokio::select! {
+            _ = app.shutdown.cancelled() => break,
+            _ = app.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(wait.max(std::time::Duration::from_millis(50))) => {}
+        }
+    }
+    tracing::debug!("outbox worker stopped");
+}
+
+/// Claims and processes one due row. Returns whether there was one.
+pub async fn drain_once(app: &App) -> Result<bool, StoreError> {
+    let Some(item) = app.store.claim_outbox(app.now(), LEASE).await? else {
+        return Ok(false);
+    };
+    process(app, item).await?;
+    Ok(true)
+}
+
+/// Sends everything due now (CLI and tests).
+pub async fn drain_all(app: &App) -> Result<usize, StoreError> {
+    let mut n = 0;
+    while drain_once(app).await? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
+    let now = app.now();
+    let sub = match app.store.subscriber(item.subscriber_id).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => {
+            return app.store.outbox_skipped(item.id, "subscriber gone").await
+        }
+        Err(e) => return Err(e),
+    };
+    // Re-checked at send time: the subscriber may have confirmed, left or
+    // been suppressed since the row was queued.
+    let still_wanted = match item.kind {
+        OutboxKind::Confirm => sub.state == SubscriberState::Pending,
+        OutboxKind::ManageLink => {
+            matches!(sub.state, SubscriberState::Active | SubscriberState::Paused)
+        }
+    };
+    if !still_wanted {
+        return app
+            .store
+            .outbox_skipped(item.id, "no longer applicable")
+            .await;
+    }
+    if let Some(reason) = app.store.suppression(&sub.email).await? {
+        if !reason.liftable_by_opt_in() {
+            return app
+                .store
+                .outbox_skipped(item.id, "address suppressed")
+                .await;
+        }
+    }
+
+    let manage = app.links.manage_token(sub.id, sub.token_generation);
+    let (template, data, unsubscribe_url) = match item.kind {
+        OutboxKind::Confirm => {
+            let token = Token::generate();
+            let ttl = Duration::hours(app.config.subscribe.confirm_ttl_hours as i64);
+            app.store
+                .insert_confirm_token(sub.id, &token.hash(), now, now + ttl)
+                .await?;
+            let data = json!({
+                "preheader": "One click to confirm your paperboy digest.",
+                "confirm_url": app.links.confirm_url(&token),
+                "ttl_hours": app.config.subscribe.confirm_ttl_hours,
+                "topics": sub.preferences.topics,
+                "home_url": app.links.home_url(),
+            });
+            ("confirm", data, None)
+        }
+        OutboxKind::ManageLink => {
+            let unsubscribe = app.links.unsubscribe_url(&manage);
+            let data = json!({
+                "preheader": "You are already subscribed; here is your settings link.",
+                "manage_url": app.links.manage_url(&manage),
+                "unsubscribe_url": unsubscribe,
+                "home_url": app.links.home_url(),
+            });
+            ("manage_link", data, Some(unsubscribe))
+        }
+    };
+    let content = match app.renderer.email(template, &data) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(outbox = item.id, error = %e, "cannot render transactional mail");
+            return app.store.outbox_failed(item.id, &e.to_string()).await;
+        }
+    };
+    let id_data = [item.id.to_be_bytes(), item.attempts.to_be_bytes()].concat();
+    let message_id = app.composer.message_id(
+        &app.links,
+        "transactional",
+        &id_data,
+        template.replace('_', "-").as_str(),
+    );
+    let composed = match app.composer.compose(&Outgoing {
+        to: &sub.email,
+        content: &content,
+        message_id,
+        unsubscribe_url,
+        date: Some(now),
+    }) {
+        Ok(c) => c,
+        Err(e) => return app.store.outbox_failed(item.id, &e.to_string()).await,
+    };
+
+    // The claim is committed; no transaction is open across the send.
+    match app.transport.send(&composed).await {
+        Ok(()) => {
+            Metrics::inc(&app.metrics.mail_sent);
+            tracing::info!(outbox = item.id, subscriber = %sub.id, kind = template, "transactional mail sent");
+            app.store.outbox_sent(item.id, app.now()).await
+        }
+        Err(e) if e.is_retryable() && item.attempts < MAX_ATTEMPTS => {
+            Metrics::inc(&app.metrics.mail_retried);
+            // 10 s, 20 s, 40 s … capped at 10 minutes.
+            let secs = (10i64 << (item.attempts - 1).clamp(0, 10)).min(600);
+            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %e, retry_in_secs = secs, "transactional mail will be retried");
+            app.store
+                .outbox_retry(item.id, &e.to_string(), app.now() + Duration::seconds(secs))
+                .await
+        }
+        Err(e) => {
+            Metrics::inc(&app.metrics.mail_failed);
+            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %e, "transactional mail failed");
+            if matches!(e, DeliverError::Permanent { .. }) && e.is_hard_bounce() {
+                app.store
+                    .suppress(&sub.email, SuppressionReason::HardBounce, app.now())
+                    .await?;
+            }
+            app.store.outbox_failed(item.id, &e.to_string()).await
+        }
+    }
+}

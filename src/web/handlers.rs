@@ -1,0 +1,774 @@
+//! Route handlers.
+
+use super::forms::{field, opt_field, parse_urlencoded, FormError};
+use super::{client_ip, html_page, is_cross_site, token_page, WebError};
+use crate::app::App;
+use crate::domain::{
+    weekday_name, EmailAddress, FieldError, Preferences, PreferencesInput, SubscriberState, Token,
+    TokenPurpose,
+};
+use crate::store::subscribers::{
+    ConfirmLimits, ConfirmOutcome, ConsentInput, ConsentMethod, Subscriber, SuppressionReason,
+};
+use crate::telemetry::{write_gauge, Metrics};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Weekday;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+/// The consent statement shown on the subscribe form. Its SHA-256 goes
+/// into every consent record (R43); change the text and new records carry
+/// the new hash.
+pub const CONSENT_TEXT: &str =
+    "By subscribing you agree to receive one digest email at the time you choose. \
+We store your address, topics and the time of your consent, nothing else. \
+Every email has a one-click unsubscribe, and you can export or delete your data at any time.";
+
+/// The one answer to every well-formed subscribe request (R31).
+const SUBSCRIBE_ACK: &str =
+    "If that address can receive mail, we have sent it a confirmation link. \
+Open it and press the button to start your digest. The link is valid for a limited time.";
+
+fn consent_hash() -> String {
+    crate::domain::hash_canonical(CONSENT_TEXT)
+}
+
+fn base(app: &App, title: &str) -> Value {
+    json!({ "title": title, "home_url": app.links.home_url(), "noindex": false })
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// A generic page with a heading and paragraphs.
+fn message(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    paragraphs: &[&str],
+    link: Option<(&str, String)>,
+    token_route: bool,
+) -> Result<Response> {
+    let data = merge(
+        base(app, title),
+        json!({
+            "noindex": token_route,
+            "heading": title,
+            "paragraphs": paragraphs,
+            "link_url": link.as_ref().map(|l| l.1.clone()),
+            "link_text": link.as_ref().map(|l| l.0),
+        }),
+    );
+    let html = app.renderer.page("message", &data)?;
+    Ok(if token_route {
+        token_page(status, html)
+    } else {
+        html_page(status, html)
+    })
+}
+
+fn invalid_link(app: &App) -> Result<Response> {
+    message(
+        app,
+        StatusCode::NOT_FOUND,
+        "This link is not valid",
+        &[
+            "The link may have expired, been used already, or been copied incompletely.",
+            "To subscribe again, use the form on our home page; to change settings, use the link in your latest digest.",
+        ],
+        Some(("Go to the subscribe page", app.links.home_url())),
+        true,
+    )
+}
+
+fn rate_limited(app: &App) -> Result<Response> {
+    Metrics::inc(&app.metrics.rate_limited);
+    let mut r = message(
+        app,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests",
+        &["Please wait a minute and try again."],
+        None,
+        false,
+    )?;
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+    Ok(r)
+}
+
+fn forbidden_cross_site(app: &App) -> Result<Response> {
+    message(
+        app,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        &["This form can only be submitted from paperboy's own pages."],
+        Some(("Go to the home page", app.links.home_url())),
+        true,
+    )
+}
+
+fn bad_form(app: &App, e: FormError) -> Result<Response> {
+    message(
+        app,
+        StatusCode::BAD_REQUEST,
+        "That request could not be read",
+        &[&e.to_string()],
+        None,
+        false,
+    )
+}
+
+fn is_urlencoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a browser form body, or explains why not.
+fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, Vec<String>>, FormError> {
+    if !is_urlencoded(headers) {
+        return Err(FormError::WrongContentType);
+    }
+    parse_urlencoded(body)
+}
+
+fn default_preferences(app: &App) -> Preferences {
+    Preferences {
+        topics: Vec::new(),
+        excluded: Vec::new(),
+        authors: Vec::new(),
+        categories: Vec::new(),
+        digest_size: app.config.digest.default_size,
+        frequency: crate::domain::Frequency::Daily,
+        send_time: app
+            .config
+            .default_send_time()
+            .unwrap_or(chrono::NaiveTime::MIN),
+        time_zone: app.config.default_time_zone().unwrap_or(chrono_tz::UTC),
+        fallback_trending: false,
+    }
+}
+
+const COMMON_ZONES: &[&str] = &[
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Zurich",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Asia/Kolkata",
+    "Asia/Seoul",
+    "Australia/Sydney",
+    "Africa/Nairobi",
+];
+
+fn subscribe_form(
+    app: &App,
+    status: StatusCode,
+    form: Value,
+    errors: &[FieldError],
+) -> Result<Response> {
+    let data = merge(
+        base(app, "Subscribe"),
+        json!({
+            "subscribe_url": format!("{}subscribe", app.links.home_url()),
+            "form": form,
+            "errors": errors,
+            "zones": COMMON_ZONES,
+            "consent_text": CONSENT_TEXT,
+            "default_time_zone": app.config.digest.default_time_zone,
+            "trending": Value::Array(Vec::new()),
+        }),
+    );
+    Ok(html_page(status, app.renderer.page("subscribe", &data)?))
+}
+
+pub(super) async fn home(State(app): State<App>) -> Result<Response> {
+    let form = json!({
+        "email": "", "topics": "",
+        "send_time": app.config.digest.default_send_time,
+        "time_zone": app.config.digest.default_time_zone,
+    });
+    subscribe_form(&app, StatusCode::OK, form, &[])
+}
+
+pub(super) async fn subscribe(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => {
+            Metrics::inc(&app.metrics.subscribe_rejected);
+            return bad_form(&app, e);
+        }
+    };
+    let echo = json!({
+        "email": field(&form, "email").chars().take(254).collect::<String>(),
+        "topics": field(&form, "topics").chars().take(2000).collect::<String>(),
+        "send_time": field(&form, "send_time").chars().take(8).collect::<String>(),
+        "time_zone": field(&form, "time_zone").chars().take(64).collect::<String>(),
+    });
+    let mut errors = Vec::new();
+    let email = match EmailAddress::parse(field(&form, "email")) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            errors.push(FieldError {
+                field: "email",
+                message: e.to_string(),
+            });
+            None
+        }
+    };
+    let input = PreferencesInput {
+        topics: field(&form, "topics").to_string(),
+        send_time: opt_field(&form, "send_time"),
+        time_zone: opt_field(&form, "time_zone"),
+        ..Default::default()
+    };
+    if field(&form, "topics").len() > 4000 {
+        errors.push(FieldError {
+            field: "topics",
+            message: "The topics field is too long.".into(),
+        });
+    }
+    let prefs = match input.validate(&default_preferences(&app)) {
+        Ok(p) => Some(p),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    };
+    let (Some(email), Some(prefs), true) = (email, prefs, errors.is_empty()) else {
+        Metrics::inc(&app.metrics.subscribe_rejected);
+        return subscribe_form(&app, StatusCode::UNPROCESSABLE_ENTITY, echo, &errors);
+    };
+
+    // A filled honeypot gets the same answer and nothing else (R33).
+    if !field(&form, "website").is_empty() {
+        tracing::info!("subscribe: honeypot filled; ignored");
+        return subscribe_ack(&app);
+    }
+    Metrics::inc(&app.metrics.subscribe_requests);
+    let consent = ConsentInput {
+        method: ConsentMethod::WebForm,
+        source: format!("{}subscribe", app.links.home_url()),
+        consent_text_hash: consent_hash(),
+        ip: app
+            .config
+            .subscribe
+            .record_ip
+            .then(|| client_ip(&app, peer, &headers).to_string()),
+    };
+    let s = &app.config.subscribe;
+    let limits = ConfirmLimits {
+        min_interval: chrono::Duration::minutes(s.per_address_min_interval_minutes as i64),
+        per_day: s.per_address_per_day,
+        global_per_hour: s.global_per_hour,
+    };
+    let links = app.links.clone();
+    let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+    let (outcome, id) = app
+        .store
+        .request_subscription(&email, &prefs, &consent, &limits, &hash_fn, app.now())
+        .await?;
+    tracing::info!(subscriber = ?id.map(|i| i.0), outcome = ?outcome, "subscribe request");
+    app.outbox_wake.notify_one();
+    subscribe_ack(&app)
+}
+
+fn subscribe_ack(app: &App) -> Result<Response> {
+    message(
+        app,
+        StatusCode::OK,
+        "Check your inbox",
+        &[SUBSCRIBE_ACK],
+        None,
+        false,
+    )
+}
+
+/// Decodes the path token; malformed tokens never reach the database.
+fn path_token(raw: &str) -> Option<Token> {
+    Token::decode(raw)
+}
+
+async fn manage_subscriber(app: &App, raw: &str) -> Result<Option<(Token, Subscriber)>> {
+    let Some(token) = path_token(raw) else {
+        return Ok(None);
+    };
+    let sub = app
+        .store
+        .subscriber_for_token(&token.hash(), TokenPurpose::Manage, app.now())
+        .await?;
+    Ok(sub.map(|s| (token, s)))
+}
+
+pub(super) async fn confirm_page(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let Some(token) = path_token(&raw) else {
+        return invalid_link(&app);
+    };
+    // Looking the token up changes nothing: GET never confirms (R29).
+    let valid = app
+        .store
+        .subscriber_for_token(&token.hash(), TokenPurpose::Confirm, app.now())
+        .await?
+        .is_some();
+    if !valid {
+        return invalid_link(&app);
+    }
+    let data = merge(
+        base(&app, "Confirm your subscription"),
+        json!({ "noindex": true, "action_url": app.links.confirm_url(&token) }),
+    );
+    Ok(token_page(
+        StatusCode::OK,
+        app.renderer.page("confirm", &data)?,
+    ))
+}
+
+pub(super) async fn confirm(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    if is_cross_site(&app, &headers) {
+        return forbidden_cross_site(&app);
+    }
+    let Some(token) = path_token(&raw) else {
+        return invalid_link(&app);
+    };
+    match app.store.confirm(&token.hash(), app.now()).await? {
+        ConfirmOutcome::Invalid => invalid_link(&app),
+        ConfirmOutcome::Confirmed(sub) => {
+            Metrics::inc(&app.metrics.confirmations);
+            tracing::info!(subscriber = %sub.id, "subscription confirmed");
+            let manage = app.links.manage_token(sub.id, sub.token_generation);
+            message(
+                &app,
+                StatusCode::OK,
+                "You are subscribed",
+                &[
+                    "Your first digest arrives at your chosen time. Every digest has links to change your topics or unsubscribe.",
+                    "Bookmark your settings page below to fine-tune topics, excluded words, followed authors and frequency.",
+                ],
+                Some(("Open my settings", app.links.manage_url(&manage))),
+                true,
+            )
+        }
+    }
+}
+
+fn weekday_names() -> Vec<&'static str> {
+    [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ]
+    .into_iter()
+    .map(weekday_name)
+    .collect()
+}
+
+fn form_json(input: &PreferencesInput) -> Value {
+    json!({
+        "topics": input.topics,
+        "excluded": input.excluded,
+        "authors": input.authors,
+        "categories": input.categories.replace('\n', ", "),
+        "digest_size": input.digest_size.clone().unwrap_or_default(),
+        "frequency": input.frequency.clone().unwrap_or_default(),
+        "weekly_day": input.weekly_day.clone().unwrap_or_else(|| "monday".into()),
+        "send_time": input.send_time.clone().unwrap_or_default(),
+        "time_zone": input.time_zone.clone().unwrap_or_default(),
+        "fallback_trending": input.fallback_trending,
+    })
+}
+
+fn manage_view(
+    app: &App,
+    status: StatusCode,
+    token: &Token,
+    sub: &Subscriber,
+    input: &PreferencesInput,
+    errors: &[FieldError],
+    notice: Option<&str>,
+) -> Result<Response> {
+    let data = merge(
+        base(app, "Your settings"),
+        json!({
+            "noindex": true,
+            "email": sub.email.as_str(),
+            "state": sub.state.as_str(),
+            "paused": sub.state == SubscriberState::Paused,
+            "unsubscribed": sub.state == SubscriberState::Unsubscribed,
+            "action_url": app.links.manage_url(token),
+            "unsubscribe_url": app.links.unsubscribe_url(token),
+            "form": form_json(input),
+            "weekdays": weekday_names(),
+            "errors": errors,
+            "notice": notice,
+        }),
+    );
+    Ok(token_page(status, app.renderer.page("manage", &data)?))
+}
+
+pub(super) async fn manage_page(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let Some((token, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let input = PreferencesInput::from_preferences(&sub.preferences);
+    manage_view(&app, StatusCode::OK, &token, &sub, &input, &[], None)
+}
+
+pub(super) async fn manage(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    if is_cross_site(&app, &headers) {
+        return forbidden_cross_site(&app);
+    }
+    let Some((token, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return bad_form(&app, e),
+    };
+    let now = app.now();
+    match field(&form, "action") {
+        "save" | "topics" => {
+            let current = PreferencesInput::from_preferences(&sub.preferences);
+            let input = if field(&form, "action") == "topics" {
+                PreferencesInput {
+                    topics: field(&form, "topics").to_string(),
+                    ..current
+                }
+            } else {
+                PreferencesInput {
+                    topics: field(&form, "topics").to_string(),
+                    excluded: field(&form, "excluded").to_string(),
+                    authors: field(&form, "authors").to_string(),
+                    categories: field(&form, "categories").to_string(),
+                    digest_size: opt_field(&form, "digest_size"),
+                    frequency: opt_field(&form, "frequency"),
+                    weekly_day: opt_field(&form, "weekly_day"),
+                    send_time: opt_field(&form, "send_time"),
+                    time_zone: opt_field(&form, "time_zone"),
+                    fallback_trending: field(&form, "fallback_trending") == "on",
+                }
+            };
+            match input.validate(&sub.preferences) {
+                Ok(prefs) => {
+                    let sub = app.store.update_preferences(sub.id, &prefs, now).await?;
+                    tracing::info!(subscriber = %sub.id, "preferences saved");
+                    let input = PreferencesInput::from_preferences(&sub.preferences);
+                    manage_view(
+                        &app,
+                        StatusCode::OK,
+                        &token,
+                        &sub,
+                        &input,
+                        &[],
+                        Some("Your settings are saved."),
+                    )
+                }
+                Err(errors) => manage_view(
+                    &app,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &token,
+                    &sub,
+                    &input,
+                    &errors,
+                    None,
+                ),
+            }
+        }
+        action @ ("pause" | "resume") => {
+            let sub = app.store.set_paused(sub.id, action == "pause", now).await?;
+            let input = PreferencesInput::from_preferences(&sub.preferences);
+            let notice = if sub.state == SubscriberState::Paused {
+                "Digests are paused. Resume any time."
+            } else {
+                "Digests are on."
+            };
+            manage_view(
+                &app,
+                StatusCode::OK,
+                &token,
+                &sub,
+                &input,
+                &[],
+                Some(notice),
+            )
+        }
+        "resubscribe" => {
+            if sub.state == SubscriberState::Unsubscribed {
+                // Back through double opt-in, with the stored preferences.
+                let s = &app.config.subscribe;
+                let limits = ConfirmLimits {
+                    min_interval: chrono::Duration::minutes(
+                        s.per_address_min_interval_minutes as i64,
+                    ),
+                    per_day: s.per_address_per_day,
+                    global_per_hour: s.global_per_hour,
+                };
+                let consent = ConsentInput {
+                    method: ConsentMethod::WebForm,
+                    source: format!("{}manage (resubscribe)", app.links.home_url()),
+                    consent_text_hash: consent_hash(),
+                    ip: None,
+                };
+                let links = app.links.clone();
+                let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+                app.store
+                    .request_subscription(
+                        &sub.email,
+                        &sub.preferences,
+                        &consent,
+                        &limits,
+                        &hash_fn,
+                        now,
+                    )
+                    .await?;
+                app.outbox_wake.notify_one();
+            }
+            message(
+                &app,
+                StatusCode::OK,
+                "Check your inbox",
+                &[SUBSCRIBE_ACK],
+                None,
+                true,
+            )
+        }
+        "export" => {
+            let export = app.store.export_subscriber(sub.id).await?;
+            let body = serde_json::to_vec_pretty(&export).map_err(anyhow::Error::from)?;
+            Ok((
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"paperboy-my-data.json\"",
+                    ),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::REFERRER_POLICY, "no-referrer"),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        "delete" => {
+            let data = merge(
+                base(&app, "Delete your data?"),
+                json!({
+                    "noindex": true,
+                    "heading": "Delete your data?",
+                    "paragraphs": [
+                        "This removes your address, settings, consent records and delivery history. It cannot be undone.",
+                        "We keep only a one-way hash of your address so we never mail it again unless you subscribe anew."
+                    ],
+                    "link_url": Value::Null, "link_text": Value::Null,
+                }),
+            );
+            let mut html = app.renderer.page("message", &data)?;
+            // The confirmation button is a second POST, so a stray click
+            // (or a link scanner) cannot wipe an account.
+            let button = format!(
+                "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"delete_confirmed\"><button type=\"submit\" class=\"danger\">Yes, delete everything</button></form>",
+                app.links.manage_url(&token)
+            );
+            html = html.replacen("</main>", &format!("{button}</main>"), 1);
+            Ok(token_page(StatusCode::OK, html))
+        }
+        "delete_confirmed" => {
+            app.store
+                .delete_subscriber(sub.id, SuppressionReason::Deleted, now)
+                .await?;
+            tracing::info!(subscriber = %sub.id, "subscriber deleted their data");
+            message(
+                &app,
+                StatusCode::OK,
+                "Your data is deleted",
+                &["We removed your address and everything linked to it. You will receive no further mail from us."],
+                Some(("Subscribe again", app.links.home_url())),
+                true,
+            )
+        }
+        _ => bad_form(&app, FormError::Malformed),
+    }
+}
+
+pub(super) async fn unsubscribe_page(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let Some((token, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let data = merge(
+        base(&app, "Unsubscribe"),
+        json!({
+            "noindex": true,
+            "already": sub.state == SubscriberState::Unsubscribed,
+            "email": sub.email.as_str(),
+            "action_url": app.links.unsubscribe_url(&token),
+            "manage_url": app.links.manage_url(&token),
+            "topics": sub.preferences.topics.join("\n"),
+        }),
+    );
+    Ok(token_page(
+        StatusCode::OK,
+        app.renderer.page("unsubscribe", &data)?,
+    ))
+}
+
+/// RFC 8058 one-click (R14–R21): the token in the path is the only
+/// authority. Any body (urlencoded, multipart, empty) is accepted and not
+/// parsed; no cookies, no CSRF check, no redirect; idempotent.
+pub(super) async fn unsubscribe(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    let Some((token, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let one_click = body
+        .windows(b"List-Unsubscribe=One-Click".len())
+        .any(|w| w == b"List-Unsubscribe=One-Click");
+    let changed = app.store.unsubscribe(sub.id, app.now()).await?;
+    if changed {
+        Metrics::inc(&app.metrics.unsubscribes);
+    }
+    tracing::info!(subscriber = %sub.id, changed, one_click, "unsubscribe");
+    message(
+        &app,
+        StatusCode::OK,
+        "You are unsubscribed",
+        &["You will receive no further digests. If this was a mistake, you can subscribe again from your settings page (we will ask you to confirm by email)."],
+        Some(("Open my settings", app.links.manage_url(&token))),
+        true,
+    )
+}
+
+pub(super) async fn healthz(State(app): State<App>) -> Response {
+    let db = app.store.ping().await;
+    let last_fetch = app.store.setting("last_fetch_at").await.ok().flatten();
+    let last_digest = app.store.setting("last_digest_run").await.ok().flatten();
+    let body = json!({
+        "status": if db { "ok" } else { "degraded" },
+        "database": db,
+        "last_fetch": last_fetch,
+        "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+    });
+    let status = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
+    let mut out = String::new();
+    let by_state = app.store.count_by_state().await?;
+    let values: Vec<(&str, i64)> = by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    write_gauge(
+        &mut out,
+        "paperboy_subscribers",
+        "Subscribers by state.",
+        "state",
+        &values,
+    );
+    let outbox = app.store.outbox_counts().await?;
+    write_gauge(
+        &mut out,
+        "paperboy_transactional_mail",
+        "Transactional mail (confirmations) by state.",
+        "state",
+        &[
+            ("queued", outbox.queued),
+            ("sent", outbox.sent),
+            ("failed", outbox.failed),
+        ],
+    );
+    app.metrics.write_counters(&mut out);
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+pub(super) async fn not_found(State(app): State<App>) -> Result<Response> {
+    message(
+        &app,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        &["There is nothing at this address."],
+        Some(("Go to the home page", app.links.home_url())),
+        false,
+    )
+}

@@ -1,0 +1,238 @@
+//! The subscriber-facing web pages and the RFC 8058 one-click endpoint.
+//!
+//! Handlers parse input, call the store and render; they hold no business
+//! rules of their own beyond choosing which page to show.
+
+mod forms;
+mod handlers;
+
+pub use forms::{parse_urlencoded, FormError};
+
+use crate::app::App;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// Largest request body accepted by any route. Forms are small; anything
+/// bigger is refused with 413 before a handler runs.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Errors a handler can end with. Details are logged once; the visitor
+/// sees a generic page.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for WebError {
+    fn from(e: crate::store::StoreError) -> Self {
+        WebError::Internal(e.into())
+    }
+}
+
+impl From<crate::render::RenderError> for WebError {
+    fn from(e: crate::render::RenderError) -> Self {
+        WebError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Something went wrong on our side. Please try again in a minute.",
+        )
+            .into_response()
+    }
+}
+
+/// Builds the router with every route and the shared layers.
+pub fn router(app: App) -> Router {
+    let timeout = Duration::from_secs(app.config.server.request_timeout_secs);
+    Router::new()
+        .route("/", get(handlers::home))
+        .route("/subscribe", post(handlers::subscribe))
+        .route(
+            "/confirm/{token}",
+            get(handlers::confirm_page).post(handlers::confirm),
+        )
+        .route(
+            "/manage/{token}",
+            get(handlers::manage_page).post(handlers::manage),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(handlers::unsubscribe_page).post(handlers::unsubscribe),
+        )
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting connections and
+/// lets in-flight requests finish.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Headers for every page reached through a token (R36): the token must
+/// not leak through Referer, caches or search engines.
+pub(crate) fn token_page(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-robots-tag"), "noindex"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+pub(crate) fn html_page(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// A fixed-window request counter per client IP (R32). Memory is bounded:
+/// windows older than a minute are dropped whenever the map grows.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> RateLimiter {
+        RateLimiter {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request; false when the IP is over its limit.
+    pub fn check(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= self.per_minute
+    }
+}
+
+/// The client's IP for rate limiting: the TCP peer, or the last
+/// `X-Forwarded-For` hop when the peer is the configured trusted proxy.
+/// A forged header from anyone else changes nothing.
+pub(crate) fn client_ip(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = &app.config.server.trusted_proxy;
+    if !trusted.is_empty() && trusted.parse::<IpAddr>().ok() == Some(peer.ip()) {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+/// Cross-site request check for state-changing browser forms (R35):
+/// refuse `Sec-Fetch-Site: cross-site`; without Fetch Metadata, compare
+/// the Origin (or Referer) host with ours. Requests with none of these
+/// headers come from non-browser clients and pass; the capability token
+/// in the path is the authority.
+pub(crate) fn is_cross_site(app: &App, headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site.eq_ignore_ascii_case("cross-site");
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    let Some(origin) = origin else {
+        return false;
+    };
+    if origin == "null" {
+        return true;
+    }
+    let Ok(url) = url::Url::parse(origin) else {
+        return true;
+    };
+    let origin_host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => return true,
+    };
+    let request_host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !(origin_host.eq_ignore_ascii_case(&app.links.host_with_port())
+        || origin_host.eq_ignore_ascii_case(request_host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limiter_counts_per_ip() {
+        let l = RateLimiter::new(3);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(l.check(a) && l.check(a) && l.check(a));
+        assert!(!l.check(a));
+        assert!(l.check(b));
+    }
+}
