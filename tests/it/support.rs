@@ -1,0 +1,368 @@
+//! Shared test fixtures: an in-process SMTP server, a spawned paperboy on
+//! port 0 with its own SQLite file, and an HTTP client without cookies.
+
+#![allow(dead_code)]
+
+use paperboy::app::{App, Overrides};
+use paperboy::config::Config;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One message as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// How the SMTP server answers a recipient, chosen by local part:
+/// `temp@` 451, `rate@` 421 4.7.28, `perm@` 550 5.1.1, `full@` 552;
+/// everyone else 250. `stall` delays the reply to DATA.
+#[derive(Clone)]
+struct SinkHandler {
+    inbox: Arc<Mutex<Vec<Received>>>,
+    helos: Arc<Mutex<usize>>,
+    stall: Arc<Mutex<Duration>>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin_embedded::Handler for SinkHandler {
+    fn helo(&mut self, _ip: std::net::IpAddr, _domain: &str) -> mailin_embedded::Response {
+        *self.helos.lock().unwrap() += 1;
+        mailin_embedded::response::OK
+    }
+
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        from: &str,
+    ) -> mailin_embedded::Response {
+        self.from = from.to_string();
+        self.to.clear();
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        use mailin_embedded::response;
+        let local = to.split('@').next().unwrap_or("");
+        match local {
+            "temp" => response::INTERNAL_ERROR,
+            "rate" => {
+                mailin_embedded::Response::custom(421, "4.7.28 rate limited, slow down".into())
+            }
+            "perm" => mailin_embedded::Response::custom(550, "5.1.1 no such user".into()),
+            "full" => response::NO_STORAGE,
+            _ => {
+                self.to.push(to.to_string());
+                response::OK
+            }
+        }
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let stall = *self.stall.lock().unwrap();
+        if !stall.is_zero() {
+            std::thread::sleep(stall);
+        }
+        self.inbox.lock().unwrap().push(Received {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            data: std::mem::take(&mut self.data),
+        });
+        mailin_embedded::response::OK
+    }
+}
+
+/// An SMTP server on a loopback port, running on its own threads for the
+/// rest of the test process.
+#[derive(Clone)]
+pub struct SmtpSink {
+    pub addr: SocketAddr,
+    inbox: Arc<Mutex<Vec<Received>>>,
+    helos: Arc<Mutex<usize>>,
+    stall: Arc<Mutex<Duration>>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    pub fn start_on(listener: TcpListener) -> SmtpSink {
+        let addr = listener.local_addr().unwrap();
+        let inbox = Arc::new(Mutex::new(Vec::new()));
+        let helos = Arc::new(Mutex::new(0));
+        let stall = Arc::new(Mutex::new(Duration::ZERO));
+        let handler = SinkHandler {
+            inbox: inbox.clone(),
+            helos: helos.clone(),
+            stall: stall.clone(),
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        std::thread::spawn(move || {
+            let mut server = mailin_embedded::Server::new(handler);
+            server
+                .with_name("sink.test")
+                .with_ssl(mailin_embedded::SslConfig::None)
+                .unwrap()
+                .with_num_threads(4)
+                .with_tcp_listener(listener);
+            let _ = server.serve();
+        });
+        SmtpSink {
+            addr,
+            inbox,
+            helos,
+            stall,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.inbox.lock().unwrap().clone()
+    }
+
+    pub fn messages_to(&self, rcpt: &str) -> Vec<Received> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t == rcpt))
+            .collect()
+    }
+
+    pub fn set_stall(&self, d: Duration) {
+        *self.stall.lock().unwrap() = d;
+    }
+
+    pub fn connections(&self) -> usize {
+        *self.helos.lock().unwrap()
+    }
+
+    /// Waits until `rcpt` has at least `n` messages, or panics.
+    pub async fn wait_for(&self, rcpt: &str, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.messages_to(rcpt);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} message(s) to {rcpt}; have {}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Config for a test: a temp database and outbox, SMTP to `sink` without
+/// TLS (loopback), plus `extra` overrides as `PAPERBOY__…` pairs.
+pub fn test_config(
+    dir: &std::path::Path,
+    sink: Option<SocketAddr>,
+    base_url: &str,
+    extra: &[(&str, &str)],
+) -> Config {
+    let mut env: HashMap<String, String> = HashMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    set(
+        "PAPERBOY__DATABASE__PATH",
+        dir.join("paperboy.sqlite").display().to_string(),
+    );
+    set(
+        "PAPERBOY__MAIL__OUTBOX_DIR",
+        dir.join("outbox").display().to_string(),
+    );
+    set("PAPERBOY__SERVER__BASE_URL", base_url.to_string());
+    set(
+        "PAPERBOY__MAIL__FROM",
+        "paperboy <digest@paperboy.test>".into(),
+    );
+    set(
+        "PAPERBOY__MAIL__LIST_ID",
+        "Test digest <daily.paperboy.test>".into(),
+    );
+    set("PAPERBOY__SUBSCRIBE__PER_IP_PER_MINUTE", "10000".into());
+    set("PAPERBOY__SERVER__SHUTDOWN_GRACE_SECS", "10".into());
+    if let Some(addr) = sink {
+        set("PAPERBOY__MAIL__TRANSPORT", "smtp".into());
+        set("PAPERBOY__MAIL__SMTP__HOST", addr.ip().to_string());
+        set("PAPERBOY__MAIL__SMTP__PORT", addr.port().to_string());
+        set("PAPERBOY__MAIL__SMTP__TLS", "none".into());
+        set("PAPERBOY__MAIL__SMTP__TIMEOUT_SECS", "5".into());
+    }
+    for (k, v) in extra {
+        set(k, v.to_string());
+    }
+    Config::load_with_env(None, env).expect("test config is valid")
+}
+
+/// A running paperboy (web + workers + scheduler) on a loopback port.
+pub struct TestApp {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub sink: SmtpSink,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let sink = SmtpSink::start();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base_url = format!("http://{addr}");
+        let config = test_config(dir.path(), Some(sink.addr), &base_url, extra);
+        let app = App::build(config, Overrides::default()).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(paperboy::cli::run_daemon(
+            app.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestApp {
+            app,
+            addr,
+            base_url,
+            sink,
+            dir,
+            client: client(),
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("paperboy.sqlite")
+    }
+
+    /// POSTs a urlencoded form to /subscribe.
+    pub async fn subscribe(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url("/subscribe"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn subscribe_email(&self, email: &str) -> reqwest::Response {
+        self.subscribe(&[
+            ("email", email),
+            ("topics", "speculative decoding\nRAG"),
+            ("send_time", "07:30"),
+            ("time_zone", "Europe/Berlin"),
+        ])
+        .await
+    }
+
+    /// Subscribes `email`, waits for the confirmation and returns its link.
+    pub async fn confirmation_link(&self, email: &str, nth: usize) -> String {
+        let msgs = self.sink.wait_for(email, nth).await;
+        links_in(&msgs[nth - 1])
+            .into_iter()
+            .find(|l| l.contains("/confirm/"))
+            .expect("confirmation mail has a confirm link")
+    }
+
+    /// Full double opt-in; returns the manage URL shown after confirming.
+    pub async fn subscribe_and_confirm(&self, email: &str) -> String {
+        let before = self.sink.messages_to(email).len();
+        assert_eq!(self.subscribe_email(email).await.status(), 200);
+        let link = self.confirmation_link(email, before + 1).await;
+        let page = self.client.post(&link).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let body = page.text().await.unwrap();
+        extract_links(&body)
+            .into_iter()
+            .find(|l| l.contains("/manage/"))
+            .expect("confirmed page links to settings")
+    }
+
+    pub async fn state_of(&self, email: &str) -> Option<String> {
+        let addr = paperboy::domain::EmailAddress::parse(email).unwrap();
+        self.app
+            .store
+            .subscriber_by_email(&addr)
+            .await
+            .unwrap()
+            .map(|s| s.state.as_str().to_string())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A client like a mailbox provider's: no cookie store, no redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Every URL in a received message's decoded text part.
+pub fn links_in(m: &Received) -> Vec<String> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .expect("parseable mail");
+    let text = parsed.body_text(0).expect("text part").into_owned();
+    extract_links(&text)
+}
+
+pub fn extract_links(s: &str) -> Vec<String> {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    finder.links(s).map(|l| l.as_str().to_string()).collect()
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
