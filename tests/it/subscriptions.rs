@@ -652,7 +652,7 @@ async fn the_database_never_holds_a_plaintext_token_and_tokens_are_per_subscribe
         tampered.as_str(),
         tokens[2].as_str(),
         "short",
-        &paperboy::domain::Token::generate().as_str().to_string(),
+        paperboy::domain::Token::generate().as_str(),
     ] {
         let r = t
             .client
