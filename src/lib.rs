@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deliver;
+pub mod digest;
 pub mod domain;
 pub mod jobs;
 pub mod links;

@@ -192,6 +192,20 @@ impl Composer {
         })
     }
 
+    /// The SMTP envelope for a message to `to` (From: the configured
+    /// sender), for resending stored bytes.
+    pub fn envelope_for(
+        &self,
+        to: &EmailAddress,
+    ) -> Result<lettre::address::Envelope, DeliverError> {
+        let to: Address = to
+            .as_str()
+            .parse()
+            .map_err(|e| DeliverError::Compose(format!("recipient address: {e}")))?;
+        lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
+            .map_err(|e| DeliverError::Compose(e.to_string()))
+    }
+
     pub fn message_id_domain(&self) -> &str {
         &self.message_id_domain
     }

@@ -58,6 +58,12 @@ const EMAILS: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/email/confirm.html.hbs"),
     ),
     (
+        "digest",
+        include_str!("../../templates/email/digest.subject.hbs"),
+        include_str!("../../templates/email/digest.txt.hbs"),
+        include_str!("../../templates/email/digest.html.hbs"),
+    ),
+    (
         "manage_link",
         include_str!("../../templates/email/manage_link.subject.hbs"),
         include_str!("../../templates/email/manage_link.txt.hbs"),

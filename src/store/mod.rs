@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod deliveries;
 pub mod outbox;
 pub mod subscribers;
 

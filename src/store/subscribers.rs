@@ -788,6 +788,27 @@ impl Store {
         ))
     }
 
+    /// Subscribers (optionally in one state) with `id > after`, in id
+    /// order, at most `limit`.
+    pub(crate) async fn subscribers_page(
+        &self,
+        state: Option<&str>,
+        after: SubscriberId,
+        limit: u32,
+    ) -> Result<Vec<Subscriber>> {
+        let rows: Vec<SubscriberRow> = sqlx::query_as(&format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers \
+             WHERE id > ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ?"
+        ))
+        .bind(after.0)
+        .bind(state)
+        .bind(state)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Subscriber::try_from).collect()
+    }
+
     /// All subscribers, optionally in one state, ordered by id.
     pub async fn list_subscribers(
         &self,

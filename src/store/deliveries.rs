@@ -1,0 +1,377 @@
+//! Digest deliveries, the papers they carried, and digest runs.
+//!
+//! Every state change is its own short `BEGIN IMMEDIATE` transaction; the
+//! digest engine commits a claim before any SMTP traffic and the outcome
+//! right after the reply, so no transaction spans the network (R50).
+
+use super::subscribers::Subscriber;
+use super::{parse_ts, ts, Result, Store};
+use crate::domain::SubscriberId;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashSet;
+
+/// A delivery leased to the caller.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub subscriber_id: SubscriberId,
+    pub digest_date: NaiveDate,
+    pub due_at: DateTime<Utc>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// The prepared (encrypted) message, when an earlier attempt stored it.
+    pub message: Option<Vec<u8>>,
+    pub message_id: Option<String>,
+    pub papers: Vec<String>,
+    /// This claim is the one resend allowed for an unknown outcome.
+    pub unknown_resend: bool,
+}
+
+/// A message prepared for a claimed delivery.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub id: i64,
+    pub message_id: String,
+    pub encrypted: Vec<u8>,
+    pub papers: Vec<String>,
+}
+
+/// Counts of one digest run (R60).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunCounts {
+    pub planned: u64,
+    pub sent: u64,
+    pub retried: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub unknown: u64,
+}
+
+/// subscriber_id, digest_date, due_at, attempts, message, message_id, papers.
+type ClaimRow = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+);
+
+fn parse_date(s: &str) -> Result<NaiveDate> {
+    s.parse()
+        .map_err(|e| super::StoreError::Corrupt(format!("bad digest date {s:?}: {e}")))
+}
+
+impl Store {
+    /// Inserts one pending delivery per `(subscriber, local date, due
+    /// instant)`, ignoring those that exist (R48: planning is idempotent).
+    /// Returns how many were new.
+    pub async fn plan_deliveries(
+        &self,
+        items: &[(SubscriberId, NaiveDate, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut n = 0;
+        for (sub, date, due) in items {
+            n += sqlx::query(
+                "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
+            )
+            .bind(sub.0)
+            .bind(date.to_string())
+            .bind(ts(*due))
+            .bind(ts(*due))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Whether a delivery exists for the subscriber and local date.
+    pub async fn delivery_exists(&self, id: SubscriberId, date: NaiveDate) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE subscriber_id = ? AND digest_date = ?",
+        )
+        .bind(id.0)
+        .bind(date.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Active subscribers with `id > after`, in id order, `limit` at a time:
+    /// planning pages through them so memory stays flat however many
+    /// there are.
+    pub async fn active_subscribers_page(
+        &self,
+        after: SubscriberId,
+        limit: u32,
+    ) -> Result<Vec<Subscriber>> {
+        self.subscribers_page(Some("active"), after, limit).await
+    }
+
+    /// At start-up and before each run: `sending` rows whose lease expired
+    /// were interrupted. Without a prepared message the SMTP transaction
+    /// never started, so they go back to `pending`; with one, the outcome
+    /// is unknown (R54). Returns (back to pending, now unknown).
+    pub async fn recover_expired_leases(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
+        let mut tx = self.begin_write().await?;
+        let pending = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL \
+             WHERE state = 'sending' AND lease_until <= ? AND message IS NULL",
+        )
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let unknown = sqlx::query(
+            "UPDATE deliveries SET state = 'unknown', lease_until = NULL, \
+             last_error = 'outcome unknown: interrupted during send' \
+             WHERE state = 'sending' AND lease_until <= ? AND message IS NOT NULL",
+        )
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((pending, unknown))
+    }
+
+    /// Claims up to `limit` due deliveries, leasing them until `lease_until`
+    /// (R50). With `resend_unknown`, unknown rows not yet resent are claimed
+    /// too, for their single byte-identical resend.
+    pub async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        resend_unknown: bool,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.begin_write().await?;
+        let due: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, state FROM deliveries \
+             WHERE (state IN ('pending', 'retry') AND next_attempt_at <= ?) \
+                OR (? AND state = 'unknown' AND resent = 0 AND message IS NOT NULL) \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(ts(now))
+        .bind(resend_unknown)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(due.len());
+        for (id, state) in due {
+            let unknown_resend = state == "unknown";
+            let (sub, date, due_at, attempts, message, message_id, papers): ClaimRow =
+                sqlx::query_as(
+                    "UPDATE deliveries SET state = 'sending', lease_until = ?, \
+                     attempts = attempts + 1, resent = resent OR ? WHERE id = ? \
+                     RETURNING subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
+                )
+                .bind(ts(lease_until))
+                .bind(unknown_resend)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.push(ClaimedDelivery {
+                id,
+                subscriber_id: SubscriberId(sub),
+                digest_date: parse_date(&date)?,
+                due_at: parse_ts(&due_at)?,
+                attempts,
+                message,
+                message_id,
+                papers: papers
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| super::StoreError::Corrupt(format!("delivery {id} papers: {e}")))?
+                    .unwrap_or_default(),
+                unknown_resend,
+            });
+        }
+        tx.commit().await?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Stores prepared messages for claimed rows, in one transaction,
+    /// before any of them is sent.
+    pub async fn prepare_deliveries(&self, prepared: &[Prepared]) -> Result<()> {
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for p in prepared {
+            sqlx::query(
+                "UPDATE deliveries SET message_id = ?, message = ?, papers = ? \
+                 WHERE id = ? AND state = 'sending'",
+            )
+            .bind(&p.message_id)
+            .bind(&p.encrypted)
+            .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()))
+            .bind(p.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The relay accepted the message: record it and the papers it
+    /// carried, so ranking never repeats them (R49).
+    pub async fn delivery_sent(
+        &self,
+        id: i64,
+        subscriber: SubscriberId,
+        digest_date: NaiveDate,
+        papers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
+             last_code = 250, last_error = NULL WHERE id = ?",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        for p in papers {
+            sqlx::query(
+                "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(subscriber.0)
+            .bind(p)
+            .bind(digest_date.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends an attempt in `retry` (with `next`), `failed`, `skipped` or
+    /// `unknown`, recording the reply.
+    pub async fn delivery_outcome(
+        &self,
+        id: i64,
+        state: &str,
+        code: Option<u16>,
+        enhanced: Option<&str>,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        debug_assert!(matches!(state, "retry" | "failed" | "skipped" | "unknown"));
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, last_code = ?, last_enhanced_status = ?, \
+             last_error = ?, lease_until = NULL, next_attempt_at = COALESCE(?, next_attempt_at) \
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(code.map(i64::from))
+        .bind(enhanced)
+        .bind(error)
+        .bind(next.map(ts))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Canonical ids of every paper already mailed to the subscriber.
+    pub async fn sent_paper_ids(&self, id: SubscriberId) -> Result<HashSet<String>> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT paper_id FROM sent_papers WHERE subscriber_id = ?")
+                .bind(id.0)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Delivery counts by state, for /metrics.
+    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT state, count(*) FROM deliveries GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// (subscriber email, state) of every delivery, for tests and reports.
+    pub async fn deliveries_for(&self, id: SubscriberId) -> Result<Vec<(NaiveDate, String, i64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT digest_date, state, attempts FROM deliveries WHERE subscriber_id = ? ORDER BY digest_date",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(d, s, a)| Ok((parse_date(&d)?, s, a)))
+            .collect()
+    }
+
+    /// When the earliest waiting delivery becomes due.
+    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE state IN ('pending', 'retry')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    pub async fn start_run(&self, now: DateTime<Utc>) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE digest_runs SET state = 'interrupted' WHERE state = 'running'")
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO digest_runs (started_at) VALUES (?) RETURNING id")
+                .bind(ts(now))
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        counts: &RunCounts,
+        state: &str,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE digest_runs SET finished_at = ?, state = ?, planned = ?, sent = ?, retried = ?, \
+             failed = ?, skipped = ?, unknown = ?, note = ? WHERE id = ?",
+        )
+        .bind(ts(now))
+        .bind(state)
+        .bind(counts.planned as i64)
+        .bind(counts.sent as i64)
+        .bind(counts.retried as i64)
+        .bind(counts.failed as i64)
+        .bind(counts.skipped as i64)
+        .bind(counts.unknown as i64)
+        .bind(note)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
