@@ -393,7 +393,7 @@ async fn send_due(
             );
             tasks.spawn(async move {
                 let _permit = permit;
-                deliver_one(&app, r, now, &pacer, &budget, &counts).await
+                deliver_one(&app, *r, now, &pacer, &budget, &counts).await
             });
         }
         while let Some(res) = tasks.join_next().await {
@@ -409,7 +409,7 @@ async fn send_due(
 }
 
 enum Prepare {
-    Ready(Ready, Option<Prepared>),
+    Ready(Box<Ready>, Option<Prepared>),
     Skipped,
 }
 
@@ -451,12 +451,12 @@ async fn prepare(
         };
         let papers = claim.papers.clone();
         return Ok(Prepare::Ready(
-            Ready {
+            Box::new(Ready {
                 claim,
                 subscriber: sub,
                 composed,
                 papers,
-            },
+            }),
             None,
         ));
     }
@@ -502,12 +502,12 @@ async fn prepare(
         papers: papers.clone(),
     };
     Ok(Prepare::Ready(
-        Ready {
+        Box::new(Ready {
             claim,
             subscriber: sub,
             composed,
             papers,
-        },
+        }),
         Some(prepared),
     ))
 }
