@@ -384,6 +384,17 @@ async fn send_due(
         let mut tasks = tokio::task::JoinSet::new();
         for r in ready {
             let permit = sem.clone().acquire_owned().await?;
+            let paused = budget
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .paused
+                .is_some();
+            if paused || app.shutdown.is_cancelled() {
+                // Not sent: hand the row back; its prepared bytes stay
+                // stored, so the next run sends exactly these.
+                app.store.release_delivery(r.claim.id).await?;
+                continue;
+            }
             pacer.acquire().await;
             let (app, pacer, budget, counts) = (
                 app.clone(),

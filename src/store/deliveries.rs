@@ -290,6 +290,21 @@ impl Store {
         Ok(())
     }
 
+    /// Returns a claimed row that was never sent to `pending` (a paused or
+    /// interrupted run). Its prepared message, if any, is kept.
+    pub async fn release_delivery(&self, id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'pending', lease_until = NULL, attempts = attempts - 1 \
+             WHERE id = ? AND state = 'sending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Canonical ids of every paper already mailed to the subscriber.
     pub async fn sent_paper_ids(&self, id: SubscriberId) -> Result<HashSet<String>> {
         let rows: Vec<String> =

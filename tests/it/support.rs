@@ -25,13 +25,15 @@ impl Received {
 }
 
 /// How the SMTP server answers a recipient, chosen by local part:
-/// `temp@` 451, `rate@` 421 4.7.28, `perm@` 550 5.1.1, `full@` 552;
-/// everyone else 250. `stall` delays the reply to DATA.
+/// `temp…@` 451, `rate…@` 421 4.7.28, `perm…@` 550 5.1.1, `full…@` 552,
+/// `flaky…@` 451 for its first two attempts and then 250; everyone else
+/// 250. `stall` delays the reply to DATA.
 #[derive(Clone)]
 struct SinkHandler {
     inbox: Arc<Mutex<Vec<Received>>>,
     helos: Arc<Mutex<usize>>,
     stall: Arc<Mutex<Duration>>,
+    tries: Arc<Mutex<HashMap<String, usize>>>,
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
@@ -58,13 +60,22 @@ impl mailin_embedded::Handler for SinkHandler {
     fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
         use mailin_embedded::response;
         let local = to.split('@').next().unwrap_or("");
+        let tries = {
+            let mut t = self.tries.lock().unwrap();
+            let n = t.entry(to.to_string()).or_insert(0);
+            *n += 1;
+            *n
+        };
         match local {
-            "temp" => response::INTERNAL_ERROR,
-            "rate" => {
+            l if l.starts_with("temp") => response::INTERNAL_ERROR,
+            l if l.starts_with("rate") => {
                 mailin_embedded::Response::custom(421, "4.7.28 rate limited, slow down".into())
             }
-            "perm" => mailin_embedded::Response::custom(550, "5.1.1 no such user".into()),
-            "full" => response::NO_STORAGE,
+            l if l.starts_with("perm") => {
+                mailin_embedded::Response::custom(550, "5.1.1 no such user".into())
+            }
+            l if l.starts_with("full") => response::NO_STORAGE,
+            l if l.starts_with("flaky") && tries <= 2 => response::INTERNAL_ERROR,
             _ => {
                 self.to.push(to.to_string());
                 response::OK
@@ -115,6 +126,7 @@ impl SmtpSink {
             inbox: inbox.clone(),
             helos: helos.clone(),
             stall: stall.clone(),
+            tries: Arc::new(Mutex::new(HashMap::new())),
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),

@@ -1,0 +1,457 @@
+//! The delivery engine against a real in-process SMTP server: outcomes by
+//! reply code, retries, suppression, re-checks at send time, no repeats,
+//! the error budget, and the rendered digest.
+//!
+//! These tests exercise delivery, not ranking, so they pick papers with a
+//! simple fixed picker; ranking has its own tests.
+
+use crate::support::TestApp;
+use chrono::{DateTime, Duration, Utc};
+use mail_parser::MimeHeaders;
+use paperboy::digest::{self, DigestPick, Picker, RunState};
+use paperboy::domain::{EmailAddress, Paper, PaperId, Preferences, SubscriberId, SubscriberState};
+use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
+use std::collections::HashSet;
+
+/// Offers the same papers to everyone, minus those already sent.
+struct FixedPicker(Vec<Paper>);
+
+impl Picker for FixedPicker {
+    fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+        self.0
+            .iter()
+            .filter(|p| !sent.contains(p.id.as_str()))
+            .take(prefs.digest_size as usize)
+            .map(|p| DigestPick {
+                paper: p.clone(),
+                score: 1.0,
+                reason: format!(
+                    "Matches \"{}\"",
+                    prefs.topics.first().cloned().unwrap_or_default()
+                ),
+                topic: prefs.topics.first().cloned(),
+            })
+            .collect()
+    }
+}
+
+pub fn paper(n: u32, title: &str) -> Paper {
+    let (id, _) = PaperId::parse_arxiv(&format!("2606.{n:05}v2")).unwrap();
+    let mut p = Paper::new(id, title, &format!("Abstract of {title}. ").repeat(12));
+    p.authors = vec![
+        "Ada Lovelace".into(),
+        "Alan Turing".into(),
+        "Grace Hopper".into(),
+        "Edsger Dijkstra".into(),
+    ];
+    p.upvotes = Some(40 + n as i64);
+    p.github_repo = Some(format!("https://github.com/example/repo{n}"));
+    p.sources = vec![paperboy::domain::SourceKind::HuggingFace];
+    p
+}
+
+fn papers(n: u32) -> FixedPicker {
+    FixedPicker(
+        (1..=n)
+            .map(|i| paper(i, &format!("Paper number {i}")))
+            .collect(),
+    )
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Adds an active subscriber: daily at 08:00 UTC, 3 papers.
+async fn active(t: &TestApp, email: &str) -> SubscriberId {
+    let mut prefs = Preferences {
+        topics: vec!["speculative decoding".into()],
+        excluded: vec![],
+        authors: vec![],
+        categories: vec![],
+        digest_size: 3,
+        frequency: paperboy::domain::Frequency::Daily,
+        send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        time_zone: chrono_tz::UTC,
+        fallback_trending: false,
+    };
+    prefs.digest_size = 3;
+    let links = t.app.links.clone();
+    let hash = move |id, g| links.manage_token_hash(id, g);
+    t.app
+        .store
+        .add_subscriber(
+            &EmailAddress::parse(email).unwrap(),
+            &prefs,
+            SubscriberState::Active,
+            &ConsentInput {
+                method: ConsentMethod::OperatorImport,
+                source: "test".into(),
+                consent_text_hash: "x".into(),
+                ip: None,
+            },
+            &hash,
+            at("2026-11-01T00:00:00Z"),
+        )
+        .await
+        .unwrap()
+}
+
+async fn states(t: &TestApp, id: SubscriberId) -> Vec<(String, String, i64)> {
+    t.app
+        .store
+        .deliveries_for(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(d, s, a)| (d.to_string(), s, a))
+        .collect()
+}
+
+#[tokio::test]
+async fn smtp_replies_decide_states_retries_and_suppressions() {
+    let t = TestApp::spawn_with(&[("PAPERBOY__DIGEST__RETRY_BASE_SECS", "60")]).await;
+    let ok = active(&t, "ok@example.org").await;
+    let temp = active(&t, "temp@example.org").await;
+    let rate = active(&t, "rate@example.org").await;
+    let perm = active(&t, "perm@example.org").await;
+    let full = active(&t, "full@example.org").await;
+    let picker = papers(5);
+
+    let r = digest::run(&t.app, &picker, at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.planned, 5);
+    assert_eq!(
+        (r.counts.sent, r.counts.retried, r.counts.failed),
+        (1, 2, 2)
+    );
+    assert_eq!(
+        states(&t, ok).await,
+        vec![("2026-11-27".into(), "sent".into(), 1)]
+    );
+    assert_eq!(states(&t, temp).await[0].1, "retry");
+    assert_eq!(states(&t, rate).await[0].1, "retry");
+    assert_eq!(states(&t, perm).await[0].1, "failed");
+    assert_eq!(states(&t, full).await[0].1, "failed");
+    let store = &t.app.store;
+    let suppressed = |e: &str| {
+        let e = EmailAddress::parse(e).unwrap();
+        async move { store.suppression(&e).await.unwrap() }
+    };
+    assert!(
+        suppressed("perm@example.org").await.is_some(),
+        "550 5.1.1 is a hard bounce"
+    );
+    assert!(
+        suppressed("full@example.org").await.is_none(),
+        "552 is not a bounce of the address"
+    );
+    assert!(suppressed("temp@example.org").await.is_none());
+
+    // Before the backoff has passed nothing is retried; after it, once more.
+    let r = digest::run(&t.app, &picker, at("2026-11-27T08:01:30Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.retried, 0);
+    let r = digest::run(&t.app, &picker, at("2026-11-27T09:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.retried, 2);
+    assert_eq!(states(&t, temp).await[0].2, 2, "second attempt recorded");
+
+    // Past retry_max_age_hours the delivery gives up as expired.
+    let r = digest::run(&t.app, &picker, at("2026-11-28T05:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.failed, 2);
+    assert_eq!(states(&t, temp).await[0].1, "failed");
+    assert_eq!(t.sink.messages().len(), 1, "only ok@ ever received mail");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn two_temporary_failures_then_success_make_three_attempts_and_one_message() {
+    let t = TestApp::spawn_with(&[("PAPERBOY__DIGEST__RETRY_BASE_SECS", "60")]).await;
+    let id = active(&t, "flaky@example.org").await;
+    let picker = papers(3);
+    let mut now = at("2026-11-27T08:00:00Z");
+    for _ in 0..3 {
+        digest::run(&t.app, &picker, now).await.unwrap();
+        now += Duration::minutes(10);
+    }
+    assert_eq!(
+        states(&t, id).await,
+        vec![("2026-11-27".into(), "sent".into(), 3)]
+    );
+    let msgs = t.sink.messages_to("flaky@example.org");
+    assert_eq!(msgs.len(), 1);
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msgs[0].data)
+        .unwrap();
+    assert!(parsed.message_id().unwrap().contains(".20261127@"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsubscribe_between_planning_and_sending_sends_nothing() {
+    let t = TestApp::spawn().await;
+    let stay = active(&t, "stay@example.org").await;
+    let leave = active(&t, "leave@example.org").await;
+    let now = at("2026-11-27T08:05:00Z");
+    assert_eq!(digest::plan(&t.app, now).await.unwrap(), 2);
+    t.app.store.unsubscribe(leave, now).await.unwrap();
+    let r = digest::run(&t.app, &papers(3), now).await.unwrap();
+    assert_eq!((r.counts.sent, r.counts.skipped), (1, 1));
+    assert_eq!(states(&t, leave).await[0].1, "skipped");
+    assert_eq!(states(&t, stay).await[0].1, "sent");
+    assert!(t.sink.messages_to("leave@example.org").is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn planning_is_idempotent_and_a_restart_inside_the_window_sends_once() {
+    let t = TestApp::spawn().await;
+    let id = active(&t, "once@example.org").await;
+    let picker = papers(6);
+    // Daemon "down" at 08:00; comes back at 10:10, inside the 6 h window.
+    assert_eq!(
+        digest::plan(&t.app, at("2026-11-27T10:10:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        digest::plan(&t.app, at("2026-11-27T10:10:00Z"))
+            .await
+            .unwrap(),
+        0
+    );
+    digest::run(&t.app, &picker, at("2026-11-27T10:10:00Z"))
+        .await
+        .unwrap();
+    // "Restarts" later the same day plan nothing new.
+    for later in [
+        "2026-11-27T10:20:00Z",
+        "2026-11-27T13:59:00Z",
+        "2026-11-27T23:00:00Z",
+    ] {
+        let r = digest::run(&t.app, &picker, at(later)).await.unwrap();
+        assert_eq!(r.counts.planned, 0, "{later}");
+    }
+    assert_eq!(t.sink.messages_to("once@example.org").len(), 1);
+    // Outside the window the missed day is not made up.
+    let other = active(&t, "late@example.org").await;
+    digest::run(&t.app, &picker, at("2026-11-28T14:30:00Z"))
+        .await
+        .unwrap();
+    assert!(states(&t, other).await.is_empty());
+    assert_eq!(states(&t, id).await.len(), 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn no_paper_is_mailed_twice_to_the_same_subscriber_across_days() {
+    let t = TestApp::spawn().await;
+    let id = active(&t, "reader@example.org").await;
+    let picker = papers(5);
+    digest::run(&t.app, &picker, at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    digest::run(&t.app, &picker, at("2026-11-28T08:01:00Z"))
+        .await
+        .unwrap();
+    let r = digest::run(&t.app, &picker, at("2026-11-29T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.counts.skipped, 1,
+        "nothing new left on day three: no digest"
+    );
+    let sent = t.app.store.sent_paper_ids(id).await.unwrap();
+    assert_eq!(sent.len(), 5);
+    let mut seen = HashSet::new();
+    for m in t.sink.messages_to("reader@example.org") {
+        for link in crate::support::links_in(&m) {
+            if let Some(pid) = link.strip_prefix("https://arxiv.org/abs/") {
+                assert!(seen.insert(pid.to_string()), "{pid} mailed twice");
+            }
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_hard_bounces_pauses_the_run() {
+    let t = TestApp::spawn_with(&[("PAPERBOY__DIGEST__MAX_BOUNCE_PERCENT", "5")]).await;
+    // One address in ten does not exist.
+    for i in 0..100 {
+        let local = if i % 10 == 3 { "perm" } else { "reader" };
+        active(&t, &format!("{local}{i}@example.org")).await;
+    }
+    let r = digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.state, RunState::PausedErrors, "{:?}", r.note);
+    assert!(r.note.unwrap().contains("hard-bounce rate"));
+    assert!(
+        r.counts.sent + r.counts.failed < 100,
+        "the run stopped early"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn one_click_completes_quickly_while_a_send_is_stalled() {
+    let t = TestApp::spawn().await;
+    active(&t, "slow@example.org").await;
+    let manage = t.subscribe_and_confirm("quick@example.org").await;
+    t.sink.set_stall(std::time::Duration::from_secs(3));
+    let app = t.app.clone();
+    let run =
+        tokio::spawn(
+            async move { digest::run(&app, &papers(3), at("2026-11-27T08:01:00Z")).await },
+        );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let started = std::time::Instant::now();
+    let r = crate::support::client()
+        .post(manage.replace("/manage/", "/unsubscribe/"))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    run.await.unwrap().unwrap();
+    t.sink.set_stall(std::time::Duration::ZERO);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_digest_carries_every_required_header_and_both_parts() {
+    let t = TestApp::spawn().await;
+    let id = active(&t, "hdr@example.org").await;
+    digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    let msg = &t.sink.wait_for("hdr@example.org", 1).await[0];
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msg.data)
+        .unwrap();
+    let ct = parsed.root_part().content_type().unwrap();
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("multipart", Some("alternative"))
+    );
+
+    let sub = t.app.store.subscriber(id).await.unwrap();
+    let token = t.app.links.manage_token(sub.id, sub.token_generation);
+    let unsubscribe = t.app.links.unsubscribe_url(&token);
+    let manage = t.app.links.manage_url(&token);
+    assert_eq!(
+        parsed.header_raw("List-Unsubscribe").unwrap().trim(),
+        format!("<{unsubscribe}>")
+    );
+    assert_eq!(
+        parsed.header_raw("List-Unsubscribe-Post").unwrap().trim(),
+        "List-Unsubscribe=One-Click"
+    );
+    assert_eq!(
+        parsed.header_raw("List-Id").unwrap().trim(),
+        "Test digest <daily.paperboy.test>"
+    );
+    assert_eq!(
+        parsed.header_raw("Auto-Submitted").unwrap().trim(),
+        "auto-generated"
+    );
+    assert_eq!(
+        parsed.subject().unwrap(),
+        "3 new papers on speculative decoding"
+    );
+    let id_header = parsed.message_id().unwrap();
+    assert!(
+        id_header.ends_with(".20261127@paperboy.test"),
+        "{id_header}"
+    );
+    let raw = msg.text();
+    let head: Vec<&str> = raw.lines().take_while(|l| !l.is_empty()).collect();
+    for h in [
+        "From:",
+        "To:",
+        "Subject:",
+        "Date:",
+        "Message-ID:",
+        "List-Unsubscribe:",
+        "List-Unsubscribe-Post:",
+        "List-Id:",
+    ] {
+        assert_eq!(head.iter().filter(|l| l.starts_with(h)).count(), 1, "{h}");
+    }
+    assert!(raw.lines().all(|l| l.len() <= 998));
+
+    let text = parsed.body_text(0).unwrap();
+    let html = parsed.body_html(0).unwrap();
+    assert!(text.starts_with("3 new papers on speculative decoding — top: Paper number 1"));
+    for s in [
+        unsubscribe.as_str(),
+        manage.as_str(),
+        "Paper number 1",
+        "Paper number 3",
+        "https://arxiv.org/abs/2606.00001",
+    ] {
+        assert!(text.contains(s), "text part lacks {s}");
+        assert!(html.contains(s), "html part lacks {s}");
+    }
+    assert!(html.contains(&format!(
+        "<a href=\"{unsubscribe}\" style=\"color:#5b6168;\">Unsubscribe</a>"
+    )));
+    assert!(!html.contains("display:none"));
+    // Every link points straight at its target: no tracking, safe schemes.
+    for link in crate::support::extract_links(&html) {
+        let u = url::Url::parse(&link).unwrap();
+        assert!(matches!(u.scheme(), "https" | "http"), "{link}");
+        assert!(
+            ["arxiv.org", "github.com", "huggingface.co", "127.0.0.1"]
+                .contains(&u.host_str().unwrap()),
+            "{link}"
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_paper_text_is_escaped_in_html_and_kept_out_of_headers() {
+    let t = TestApp::spawn().await;
+    active(&t, "xss@example.org").await;
+    let mut evil = paper(
+        1,
+        "<script>alert(1)</script> & \"q\"\r\nBcc: victim@example.org",
+    );
+    evil.abstract_text = "<img src=x onerror=alert(1)> text".into();
+    evil.project_page = Some("javascript:alert(1)".into());
+    evil.github_repo = Some("javascript:alert(2)".into());
+    let picker = FixedPicker(vec![evil]);
+    digest::run(&t.app, &picker, at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    let msg = &t.sink.wait_for("xss@example.org", 1).await[0];
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&msg.data)
+        .unwrap();
+    assert!(parsed.header("Bcc").is_none());
+    let html = parsed.body_html(0).unwrap();
+    assert!(!html.contains("<script>") && !html.contains("<img"));
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(!html.contains("javascript:"));
+    let text = parsed.body_text(0).unwrap();
+    assert!(
+        text.contains("<script>alert(1)</script> & \"q\""),
+        "text part is literal"
+    );
+    t.stop().await;
+}
