@@ -455,3 +455,62 @@ async fn hostile_paper_text_is_escaped_in_html_and_kept_out_of_headers() {
     );
     t.stop().await;
 }
+
+/// Verifies `message` with dkimpy, an independent implementation (R72),
+/// answering the DNS lookup with the test key. Fails the test when
+/// python3 or dkimpy is missing: `scripts/test` installs them.
+fn dkimpy_verifies(message: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg.eml");
+    std::fs::write(&path, message).unwrap();
+    let pubkey = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dkim/test-key.pub.b64")).unwrap();
+    let script = format!(
+        "import dkim,sys\nmsg=open(sys.argv[1],'rb').read()\n\
+         dns=lambda name, timeout=5: b'v=DKIM1; k=rsa; p={}' if name==b'test._domainkey.paperboy.test.' else None\n\
+         print('PASS' if dkim.verify(msg, dnsfunc=dns, minkey=1024) else 'FAIL')\n",
+        pubkey.trim()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(&path)
+        .output()
+        .expect("python3 is needed for the DKIM cross-check (scripts/test installs dkimpy)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dkimpy failed to run (install it with `pip install dkimpy`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.trim() == "PASS"
+}
+
+#[tokio::test]
+async fn a_dkim_signed_digest_verifies_with_dkimpy_and_tampering_breaks_it() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dkim/test-key.pem");
+    let t = TestApp::spawn_with(&[
+        ("PAPERBOY__MAIL__DKIM__ENABLED", "true"),
+        ("PAPERBOY__MAIL__DKIM__SELECTOR", "test"),
+        ("PAPERBOY__MAIL__DKIM__DOMAIN", "paperboy.test"),
+        ("PAPERBOY__MAIL__DKIM__PRIVATE_KEY_FILE", key),
+    ])
+    .await;
+    active(&t, "signed@example.org").await;
+    digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z")).await.unwrap();
+    let msg = t.sink.wait_for("signed@example.org", 1).await.remove(0);
+    let raw = msg.text();
+    let sig_block: String = raw
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("DKIM-Signature:"))
+        .take_while(|l| l.starts_with("DKIM-Signature:") || l.starts_with(' ') || l.starts_with('\t'))
+        .collect();
+    assert!(sig_block.contains("c=relaxed/relaxed"), "{sig_block}");
+    for h in ["list-unsubscribe", "list-unsubscribe-post", "list-id", "message-id"] {
+        assert!(sig_block.to_ascii_lowercase().contains(h), "h= lacks {h}: {sig_block}");
+    }
+    assert!(dkimpy_verifies(&msg.data), "dkimpy rejects paperboy's signature");
+
+    let tampered = raw.replacen("/unsubscribe/", "/unsubscribe/x", 1);
+    assert!(!dkimpy_verifies(tampered.as_bytes()), "a changed List-Unsubscribe must break the signature");
+    t.stop().await;
+}
