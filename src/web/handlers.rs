@@ -750,6 +750,46 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
             ("failed", outbox.failed),
         ],
     );
+    let deliveries = app.store.delivery_counts().await?;
+    let values: Vec<(&str, i64)> = [
+        "pending", "sending", "sent", "retry", "failed", "skipped", "unknown",
+    ]
+    .iter()
+    .map(|st| {
+        let n = deliveries
+            .iter()
+            .find(|(s, _)| s == st)
+            .map_or(0, |(_, n)| *n);
+        (*st, n)
+    })
+    .collect();
+    write_gauge(
+        &mut out,
+        "paperboy_digest_deliveries",
+        "Digest deliveries by state.",
+        "state",
+        &values,
+    );
+    if let Some(last) = app.store.setting("last_digest_run").await? {
+        if let Ok(v) = serde_json::from_str::<Value>(&last) {
+            let c = &v["counts"];
+            let field = |k: &str| c[k].as_i64().unwrap_or(0);
+            write_gauge(
+                &mut out,
+                "paperboy_last_digest_run",
+                "Counts of the most recent digest run.",
+                "outcome",
+                &[
+                    ("planned", field("planned")),
+                    ("sent", field("sent")),
+                    ("retried", field("retried")),
+                    ("failed", field("failed")),
+                    ("skipped", field("skipped")),
+                    ("unknown", field("unknown")),
+                ],
+            );
+        }
+    }
     app.metrics.write_counters(&mut out);
     Ok((
         StatusCode::OK,

@@ -463,7 +463,11 @@ fn dkimpy_verifies(message: &[u8]) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg.eml");
     std::fs::write(&path, message).unwrap();
-    let pubkey = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dkim/test-key.pub.b64")).unwrap();
+    let pubkey = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dkim/test-key.pub.b64"
+    ))
+    .unwrap();
     let script = format!(
         "import dkim,sys\nmsg=open(sys.argv[1],'rb').read()\n\
          dns=lambda name, timeout=5: b'v=DKIM1; k=rsa; p={}' if name==b'test._domainkey.paperboy.test.' else None\n\
@@ -487,7 +491,10 @@ fn dkimpy_verifies(message: &[u8]) -> bool {
 
 #[tokio::test]
 async fn a_dkim_signed_digest_verifies_with_dkimpy_and_tampering_breaks_it() {
-    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dkim/test-key.pem");
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dkim/test-key.pem"
+    );
     let t = TestApp::spawn_with(&[
         ("PAPERBOY__MAIL__DKIM__ENABLED", "true"),
         ("PAPERBOY__MAIL__DKIM__SELECTOR", "test"),
@@ -496,21 +503,141 @@ async fn a_dkim_signed_digest_verifies_with_dkimpy_and_tampering_breaks_it() {
     ])
     .await;
     active(&t, "signed@example.org").await;
-    digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z")).await.unwrap();
+    digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
     let msg = t.sink.wait_for("signed@example.org", 1).await.remove(0);
     let raw = msg.text();
     let sig_block: String = raw
         .split("\r\n")
         .skip_while(|l| !l.starts_with("DKIM-Signature:"))
-        .take_while(|l| l.starts_with("DKIM-Signature:") || l.starts_with(' ') || l.starts_with('\t'))
+        .take_while(|l| {
+            l.starts_with("DKIM-Signature:") || l.starts_with(' ') || l.starts_with('\t')
+        })
         .collect();
     assert!(sig_block.contains("c=relaxed/relaxed"), "{sig_block}");
-    for h in ["list-unsubscribe", "list-unsubscribe-post", "list-id", "message-id"] {
-        assert!(sig_block.to_ascii_lowercase().contains(h), "h= lacks {h}: {sig_block}");
+    for h in [
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+        "message-id",
+    ] {
+        assert!(
+            sig_block.to_ascii_lowercase().contains(h),
+            "h= lacks {h}: {sig_block}"
+        );
     }
-    assert!(dkimpy_verifies(&msg.data), "dkimpy rejects paperboy's signature");
+    assert!(
+        dkimpy_verifies(&msg.data),
+        "dkimpy rejects paperboy's signature"
+    );
 
     let tampered = raw.replacen("/unsubscribe/", "/unsubscribe/x", 1);
-    assert!(!dkimpy_verifies(tampered.as_bytes()), "a changed List-Unsubscribe must break the signature");
+    assert!(
+        !dkimpy_verifies(tampered.as_bytes()),
+        "a changed List-Unsubscribe must break the signature"
+    );
     t.stop().await;
+}
+
+/// Compares `actual` with `tests/golden/{name}`; `UPDATE_GOLDEN=1`
+/// rewrites the file instead (review the diff before committing it).
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(actual, expected, "{name} differs from the golden file");
+}
+
+#[tokio::test]
+async fn the_rendered_digest_matches_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::test_config(
+        dir.path(),
+        None,
+        "https://paperboy.example.org",
+        &[(
+            "PAPERBOY__SECURITY__SECRET_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj",
+        )],
+    );
+    let app = paperboy::app::App::build(config, Default::default())
+        .await
+        .unwrap();
+    let t = GoldenApp(app);
+    let id = t.add("golden@example.org").await;
+    let sub = t.0.store.subscriber(id).await.unwrap();
+    let mut p1 = paper(1, "Speculative Decoding with <Draft> Heads & Trees");
+    p1.ai_summary = Some("A draft model proposes tokens that the target model verifies in parallel, doubling throughput without changing outputs.".into());
+    let mut p2 = paper(2, "Retrieval-Augmented Generation at Scale");
+    p2.authors.truncate(2);
+    p2.github_repo = None;
+    p2.upvotes = None;
+    let picks = vec![
+        DigestPick {
+            paper: p1,
+            score: 3.2,
+            reason: "Matches \"speculative decoding\" (speculative, decoding) · 41 upvotes".into(),
+            topic: Some("speculative decoding".into()),
+        },
+        DigestPick {
+            paper: p2,
+            score: 2.1,
+            reason: "Matches \"RAG\" (retrieval-augmented generation)".into(),
+            topic: Some("RAG".into()),
+        },
+    ];
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+    let mail = digest::render_digest(&t.0, &sub, &picks, date).unwrap();
+    assert_eq!(mail.subject, "2 new papers on speculative decoding");
+    golden("digest.txt", &mail.text);
+    golden("digest.html", &mail.html);
+    // Rendering is deterministic.
+    assert_eq!(
+        digest::render_digest(&t.0, &sub, &picks, date).unwrap(),
+        mail
+    );
+}
+
+struct GoldenApp(paperboy::app::App);
+
+impl GoldenApp {
+    async fn add(&self, email: &str) -> SubscriberId {
+        let prefs = Preferences {
+            topics: vec!["speculative decoding".into(), "RAG".into()],
+            excluded: vec![],
+            authors: vec![],
+            categories: vec![],
+            digest_size: 5,
+            frequency: paperboy::domain::Frequency::Daily,
+            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        };
+        let links = self.0.links.clone();
+        let hash = move |id, g| links.manage_token_hash(id, g);
+        self.0
+            .store
+            .add_subscriber(
+                &EmailAddress::parse(email).unwrap(),
+                &prefs,
+                SubscriberState::Active,
+                &ConsentInput {
+                    method: ConsentMethod::OperatorImport,
+                    source: "test".into(),
+                    consent_text_hash: "x".into(),
+                    ip: None,
+                },
+                &hash,
+                at("2026-11-01T00:00:00Z"),
+            )
+            .await
+            .unwrap()
+    }
 }
