@@ -18,6 +18,7 @@ use std::time::Duration;
 
 // pub mod outbox;
 // pub mod subscribers;
+pub mod papers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and
 /// `Conflict`; everything else is a failure to report.
