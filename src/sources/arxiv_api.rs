@@ -5,8 +5,8 @@
 //! links are recognised by the path of `href`, not by `rel`/`type`.
 
 use super::xml::{self, ARXIV, ATOM, OPENSEARCH};
-use super::SourceError;
-use crate::domain::{is_category, normalize_whitespace, Paper, PaperId, SourceKind};
+use super::{is_arxiv_category, SourceError};
+use crate::domain::{normalize_whitespace, Paper, PaperId, SourceKind};
 use chrono::{DateTime, Utc};
 
 const FORMAT: &str = "arXiv API Atom";
@@ -91,13 +91,13 @@ pub fn parse_arxiv_api(bytes: &[u8]) -> Result<ApiPage, SourceError> {
             .child(ARXIV, "primary_category")
             .and_then(|p| p.attr("term"))
             .map(str::trim)
-            .filter(|t| is_category(t));
+            .filter(|t| is_arxiv_category(t));
         let mut cats: Vec<String> = primary.into_iter().map(str::to_string).collect();
         for term in entry
             .children_named(ATOM, "category")
             .filter_map(|c| c.attr("term"))
             .map(str::trim)
-            .filter(|t| is_category(t))
+            .filter(|t| is_arxiv_category(t))
         {
             if !cats.iter().any(|c| c == term) {
                 cats.push(term.to_string());

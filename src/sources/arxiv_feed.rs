@@ -8,7 +8,7 @@
 //! day backwards or clears it).
 
 use super::xml::{self, Element, ARXIV, ATOM, DC};
-use super::SourceError;
+use super::{is_arxiv_category, SourceError};
 use crate::domain::{normalize_whitespace, Paper, PaperId, SourceKind};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 
@@ -67,12 +67,18 @@ const ATOM_FEED: &str = "arXiv Atom feed";
 pub fn parse_arxiv_rss(bytes: &[u8]) -> Result<FeedListing, SourceError> {
     let root = xml::parse(bytes, RSS)?;
     if !root.is("", "rss") {
-        return Err(SourceError::malformed(RSS, format!("root element is <{}>, not <rss>", root.name)));
+        return Err(SourceError::malformed(
+            RSS,
+            format!("root element is <{}>, not <rss>", root.name),
+        ));
     }
     let channel = root
         .child("", "channel")
         .ok_or_else(|| SourceError::malformed(RSS, "no <channel>"))?;
-    check_error_feed(channel.child_text("", "title"), channel.child_text("", "description"))?;
+    check_error_feed(
+        channel.child_text("", "title"),
+        channel.child_text("", "description"),
+    )?;
     let channel_day = channel.child_text("", "pubDate").and_then(rfc2822_day);
     let mut items = Vec::new();
     for item in channel.children_named("", "item") {
@@ -80,8 +86,14 @@ pub fn parse_arxiv_rss(bytes: &[u8]) -> Result<FeedListing, SourceError> {
             .child_text("", "guid")
             .filter(|g| PaperId::parse_arxiv(g).is_ok())
             .or_else(|| item.child_text("", "link"));
-        let day = item.child_text("", "pubDate").and_then(rfc2822_day).or(channel_day);
-        let categories = item.children_named("", "category").map(|c| c.text.clone()).collect();
+        let day = item
+            .child_text("", "pubDate")
+            .and_then(rfc2822_day)
+            .or(channel_day);
+        let categories = item
+            .children_named("", "category")
+            .map(|c| c.text.clone())
+            .collect();
         if let Some(it) = build_item(
             raw_id,
             item.child_text("", "title"),
@@ -112,7 +124,10 @@ pub fn parse_arxiv_atom_feed(bytes: &[u8]) -> Result<FeedListing, SourceError> {
             format!("root element is <{}>, not an Atom <feed>", root.name),
         ));
     }
-    check_error_feed(root.child_text(ATOM, "title"), root.child_text(ATOM, "subtitle"))?;
+    check_error_feed(
+        root.child_text(ATOM, "title"),
+        root.child_text(ATOM, "subtitle"),
+    )?;
     let mut feed_day = None;
     let mut items = Vec::new();
     for entry in root.children_named(ATOM, "entry") {
@@ -202,7 +217,7 @@ fn build_item(
         categories
             .into_iter()
             .map(|c| c.trim().to_string())
-            .filter(|c| crate::domain::is_category(c)),
+            .filter(|c| is_arxiv_category(c)),
     );
     paper.doi = el
         .child_text(ARXIV, "DOI")
@@ -249,7 +264,11 @@ pub fn split_creators(s: &str) -> Vec<String> {
     let mut start = 0;
     let push = |out: &mut Vec<String>, part: &str| {
         let stripped = strip_parenthesised(part);
-        let name = normalize_whitespace(if stripped.trim().is_empty() { part } else { &stripped });
+        let name = normalize_whitespace(if stripped.trim().is_empty() {
+            part
+        } else {
+            &stripped
+        });
         let name = name.strip_prefix("and ").unwrap_or(&name).to_string();
         if !name.is_empty() && name != "and" {
             out.push(name);
@@ -334,7 +353,9 @@ mod tests {
 
     #[test]
     fn description_splits_into_announce_type_and_abstract() {
-        let (t, a) = split_description("arXiv:2411.17700v1 Announce Type: replace-cross \nAbstract: We $x<y$.");
+        let (t, a) = split_description(
+            "arXiv:2411.17700v1 Announce Type: replace-cross \nAbstract: We $x<y$.",
+        );
         assert_eq!(t, Some(AnnounceType::ReplaceCross));
         assert_eq!(a.trim(), "We $x<y$.");
         let (t, a) = split_description("Just text");

@@ -31,7 +31,10 @@ pub enum SourceError {
     },
     /// The body could not be parsed, or it parsed but has the wrong shape.
     #[error("malformed {format} payload: {detail}")]
-    Malformed { format: &'static str, detail: String },
+    Malformed {
+        format: &'static str,
+        detail: String,
+    },
     /// The upstream answered with a well-formed error document (arXiv error
     /// feed, API error entry, JSON error object).
     #[error("upstream reported an error: {0}")]

@@ -73,8 +73,8 @@ enum Body {
 /// Pure: no clock, no I/O. Returns papers in response order with
 /// `sources = [HuggingFace]`.
 pub fn parse_hf(bytes: &[u8], requested_day: Option<NaiveDate>) -> Result<Vec<Paper>, SourceError> {
-    let body: Body = serde_json::from_slice(bytes)
-        .map_err(|e| SourceError::malformed(FORMAT, e.to_string()))?;
+    let body: Body =
+        serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(FORMAT, e.to_string()))?;
     let items = match body {
         Body::List(items) => items,
         Body::Object(obj) => {
@@ -89,7 +89,10 @@ pub fn parse_hf(bytes: &[u8], requested_day: Option<NaiveDate>) -> Result<Vec<Pa
         let mut item: Item = serde_path_to_error::deserialize(value)
             .map_err(|e| SourceError::malformed(FORMAT, format!("item {i}: {e}")))?;
         let Some(p) = item.paper.take() else {
-            return Err(SourceError::malformed(FORMAT, format!("item {i} has no `paper`")));
+            return Err(SourceError::malformed(
+                FORMAT,
+                format!("item {i} has no `paper`"),
+            ));
         };
         let raw_id = p.id.clone().unwrap_or_default();
         let Ok((id, version)) = PaperId::parse_arxiv(&raw_id) else {
@@ -186,13 +189,19 @@ mod tests {
     #[test]
     fn an_error_object_is_an_upstream_error() {
         let err = parse_hf(br#"{"error":"Invalid date"}"#, None).unwrap_err();
-        assert!(matches!(err, SourceError::Upstream(ref m) if m == "Invalid date"), "{err}");
+        assert!(
+            matches!(err, SourceError::Upstream(ref m) if m == "Invalid date"),
+            "{err}"
+        );
     }
 
     #[test]
     fn items_without_an_arxiv_id_are_skipped() {
-        let papers = parse_hf(br#"[{"paper":{"id":"nope"}},{"paper":{"id":"2606.00467"}}]"#, None)
-            .unwrap();
+        let papers = parse_hf(
+            br#"[{"paper":{"id":"nope"}},{"paper":{"id":"2606.00467"}}]"#,
+            None,
+        )
+        .unwrap();
         assert_eq!(papers.len(), 1);
     }
 

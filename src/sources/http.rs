@@ -137,11 +137,18 @@ pub(crate) struct PoliteClient {
 
 /// `paperboy/<version> (+<contact>)`.
 pub fn user_agent(contact: &str) -> String {
-    format!("paperboy/{} (+{})", env!("CARGO_PKG_VERSION"), contact.trim())
+    format!(
+        "paperboy/{} (+{})",
+        env!("CARGO_PKG_VERSION"),
+        contact.trim()
+    )
 }
 
 impl PoliteClient {
-    pub(crate) fn new(cfg: &SourcesConfig, tuning: ClientTuning) -> Result<PoliteClient, SourceError> {
+    pub(crate) fn new(
+        cfg: &SourcesConfig,
+        tuning: ClientTuning,
+    ) -> Result<PoliteClient, SourceError> {
         let client = reqwest::Client::builder()
             .user_agent(user_agent(&cfg.contact))
             .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
@@ -170,7 +177,11 @@ impl PoliteClient {
 
     /// The gate for one non-arXiv host (`host:port`).
     pub(crate) fn host_gate(&self, url: &Url) -> Arc<Gate> {
-        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let mut hosts = self.hosts.lock().expect("host gates poisoned");
         hosts
             .entry(key.clone())
@@ -217,10 +228,12 @@ impl PoliteClient {
                     match retry_after {
                         Some(wait) if wait > self.tuning.retry_after_cap => {
                             return Err(match err {
-                                SourceError::Status { status: 429, .. } => SourceError::RateLimited {
-                                    url: url_s,
-                                    retry_after: wait,
-                                },
+                                SourceError::Status { status: 429, .. } => {
+                                    SourceError::RateLimited {
+                                        url: url_s,
+                                        retry_after: wait,
+                                    }
+                                }
                                 other => other,
                             })
                         }
@@ -256,7 +269,10 @@ impl PoliteClient {
         expect: Expect,
         validators: Option<&HttpValidator>,
     ) -> Attempt {
-        let mut req = self.client.get(url.clone()).header(header::ACCEPT, expect.accept);
+        let mut req = self
+            .client
+            .get(url.clone())
+            .header(header::ACCEPT, expect.accept);
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
                 req = req.header(header::IF_NONE_MATCH, etag);
@@ -311,7 +327,10 @@ impl PoliteClient {
         }
         let etag = header_string(headers, header::ETAG);
         let last_modified = header_string(headers, header::LAST_MODIFIED);
-        if resp.content_length().is_some_and(|n| n > self.max_body as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
             return Attempt::Done(Err(SourceError::TooLarge {
                 url: url_s.to_string(),
                 limit: self.max_body,
@@ -354,7 +373,9 @@ enum Attempt {
 fn transport_error(e: reqwest::Error, url: &str) -> Attempt {
     if e.is_timeout() {
         Attempt::Retry {
-            err: SourceError::Timeout { url: url.to_string() },
+            err: SourceError::Timeout {
+                url: url.to_string(),
+            },
             retry_after: None,
         }
     } else if e.is_connect() || e.is_body() || e.is_request() {
@@ -420,7 +441,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_within_the_cap() {
-        let cfg = crate::config::Config::load_with_env(None, std::iter::empty()).unwrap().sources;
+        let cfg = crate::config::Config::load_with_env(None, std::iter::empty())
+            .unwrap()
+            .sources;
         let tuning = ClientTuning {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_millis(1000),

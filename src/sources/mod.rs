@@ -55,7 +55,11 @@ pub struct UnknownSource(pub String);
 impl SourceName {
     /// Every source, in the order a full fetch runs them (HF first so the
     /// API backfill sees today's HF papers).
-    pub const ALL: [SourceName; 3] = [SourceName::HuggingFace, SourceName::Arxiv, SourceName::ArxivApi];
+    pub const ALL: [SourceName; 3] = [
+        SourceName::HuggingFace,
+        SourceName::Arxiv,
+        SourceName::ArxivApi,
+    ];
 
     /// Parses a CLI name: `huggingface` (or `hf`), `arxiv`, `arxiv-api`
     /// (or `arxiv_api`); case-insensitive.
@@ -114,7 +118,10 @@ pub enum Outcome {
     /// Not attempted, with the reason (e.g. `--date` for the arXiv feed).
     Skipped(String),
     /// `kind` is [`SourceError::kind`]; `message` names the source and the problem.
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
 }
 
 /// One source's part of a [`FetchReport`].
@@ -230,7 +237,11 @@ impl Fetcher {
     }
 
     /// As [`Fetcher::new`] with explicit retry/interval timing (tests).
-    pub fn with_tuning(cfg: &SourcesConfig, store: Store, tuning: ClientTuning) -> Result<Fetcher, SourceError> {
+    pub fn with_tuning(
+        cfg: &SourcesConfig,
+        store: Store,
+        tuning: ClientTuning,
+    ) -> Result<Fetcher, SourceError> {
         Ok(Fetcher {
             cfg: cfg.clone(),
             store,
@@ -274,7 +285,8 @@ impl Fetcher {
                 SourceName::ArxivApi => self.run_arxiv_backfill(req.date, now, &mut report).await,
             };
             let finished = now + TimeDelta::from_std(started.elapsed()).unwrap_or_default();
-            self.finish(report, result, now, finished, &mut reports).await;
+            self.finish(report, result, now, finished, &mut reports)
+                .await;
         }
         FetchReport { sources: reports }
     }
@@ -295,7 +307,12 @@ impl Fetcher {
     /// Runs one export-API search (e.g. `cat:cs.CL`), newest submissions
     /// first, and merges up to `max_results` (≤ 2000) papers. They are
     /// metadata only: no listing day, so they do not become candidates.
-    pub async fn backfill_query(&self, search_query: &str, max_results: u32, now: DateTime<Utc>) -> SourceReport {
+    pub async fn backfill_query(
+        &self,
+        search_query: &str,
+        max_results: u32,
+        now: DateTime<Utc>,
+    ) -> SourceReport {
         let mut report = SourceReport::new(SourceName::ArxivApi);
         let started = std::time::Instant::now();
         let result = async {
@@ -307,7 +324,8 @@ impl Fetcher {
                 .append_pair("start", "0")
                 .append_pair("max_results", &max_results.clamp(1, 2000).to_string());
             let papers = self.api_page(&url, &mut report).await?;
-            self.store_batch(SourceKind::ArxivApi, &papers, now, &[], &mut report).await
+            self.store_batch(SourceKind::ArxivApi, &papers, now, &[], &mut report)
+                .await
         }
         .await;
         let finished = now + TimeDelta::from_std(started.elapsed()).unwrap_or_default();
@@ -378,13 +396,20 @@ impl Fetcher {
         out.push(report);
     }
 
-    async fn run_hf(&self, date: Option<NaiveDate>, now: DateTime<Utc>, report: &mut SourceReport) -> Result<(), SourceError> {
+    async fn run_hf(
+        &self,
+        date: Option<NaiveDate>,
+        now: DateTime<Utc>,
+        report: &mut SourceReport,
+    ) -> Result<(), SourceError> {
         let hf = &self.cfg.huggingface;
         let days: Vec<NaiveDate> = match date {
             Some(d) => vec![d],
             None => {
                 let today = now.date_naive();
-                (0..=hf.refresh_days as i64).map(|i| today - TimeDelta::days(i)).collect()
+                (0..=hf.refresh_days as i64)
+                    .map(|i| today - TimeDelta::days(i))
+                    .collect()
             }
         };
         let limit = hf.page_size.clamp(1, 100);
@@ -421,10 +446,15 @@ impl Fetcher {
                 }
             }
         }
-        self.store_batch(SourceKind::HuggingFace, &papers, now, &validators, report).await
+        self.store_batch(SourceKind::HuggingFace, &papers, now, &validators, report)
+            .await
     }
 
-    async fn run_arxiv_feed(&self, now: DateTime<Utc>, report: &mut SourceReport) -> Result<(), SourceError> {
+    async fn run_arxiv_feed(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut SourceReport,
+    ) -> Result<(), SourceError> {
         let a = &self.cfg.arxiv;
         let cats = a.categories.join("+");
         let url = endpoint(&a.feed_base_url, &format!("{}/{cats}", a.feed_format))?;
@@ -440,7 +470,8 @@ impl Fetcher {
                 let papers: Vec<Paper> = listing.items.into_iter().map(|i| i.paper).collect();
                 report.parsed += papers.len() as u64;
                 v.item_count = Some(papers.len() as i64);
-                self.store_batch(SourceKind::ArxivFeed, &papers, now, &[v], report).await
+                self.store_batch(SourceKind::ArxivFeed, &papers, now, &[v], report)
+                    .await
             }
         }
     }
@@ -451,12 +482,19 @@ impl Fetcher {
         now: DateTime<Utc>,
         report: &mut SourceReport,
     ) -> Result<(), SourceError> {
-        let since = date.unwrap_or_else(|| now.date_naive() - TimeDelta::days(i64::from(self.cfg.huggingface.refresh_days)));
+        let since = date.unwrap_or_else(|| {
+            now.date_naive() - TimeDelta::days(i64::from(self.cfg.huggingface.refresh_days))
+        });
         let ids = self.store.papers_missing_arxiv_metadata(since).await?;
         self.api_ids(&ids, now, report).await
     }
 
-    async fn api_ids(&self, ids: &[PaperId], now: DateTime<Utc>, report: &mut SourceReport) -> Result<(), SourceError> {
+    async fn api_ids(
+        &self,
+        ids: &[PaperId],
+        now: DateTime<Utc>,
+        report: &mut SourceReport,
+    ) -> Result<(), SourceError> {
         let mut papers = Vec::new();
         for chunk in ids.chunks(API_IDS_PER_REQUEST) {
             let list: Vec<&str> = chunk.iter().map(PaperId::as_str).collect();
@@ -467,12 +505,17 @@ impl Fetcher {
                 .append_pair("max_results", &chunk.len().to_string());
             papers.extend(self.api_page(&url, report).await?);
         }
-        self.store_batch(SourceKind::ArxivApi, &papers, now, &[], report).await
+        self.store_batch(SourceKind::ArxivApi, &papers, now, &[], report)
+            .await
     }
 
     /// One export-API request. The API is asked at most once a day per
     /// query, so its validators are not kept.
-    async fn api_page(&self, url: &Url, report: &mut SourceReport) -> Result<Vec<Paper>, SourceError> {
+    async fn api_page(
+        &self,
+        url: &Url,
+        report: &mut SourceReport,
+    ) -> Result<Vec<Paper>, SourceError> {
         let gate = self.http.arxiv_gate();
         report.requests += 1;
         match self.http.get(&gate, url, http::XML, None).await? {
@@ -489,7 +532,13 @@ impl Fetcher {
     /// processed one as unchanged (arXiv's ETag is its SHA-256, and 304
     /// support behind its CDN is unconfirmed). HF bodies are always
     /// processed: re-reading them is what records upvote observations.
-    async fn get(&self, gate: &Gate, url: &Url, expect: http::Expect, report: &mut SourceReport) -> Result<Body, SourceError> {
+    async fn get(
+        &self,
+        gate: &Gate,
+        url: &Url,
+        expect: http::Expect,
+        report: &mut SourceReport,
+    ) -> Result<Body, SourceError> {
         let prev = self.store.http_validator(url.as_str()).await?;
         report.requests += 1;
         match self.http.get(gate, url, expect, prev.as_ref()).await? {
@@ -497,10 +546,16 @@ impl Fetcher {
                 report.not_modified += 1;
                 Ok(Body::Unchanged(prev.unwrap_or_default()))
             }
-            Fetched::Body { bytes, etag, last_modified } => {
+            Fetched::Body {
+                bytes,
+                etag,
+                last_modified,
+            } => {
                 let sha = hex(&Sha256::digest(&bytes));
                 let is_hf = report.source == SourceName::HuggingFace;
-                if let Some(p) = prev.filter(|p| !is_hf && p.body_sha256.as_deref() == Some(sha.as_str())) {
+                if let Some(p) =
+                    prev.filter(|p| !is_hf && p.body_sha256.as_deref() == Some(sha.as_str()))
+                {
                     report.not_modified += 1;
                     return Ok(Body::Unchanged(p));
                 }
@@ -552,13 +607,37 @@ fn hex(bytes: &[u8]) -> String {
 /// `base` (from config, with or without a trailing slash or a path
 /// prefix) joined with a relative path.
 fn endpoint(base: &str, path: &str) -> Result<Url, SourceError> {
-    let mut base = Url::parse(base).map_err(|e| SourceError::Request(format!("bad base URL {base:?}: {e}")))?;
+    let mut base = Url::parse(base)
+        .map_err(|e| SourceError::Request(format!("bad base URL {base:?}: {e}")))?;
     if !base.path().ends_with('/') {
         let p = format!("{}/", base.path());
         base.set_path(&p);
     }
-    base.join(path)
-        .map_err(|e| SourceError::Request(format!("cannot build URL from {base} and {path:?}: {e}")))
+    base.join(path).map_err(|e| {
+        SourceError::Request(format!("cannot build URL from {base} and {path:?}: {e}"))
+    })
+}
+
+/// An arXiv category term (`cs.LG`, `hep-th`, `physics.chem-ph`,
+/// `cond-mat.stat-mech`), as opposed to MSC/ACM classes (`35`, `I.2.7`) or
+/// the empty terms of legacy ghost entries. Looser than
+/// `domain::is_category`, which rejects real subject classes longer than
+/// six characters.
+pub(crate) fn is_arxiv_category(s: &str) -> bool {
+    let (archive, subject) = match s.split_once('.') {
+        Some((a, sub)) => (a, Some(sub)),
+        None => (s, None),
+    };
+    let archive_ok = archive
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_lowercase)
+        && archive.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let subject_ok = subject.is_none_or(|sub| {
+        sub.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && sub.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+    });
+    s.len() <= 32 && archive_ok && subject_ok
 }
 
 /// `s` as a normalised `http`/`https` URL, or `None` for anything else
@@ -566,7 +645,8 @@ fn endpoint(base: &str, path: &str) -> Result<Url, SourceError> {
 /// emails and pages, so only web links are kept.
 pub(crate) fn safe_http_url(s: &str) -> Option<String> {
     let u = Url::parse(s.trim()).ok()?;
-    (matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())).then(|| u.to_string())
+    (matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        .then(|| u.to_string())
 }
 
 #[cfg(test)]
@@ -580,12 +660,42 @@ mod tests {
             assert_eq!(SourceName::parse(&n.as_str().to_uppercase()), Ok(n));
         }
         assert_eq!(SourceName::parse("hf"), Ok(SourceName::HuggingFace));
-        assert!(SourceName::parse("pwc").unwrap_err().to_string().contains("arxiv-api"));
+        assert!(SourceName::parse("pwc")
+            .unwrap_err()
+            .to_string()
+            .contains("arxiv-api"));
+    }
+
+    #[test]
+    fn arxiv_categories_are_told_apart_from_other_classifications() {
+        for ok in [
+            "cs.LG",
+            "hep-th",
+            "physics.chem-ph",
+            "cond-mat.stat-mech",
+            "q-bio.SC",
+            "math-ph",
+        ] {
+            assert!(is_arxiv_category(ok), "{ok}");
+        }
+        for bad in ["", "35", "I.2.7", "cs.", ".LG", "cs.L G", "Cs.LG"] {
+            assert!(!is_arxiv_category(bad), "{bad}");
+        }
     }
 
     #[test]
     fn endpoints_keep_a_base_path_prefix() {
-        assert_eq!(endpoint("https://huggingface.co", "api/daily_papers").unwrap().as_str(), "https://huggingface.co/api/daily_papers");
-        assert_eq!(endpoint("http://127.0.0.1:9/mirror", "rss/cs.LG+cs.AI").unwrap().as_str(), "http://127.0.0.1:9/mirror/rss/cs.LG+cs.AI");
+        assert_eq!(
+            endpoint("https://huggingface.co", "api/daily_papers")
+                .unwrap()
+                .as_str(),
+            "https://huggingface.co/api/daily_papers"
+        );
+        assert_eq!(
+            endpoint("http://127.0.0.1:9/mirror", "rss/cs.LG+cs.AI")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/mirror/rss/cs.LG+cs.AI"
+        );
     }
 }

@@ -140,8 +140,8 @@ pub fn parse(bytes: &[u8], format: &'static str) -> Result<Element, SourceError>
                 }
             }
             Event::CData(c) => {
-                let text = std::str::from_utf8(&c)
-                    .map_err(|e| bad(format!("CDATA is not UTF-8: {e}")))?;
+                let text =
+                    std::str::from_utf8(&c).map_err(|e| bad(format!("CDATA is not UTF-8: {e}")))?;
                 if let Some(el) = stack.last_mut() {
                     el.text.push_str(text);
                 }

@@ -159,7 +159,8 @@ pub fn merge_paper(
     (m, text_source)
 }
 
-const COLUMNS: &str = "id, version, title, abstract, authors, categories, published_at, listed_on, \
+const COLUMNS: &str =
+    "id, version, title, abstract, authors, categories, published_at, listed_on, \
      upvotes, comments, github_repo, project_page, ai_summary, ai_keywords, organization, doi, \
      journal_ref, sources, text_source";
 
@@ -275,7 +276,8 @@ impl Store {
             match row {
                 None => {
                     let empty = Paper::new(incoming.id.clone(), "", "");
-                    let (p, text_source) = merge_paper(&empty, batch.source, incoming, batch.source);
+                    let (p, text_source) =
+                        merge_paper(&empty, batch.source, incoming, batch.source);
                     write_paper(&mut tx, &p, text_source, &at, true).await?;
                     stats.inserted += 1;
                 }
@@ -393,17 +395,24 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(at, upvotes)| Ok(UpvoteObservation { at: parse_ts(&at)?, upvotes }))
+            .map(|(at, upvotes)| {
+                Ok(UpvoteObservation {
+                    at: parse_ts(&at)?,
+                    upvotes,
+                })
+            })
             .collect()
     }
 
     /// How many papers have `listed_on = day` (so `serve` can tell that
     /// nothing is stored for today).
     pub async fn papers_listed_on(&self, day: NaiveDate) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM papers WHERE listed_on = ?")
-            .bind(day.format("%Y-%m-%d").to_string())
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM papers WHERE listed_on = ?")
+                .bind(day.format("%Y-%m-%d").to_string())
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Ids of papers listed on or after `since` that no arXiv source has
@@ -476,19 +485,22 @@ impl Store {
 
     /// Stored conditional-GET validators for `url`.
     pub async fn http_validator(&self, url: &str) -> Result<Option<HttpValidator>> {
-        let row: Option<(Option<String>, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+        type Row = (Option<String>, Option<String>, Option<String>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT etag, last_modified, body_sha256, item_count FROM http_validators WHERE url = ?",
         )
         .bind(url)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(etag, last_modified, body_sha256, item_count)| HttpValidator {
-            url: url.to_string(),
-            etag,
-            last_modified,
-            body_sha256,
-            item_count,
-        }))
+        Ok(row.map(
+            |(etag, last_modified, body_sha256, item_count)| HttpValidator {
+                url: url.to_string(),
+                etag,
+                last_modified,
+                body_sha256,
+                item_count,
+            },
+        ))
     }
 }
 
@@ -541,25 +553,51 @@ mod tests {
     #[test]
     fn hf_text_never_overwrites_arxiv_text_but_fills_gaps() {
         let stored = arxiv(2, "arXiv title");
-        let (m, src) = merge_paper(&stored, SourceKind::ArxivFeed, &hf(5), SourceKind::HuggingFace);
-        assert_eq!((m.title.as_str(), m.abstract_text.as_str()), ("arXiv title", "arXiv abstract"));
+        let (m, src) = merge_paper(
+            &stored,
+            SourceKind::ArxivFeed,
+            &hf(5),
+            SourceKind::HuggingFace,
+        );
+        assert_eq!(
+            (m.title.as_str(), m.abstract_text.as_str()),
+            ("arXiv title", "arXiv abstract")
+        );
         assert_eq!(src, SourceKind::ArxivFeed);
         assert_eq!((m.upvotes, m.version), (Some(5), Some(2)));
         assert_eq!(m.categories, vec!["cs.CL", "cs.LG"]);
-        assert_eq!(m.sources, vec![SourceKind::HuggingFace, SourceKind::ArxivFeed]);
+        assert_eq!(
+            m.sources,
+            vec![SourceKind::HuggingFace, SourceKind::ArxivFeed]
+        );
     }
 
     #[test]
     fn an_older_arxiv_version_does_not_replace_newer_text() {
         let stored = arxiv(3, "v3 title");
-        let (m, _) = merge_paper(&stored, SourceKind::ArxivFeed, &arxiv(1, "v1 title"), SourceKind::ArxivApi);
+        let (m, _) = merge_paper(
+            &stored,
+            SourceKind::ArxivFeed,
+            &arxiv(1, "v1 title"),
+            SourceKind::ArxivApi,
+        );
         assert_eq!((m.title.as_str(), m.version), ("v3 title", Some(3)));
     }
 
     #[test]
     fn a_replacement_without_listing_day_keeps_the_listing_day() {
-        let (stored, _) = merge_paper(&hf(1), SourceKind::HuggingFace, &hf(1), SourceKind::HuggingFace);
-        let (m, _) = merge_paper(&stored, SourceKind::HuggingFace, &arxiv(2, "v2"), SourceKind::ArxivFeed);
+        let (stored, _) = merge_paper(
+            &hf(1),
+            SourceKind::HuggingFace,
+            &hf(1),
+            SourceKind::HuggingFace,
+        );
+        let (m, _) = merge_paper(
+            &stored,
+            SourceKind::HuggingFace,
+            &arxiv(2, "v2"),
+            SourceKind::ArxivFeed,
+        );
         assert_eq!(m.listed_on, NaiveDate::from_ymd_opt(2026, 6, 12));
         assert_eq!(m.title, "v2");
     }
@@ -570,7 +608,10 @@ mod tests {
         put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
         let s = put(&store, SourceKind::ArxivFeed, arxiv(1, "Real title"), t(2)).await;
         assert_eq!((s.inserted, s.updated), (0, 1));
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM papers").fetch_one(store.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM papers")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert_eq!(n, 1);
         let p = store.paper(&id("2606.00467")).await.unwrap().unwrap();
         assert_eq!(p.upvotes, Some(3));
@@ -583,12 +624,35 @@ mod tests {
     #[tokio::test]
     async fn unchanged_counts_are_recorded_only_after_the_heartbeat() {
         let (store, _dir) = temp_store().await;
-        assert_eq!(put(&store, SourceKind::HuggingFace, hf(3), t(0)).await.observations, 1);
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(3), t(0))
+                .await
+                .observations,
+            1
+        );
         let again = put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
-        assert_eq!((again.observations, again.updated, again.unchanged), (0, 0, 1));
-        assert_eq!(put(&store, SourceKind::HuggingFace, hf(4), t(2)).await.observations, 1);
-        assert_eq!(put(&store, SourceKind::HuggingFace, hf(4), t(7)).await.observations, 0);
-        assert_eq!(put(&store, SourceKind::HuggingFace, hf(4), t(8)).await.observations, 1);
+        assert_eq!(
+            (again.observations, again.updated, again.unchanged),
+            (0, 0, 1)
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(2))
+                .await
+                .observations,
+            1
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(7))
+                .await
+                .observations,
+            0
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(8))
+                .await
+                .observations,
+            1
+        );
         let h = store.upvote_history(&id("2606.00467")).await.unwrap();
         let got: Vec<(DateTime<Utc>, i64)> = h.iter().map(|o| (o.at, o.upvotes)).collect();
         assert_eq!(got, vec![(t(0), 3), (t(2), 4), (t(8), 4)]);
@@ -603,10 +667,22 @@ mod tests {
         old.id = id("2606.00001");
         old.listed_on = NaiveDate::from_ymd_opt(2026, 6, 1);
         put(&store, SourceKind::ArxivFeed, old, t(3)).await;
-        let c = store.candidates(NaiveDate::from_ymd_opt(2026, 6, 10).unwrap()).await.unwrap();
+        let c = store
+            .candidates(NaiveDate::from_ymd_opt(2026, 6, 10).unwrap())
+            .await
+            .unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c[0].history.iter().map(|o| o.upvotes).collect::<Vec<_>>(), vec![1, 9]);
-        assert_eq!(store.papers_listed_on(NaiveDate::from_ymd_opt(2026, 6, 12).unwrap()).await.unwrap(), 1);
+        assert_eq!(
+            c[0].history.iter().map(|o| o.upvotes).collect::<Vec<_>>(),
+            vec![1, 9]
+        );
+        assert_eq!(
+            store
+                .papers_listed_on(NaiveDate::from_ymd_opt(2026, 6, 12).unwrap())
+                .await
+                .unwrap(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -624,8 +700,14 @@ mod tests {
             updated: 0,
             observations: 0,
         };
-        store.record_fetch(&e("huggingface", 1, true)).await.unwrap();
-        store.record_fetch(&e("huggingface", 2, false)).await.unwrap();
+        store
+            .record_fetch(&e("huggingface", 1, true))
+            .await
+            .unwrap();
+        store
+            .record_fetch(&e("huggingface", 2, false))
+            .await
+            .unwrap();
         store.record_fetch(&e("arxiv", 3, false)).await.unwrap();
         assert_eq!(store.last_fetch().await.unwrap(), Some(t(1)));
         let latest = store.latest_fetches().await.unwrap();
