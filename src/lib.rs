@@ -15,6 +15,7 @@ pub mod domain;
 pub mod jobs;
 pub mod links;
 pub mod render;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod transactional;

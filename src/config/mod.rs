@@ -171,6 +171,7 @@ pub struct HuggingFaceConfig {
     pub base_url: String,
     pub page_size: u32,
     pub cron: String,
+    pub refresh_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -395,6 +396,9 @@ impl Config {
         validate_cron("sources.huggingface.cron", &src.huggingface.cron)?;
         if src.huggingface.page_size == 0 || src.huggingface.page_size > 100 {
             return Err(invalid("sources.huggingface.page_size", "must be 1–100"));
+        }
+        if src.huggingface.refresh_days > 14 {
+            return Err(invalid("sources.huggingface.refresh_days", "must be 0–14"));
         }
         parse_http_url("sources.arxiv.feed_base_url", &src.arxiv.feed_base_url)?;
         parse_http_url("sources.arxiv.api_base_url", &src.arxiv.api_base_url)?;

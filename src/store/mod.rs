@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub mod deliveries;
 pub mod outbox;
+pub mod papers;
 pub mod subscribers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and

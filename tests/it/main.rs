@@ -2,5 +2,6 @@
 
 mod daemon;
 mod digest;
+mod sources;
 mod subscriptions;
 mod support;

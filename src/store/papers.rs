@@ -1,0 +1,717 @@
+//! Papers, upvote observations, the fetch log and HTTP validators.
+//!
+//! # Merge rule (one row per canonical id, whichever sources saw it)
+//!
+//! - `version`: the highest seen.
+//! - `title`, `abstract`, `authors`: arXiv (feed or API) outranks Hugging
+//!   Face. A record replaces the stored text when its source ranks at
+//!   least as high as the one that wrote it and it is not an older arXiv
+//!   version; a lower-ranked record only fills empty fields. So HF text is
+//!   used until arXiv is seen, and an arXiv replacement updates the text.
+//! - `categories`: the export API replaces them (it marks the primary,
+//!   listed first); a feed record fills them when empty, else adds new
+//!   ones at the end.
+//! - `published`: the export API's value (v1 submission time) wins; others
+//!   only fill it.
+//! - `listed_on`: the latest listing day any source reported. Parsers set
+//!   it only for real listings (HF daily list, arXiv `new`/`cross`), so a
+//!   replacement or an API backfill never makes a paper new again.
+//! - `upvotes`, `comments`, `ai_summary`, `ai_keywords`, `github_repo`,
+//!   `project_page`, `organization` (HF) and `doi`, `journal_ref` (arXiv):
+//!   the incoming value when it has one; an empty value never overwrites.
+//! - `sources`: the union.
+//!
+//! # Observation rule
+//!
+//! For each HF record, an upvote observation is written when the paper
+//! has none yet, when the count differs from the latest one, or when the
+//! latest one is at least [`OBSERVATION_HEARTBEAT`] old. Hourly polling of
+//! unchanged papers therefore costs one indexed read per paper and no
+//! write, while the heartbeat still tells ranking "the count was still N
+//! at time t" (velocity over a quiet period is 0, not unknown).
+
+use super::{parse_ts, parse_ts_opt, ts, Result, Store, StoreError};
+use crate::domain::{Candidate, Paper, PaperId, SourceKind, UpvoteObservation};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use std::collections::HashMap;
+
+/// An unchanged count is re-recorded once this much time has passed since
+/// the latest observation (see the module docs).
+pub const OBSERVATION_HEARTBEAT: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+/// Conditional-GET state for one URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpValidator {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Hex SHA-256 of the last processed body.
+    pub body_sha256: Option<String>,
+    /// Number of items that body held.
+    pub item_count: Option<i64>,
+}
+
+/// One source's parsed records, written atomically.
+#[derive(Debug, Clone, Copy)]
+pub struct PaperBatch<'a> {
+    pub source: SourceKind,
+    pub papers: &'a [Paper],
+    /// Time of the fetch: stamps upvote observations and `updated_at`.
+    pub observed_at: DateTime<Utc>,
+    /// Validators to save with the batch (same transaction).
+    pub validators: &'a [HttpValidator],
+}
+
+/// What an upsert changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub observations: u64,
+}
+
+/// One fetch run of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLogEntry {
+    /// Source name as on the CLI (`huggingface`, `arxiv`, `arxiv-api`).
+    pub source: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub parsed: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub observations: u64,
+}
+
+fn text_rank(s: SourceKind) -> u8 {
+    match s {
+        SourceKind::HuggingFace => 1,
+        SourceKind::ArxivFeed | SourceKind::ArxivApi => 2,
+    }
+}
+
+/// Applies the merge rule (module docs) to a stored paper and an incoming
+/// record from `source`. Returns the merged paper and the source that now
+/// owns the text fields. Pure.
+pub fn merge_paper(
+    stored: &Paper,
+    stored_text_source: SourceKind,
+    incoming: &Paper,
+    source: SourceKind,
+) -> (Paper, SourceKind) {
+    let mut m = stored.clone();
+    let older_version = matches!((incoming.version, stored.version), (Some(a), Some(b)) if a < b);
+    let prefer = text_rank(source) >= text_rank(stored_text_source) && !older_version;
+    let mut text_source = stored_text_source;
+    if !incoming.title.is_empty() && (prefer || m.title.is_empty()) {
+        m.title = incoming.title.clone();
+        if prefer {
+            text_source = source;
+        }
+    }
+    if !incoming.abstract_text.is_empty() && (prefer || m.abstract_text.is_empty()) {
+        m.abstract_text = incoming.abstract_text.clone();
+    }
+    if !incoming.authors.is_empty() && (prefer || m.authors.is_empty()) {
+        m.authors = incoming.authors.clone();
+    }
+    m.version = m.version.max(incoming.version);
+    if !incoming.categories.is_empty() {
+        if source == SourceKind::ArxivApi || m.categories.is_empty() {
+            m.categories = incoming.categories.clone();
+        } else {
+            for c in &incoming.categories {
+                if !m.categories.contains(c) {
+                    m.categories.push(c.clone());
+                }
+            }
+        }
+    }
+    if incoming.published.is_some() && (source == SourceKind::ArxivApi || m.published.is_none()) {
+        m.published = incoming.published;
+    }
+    m.listed_on = m.listed_on.max(incoming.listed_on);
+    fn take<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+        if v.is_some() {
+            slot.clone_from(v);
+        }
+    }
+    take(&mut m.upvotes, &incoming.upvotes);
+    take(&mut m.comments, &incoming.comments);
+    take(&mut m.github_repo, &incoming.github_repo);
+    take(&mut m.project_page, &incoming.project_page);
+    take(&mut m.ai_summary, &incoming.ai_summary);
+    take(&mut m.organization, &incoming.organization);
+    take(&mut m.doi, &incoming.doi);
+    take(&mut m.journal_ref, &incoming.journal_ref);
+    if !incoming.ai_keywords.is_empty() {
+        m.ai_keywords = incoming.ai_keywords.clone();
+    }
+    if !m.sources.contains(&source) {
+        m.sources.push(source);
+    }
+    m.sources.sort();
+    (m, text_source)
+}
+
+const COLUMNS: &str =
+    "id, version, title, abstract, authors, categories, published_at, listed_on, \
+     upvotes, comments, github_repo, project_page, ai_summary, ai_keywords, organization, doi, \
+     journal_ref, sources, text_source";
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("a list of strings serialises")
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn read_list(row: &SqliteRow, col: &str) -> Result<Vec<String>> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| corrupt(col, e))
+}
+
+fn read_source(s: &str) -> Result<SourceKind> {
+    SourceKind::parse(s).ok_or_else(|| corrupt("source", s))
+}
+
+fn row_to_paper(row: &SqliteRow) -> Result<(Paper, SourceKind)> {
+    let day: Option<String> = row.try_get("listed_on")?;
+    let listed_on = day
+        .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|e| corrupt("listed_on", e)))
+        .transpose()?;
+    let version: Option<i64> = row.try_get("version")?;
+    let sources = read_list(row, "sources")?
+        .iter()
+        .map(|s| read_source(s))
+        .collect::<Result<Vec<_>>>()?;
+    let text_source: String = row.try_get("text_source")?;
+    let paper = Paper {
+        id: PaperId::from_stored(row.try_get("id")?),
+        version: version.map(|v| v as u32),
+        title: row.try_get("title")?,
+        abstract_text: row.try_get("abstract")?,
+        authors: read_list(row, "authors")?,
+        categories: read_list(row, "categories")?,
+        published: parse_ts_opt(row.try_get("published_at")?)?,
+        listed_on,
+        upvotes: row.try_get("upvotes")?,
+        comments: row.try_get("comments")?,
+        github_repo: row.try_get("github_repo")?,
+        project_page: row.try_get("project_page")?,
+        ai_summary: row.try_get("ai_summary")?,
+        ai_keywords: read_list(row, "ai_keywords")?,
+        organization: row.try_get("organization")?,
+        doi: row.try_get("doi")?,
+        journal_ref: row.try_get("journal_ref")?,
+        sources,
+    };
+    Ok((paper, read_source(&text_source)?))
+}
+
+async fn write_paper(
+    conn: &mut SqliteConnection,
+    p: &Paper,
+    text_source: SourceKind,
+    at: &str,
+    insert: bool,
+) -> Result<()> {
+    let sql = if insert {
+        "INSERT INTO papers (id, version, title, abstract, authors, categories, published_at, \
+         listed_on, upvotes, comments, github_repo, project_page, ai_summary, ai_keywords, \
+         organization, doi, journal_ref, sources, text_source, first_seen_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)"
+    } else {
+        "UPDATE papers SET version = ?2, title = ?3, abstract = ?4, authors = ?5, categories = ?6, \
+         published_at = ?7, listed_on = ?8, upvotes = ?9, comments = ?10, github_repo = ?11, \
+         project_page = ?12, ai_summary = ?13, ai_keywords = ?14, organization = ?15, doi = ?16, \
+         journal_ref = ?17, sources = ?18, text_source = ?19, updated_at = ?20 WHERE id = ?1"
+    };
+    let sources: Vec<String> = p.sources.iter().map(|s| s.as_str().to_string()).collect();
+    sqlx::query(sql)
+        .bind(p.id.as_str())
+        .bind(p.version.map(i64::from))
+        .bind(&p.title)
+        .bind(&p.abstract_text)
+        .bind(json_list(&p.authors))
+        .bind(json_list(&p.categories))
+        .bind(p.published.map(ts))
+        .bind(p.listed_on.map(|d| d.format("%Y-%m-%d").to_string()))
+        .bind(p.upvotes)
+        .bind(p.comments)
+        .bind(&p.github_repo)
+        .bind(&p.project_page)
+        .bind(&p.ai_summary)
+        .bind(json_list(&p.ai_keywords))
+        .bind(&p.organization)
+        .bind(&p.doi)
+        .bind(&p.journal_ref)
+        .bind(json_list(&sources))
+        .bind(text_source.as_str())
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Upserts a batch of papers (merge rule in the module docs), records
+    /// upvote observations (observation rule) and saves the validators, all
+    /// in ONE `BEGIN IMMEDIATE` transaction: on any error nothing is written.
+    pub async fn upsert_papers(&self, batch: PaperBatch<'_>) -> Result<UpsertStats> {
+        let mut stats = UpsertStats::default();
+        let at = ts(batch.observed_at);
+        let mut tx = self.begin_write().await?;
+        for incoming in batch.papers {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
+                .bind(incoming.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                None => {
+                    let empty = Paper::new(incoming.id.clone(), "", "");
+                    let (p, text_source) =
+                        merge_paper(&empty, batch.source, incoming, batch.source);
+                    write_paper(&mut tx, &p, text_source, &at, true).await?;
+                    stats.inserted += 1;
+                }
+                Some(row) => {
+                    let (stored, stored_src) = row_to_paper(&row)?;
+                    let (p, text_source) = merge_paper(&stored, stored_src, incoming, batch.source);
+                    if p != stored || text_source != stored_src {
+                        write_paper(&mut tx, &p, text_source, &at, false).await?;
+                        stats.updated += 1;
+                    } else {
+                        stats.unchanged += 1;
+                    }
+                }
+            }
+            if let (SourceKind::HuggingFace, Some(upvotes)) = (batch.source, incoming.upvotes) {
+                let latest: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT observed_at, upvotes FROM upvote_observations \
+                     WHERE paper_id = ? ORDER BY observed_at DESC LIMIT 1",
+                )
+                .bind(incoming.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let due = match latest {
+                    None => true,
+                    Some((t, n)) => {
+                        n != upvotes || batch.observed_at - parse_ts(&t)? >= OBSERVATION_HEARTBEAT
+                    }
+                };
+                if due {
+                    sqlx::query(
+                        "INSERT INTO upvote_observations (paper_id, observed_at, upvotes) \
+                         VALUES (?, ?, ?) \
+                         ON CONFLICT (paper_id, observed_at) DO UPDATE SET upvotes = excluded.upvotes",
+                    )
+                    .bind(incoming.id.as_str())
+                    .bind(&at)
+                    .bind(upvotes)
+                    .execute(&mut *tx)
+                    .await?;
+                    stats.observations += 1;
+                }
+            }
+        }
+        for v in batch.validators {
+            sqlx::query(
+                "INSERT INTO http_validators (url, etag, last_modified, body_sha256, item_count, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, \
+                 last_modified = excluded.last_modified, body_sha256 = excluded.body_sha256, \
+                 item_count = excluded.item_count, updated_at = excluded.updated_at",
+            )
+            .bind(&v.url)
+            .bind(&v.etag)
+            .bind(&v.last_modified)
+            .bind(&v.body_sha256)
+            .bind(v.item_count)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// One paper by canonical id.
+    pub async fn paper(&self, id: &PaperId) -> Result<Option<Paper>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| row_to_paper(&r).map(|(p, _)| p)).transpose()
+    }
+
+    /// Papers listed on or after `listed_since`, each with its upvote
+    /// history oldest first (empty for papers HF never reported). Ordered
+    /// by listing day (newest first), then id.
+    pub async fn candidates(&self, listed_since: NaiveDate) -> Result<Vec<Candidate>> {
+        let since = listed_since.format("%Y-%m-%d").to_string();
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM papers WHERE listed_on >= ? ORDER BY listed_on DESC, id"
+        ))
+        .bind(&since)
+        .fetch_all(self.pool())
+        .await?;
+        let obs: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT o.paper_id, o.observed_at, o.upvotes FROM upvote_observations o \
+             JOIN papers p ON p.id = o.paper_id WHERE p.listed_on >= ? \
+             ORDER BY o.paper_id, o.observed_at",
+        )
+        .bind(&since)
+        .fetch_all(self.pool())
+        .await?;
+        let mut history: HashMap<String, Vec<UpvoteObservation>> = HashMap::new();
+        for (id, at, upvotes) in obs {
+            history.entry(id).or_default().push(UpvoteObservation {
+                at: parse_ts(&at)?,
+                upvotes,
+            });
+        }
+        rows.iter()
+            .map(|r| {
+                let (paper, _) = row_to_paper(r)?;
+                let history = history.remove(paper.id.as_str()).unwrap_or_default();
+                Ok(Candidate { paper, history })
+            })
+            .collect()
+    }
+
+    /// Upvote history of one paper, oldest first.
+    pub async fn upvote_history(&self, id: &PaperId) -> Result<Vec<UpvoteObservation>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT observed_at, upvotes FROM upvote_observations WHERE paper_id = ? ORDER BY observed_at",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(at, upvotes)| {
+                Ok(UpvoteObservation {
+                    at: parse_ts(&at)?,
+                    upvotes,
+                })
+            })
+            .collect()
+    }
+
+    /// How many papers have `listed_on = day` (so `serve` can tell that
+    /// nothing is stored for today).
+    pub async fn papers_listed_on(&self, day: NaiveDate) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM papers WHERE listed_on = ?")
+                .bind(day.format("%Y-%m-%d").to_string())
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// Ids of papers listed on or after `since` that no arXiv source has
+    /// described yet (no categories): what the export-API backfill asks for.
+    pub async fn papers_missing_arxiv_metadata(&self, since: NaiveDate) -> Result<Vec<PaperId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM papers WHERE listed_on >= ? AND categories = '[]' ORDER BY id",
+        )
+        .bind(since.format("%Y-%m-%d").to_string())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().map(PaperId::from_stored).collect())
+    }
+
+    /// Appends one entry to the fetch log.
+    pub async fn record_fetch(&self, e: &FetchLogEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO fetch_log (source, started_at, finished_at, ok, error, parsed, inserted, \
+             updated, observations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.source)
+        .bind(ts(e.started_at))
+        .bind(ts(e.finished_at))
+        .bind(e.ok)
+        .bind(&e.error)
+        .bind(e.parsed as i64)
+        .bind(e.inserted as i64)
+        .bind(e.updated as i64)
+        .bind(e.observations as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// When the last *successful* fetch of any source finished.
+    pub async fn last_fetch(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> =
+            sqlx::query_scalar("SELECT MAX(finished_at) FROM fetch_log WHERE ok = 1")
+                .fetch_one(self.pool())
+                .await?;
+        parse_ts_opt(t)
+    }
+
+    /// The latest fetch-log entry of each source, by source name.
+    pub async fn latest_fetches(&self) -> Result<Vec<FetchLogEntry>> {
+        let rows = sqlx::query(
+            "SELECT f.* FROM fetch_log f WHERE f.id = \
+             (SELECT g.id FROM fetch_log g WHERE g.source = f.source ORDER BY g.finished_at DESC, g.id DESC LIMIT 1) \
+             ORDER BY f.source",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n = |c: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(c)? as u64) };
+                Ok(FetchLogEntry {
+                    source: r.try_get("source")?,
+                    started_at: parse_ts(&r.try_get::<String, _>("started_at")?)?,
+                    finished_at: parse_ts(&r.try_get::<String, _>("finished_at")?)?,
+                    ok: r.try_get("ok")?,
+                    error: r.try_get("error")?,
+                    parsed: n("parsed")?,
+                    inserted: n("inserted")?,
+                    updated: n("updated")?,
+                    observations: n("observations")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stored conditional-GET validators for `url`.
+    pub async fn http_validator(&self, url: &str) -> Result<Option<HttpValidator>> {
+        type Row = (Option<String>, Option<String>, Option<String>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT etag, last_modified, body_sha256, item_count FROM http_validators WHERE url = ?",
+        )
+        .bind(url)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(
+            |(etag, last_modified, body_sha256, item_count)| HttpValidator {
+                url: url.to_string(),
+                etag,
+                last_modified,
+                body_sha256,
+                item_count,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+    use chrono::TimeZone;
+
+    fn id(s: &str) -> PaperId {
+        PaperId::parse_arxiv(s).unwrap().0
+    }
+
+    fn hf(upvotes: i64) -> Paper {
+        let mut p = Paper::new(id("2606.00467"), "HF title", "HF abstract");
+        p.upvotes = Some(upvotes);
+        p.comments = Some(1);
+        p.listed_on = NaiveDate::from_ymd_opt(2026, 6, 12);
+        p.github_repo = Some("https://github.com/x/y".into());
+        p.sources = vec![SourceKind::HuggingFace];
+        p
+    }
+
+    fn arxiv(version: u32, title: &str) -> Paper {
+        let mut p = Paper::new(id("2606.00467"), title, "arXiv abstract");
+        p.version = Some(version);
+        p.categories = vec!["cs.CL".into(), "cs.LG".into()];
+        p.authors = vec!["A".into()];
+        p.doi = Some("10.1/x".into());
+        p.sources = vec![SourceKind::ArxivFeed];
+        p
+    }
+
+    fn t(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 12, h, 0, 0).unwrap()
+    }
+
+    async fn put(store: &Store, source: SourceKind, p: Paper, at: DateTime<Utc>) -> UpsertStats {
+        store
+            .upsert_papers(PaperBatch {
+                source,
+                papers: &[p],
+                observed_at: at,
+                validators: &[],
+            })
+            .await
+            .unwrap()
+    }
+
+    #[test]
+    fn hf_text_never_overwrites_arxiv_text_but_fills_gaps() {
+        let stored = arxiv(2, "arXiv title");
+        let (m, src) = merge_paper(
+            &stored,
+            SourceKind::ArxivFeed,
+            &hf(5),
+            SourceKind::HuggingFace,
+        );
+        assert_eq!(
+            (m.title.as_str(), m.abstract_text.as_str()),
+            ("arXiv title", "arXiv abstract")
+        );
+        assert_eq!(src, SourceKind::ArxivFeed);
+        assert_eq!((m.upvotes, m.version), (Some(5), Some(2)));
+        assert_eq!(m.categories, vec!["cs.CL", "cs.LG"]);
+        assert_eq!(
+            m.sources,
+            vec![SourceKind::HuggingFace, SourceKind::ArxivFeed]
+        );
+    }
+
+    #[test]
+    fn an_older_arxiv_version_does_not_replace_newer_text() {
+        let stored = arxiv(3, "v3 title");
+        let (m, _) = merge_paper(
+            &stored,
+            SourceKind::ArxivFeed,
+            &arxiv(1, "v1 title"),
+            SourceKind::ArxivApi,
+        );
+        assert_eq!((m.title.as_str(), m.version), ("v3 title", Some(3)));
+    }
+
+    #[test]
+    fn a_replacement_without_listing_day_keeps_the_listing_day() {
+        let (stored, _) = merge_paper(
+            &hf(1),
+            SourceKind::HuggingFace,
+            &hf(1),
+            SourceKind::HuggingFace,
+        );
+        let (m, _) = merge_paper(
+            &stored,
+            SourceKind::HuggingFace,
+            &arxiv(2, "v2"),
+            SourceKind::ArxivFeed,
+        );
+        assert_eq!(m.listed_on, NaiveDate::from_ymd_opt(2026, 6, 12));
+        assert_eq!(m.title, "v2");
+    }
+
+    #[tokio::test]
+    async fn hf_and_arxiv_records_of_one_id_become_one_row() {
+        let (store, _dir) = temp_store().await;
+        put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
+        let s = put(&store, SourceKind::ArxivFeed, arxiv(1, "Real title"), t(2)).await;
+        assert_eq!((s.inserted, s.updated), (0, 1));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM papers")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let p = store.paper(&id("2606.00467")).await.unwrap().unwrap();
+        assert_eq!(p.upvotes, Some(3));
+        assert_eq!(p.categories, vec!["cs.CL", "cs.LG"]);
+        assert_eq!(p.title, "Real title");
+        assert_eq!(p.github_repo.as_deref(), Some("https://github.com/x/y"));
+        assert_eq!(p.doi.as_deref(), Some("10.1/x"));
+    }
+
+    #[tokio::test]
+    async fn unchanged_counts_are_recorded_only_after_the_heartbeat() {
+        let (store, _dir) = temp_store().await;
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(3), t(0))
+                .await
+                .observations,
+            1
+        );
+        let again = put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
+        assert_eq!(
+            (again.observations, again.updated, again.unchanged),
+            (0, 0, 1)
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(2))
+                .await
+                .observations,
+            1
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(7))
+                .await
+                .observations,
+            0
+        );
+        assert_eq!(
+            put(&store, SourceKind::HuggingFace, hf(4), t(8))
+                .await
+                .observations,
+            1
+        );
+        let h = store.upvote_history(&id("2606.00467")).await.unwrap();
+        let got: Vec<(DateTime<Utc>, i64)> = h.iter().map(|o| (o.at, o.upvotes)).collect();
+        assert_eq!(got, vec![(t(0), 3), (t(2), 4), (t(8), 4)]);
+    }
+
+    #[tokio::test]
+    async fn candidates_carry_their_history_oldest_first() {
+        let (store, _dir) = temp_store().await;
+        put(&store, SourceKind::HuggingFace, hf(1), t(0)).await;
+        put(&store, SourceKind::HuggingFace, hf(9), t(3)).await;
+        let mut old = arxiv(1, "old");
+        old.id = id("2606.00001");
+        old.listed_on = NaiveDate::from_ymd_opt(2026, 6, 1);
+        put(&store, SourceKind::ArxivFeed, old, t(3)).await;
+        let c = store
+            .candidates(NaiveDate::from_ymd_opt(2026, 6, 10).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0].history.iter().map(|o| o.upvotes).collect::<Vec<_>>(),
+            vec![1, 9]
+        );
+        assert_eq!(
+            store
+                .papers_listed_on(NaiveDate::from_ymd_opt(2026, 6, 12).unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn the_fetch_log_reports_the_last_success_per_source() {
+        let (store, _dir) = temp_store().await;
+        assert_eq!(store.last_fetch().await.unwrap(), None);
+        let e = |source: &str, h, ok| FetchLogEntry {
+            source: source.into(),
+            started_at: t(h),
+            finished_at: t(h),
+            ok,
+            error: (!ok).then(|| "boom".to_string()),
+            parsed: 1,
+            inserted: 1,
+            updated: 0,
+            observations: 0,
+        };
+        store
+            .record_fetch(&e("huggingface", 1, true))
+            .await
+            .unwrap();
+        store
+            .record_fetch(&e("huggingface", 2, false))
+            .await
+            .unwrap();
+        store.record_fetch(&e("arxiv", 3, false)).await.unwrap();
+        assert_eq!(store.last_fetch().await.unwrap(), Some(t(1)));
+        let latest = store.latest_fetches().await.unwrap();
+        assert_eq!(latest.len(), 2);
+        assert!(latest.iter().all(|e| !e.ok));
+    }
+}
