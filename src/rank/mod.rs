@@ -186,15 +186,23 @@ impl Pick {
     }
 }
 
-/// Per-document accumulator while merging a subscriber's topic hits.
-struct Entry {
-    doc: u32,
-    /// Topic index, or `u16::MAX` for a followed author.
-    source: u16,
-    rel: f32,
+/// Dense per-document accumulators for merging one subscriber's topic
+/// hits, reused across calls on a thread (reset after each use), so the
+/// merge is linear in the hits instead of a sort.
+#[derive(Default)]
+struct Merge {
+    best: Vec<f32>,
+    sum: Vec<f32>,
+    seen: Vec<u8>,
+    touched: Vec<u32>,
 }
 
-const AUTHOR_SOURCE: u16 = u16::MAX;
+const SEEN_TOPIC: u8 = 1;
+const SEEN_AUTHOR: u8 = 2;
+
+thread_local! {
+    static MERGE: std::cell::RefCell<Merge> = std::cell::RefCell::new(Merge::default());
+}
 
 impl CandidateIndex {
     /// The best `k` papers for `profile`, best first, never one whose id is
@@ -212,45 +220,52 @@ impl CandidateIndex {
             self.author_docs(a, &mut by_author);
         }
 
-        let mut entries: Vec<Entry> = Vec::with_capacity(topics.iter().map(|t| t.hits.len()).sum());
-        for (ti, t) in topics.iter().enumerate() {
-            entries.extend(t.hits.iter().map(|h| Entry {
-                doc: h.doc,
-                source: ti as u16,
-                rel: h.rel,
-            }));
-        }
-        entries.extend(by_author.iter().map(|&(doc, _)| Entry {
-            doc,
-            source: AUTHOR_SOURCE,
-            rel: 0.0,
-        }));
-        entries.sort_unstable_by_key(|e| e.doc);
-
         let p = &self.params;
         let mut scored: Vec<(f64, u32)> = Vec::new();
-        for group in entries.chunk_by(|a, b| a.doc == b.doc) {
-            let (mut best, mut sum, mut author) = (0f64, 0f64, false);
-            for e in group {
-                if e.source == AUTHOR_SOURCE {
-                    author = true;
-                } else {
-                    best = best.max(e.rel as f64);
-                    sum += e.rel as f64;
+        MERGE.with(|m| {
+            let m = &mut *m.borrow_mut();
+            if m.best.len() < self.docs.len() {
+                m.best.resize(self.docs.len(), 0.0);
+                m.sum.resize(self.docs.len(), 0.0);
+                m.seen.resize(self.docs.len(), 0);
+            }
+            for t in &topics {
+                for h in &t.hits {
+                    let d = h.doc as usize;
+                    if m.seen[d] == 0 {
+                        m.touched.push(h.doc);
+                    }
+                    m.seen[d] |= SEEN_TOPIC;
+                    m.best[d] = m.best[d].max(h.rel);
+                    m.sum[d] += h.rel;
                 }
             }
-            let mut rel = best + p.extra_topic_weight * (sum - best);
-            if author {
-                rel += p.author_bonus;
+            for &(doc, _) in &by_author {
+                if m.seen[doc as usize] == 0 {
+                    m.touched.push(doc);
+                }
+                m.seen[doc as usize] |= SEEN_AUTHOR;
             }
-            let doc = group[0].doc;
-            let trend = self.docs[doc as usize].trending.score;
-            scored.push((rel * (1.0 + p.trending_weight * trend), doc));
-        }
-        scored.sort_unstable_by(|a, b| {
+            scored.reserve(m.touched.len());
+            for &doc in &m.touched {
+                let d = doc as usize;
+                let (best, sum) = (m.best[d] as f64, m.sum[d] as f64);
+                let mut rel = best + p.extra_topic_weight * (sum - best);
+                if m.seen[d] & SEEN_AUTHOR != 0 {
+                    rel += p.author_bonus;
+                }
+                let trend = self.docs[d].trending.score;
+                scored.push((rel * (1.0 + p.trending_weight * trend), doc));
+                m.best[d] = 0.0;
+                m.sum[d] = 0.0;
+                m.seen[d] = 0;
+            }
+            m.touched.clear();
+        });
+        let order = |a: &(f64, u32), b: &(f64, u32)| {
             b.0.total_cmp(&a.0)
                 .then_with(|| self.docs[a.1 as usize].id.cmp(&self.docs[b.1 as usize].id))
-        });
+        };
 
         let allowed = |doc: u32, author: bool| {
             let d = &self.docs[doc as usize];
@@ -258,17 +273,28 @@ impl CandidateIndex {
                 && !excluded.iter().any(|x| x.contains(doc))
                 && (author || in_categories(&d.categories, &profile.categories))
         };
+        // Take the best in batches: sort only as much as the filters need.
         let mut picks = Vec::new();
-        for &(score, doc) in &scored {
-            let author = by_author.iter().any(|a| a.0 == doc);
-            if !allowed(doc, author) {
-                continue;
+        let mut rest: &mut [(f64, u32)] = &mut scored;
+        while picks.len() < k && !rest.is_empty() {
+            let want = ((k - picks.len()) * 2 + 8).min(rest.len());
+            if want < rest.len() {
+                rest.select_nth_unstable_by(want - 1, order);
             }
-            let reason = self.reason(doc, profile, &topics, &by_author, false);
-            picks.push(self.pick(doc, score, reason));
-            if picks.len() == k {
-                break;
+            let (batch, tail) = rest.split_at_mut(want);
+            batch.sort_unstable_by(order);
+            for &(score, doc) in batch.iter() {
+                let author = by_author.iter().any(|a| a.0 == doc);
+                if !allowed(doc, author) {
+                    continue;
+                }
+                let reason = self.reason(doc, profile, &topics, &by_author, false);
+                picks.push(self.pick(doc, score, reason));
+                if picks.len() == k {
+                    break;
+                }
             }
+            rest = tail;
         }
         if picks.is_empty() && profile.fallback_trending {
             for &doc in &self.by_trending {
