@@ -336,21 +336,21 @@ impl World {
         cands: &[Candidate],
         rng: &mut StdRng,
     ) -> Vec<Profile> {
-        let mut unique = 0usize;
+        let mut used: HashSet<String> = HashSet::new();
         (0..n)
             .map(|_| {
                 let topics: Vec<String> = (0..topics)
                     .map(|_| {
                         if distinct {
-                            // Two or three vocabulary words plus a serial:
-                            // no two subscribers share a topic.
-                            unique += 1;
-                            format!(
-                                "{}{} {}",
-                                self.text(rng.gen_range(1..3), rng),
-                                self.word(rng),
-                                unique
-                            )
+                            // Two or three words drawn by corpus frequency
+                            // (so common, heavily posted words are likely),
+                            // redrawn until no one else has the topic.
+                            loop {
+                                let t = self.text(rng.gen_range(2..4), rng).trim().to_lowercase();
+                                if used.insert(t.clone()) {
+                                    break t;
+                                }
+                            }
                         } else {
                             self.zipf_topic(rng).to_string()
                         }

@@ -23,6 +23,8 @@ const UNKNOWN: u32 = u32::MAX;
 pub(crate) const PHRASE_BIT: u32 = 1 << 31;
 /// At most this many distinct terms of a topic are scored.
 pub(crate) const MAX_QUERY_TERMS: usize = 31;
+/// Phrases are matched on at most this many words.
+const MAX_PHRASE: usize = 32;
 
 /// Tuning of relevance and blending. The defaults are what paperboy
 /// ships; evaluation code varies them.
@@ -62,7 +64,7 @@ impl Default for RankParams {
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
-            cache_budget_bytes: 256 << 20,
+            cache_budget_bytes: 128 << 20,
         }
     }
 }
@@ -97,8 +99,6 @@ pub(crate) struct Doc {
     /// Position in the `candidates` slice given to `build`.
     pub(crate) index: usize,
     pub(crate) id: PaperId,
-    /// `w_f / (1 - b_f + b_f · len_f / avglen_f)` per field.
-    field_factor: [f32; FIELDS],
     /// Lower-cased arXiv categories.
     pub(crate) categories: Vec<String>,
     pub(crate) trending: Trending,
@@ -235,6 +235,9 @@ pub struct CandidateIndex {
     vocab: HashMap<String, u32>,
     terms: Vec<TermPostings>,
     pub(crate) docs: Vec<Doc>,
+    /// Per document, `w_f / (1 - b_f + b_f · len_f / avglen_f)` for each
+    /// field (kept apart from `docs` for cache locality when scoring).
+    field_factor: Vec<[f32; FIELDS]>,
     matcher: Matcher,
     pub(crate) synonyms: Synonyms,
     /// Surname → (doc, author key, author as printed).
@@ -453,7 +456,6 @@ impl CandidateIndex {
             docs.push(Doc {
                 index,
                 id: p.id.clone(),
-                field_factor: [0.0; FIELDS],
                 categories: p
                     .categories
                     .iter()
@@ -464,6 +466,7 @@ impl CandidateIndex {
             });
         }
 
+        let mut field_factor = vec![[0f32; FIELDS]; docs.len()];
         // Field length normalisation, averaged over papers having the field
         // (arXiv papers have no `ai_keywords`).
         for f in 0..FIELDS {
@@ -472,9 +475,9 @@ impl CandidateIndex {
                 .filter(|l| l[f] > 0)
                 .fold((0u64, 0u64), |(s, n), l| (s + l[f] as u64, n + 1));
             let avg = if n == 0 { 1.0 } else { sum as f32 / n as f32 };
-            for (d, l) in docs.iter_mut().zip(&lens) {
+            for (ff, l) in field_factor.iter_mut().zip(&lens) {
                 let b = params.field_b[f];
-                d.field_factor[f] = params.field_weights[f] / (1.0 - b + b * l[f] as f32 / avg);
+                ff[f] = params.field_weights[f] / (1.0 - b + b * l[f] as f32 / avg);
             }
         }
 
@@ -493,6 +496,7 @@ impl CandidateIndex {
             vocab,
             terms,
             docs,
+            field_factor,
             matcher,
             synonyms: synonyms.clone(),
             authors,
@@ -609,23 +613,21 @@ impl CandidateIndex {
     /// Occurrences of the query's whole sequence in `doc`, per field.
     fn phrase_tf(&self, q: &Query, doc: u32) -> [u16; FIELDS] {
         let mut tf = [0u16; FIELDS];
-        let seq: Vec<(u32, &[Occ])> = q
-            .sequence
-            .iter()
-            .map(|&i| {
-                let t = q.terms[i].term;
-                (
-                    t,
-                    self.posting(t, doc).map(|p| self.occs(t, p)).unwrap_or(&[]),
-                )
-            })
-            .collect();
-        let Some(((_, first), rest)) = seq.split_first() else {
+        let mut seq: [&[Occ]; MAX_PHRASE] = [&[]; MAX_PHRASE];
+        let n = q.sequence.len().min(MAX_PHRASE);
+        for (slot, &i) in seq.iter_mut().zip(&q.sequence) {
+            let t = q.terms[i].term;
+            match self.posting(t, doc) {
+                Some(p) => *slot = self.occs(t, p),
+                None => return tf,
+            }
+        }
+        let Some((first, rest)) = seq[..n].split_first() else {
             return tf;
         };
         'start: for o in first.iter() {
             let mut at = *o;
-            for (_, occs) in rest {
+            for occs in rest {
                 let want = (at.field, at.end as u32 + 1);
                 match occs.binary_search_by_key(&want, |x| (x.field, x.start as u32)) {
                     Ok(j) => at = occs[j],
@@ -638,7 +640,7 @@ impl CandidateIndex {
     }
 
     fn field_tf(&self, doc: u32, tf: &[u16; FIELDS]) -> f32 {
-        let ff = &self.docs[doc as usize].field_factor;
+        let ff = &self.field_factor[doc as usize];
         (0..FIELDS).map(|f| tf[f] as f32 * ff[f]).sum()
     }
 
@@ -683,7 +685,15 @@ impl CandidateIndex {
                     s.mask[d] |= 1 << i;
                 }
             }
-            s.touched.sort_unstable();
+            // Hits must come out by document: scan the dense arrays when
+            // most documents were touched, else sort the touched list.
+            if s.touched.len() > self.docs.len() / 8 {
+                s.touched.clear();
+                s.touched
+                    .extend((0..self.docs.len() as u32).filter(|&d| s.mask[d as usize] != 0));
+            } else {
+                s.touched.sort_unstable();
+            }
             for &d in &s.touched {
                 let (score, mask) = (s.acc[d as usize], s.mask[d as usize]);
                 s.acc[d as usize] = 0.0;

@@ -12,11 +12,19 @@
 //! Relevance is BM25F over title, abstract and `ai_keywords` with Porter2
 //! stemming, a phrase component (the topic's words together and in order
 //! score above the same words scattered), and the concepts of
-//! `config/synonyms.toml` (LLM ↔ large language model, …). Topics of one
-//! or two words must match every word (or concept); longer topics must
-//! match most of their IDF mass. Trending multiplies relevance by at most
-//! `1 + trending_weight`, so it reorders relevant papers but never adds an
-//! off-topic one.
+//! `config/synonyms.toml` (LLM ↔ large language model, …): a synonym phrase
+//! in a topic becomes one concept term, matched by any of its wordings. A
+//! paper matches a topic when the topic words it contains carry more than
+//! half of the topic's IDF mass (so the rare, specific word decides); the
+//! relevance is normalised to the topic's ideal score so topics compare.
+//! Trending multiplies relevance by at most `1 + trending_weight`, so it
+//! reorders relevant papers but never adds an off-topic one.
+//!
+//! Known limits: a multi-word synonym in a topic ("text-to-image") no
+//! longer matches its words scattered; a homonym is resolved per paper by
+//! context words listed in the data file, so a paper using both senses gets
+//! the one with more cues; author names match on surname plus first name
+//! or initial, without accent folding.
 
 mod index;
 mod synonyms;
