@@ -14,6 +14,7 @@ pub mod digest;
 pub mod domain;
 pub mod jobs;
 pub mod links;
+pub mod rank;
 pub mod render;
 pub mod sources;
 pub mod store;

@@ -1,0 +1,413 @@
+//! Ranking: each subscriber's best papers of the day, with reasons.
+//!
+//! Pure: (profile, candidates with upvote history, ids already mailed,
+//! `now`) → ordered [`Pick`]s. No I/O, no clock reads, no randomness; the
+//! synonym data is embedded and operator additions arrive as text.
+//!
+//! A digest run builds one [`CandidateIndex`] over the day's candidates
+//! and calls [`CandidateIndex::rank`] for every due subscriber. Each
+//! distinct topic is scored once per run and shared (the index caches it),
+//! so per-subscriber work is merging a few hit lists and taking the top k.
+//!
+//! Relevance is BM25F over title, abstract and `ai_keywords` with Porter2
+//! stemming, a phrase component (the topic's words together and in order
+//! score above the same words scattered), and the concepts of
+//! `config/synonyms.toml` (LLM ↔ large language model, …): a synonym phrase
+//! in a topic becomes one concept term, matched by any of its wordings. A
+//! paper matches a topic when the topic words it contains carry more than
+//! half of the topic's IDF mass (so the rare, specific word decides); the
+//! relevance is normalised to the topic's ideal score so topics compare.
+//! Trending multiplies relevance by at most `1 + trending_weight`, so it
+//! reorders relevant papers but never adds an off-topic one.
+//!
+//! Known limits: a multi-word synonym in a topic ("text-to-image") no
+//! longer matches its words scattered; a homonym is resolved per paper by
+//! context words listed in the data file, so a paper using both senses gets
+//! the one with more cues; author names match on surname plus first name
+//! or initial, without accent folding.
+
+mod index;
+mod synonyms;
+mod text;
+mod trending;
+
+pub mod eval;
+
+pub use index::{CandidateIndex, RankParams};
+pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
+pub use trending::{trending, Trending};
+
+use crate::domain::{Candidate, PaperId, Preferences};
+use chrono::{DateTime, Utc};
+use index::PHRASE_BIT;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// What a subscriber (or a preview visitor) wants, as the ranker sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Topic phrases as typed ("speculative decoding", "RAG").
+    pub topics: Vec<String>,
+    /// A paper containing any of these words or phrases is never picked.
+    pub excluded: Vec<String>,
+    /// Papers by these authors qualify whatever their topic.
+    pub authors: Vec<String>,
+    /// If non-empty, only papers in one of these arXiv categories (or
+    /// archives: "cs" covers "cs.LG") qualify. Papers whose categories are
+    /// unknown (Hugging Face lists none) are not filtered out.
+    pub categories: Vec<String>,
+    /// How many papers a digest carries.
+    pub digest_size: usize,
+    /// With nothing relevant, send the top trending papers instead.
+    pub fallback_trending: bool,
+}
+
+impl Profile {
+    pub fn from_preferences(p: &Preferences) -> Profile {
+        Profile {
+            topics: p.topics.clone(),
+            excluded: p.excluded.clone(),
+            authors: p.authors.clone(),
+            categories: p.categories.clone(),
+            digest_size: p.digest_size as usize,
+            fallback_trending: p.fallback_trending,
+        }
+    }
+
+    /// A profile of topics only, as the preview starts with.
+    pub fn topics<S: Into<String>>(topics: impl IntoIterator<Item = S>) -> Profile {
+        Profile {
+            topics: topics.into_iter().map(Into::into).collect(),
+            digest_size: 10,
+            ..Profile::default()
+        }
+    }
+}
+
+/// One paper chosen for a subscriber.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pick {
+    /// Index into the `candidates` slice the index was built from.
+    #[serde(skip)]
+    pub index: usize,
+    pub id: PaperId,
+    /// Higher is better; comparable within one subscriber's picks.
+    pub score: f64,
+    pub reason: Reason,
+}
+
+/// Why a paper was picked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    /// Matched topics, best match first.
+    pub topics: Vec<TopicMatch>,
+    /// Followed authors of this paper, as the paper prints them.
+    pub authors: Vec<String>,
+    pub upvotes: Option<i64>,
+    /// Upvotes gained over about the last day, when known.
+    pub upvotes_gained: Option<i64>,
+    /// Picked only because it is trending and nothing matched today.
+    pub trending_fallback: bool,
+}
+
+/// One topic a paper matched, and on which words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicMatch {
+    /// The topic as the subscriber typed it.
+    pub topic: String,
+    /// The words that matched: the topic's words, or for an abbreviation
+    /// or synonym the form the paper used ("retrieval-augmented
+    /// generation" for the topic "RAG").
+    pub words: Vec<String>,
+    /// The topic's words occur together and in order.
+    pub phrase: bool,
+}
+
+impl Reason {
+    /// One line to print under the title, e.g.
+    /// `Matches "speculative decoding" (speculative, decoding) · 42 upvotes`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.trending_fallback {
+            parts.push("Trending today (nothing matched your topics)".into());
+        }
+        if !self.topics.is_empty() {
+            let shown: Vec<String> = self
+                .topics
+                .iter()
+                .take(2)
+                .map(|t| {
+                    if t.words.is_empty() {
+                        format!("\"{}\"", t.topic)
+                    } else {
+                        format!("\"{}\" ({})", t.topic, t.words.join(", "))
+                    }
+                })
+                .collect();
+            let mut s = format!("Matches {}", shown.join(" and "));
+            match self.topics.len().saturating_sub(2) {
+                0 => {}
+                1 => s.push_str(" and 1 more topic"),
+                n => s.push_str(&format!(" and {n} more topics")),
+            }
+            parts.push(s);
+        }
+        if !self.authors.is_empty() {
+            parts.push(format!("By {}", self.authors.join(", ")));
+        }
+        match (self.upvotes, self.upvotes_gained) {
+            (Some(1), _) => parts.push("1 upvote".into()),
+            (Some(u), Some(g)) if u > 0 && g > 0 => {
+                parts.push(format!("{u} upvotes (+{g} in a day)"))
+            }
+            (Some(u), _) if u > 0 => parts.push(format!("{u} upvotes")),
+            _ => {}
+        }
+        parts.join(" · ")
+    }
+}
+
+/// A pick with its title, for `paperboy preview --format json` and the
+/// web preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct PickView<'a> {
+    pub id: &'a PaperId,
+    pub title: &'a str,
+    pub score: f64,
+    /// [`Reason::summary`].
+    pub reason: String,
+    /// The structured reason.
+    pub details: &'a Reason,
+}
+
+impl Pick {
+    /// The pick with its paper's title; `candidates` must be the slice the
+    /// index was built from.
+    pub fn view<'a>(&'a self, candidates: &'a [Candidate]) -> PickView<'a> {
+        PickView {
+            id: &self.id,
+            title: &candidates[self.index].paper.title,
+            score: self.score,
+            reason: self.reason.summary(),
+            details: &self.reason,
+        }
+    }
+}
+
+/// Dense per-document accumulators for merging one subscriber's topic
+/// hits, reused across calls on a thread (reset after each use), so the
+/// merge is linear in the hits instead of a sort.
+#[derive(Default)]
+struct Merge {
+    best: Vec<f32>,
+    sum: Vec<f32>,
+    seen: Vec<u8>,
+    touched: Vec<u32>,
+}
+
+const SEEN_TOPIC: u8 = 1;
+const SEEN_AUTHOR: u8 = 2;
+
+thread_local! {
+    static MERGE: std::cell::RefCell<Merge> = std::cell::RefCell::new(Merge::default());
+}
+
+impl CandidateIndex {
+    /// The best `k` papers for `profile`, best first, never one whose id is
+    /// in `already_sent` (ids are version-less, so this covers every
+    /// version). Ties break on paper id. With no relevant paper, the top
+    /// trending papers if the profile asks for that fallback, else none.
+    pub fn rank(&self, profile: &Profile, already_sent: &HashSet<PaperId>, k: usize) -> Vec<Pick> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let topics: Vec<_> = profile.topics.iter().map(|t| self.topic(t)).collect();
+        let excluded: Vec<_> = profile.excluded.iter().map(|e| self.excluded(e)).collect();
+        let mut by_author: Vec<(u32, String)> = Vec::new();
+        for a in &profile.authors {
+            self.author_docs(a, &mut by_author);
+        }
+
+        let p = &self.params;
+        let mut scored: Vec<(f64, u32)> = Vec::new();
+        MERGE.with(|m| {
+            let m = &mut *m.borrow_mut();
+            if m.best.len() < self.docs.len() {
+                m.best.resize(self.docs.len(), 0.0);
+                m.sum.resize(self.docs.len(), 0.0);
+                m.seen.resize(self.docs.len(), 0);
+            }
+            for t in &topics {
+                for h in &t.hits {
+                    let d = h.doc as usize;
+                    if m.seen[d] == 0 {
+                        m.touched.push(h.doc);
+                    }
+                    m.seen[d] |= SEEN_TOPIC;
+                    m.best[d] = m.best[d].max(h.rel);
+                    m.sum[d] += h.rel;
+                }
+            }
+            for &(doc, _) in &by_author {
+                if m.seen[doc as usize] == 0 {
+                    m.touched.push(doc);
+                }
+                m.seen[doc as usize] |= SEEN_AUTHOR;
+            }
+            scored.reserve(m.touched.len());
+            for &doc in &m.touched {
+                let d = doc as usize;
+                let (best, sum) = (m.best[d] as f64, m.sum[d] as f64);
+                let mut rel = best + p.extra_topic_weight * (sum - best);
+                if m.seen[d] & SEEN_AUTHOR != 0 {
+                    rel += p.author_bonus;
+                }
+                let trend = self.docs[d].trending.score;
+                scored.push((rel * (1.0 + p.trending_weight * trend), doc));
+                m.best[d] = 0.0;
+                m.sum[d] = 0.0;
+                m.seen[d] = 0;
+            }
+            m.touched.clear();
+        });
+        let order = |a: &(f64, u32), b: &(f64, u32)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.docs[a.1 as usize].id.cmp(&self.docs[b.1 as usize].id))
+        };
+
+        let allowed = |doc: u32, author: bool| {
+            let d = &self.docs[doc as usize];
+            !already_sent.contains(&d.id)
+                && !excluded.iter().any(|x| x.contains(doc))
+                && (author || in_categories(&d.categories, &profile.categories))
+        };
+        // Take the best in batches: sort only as much as the filters need.
+        let mut picks = Vec::new();
+        let mut rest: &mut [(f64, u32)] = &mut scored;
+        while picks.len() < k && !rest.is_empty() {
+            let want = ((k - picks.len()) * 2 + 8).min(rest.len());
+            if want < rest.len() {
+                rest.select_nth_unstable_by(want - 1, order);
+            }
+            let (batch, tail) = rest.split_at_mut(want);
+            batch.sort_unstable_by(order);
+            for &(score, doc) in batch.iter() {
+                let author = by_author.iter().any(|a| a.0 == doc);
+                if !allowed(doc, author) {
+                    continue;
+                }
+                let reason = self.reason(doc, profile, &topics, &by_author, false);
+                picks.push(self.pick(doc, score, reason));
+                if picks.len() == k {
+                    break;
+                }
+            }
+            rest = tail;
+        }
+        if picks.is_empty() && profile.fallback_trending {
+            for &doc in &self.by_trending {
+                if !allowed(doc, false) {
+                    continue;
+                }
+                let score = self.docs[doc as usize].trending.score;
+                let reason = self.reason(doc, profile, &[], &[], true);
+                picks.push(self.pick(doc, score, reason));
+                if picks.len() == k {
+                    break;
+                }
+            }
+        }
+        picks
+    }
+
+    fn pick(&self, doc: u32, score: f64, reason: Reason) -> Pick {
+        let d = &self.docs[doc as usize];
+        Pick {
+            index: d.index,
+            id: d.id.clone(),
+            score,
+            reason,
+        }
+    }
+
+    fn reason(
+        &self,
+        doc: u32,
+        profile: &Profile,
+        topics: &[std::sync::Arc<index::TopicHits>],
+        by_author: &[(u32, String)],
+        fallback: bool,
+    ) -> Reason {
+        let mut matched: Vec<(f32, TopicMatch)> = Vec::new();
+        for (ti, t) in topics.iter().enumerate() {
+            let Ok(i) = t.hits.binary_search_by_key(&doc, |h| h.doc) else {
+                continue;
+            };
+            let hit = t.hits[i];
+            let mut words: Vec<String> = Vec::new();
+            for (qi, qt) in t.query.terms.iter().enumerate() {
+                if hit.mask & (1 << qi) != 0 {
+                    let w = self.display_word(qt, doc);
+                    if !words.contains(&w) {
+                        words.push(w);
+                    }
+                }
+            }
+            matched.push((
+                hit.rel,
+                TopicMatch {
+                    topic: profile.topics[ti].clone(),
+                    words,
+                    phrase: hit.mask & PHRASE_BIT != 0,
+                },
+            ));
+        }
+        matched.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut authors: Vec<String> = by_author
+            .iter()
+            .filter(|a| a.0 == doc)
+            .map(|a| a.1.clone())
+            .collect();
+        authors.dedup();
+        let t = &self.docs[doc as usize].trending;
+        Reason {
+            topics: matched.into_iter().map(|m| m.1).collect(),
+            authors,
+            upvotes: t.upvotes,
+            upvotes_gained: t.gained,
+            trending_fallback: fallback,
+        }
+    }
+}
+
+/// Whether a paper's categories pass a subscriber's filter.
+fn in_categories(paper: &[String], filter: &[String]) -> bool {
+    if filter.is_empty() || paper.is_empty() {
+        return true;
+    }
+    filter.iter().any(|f| {
+        paper.iter().any(|c| {
+            c.eq_ignore_ascii_case(f)
+                || (c.len() > f.len()
+                    && c.as_bytes()[f.len()] == b'.'
+                    && c[..f.len()].eq_ignore_ascii_case(f))
+        })
+    })
+}
+
+/// Ranks `candidates` for an ad-hoc profile as of `now`, for
+/// `paperboy preview` and the subscribe page. Builds a throw-away index;
+/// a caller previewing often against the same papers should keep a
+/// [`CandidateIndex`] instead.
+pub fn preview(
+    candidates: &[Candidate],
+    profile: &Profile,
+    synonyms: &Synonyms,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Vec<Pick> {
+    CandidateIndex::build(candidates, synonyms, now).rank(profile, &HashSet::new(), limit)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,658 @@
+//! Properties of the ranker, on small hand-made candidates and on the
+//! recorded fixtures.
+
+use super::eval::{self, RelevanceSet};
+use super::*;
+use crate::domain::{Paper, UpvoteObservation};
+use chrono::{Duration, TimeZone};
+use proptest::prelude::*;
+use std::path::Path;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap()
+}
+
+fn paper(id: &str, title: &str, abstract_text: &str) -> Candidate {
+    let mut p = Paper::new(PaperId::parse_arxiv(id).unwrap().0, title, abstract_text);
+    p.listed_on = Some(now().date_naive());
+    Candidate {
+        paper: p,
+        history: Vec::new(),
+    }
+}
+
+fn with_upvotes(mut c: Candidate, then: i64, now_votes: i64) -> Candidate {
+    c.paper.upvotes = Some(now_votes);
+    c.history = vec![
+        UpvoteObservation {
+            at: now() - Duration::hours(24),
+            upvotes: then,
+        },
+        UpvoteObservation {
+            at: now(),
+            upvotes: now_votes,
+        },
+    ];
+    c
+}
+
+fn filler(i: usize) -> Candidate {
+    let topics = [
+        (
+            "Protein folding with graph networks",
+            "We predict protein structure from sequence.",
+        ),
+        (
+            "Galaxy rotation curves",
+            "Observations of spiral galaxies and their halos.",
+        ),
+        (
+            "A survey of sorting networks",
+            "Comparator networks sort inputs in parallel.",
+        ),
+        (
+            "Weather forecasting at scale",
+            "Numerical weather prediction meets learned emulators.",
+        ),
+    ];
+    let (t, a) = topics[i % topics.len()];
+    paper(&format!("2601.{:05}", 90000 + i), &format!("{t} {i}"), a)
+}
+
+fn corpus(extra: Vec<Candidate>) -> Vec<Candidate> {
+    let mut v: Vec<Candidate> = (0..12).map(filler).collect();
+    v.extend(extra);
+    v
+}
+
+fn ids(picks: &[Pick]) -> Vec<&str> {
+    picks.iter().map(|p| p.id.as_str()).collect()
+}
+
+fn rank(cands: &[Candidate], profile: &Profile, k: usize) -> Vec<Pick> {
+    CandidateIndex::build(cands, &Synonyms::embedded(), now()).rank(profile, &HashSet::new(), k)
+}
+
+#[test]
+fn a_phrase_beats_the_same_words_scattered() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Fine-tuning on insecure code",
+            "Narrow fine-tuning causes emergent misalignment in chat models.",
+        ),
+        paper(
+            "2606.00002",
+            "Fine-tuning on insecure code",
+            "Misalignment of rewards is emergent in chat models after narrow fine-tuning.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["emergent misalignment"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001", "2606.00002"]);
+    assert!(picks[0].reason.topics[0].phrase);
+    assert!(!picks[1].reason.topics[0].phrase);
+}
+
+#[test]
+fn abbreviations_and_synonyms_match_both_ways_in_any_case() {
+    let cases = [
+        ("LLM", "Scaling laws for large language models"),
+        ("large language models", "Probing LLMs for facts"),
+        ("llm", "What LLMs know"),
+        ("VLM", "Robust MLLMs under corruption"),
+        ("vision-language models", "Hallucination in LVLMs"),
+        ("RAG", "Retrieval-augmented generation for code"),
+        ("retrieval augmented generation", "RAG pipelines at scale"),
+        ("MoE", "Sparse mixture-of-experts layers"),
+        ("mixture of experts", "Routing in MoE transformers"),
+        ("T2I", "Text-to-image diffusion alignment"),
+        (
+            "RLHF",
+            "Reinforcement learning from human feedback revisited",
+        ),
+        ("DPO", "Direct preference optimization without a reference"),
+        ("CoT", "Chain-of-thought prompting for arithmetic"),
+        ("chain of thought", "Latent CoT traces"),
+        (
+            "ASR",
+            "Automatic speech recognition for low-resource languages",
+        ),
+    ];
+    for (topic, title) in cases {
+        let cands = corpus(vec![paper(
+            "2606.00001",
+            title,
+            "An abstract about nothing else.",
+        )]);
+        let picks = rank(&cands, &Profile::topics([topic]), 10);
+        assert_eq!(
+            ids(&picks),
+            vec!["2606.00001"],
+            "topic {topic:?} vs title {title:?}"
+        );
+    }
+}
+
+#[test]
+fn a_homonym_does_not_match_the_other_sense() {
+    let jailbreak = paper(
+        "2606.00001",
+        "Compute-aware evaluation of jailbreak robustness",
+        "Adversarial evaluations report ASR under fixed budgets; we measure the attack cost.",
+    );
+    let speech = paper(
+        "2606.00002",
+        "Streaming ASR for meetings",
+        "We cut word error rate of ASR on spoken meeting audio.",
+    );
+    let cands = corpus(vec![jailbreak, speech]);
+    for topic in ["speech recognition", "ASR", "automatic speech recognition"] {
+        let picks = rank(&cands, &Profile::topics([topic]), 10);
+        assert_eq!(ids(&picks), vec!["2606.00002"], "{topic}");
+    }
+    let picks = rank(&cands, &Profile::topics(["attack success rate"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+    // The topic's own words pick the sense of a bare abbreviation.
+    let picks = rank(&cands, &Profile::topics(["ASR jailbreak"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
+#[test]
+fn a_synonym_phrase_topic_needs_the_phrase_or_its_abbreviation() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Drafting faster",
+            "Speculative decoding with a small drafter.",
+        ),
+        paper(
+            "2606.00002",
+            "Drafting faster",
+            "SD verifies draft tokens in parallel.",
+        ),
+        paper(
+            "2606.00003",
+            "Parsers",
+            "A decoding scheme for parsers; the speculative part is cheap.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["speculative decoding"]), 10);
+    let mut got = ids(&picks);
+    got.sort();
+    assert_eq!(got, vec!["2606.00001", "2606.00002"]);
+}
+
+#[test]
+fn stemming_matches_other_forms_of_a_word() {
+    let cands = corpus(vec![paper(
+        "2606.00001",
+        "Distilling diffusion models",
+        "Few steps.",
+    )]);
+    let picks = rank(&cands, &Profile::topics(["diffusion distillation"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
+#[test]
+fn excluded_words_remove_a_paper_including_their_synonyms() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Agents that plan",
+            "Planning agents built on large language models.",
+        ),
+        paper(
+            "2606.00002",
+            "Agents that plan",
+            "Planning agents for robot navigation.",
+        ),
+        paper(
+            "2606.00003",
+            "A survey of agents",
+            "We survey planning agents.",
+        ),
+    ]);
+    let mut profile = Profile::topics(["planning agents"]);
+    assert_eq!(rank(&cands, &profile, 10).len(), 3);
+    profile.excluded = vec!["LLM".into(), "Surveys".into()];
+    assert_eq!(ids(&rank(&cands, &profile, 10)), vec!["2606.00002"]);
+}
+
+#[test]
+fn followed_authors_always_qualify() {
+    let mut by_author = paper("2606.00001", "Galaxy rotation curves revisited", "Halos.");
+    by_author.paper.authors = vec!["Yann LeCun".into(), "Ada Lovelace".into()];
+    let mut namesake = paper("2606.00002", "Sorting networks", "Comparators.");
+    namesake.paper.authors = vec!["Xavier LeCun".into()];
+    let cands = corpus(vec![by_author, namesake]);
+    for followed in ["Yann LeCun", "Y. LeCun", "LeCun, Yann", "yann lecun"] {
+        let mut profile = Profile::topics(["speculative decoding"]);
+        profile.authors = vec![followed.into()];
+        let picks = rank(&cands, &profile, 10);
+        assert_eq!(ids(&picks), vec!["2606.00001"], "{followed}");
+        assert_eq!(picks[0].reason.authors, vec!["Yann LeCun"]);
+    }
+}
+
+#[test]
+fn the_category_filter_keeps_listed_categories_and_archives() {
+    let mut lg = paper(
+        "2606.00001",
+        "Sparse attention kernels",
+        "Sparse attention.",
+    );
+    lg.paper.categories = vec!["cs.LG".into()];
+    let mut th = paper(
+        "2606.00002",
+        "Sparse attention in lattices",
+        "Sparse attention.",
+    );
+    th.paper.categories = vec!["hep-th".into()];
+    let unknown = paper(
+        "2606.00003",
+        "Sparse attention for all",
+        "Sparse attention.",
+    );
+    let cands = corpus(vec![lg, th, unknown]);
+    let mut profile = Profile::topics(["sparse attention"]);
+    for filter in ["cs.LG", "cs", "CS.lg"] {
+        profile.categories = vec![filter.into()];
+        let mut got = ids(&rank(&cands, &profile, 10))
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        got.sort();
+        assert_eq!(got, vec!["2606.00001", "2606.00003"], "{filter}");
+    }
+}
+
+#[test]
+fn trending_puts_the_hot_paper_first_among_comparably_relevant_ones() {
+    let cold = with_upvotes(
+        paper(
+            "2606.00001",
+            "Sparse attention for long context",
+            "Sparse attention kernels.",
+        ),
+        3,
+        3,
+    );
+    let hot = with_upvotes(
+        paper(
+            "2606.00002",
+            "Sparse attention for long context",
+            "Sparse attention kernels.",
+        ),
+        10,
+        120,
+    );
+    let cands = corpus(vec![cold, hot]);
+    let picks = rank(&cands, &Profile::topics(["sparse attention"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00002", "2606.00001"]);
+    assert_eq!(picks[0].reason.upvotes_gained, Some(110));
+}
+
+#[test]
+fn an_off_topic_trending_paper_never_displaces_a_relevant_one() {
+    let relevant = paper(
+        "2606.00001",
+        "Speculative decoding",
+        "Speculative decoding drafts tokens.",
+    );
+    let viral = with_upvotes(
+        paper(
+            "2606.00002",
+            "A viral paper about galaxies",
+            "Everyone upvoted this.",
+        ),
+        0,
+        5000,
+    );
+    let cands = corpus(vec![relevant, viral]);
+    let picks = rank(&cands, &Profile::topics(["speculative decoding"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
+#[test]
+fn nothing_relevant_means_no_digest_unless_the_fallback_is_chosen() {
+    let hot = with_upvotes(paper("2606.00001", "Galaxy halos", "Dark halos."), 0, 300);
+    let warm = with_upvotes(paper("2606.00002", "Sorting", "Networks."), 0, 30);
+    let cands = corpus(vec![warm, hot]);
+    let mut profile = Profile::topics(["speculative decoding"]);
+    assert!(rank(&cands, &profile, 5).is_empty());
+    profile.fallback_trending = true;
+    let picks = rank(&cands, &profile, 2);
+    assert_eq!(ids(&picks), vec!["2606.00001", "2606.00002"]);
+    assert!(picks
+        .iter()
+        .all(|p| p.reason.trending_fallback && p.reason.topics.is_empty()));
+    assert!(picks[0].reason.summary().starts_with("Trending today"));
+}
+
+#[test]
+fn no_paper_repeats_across_days_or_versions() {
+    let synonyms = Synonyms::embedded();
+    let profile = Profile::topics(["sparse attention"]);
+    let mut sent: HashSet<PaperId> = HashSet::new();
+    let day1 = corpus(vec![
+        paper("2606.00001v1", "Sparse attention A", "Sparse attention."),
+        paper("2606.00002v1", "Sparse attention B", "Sparse attention."),
+    ]);
+    let picks = CandidateIndex::build(&day1, &synonyms, now()).rank(&profile, &sent, 1);
+    assert_eq!(picks.len(), 1);
+    sent.extend(picks.iter().map(|p| p.id.clone()));
+    // Day 2: the mailed paper reappears as v2, next to a new one.
+    let first = picks[0].id.as_str().to_string();
+    let day2 = corpus(vec![
+        paper(
+            &format!("{first}v2"),
+            "Sparse attention A, revised",
+            "Sparse attention.",
+        ),
+        paper("2606.00002v1", "Sparse attention B", "Sparse attention."),
+        paper("2606.00003v1", "Sparse attention C", "Sparse attention."),
+    ]);
+    let later = now() + Duration::days(1);
+    let picks2 = CandidateIndex::build(&day2, &synonyms, later).rank(&profile, &sent, 10);
+    assert!(!picks2.is_empty());
+    assert!(
+        picks2.iter().all(|p| !sent.contains(&p.id)),
+        "{:?}",
+        ids(&picks2)
+    );
+}
+
+#[test]
+fn ties_break_on_paper_id_whatever_the_input_order() {
+    let make = |id: &str| paper(id, "Sparse attention", "Sparse attention.");
+    let a = corpus(vec![
+        make("2606.00003"),
+        make("2606.00001"),
+        make("2606.00002"),
+    ]);
+    let mut b = a.clone();
+    b.reverse();
+    let profile = Profile::topics(["sparse attention"]);
+    let (ra, rb) = (rank(&a, &profile, 10), rank(&b, &profile, 10));
+    assert_eq!(ids(&ra), vec!["2606.00001", "2606.00002", "2606.00003"]);
+    assert_eq!(ids(&ra), ids(&rb));
+}
+
+#[test]
+fn a_reason_names_topic_words_and_upvotes_in_one_line() {
+    let c = with_upvotes(
+        paper(
+            "2606.00001",
+            "VIA-SD: speculative decoding",
+            "Speculative decoding (SD) with RAG.",
+        ),
+        30,
+        42,
+    );
+    let cands = corpus(vec![c]);
+    let profile = Profile::topics(["speculative decoding", "retrieval-augmented generation"]);
+    let picks = rank(&cands, &profile, 10);
+    let summary = picks[0].reason.summary();
+    assert_eq!(
+        summary,
+        "Matches \"speculative decoding\" (speculative decoding) and \
+         \"retrieval-augmented generation\" (RAG) · 42 upvotes (+12 in a day)"
+    );
+}
+
+#[test]
+fn a_shared_topic_is_scored_once_per_run() {
+    let cands = corpus(vec![paper(
+        "2606.00001",
+        "Sparse attention",
+        "Sparse attention.",
+    )]);
+    let index = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+    let none = HashSet::new();
+    index.rank(&Profile::topics(["Sparse attention", "galaxy"]), &none, 5);
+    index.rank(&Profile::topics(["sparse  attention"]), &none, 5);
+    assert_eq!(index.cached_topics(), 2);
+}
+
+#[test]
+fn an_operator_synonym_file_extends_matching() {
+    let cands = corpus(vec![paper(
+        "2606.00001",
+        "Self-supervised learning of audio",
+        "Audio.",
+    )]);
+    let base = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+    assert!(base
+        .rank(&Profile::topics(["SSL"]), &HashSet::new(), 5)
+        .is_empty());
+    let extra = "[[concept]]\nname = \"ssl\"\nterms = [\"SSL\", \"self-supervised learning\"]\n";
+    let syn = Synonyms::load(Some(extra)).unwrap();
+    let picks = CandidateIndex::build(&cands, &syn, now()).rank(
+        &Profile::topics(["SSL"]),
+        &HashSet::new(),
+        5,
+    );
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
+#[test]
+fn the_preview_json_lists_id_title_score_and_reason_in_order() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Sparse attention",
+            "Sparse attention everywhere.",
+        ),
+        paper(
+            "2606.00002",
+            "Attention, sparse or not",
+            "Dense attention; sparse weights.",
+        ),
+    ]);
+    let picks = preview(
+        &cands,
+        &Profile::topics(["sparse attention"]),
+        &Synonyms::embedded(),
+        now(),
+        5,
+    );
+    let json: Vec<_> = picks
+        .iter()
+        .map(|p| serde_json::to_value(p.view(&cands)).unwrap())
+        .collect();
+    assert_eq!(json.len(), 2);
+    assert_eq!(json[0]["id"], "2606.00001");
+    assert_eq!(json[0]["title"], "Sparse attention");
+    assert!(json[0]["score"].as_f64().unwrap() >= json[1]["score"].as_f64().unwrap());
+    assert!(json[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("Matches \"sparse attention\""));
+}
+
+#[test]
+fn the_index_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<CandidateIndex>();
+    shareable::<Synonyms>();
+    let cands = corpus(vec![paper(
+        "2606.00001",
+        "Sparse attention",
+        "Sparse attention.",
+    )]);
+    let index = std::sync::Arc::new(CandidateIndex::build(&cands, &Synonyms::embedded(), now()));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let index = index.clone();
+            std::thread::spawn(move || {
+                index.rank(&Profile::topics(["sparse attention"]), &HashSet::new(), 3)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(ids(&h.join().unwrap()), vec!["2606.00001"]);
+    }
+}
+
+// ---- On the recorded fixtures -------------------------------------------
+
+fn fixture_corpus() -> Vec<Candidate> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for n in names {
+        let text = std::fs::read_to_string(dir.join(&n)).unwrap();
+        let got = if n.starts_with("hf_daily_papers") {
+            eval::candidates_from_hf_json(&text, now()).unwrap()
+        } else if n.starts_with("arxiv_") {
+            eval::candidates_from_arxiv_xml(&text).unwrap()
+        } else {
+            continue;
+        };
+        for c in got {
+            if !out.iter().any(|o| o.paper.id == c.paper.id) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn on_the_judged_set_the_ranker_beats_plain_bm25() {
+    let cands = fixture_corpus();
+    assert!(cands.len() > 90, "{}", cands.len());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/relevance/judgements.toml");
+    let set = RelevanceSet::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(set.topic.len() >= 15);
+    for j in &set.topic {
+        for id in j.relevant.keys() {
+            assert!(
+                cands.iter().any(|c| c.paper.id.as_str() == id),
+                "{}: unknown {id}",
+                j.query
+            );
+        }
+    }
+    let scores = eval::evaluate(
+        &cands,
+        &set,
+        &Synonyms::embedded(),
+        RankParams::default(),
+        now(),
+        10,
+    );
+    let mean =
+        |f: fn(&eval::TopicScore) -> f64| scores.iter().map(f).sum::<f64>() / scores.len() as f64;
+    let (ours, base) = (mean(|s| s.ranker), mean(|s| s.baseline));
+    assert!(ours > base, "ranker {ours:.3} vs bm25 {base:.3}");
+}
+
+#[test]
+fn ndcg_is_one_for_the_ideal_order_and_lower_otherwise() {
+    let judged: std::collections::BTreeMap<String, u8> =
+        [("a".to_string(), 3), ("b".to_string(), 1)]
+            .into_iter()
+            .collect();
+    assert!((eval::ndcg_at(&["a", "b"], &judged, 10) - 1.0).abs() < 1e-12);
+    let swapped = eval::ndcg_at(&["b", "a"], &judged, 10);
+    assert!(swapped < 1.0 && swapped > 0.0);
+    assert_eq!(eval::ndcg_at(&["x"], &judged, 10), 0.0);
+}
+
+fn fixture_index() -> &'static (Vec<Candidate>, CandidateIndex) {
+    static CELL: std::sync::OnceLock<(Vec<Candidate>, CandidateIndex)> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut cands = fixture_corpus();
+        // Give every paper some upvote history so trending varies.
+        for (i, c) in cands.iter_mut().enumerate() {
+            let v = (i as i64 * 37) % 101;
+            c.history = vec![
+                UpvoteObservation {
+                    at: now() - Duration::hours(30),
+                    upvotes: v / 3,
+                },
+                UpvoteObservation {
+                    at: now(),
+                    upvotes: v,
+                },
+            ];
+        }
+        let index = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+        (cands, index)
+    })
+}
+
+const TOPIC_POOL: &[&str] = &[
+    "LLM agents",
+    "speculative decoding",
+    "dark matter",
+    "EEG",
+    "VLM",
+    "proton radius",
+    "reinforcement learning",
+    "diffusion",
+    "memory",
+    "sparse attention",
+    "quantum dots",
+    "text-to-image",
+    "jailbreak",
+    "multi-agent systems",
+    "distillation",
+    "galaxy",
+    "MoE",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn picks_are_at_most_k_sorted_unique_and_never_already_sent(
+        topics in proptest::sample::subsequence(TOPIC_POOL.to_vec(), 0..5),
+        sent_idx in proptest::collection::vec(0usize..97, 0..30),
+        k in 0usize..15,
+        fallback in any::<bool>(),
+    ) {
+        let (cands, index) = fixture_index();
+        let sent: HashSet<PaperId> =
+            sent_idx.iter().filter_map(|&i| cands.get(i)).map(|c| c.paper.id.clone()).collect();
+        let mut profile = Profile::topics(topics);
+        profile.fallback_trending = fallback;
+        let picks = index.rank(&profile, &sent, k);
+        prop_assert!(picks.len() <= k);
+        prop_assert!(picks.iter().all(|p| !sent.contains(&p.id)));
+        prop_assert!(picks.windows(2).all(|w| w[0].score >= w[1].score));
+        let unique: HashSet<_> = picks.iter().map(|p| &p.id).collect();
+        prop_assert_eq!(unique.len(), picks.len());
+        prop_assert!(picks.iter().all(|p| cands[p.index].paper.id == p.id));
+        prop_assert_eq!(index.rank(&profile, &sent, k), picks);
+    }
+
+    #[test]
+    fn trending_only_reorders_the_relevant_papers(
+        topics in proptest::sample::subsequence(TOPIC_POOL.to_vec(), 1..4),
+    ) {
+        let (cands, index) = fixture_index();
+        let flat = CandidateIndex::build_with(
+            cands,
+            &Synonyms::embedded(),
+            now(),
+            RankParams { trending_weight: 0.0, ..RankParams::default() },
+        );
+        let profile = Profile::topics(topics);
+        let none = HashSet::new();
+        let mut with: Vec<_> = index.rank(&profile, &none, 1000).into_iter().map(|p| p.id).collect();
+        let mut without: Vec<_> = flat.rank(&profile, &none, 1000).into_iter().map(|p| p.id).collect();
+        with.sort();
+        without.sort();
+        prop_assert_eq!(with, without);
+        let picks = index.rank(&profile, &none, 1000);
+        prop_assert!(picks.iter().all(|p| !p.reason.topics.is_empty()));
+    }
+}
