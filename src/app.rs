@@ -30,6 +30,12 @@ pub struct AppInner {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     pub rate_limiter: crate::web::RateLimiter,
+    /// Fetches listings; one shared polite HTTP client.
+    pub fetcher: crate::sources::Fetcher,
+    /// Abbreviations and synonyms for ranking.
+    pub synonyms: crate::rank::Synonyms,
+    /// Held by a digest run, so cron ticks never overlap runs.
+    pub digest_lock: tokio::sync::Mutex<()>,
     /// Woken whenever transactional mail is queued.
     pub outbox_wake: Notify,
     /// Cancelled on SIGTERM/SIGINT: stop taking new work.
@@ -74,6 +80,9 @@ impl App {
             None => Transport::from_config(&config).context("setting up the mail transport")?,
         };
         let rate_limiter = crate::web::RateLimiter::new(config.subscribe.per_ip_per_minute);
+        let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
+            .context("setting up the HTTP client for sources")?;
+        let synonyms = config.synonyms()?;
         Ok(App(Arc::new(AppInner {
             clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             config,
@@ -84,6 +93,9 @@ impl App {
             links,
             metrics: Metrics::default(),
             rate_limiter,
+            fetcher,
+            synonyms,
+            digest_lock: tokio::sync::Mutex::new(()),
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -30,6 +30,42 @@ pub struct Cli {
 pub enum Command {
     /// Run the web server and the scheduler (the main job).
     Serve,
+    /// Fetch paper listings from every enabled source once.
+    Fetch {
+        /// Only this source: huggingface, arxiv or arxiv-api (runs even
+        /// when disabled in config).
+        #[arg(long)]
+        source: Option<String>,
+        /// The listing day to fetch (YYYY-MM-DD; Hugging Face only).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Show what a profile would receive from the stored papers now.
+    Preview {
+        /// A topic phrase; repeat for several.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// Exclude papers mentioning this word; repeatable.
+        #[arg(long = "exclude")]
+        excluded: Vec<String>,
+        /// Follow an author; repeatable.
+        #[arg(long = "author")]
+        authors: Vec<String>,
+        /// Number of papers.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+    /// Plan and send the digests due now.
+    Digest {
+        /// Act as if it were this instant (RFC 3339), e.g. to catch up.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Show who would get which papers; write nothing, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Manage subscribers from the command line.
     Subscribers {
         #[command(subcommand)]
@@ -152,6 +188,32 @@ pub async fn main() -> i32 {
 pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
+        Command::Fetch { source, date } => {
+            let source = source
+                .map(|s| crate::sources::SourceName::parse(&s))
+                .transpose()?;
+            let app = App::build(config, Overrides::default()).await?;
+            let report = app
+                .fetcher
+                .fetch(crate::sources::FetchRequest { source, date }, app.now())
+                .await;
+            println!("{report}");
+            app.store.close().await;
+            if !report.is_ok() {
+                bail!("at least one source failed");
+            }
+            Ok(())
+        }
+        Command::Preview {
+            topics,
+            excluded,
+            authors,
+            limit,
+            format,
+        } => preview(config, topics, excluded, authors, limit, format).await,
+        Command::Digest { now, dry_run } => {
+            digest(config, now.map(|t| t.with_timezone(&chrono::Utc)), dry_run).await
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -210,6 +272,8 @@ pub async fn run_daemon(
     app.transport.check().await;
     app.store.outbox_retry_now(app.now()).await?;
     app.tasks.spawn(crate::transactional::run(app.clone()));
+    app.store.recover_expired_leases(app.now()).await?;
+    initial_fetch(&app).await;
     let mut sched = crate::jobs::start(&app, crate::jobs::schedule(&app)).await?;
 
     let token = app.shutdown.clone();
@@ -243,6 +307,23 @@ pub async fn run_daemon(
     result.context("web server failed")
 }
 
+/// At start-up, fetch in the background when nothing is stored for today,
+/// so the first digest and the subscribe page have papers.
+async fn initial_fetch(app: &App) {
+    if !app.config.sources.huggingface.enabled && !app.config.sources.arxiv.enabled {
+        return;
+    }
+    let today = app.now().date_naive();
+    match app.store.papers_listed_on(today).await {
+        Ok(0) => {
+            tracing::info!("no papers stored for today; fetching now");
+            app.tasks.spawn(crate::jobs::fetch(app.clone(), None));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot check stored papers"),
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM (`ctrl_c` alone misses SIGTERM, which is
 /// what systemd and Docker send).
 pub async fn shutdown_signal() {
@@ -264,6 +345,108 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+async fn preview(
+    config: Config,
+    topics: Vec<String>,
+    excluded: Vec<String>,
+    authors: Vec<String>,
+    limit: usize,
+    format: ListFormat,
+) -> anyhow::Result<()> {
+    if topics.is_empty() && authors.is_empty() {
+        bail!("give at least one --topic or --author");
+    }
+    let app = App::build(config, Overrides::default()).await?;
+    let now = app.now();
+    let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+    let mut profile = crate::rank::Profile::topics(topics);
+    profile.excluded = excluded;
+    profile.authors = authors;
+    let picks = crate::rank::preview(
+        picker.candidates(),
+        &profile,
+        &app.synonyms,
+        now,
+        limit.clamp(1, 100),
+    );
+    let views: Vec<_> = picks.iter().map(|p| p.view(picker.candidates())).collect();
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+        ListFormat::Text => {
+            if views.is_empty() {
+                println!(
+                    "No stored paper matches ({} candidates from the last {} days). Run `paperboy fetch` first?",
+                    picker.candidates().len(),
+                    app.config.digest.candidate_days
+                );
+            }
+            for (i, v) in views.iter().enumerate() {
+                println!(
+                    "{:2}. {} [{}] score {:.2}\n    {}",
+                    i + 1,
+                    v.title,
+                    v.id,
+                    v.score,
+                    v.reason
+                );
+            }
+        }
+    }
+    app.store.close().await;
+    Ok(())
+}
+
+/// `paperboy digest`: one run now (or at `--now`), under the instance lock
+/// so it never races a running daemon.
+async fn digest(
+    config: Config,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(InstanceLock::acquire(&config.database.path)?)
+    };
+    let app = App::build(config, Overrides::default()).await?;
+    let now = now.unwrap_or_else(|| app.now());
+    let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+    if dry_run {
+        let report = crate::digest::dry_run(&app, &picker, now).await?;
+        for e in &report.dry_run {
+            println!(
+                "{} (sub#{}) for {}: {} papers",
+                e.email,
+                e.subscriber,
+                e.digest_date,
+                e.papers.len()
+            );
+            for (id, title, reason) in &e.papers {
+                println!("    {id}  {title}\n          {reason}");
+            }
+        }
+        println!(
+            "dry run at {now}: {} due, {} with nothing to send; nothing written or sent",
+            report.counts.planned, report.counts.skipped
+        );
+    } else {
+        app.transport.check().await;
+        let report = crate::digest::run(&app, &picker, now).await?;
+        let c = report.counts;
+        println!(
+            "digest run at {now}: planned {}, sent {}, retried {}, failed {}, skipped {}, unknown {} ({})",
+            c.planned, c.sent, c.retried, c.failed, c.skipped, c.unknown,
+            serde_json::to_value(report.state)?.as_str().unwrap_or("")
+        );
+        if let Some(note) = report.note {
+            println!("note: {note}");
+        }
+        app.transport.shutdown().await;
+    }
+    app.store.close().await;
+    Ok(())
 }
 
 fn default_prefs(config: &Config) -> anyhow::Result<Preferences> {

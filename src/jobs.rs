@@ -3,6 +3,8 @@
 //! takes the daemon down.
 
 use crate::app::App;
+use crate::sources::{FetchRequest, SourceName};
+use crate::telemetry::Metrics;
 use anyhow::Context;
 use std::future::Future;
 use std::pin::Pin;
@@ -33,14 +35,74 @@ impl Scheduled {
 }
 
 /// The daemon's cron jobs, from config.
-pub fn schedule(_app: &App) -> Vec<Scheduled> {
-    vec![Scheduled::new(
-        "maintenance",
-        // Hourly housekeeping: purge expired pending subscribers, old rate
-        // rows and expired confirm tokens (R28, R47).
-        "0 17 * * * *",
-        maintenance,
-    )]
+pub fn schedule(app: &App) -> Vec<Scheduled> {
+    let cfg = &app.config;
+    let mut jobs = vec![
+        Scheduled::new("digest", &cfg.digest.cron, digest_tick),
+        Scheduled::new(
+            "maintenance",
+            // Hourly housekeeping: purge expired pending subscribers, old
+            // rate rows and expired confirm tokens (R28, R47).
+            "0 17 * * * *",
+            maintenance,
+        ),
+    ];
+    if cfg.sources.huggingface.enabled {
+        jobs.push(Scheduled::new(
+            "fetch-huggingface",
+            &cfg.sources.huggingface.cron,
+            |app| fetch(app, Some(SourceName::HuggingFace)),
+        ));
+    }
+    if cfg.sources.arxiv.enabled {
+        jobs.push(Scheduled::new(
+            "fetch-arxiv",
+            &cfg.sources.arxiv.cron,
+            |app| async move {
+                fetch(app.clone(), Some(SourceName::Arxiv)).await;
+                fetch(app, Some(SourceName::ArxivApi)).await;
+            },
+        ));
+    }
+    jobs
+}
+
+/// Fetches one source (or all enabled ones) and logs the report.
+pub async fn fetch(app: App, source: Option<SourceName>) {
+    let report = app
+        .fetcher
+        .fetch(FetchRequest { source, date: None }, app.now())
+        .await;
+    for s in &report.sources {
+        if s.is_ok() {
+            Metrics::inc(&app.metrics.fetch_ok);
+        } else {
+            Metrics::inc(&app.metrics.fetch_errors);
+        }
+    }
+    if report.is_ok() {
+        tracing::info!(report = %report, "fetch finished");
+    } else {
+        tracing::error!(report = %report, "fetch failed");
+    }
+}
+
+/// One scheduler tick: plan and send what is due now. Skipped while the
+/// previous run is still going.
+pub async fn digest_tick(app: App) {
+    let Ok(_guard) = app.digest_lock.try_lock() else {
+        tracing::debug!("previous digest run still going; tick skipped");
+        return;
+    };
+    let now = app.now();
+    let result = async {
+        let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+        crate::digest::run(&app, &picker, now).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %format!("{e:#}"), "digest run failed");
+    }
 }
 
 /// Housekeeping; see [`schedule`].

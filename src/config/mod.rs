@@ -81,6 +81,7 @@ pub struct Config {
     pub subscribe: SubscribeConfig,
     pub sources: SourcesConfig,
     pub digest: DigestConfig,
+    pub rank: RankConfig,
     pub security: SecurityConfig,
     pub logging: LoggingConfig,
 }
@@ -204,6 +205,13 @@ pub struct DigestConfig {
     pub retry_max_age_hours: u32,
     pub max_consecutive_failures: u32,
     pub max_bounce_percent: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankConfig {
+    pub synonyms_file: String,
+    pub preview_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -463,6 +471,10 @@ impl Config {
             return Err(invalid("digest.max_bounce_percent", "must be 0–100"));
         }
 
+        self.synonyms()?;
+        if self.rank.preview_size == 0 || self.rank.preview_size > 50 {
+            return Err(invalid("rank.preview_size", "must be 1–50"));
+        }
         if !self.security.secret_key.is_empty() {
             self.secret_key_bytes()?;
         }
@@ -604,6 +616,21 @@ impl Config {
                 "must be \"resend\" or \"skip\"",
             )),
         }
+    }
+
+    /// The synonym table: built-in entries plus the operator's file.
+    pub fn synonyms(&self) -> Result<crate::rank::Synonyms, ConfigError> {
+        let key = "rank.synonyms_file";
+        let text = if self.rank.synonyms_file.is_empty() {
+            None
+        } else {
+            Some(
+                std::fs::read_to_string(&self.rank.synonyms_file).map_err(|e| {
+                    invalid(key, format!("cannot read {}: {e}", self.rank.synonyms_file))
+                })?,
+            )
+        };
+        crate::rank::Synonyms::load(text.as_deref()).map_err(|e| invalid(key, e.to_string()))
     }
 
     /// The configured HMAC key, decoded, if one is set.

@@ -8,10 +8,12 @@
 //! transaction is open while SMTP talks. Subscribers are paged, never
 //! loaded all at once.
 
+mod picker;
 pub mod schedule;
 mod seal;
 pub mod view;
 
+pub use picker::RankPicker;
 pub use seal::Sealer;
 
 use crate::app::App;

@@ -711,7 +711,13 @@ pub(super) async fn unsubscribe(
 
 pub(super) async fn healthz(State(app): State<App>) -> Response {
     let db = app.store.ping().await;
-    let last_fetch = app.store.setting("last_fetch_at").await.ok().flatten();
+    let last_fetch = app
+        .store
+        .last_fetch()
+        .await
+        .ok()
+        .flatten()
+        .map(crate::store::ts);
     let last_digest = app.store.setting("last_digest_run").await.ok().flatten();
     let body = json!({
         "status": if db { "ok" } else { "degraded" },
@@ -791,6 +797,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         }
     }
     app.metrics.write_counters(&mut out);
+    write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
         StatusCode::OK,
         [(
@@ -800,6 +807,56 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         out,
     )
         .into_response())
+}
+
+fn write_fetch_counters(
+    out: &mut String,
+    counters: &std::collections::BTreeMap<
+        crate::sources::SourceName,
+        crate::sources::SourceCounters,
+    >,
+) {
+    use std::fmt::Write;
+    let mut family =
+        |name: &str, help: &str, get: &dyn Fn(&crate::sources::SourceCounters) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (source, c) in counters {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", source.as_str(), get(c));
+            }
+        };
+    family(
+        "paperboy_source_fetches_ok_total",
+        "Successful fetches per source.",
+        &|c| c.runs_ok,
+    );
+    family(
+        "paperboy_source_fetches_failed_total",
+        "Failed fetches per source.",
+        &|c| c.runs_failed,
+    );
+    family(
+        "paperboy_source_papers_inserted_total",
+        "New papers stored per source.",
+        &|c| c.papers_inserted,
+    );
+    family(
+        "paperboy_source_requests_total",
+        "HTTP requests per source.",
+        &|c| c.requests,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP paperboy_source_failures_total Failed fetches by source and kind.\n# TYPE paperboy_source_failures_total counter"
+    );
+    for (source, c) in counters {
+        for (kind, n) in &c.failures_by_kind {
+            let _ = writeln!(
+                out,
+                "paperboy_source_failures_total{{source=\"{}\",kind=\"{kind}\"}} {n}",
+                source.as_str()
+            );
+        }
+    }
 }
 
 pub(super) async fn not_found(State(app): State<App>) -> Result<Response> {

@@ -217,6 +217,10 @@ pub fn test_config(
     );
     set("PAPERBOY__SUBSCRIBE__PER_IP_PER_MINUTE", "10000".into());
     set("PAPERBOY__SERVER__SHUTDOWN_GRACE_SECS", "10".into());
+    // Tests never touch the internet, and drive digest runs themselves
+    // with a chosen `now` instead of the wall-clock tick.
+    set("PAPERBOY__SOURCES__HUGGINGFACE__ENABLED", "false".into());
+    set("PAPERBOY__DIGEST__CRON", "0 0 0 1 1 *".into());
     if let Some(addr) = sink {
         set("PAPERBOY__MAIL__TRANSPORT", "smtp".into());
         set("PAPERBOY__MAIL__SMTP__HOST", addr.ip().to_string());

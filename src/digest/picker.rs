@@ -1,0 +1,57 @@
+//! The production [`Picker`]: the `rank` module over the run's candidates.
+
+use super::{DigestPick, Picker};
+use crate::app::App;
+use crate::domain::{Candidate, PaperId, Preferences};
+use crate::rank::{CandidateIndex, Profile};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashSet;
+
+/// Candidates and their index, built once per run and shared by every
+/// subscriber's ranking (each distinct topic is scored once per run).
+pub struct RankPicker {
+    candidates: Vec<Candidate>,
+    index: CandidateIndex,
+}
+
+impl RankPicker {
+    /// Papers listed within `digest.candidate_days` of `now`.
+    pub async fn for_run(app: &App, now: DateTime<Utc>) -> anyhow::Result<RankPicker> {
+        let since = now.date_naive() - Duration::days(app.config.digest.candidate_days as i64);
+        let candidates = app.store.candidates(since).await?;
+        Ok(RankPicker::new(candidates, &app.synonyms, now))
+    }
+
+    pub fn new(
+        candidates: Vec<Candidate>,
+        synonyms: &crate::rank::Synonyms,
+        now: DateTime<Utc>,
+    ) -> RankPicker {
+        let index = CandidateIndex::build(&candidates, synonyms, now);
+        RankPicker { candidates, index }
+    }
+
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+impl Picker for RankPicker {
+    fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+        let profile = Profile::from_preferences(prefs);
+        let sent: HashSet<PaperId> = sent
+            .iter()
+            .map(|s| PaperId::from_stored(s.clone()))
+            .collect();
+        self.index
+            .rank(&profile, &sent, prefs.digest_size as usize)
+            .into_iter()
+            .map(|p| DigestPick {
+                paper: self.candidates[p.index].paper.clone(),
+                score: p.score,
+                topic: p.reason.topics.first().map(|t| t.topic.clone()),
+                reason: p.reason.summary(),
+            })
+            .collect()
+    }
+}
