@@ -34,6 +34,13 @@ pub struct AppInner {
     pub fetcher: crate::sources::Fetcher,
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
+    /// Candidates and index behind the live preview and the trending list,
+    /// rebuilt at most every few minutes rather than per keystroke.
+    pub preview_cache:
+        tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::digest::RankPicker>)>>,
+    /// Per-IP limit for the live preview (typing sends many requests, so
+    /// it has its own budget, separate from the form posts).
+    pub preview_limiter: crate::web::RateLimiter,
     /// Held by a digest run, so cron ticks never overlap runs.
     pub digest_lock: tokio::sync::Mutex<()>,
     /// Woken whenever transactional mail is queued.
@@ -96,6 +103,8 @@ impl App {
             fetcher,
             synonyms,
             digest_lock: tokio::sync::Mutex::new(()),
+            preview_cache: tokio::sync::Mutex::new(None),
+            preview_limiter: crate::web::RateLimiter::new(120),
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -104,5 +113,19 @@ impl App {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// The ranker over recent stored papers, for previews; cached for
+    /// five minutes.
+    pub async fn preview_picker(&self) -> anyhow::Result<Arc<crate::digest::RankPicker>> {
+        let mut cache = self.preview_cache.lock().await;
+        if let Some((at, picker)) = cache.as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(300) {
+                return Ok(picker.clone());
+            }
+        }
+        let picker = Arc::new(crate::digest::RankPicker::for_run(self, self.now()).await?);
+        *cache = Some((std::time::Instant::now(), picker.clone()));
+        Ok(picker)
     }
 }

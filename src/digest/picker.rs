@@ -14,6 +14,14 @@ pub struct RankPicker {
     index: CandidateIndex,
 }
 
+impl std::fmt::Debug for RankPicker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RankPicker")
+            .field("candidates", &self.candidates.len())
+            .finish()
+    }
+}
+
 impl RankPicker {
     /// Papers listed within `digest.candidate_days` of `now`.
     pub async fn for_run(app: &App, now: DateTime<Utc>) -> anyhow::Result<RankPicker> {

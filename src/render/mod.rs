@@ -36,6 +36,7 @@ pub struct RenderedEmail {
 /// (name, source) of every embedded page template.
 const PAGES: &[(&str, &str)] = &[
     ("layout", include_str!("../../templates/pages/layout.hbs")),
+    ("preview", include_str!("../../templates/pages/preview.hbs")),
     (
         "subscribe",
         include_str!("../../templates/pages/subscribe.hbs"),
@@ -98,8 +99,9 @@ impl Renderer {
         };
         for (name, src) in PAGES {
             reg(&mut html, format!("page/{name}"), src)?;
-            if *name == "layout" {
-                reg(&mut html, "layout".into(), src)?;
+            // Partials are also registered under their bare name.
+            if matches!(*name, "layout" | "preview") {
+                reg(&mut html, name.to_string(), src)?;
             }
         }
         for (name, subject, txt, htm) in EMAILS {

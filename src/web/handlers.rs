@@ -12,7 +12,7 @@ use crate::store::subscribers::{
 };
 use crate::telemetry::{write_gauge, Metrics};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Weekday;
@@ -187,7 +187,7 @@ const COMMON_ZONES: &[&str] = &[
     "Africa/Nairobi",
 ];
 
-fn subscribe_form(
+async fn subscribe_form(
     app: &App,
     status: StatusCode,
     form: Value,
@@ -202,10 +202,127 @@ fn subscribe_form(
             "zones": COMMON_ZONES,
             "consent_text": CONSENT_TEXT,
             "default_time_zone": app.config.digest.default_time_zone,
-            "trending": Value::Array(Vec::new()),
+            "trending": trending(app).await,
+            "preview_url": format!("{}preview", app.links.home_url()),
         }),
     );
     Ok(html_page(status, app.renderer.page("subscribe", &data)?))
+}
+
+/// One preview entry, as JSON for the live preview and as a page row.
+#[derive(serde::Serialize)]
+struct PreviewItem {
+    id: String,
+    title: String,
+    url: Option<String>,
+    reason: String,
+    score: f64,
+}
+
+async fn preview_items(
+    app: &App,
+    profile: &crate::rank::Profile,
+    limit: usize,
+) -> Vec<PreviewItem> {
+    let picker = match app.preview_picker().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "preview unavailable");
+            return Vec::new();
+        }
+    };
+    crate::rank::preview(
+        picker.candidates(),
+        profile,
+        &app.synonyms,
+        app.now(),
+        limit,
+    )
+    .into_iter()
+    .map(|p| {
+        let paper = &picker.candidates()[p.index].paper;
+        PreviewItem {
+            id: paper.id.to_string(),
+            title: paper.title.clone(),
+            url: paper.abs_url(),
+            reason: p.reason.summary(),
+            score: (p.score * 1000.0).round() / 1000.0,
+        }
+    })
+    .collect()
+}
+
+/// Today's trending papers for the subscribe page.
+async fn trending(app: &App) -> Value {
+    let mut profile = crate::rank::Profile::topics(Vec::<String>::new());
+    profile.fallback_trending = true;
+    let items = preview_items(app, &profile, app.config.rank.preview_size).await;
+    Value::Array(
+        items
+            .into_iter()
+            .map(|i| json!({ "title": i.title, "url": i.url, "meta": i.reason }))
+            .collect(),
+    )
+}
+
+/// `GET /preview?topics=…&excluded=…&authors=…[&format=json]`: what these
+/// preferences would receive from today's papers. Read-only; the live
+/// preview on the subscribe and settings pages calls it as the visitor
+/// types.
+pub(super) async fn preview(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    if !app.preview_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let cap = |v: Vec<String>, n: usize| v.into_iter().take(n).collect::<Vec<_>>();
+    let topics = cap(
+        crate::domain::split_lines_only(get("topics")),
+        crate::domain::limits::MAX_TOPICS,
+    );
+    let mut profile = crate::rank::Profile::topics(topics.clone());
+    profile.excluded = cap(
+        crate::domain::split_lines(get("excluded")),
+        crate::domain::limits::MAX_EXCLUDED,
+    );
+    profile.authors = cap(
+        crate::domain::split_lines_only(get("authors")),
+        crate::domain::limits::MAX_AUTHORS,
+    );
+    let items = if topics.is_empty() && profile.authors.is_empty() {
+        Vec::new()
+    } else {
+        preview_items(&app, &profile, app.config.rank.preview_size).await
+    };
+    if get("format") == "json" {
+        return Ok((
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(json!({ "papers": items })),
+        )
+            .into_response());
+    }
+    let paragraphs: Vec<String> = if items.is_empty() {
+        vec!["Nothing in today's papers matches these topics yet.".to_string()]
+    } else {
+        items
+            .iter()
+            .map(|i| format!("{} — {}", i.title, i.reason))
+            .collect()
+    };
+    let refs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
+    message(
+        &app,
+        StatusCode::OK,
+        "Preview of your digest",
+        &refs,
+        Some(("Back to the subscribe page", app.links.home_url())),
+        false,
+    )
 }
 
 pub(super) async fn home(State(app): State<App>) -> Result<Response> {
@@ -214,7 +331,7 @@ pub(super) async fn home(State(app): State<App>) -> Result<Response> {
         "send_time": app.config.digest.default_send_time,
         "time_zone": app.config.digest.default_time_zone,
     });
-    subscribe_form(&app, StatusCode::OK, form, &[])
+    subscribe_form(&app, StatusCode::OK, form, &[]).await
 }
 
 pub(super) async fn subscribe(
@@ -271,7 +388,7 @@ pub(super) async fn subscribe(
     };
     let (Some(email), Some(prefs), true) = (email, prefs, errors.is_empty()) else {
         Metrics::inc(&app.metrics.subscribe_rejected);
-        return subscribe_form(&app, StatusCode::UNPROCESSABLE_ENTITY, echo, &errors);
+        return subscribe_form(&app, StatusCode::UNPROCESSABLE_ENTITY, echo, &errors).await;
     };
 
     // A filled honeypot gets the same answer and nothing else (R33).
@@ -449,6 +566,7 @@ fn manage_view(
             "weekdays": weekday_names(),
             "errors": errors,
             "notice": notice,
+            "preview_url": format!("{}preview", app.links.home_url()),
         }),
     );
     Ok(token_page(status, app.renderer.page("manage", &data)?))

@@ -75,6 +75,7 @@ pub fn router(app: App) -> Router {
             "/unsubscribe/{token}",
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
+        .route("/preview", get(handlers::preview))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -837,3 +837,80 @@ async fn healthz_and_metrics_report_state() {
     assert!(text.contains("paperboy_confirmations_total 1"));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_live_preview_ranks_todays_papers_for_typed_topics() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (t, _clock) = crate::support::TestApp::spawn_at(now, &[]).await;
+    t.seed_hf_fixture().await;
+
+    let r = t
+        .client
+        .get(t.url("/preview"))
+        .query(&[
+            ("topics", "video generation\nreinforcement learning"),
+            ("format", "json"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let json: serde_json::Value = r.json().await.unwrap();
+    let papers = json["papers"].as_array().unwrap();
+    assert!(
+        !papers.is_empty(),
+        "some fixture paper is about these topics"
+    );
+    assert!(papers.len() <= 5);
+    for p in papers {
+        assert!(p["reason"].as_str().unwrap().starts_with("Matches"), "{p}");
+        assert!(p["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://arxiv.org/abs/"));
+    }
+
+    // Nothing typed, nothing shown; no JavaScript needed for the HTML form.
+    let empty: serde_json::Value = t
+        .client
+        .get(t.url("/preview?format=json&topics="))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["papers"].as_array().unwrap().len(), 0);
+    let page = t
+        .client
+        .get(t.url("/preview?topics=video+generation"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("Preview of your digest"));
+
+    // The subscribe page lists today's trending papers and wires the preview.
+    let home = t
+        .client
+        .get(t.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Trending today"));
+    assert!(home.contains("id=\"preview\""));
+    assert!(
+        home.contains("upvotes"),
+        "trending entries show their upvotes"
+    );
+    t.stop().await;
+}

@@ -252,13 +252,36 @@ impl TestApp {
     }
 
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_full(extra, Overrides::default()).await
+    }
+
+    /// A TestApp whose clock reads `now` (and stays there unless moved).
+    pub async fn spawn_at(
+        now: chrono::DateTime<chrono::Utc>,
+        extra: &[(&str, &str)],
+    ) -> (TestApp, paperboy::clock::ManualClock) {
+        let clock = paperboy::clock::ManualClock::new(now);
+        let t = Self::spawn_full(
+            extra,
+            Overrides {
+                clock: Some(std::sync::Arc::new(clock.clone())),
+                ..Default::default()
+            },
+        )
+        .await;
+        (t, clock)
+    }
+
+    pub async fn spawn_full(extra: &[(&str, &str)], overrides: Overrides) -> TestApp {
+        // Logs go to the test's captured output, shown when a test fails.
+        paperboy::telemetry::init("warn", "text");
         let sink = SmtpSink::start();
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base_url = format!("http://{addr}");
         let config = test_config(dir.path(), Some(sink.addr), &base_url, extra);
-        let app = App::build(config, Overrides::default()).await.unwrap();
+        let app = App::build(config, overrides).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(paperboy::cli::run_daemon(
             app.clone(),
@@ -277,6 +300,28 @@ impl TestApp {
             stop: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// Stores the recorded Hugging Face list of 2026-06-12 (30 papers).
+    pub async fn seed_hf_fixture(&self) {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hf_daily_papers_2026-06-12.json"
+        ))
+        .unwrap();
+        let papers = paperboy::sources::parse_hf(&bytes, None).unwrap();
+        self.app
+            .store
+            .upsert_papers(paperboy::store::papers::PaperBatch {
+                source: paperboy::domain::SourceKind::HuggingFace,
+                papers: &papers,
+                observed_at: chrono::DateTime::parse_from_rfc3339("2026-06-12T09:00:00Z")
+                    .unwrap()
+                    .to_utc(),
+                validators: &[],
+            })
+            .await
+            .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
