@@ -407,12 +407,7 @@ pub(super) async fn subscribe(
             .record_ip
             .then(|| client_ip(&app, peer, &headers).to_string()),
     };
-    let s = &app.config.subscribe;
-    let limits = ConfirmLimits {
-        min_interval: chrono::Duration::minutes(s.per_address_min_interval_minutes as i64),
-        per_day: s.per_address_per_day,
-        global_per_hour: s.global_per_hour,
-    };
+    let limits = confirm_limits(&app);
     let links = app.links.clone();
     let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
     let (outcome, id) = app
@@ -422,6 +417,16 @@ pub(super) async fn subscribe(
     tracing::info!(subscriber = ?id.map(|i| i.0), outcome = ?outcome, "subscribe request");
     app.outbox_wake.notify_one();
     subscribe_ack(&app)
+}
+
+/// The per-address and global confirmation-mail limits from config (R32).
+fn confirm_limits(app: &App) -> ConfirmLimits {
+    let s = &app.config.subscribe;
+    ConfirmLimits {
+        min_interval: chrono::Duration::minutes(s.per_address_min_interval_minutes as i64),
+        per_day: s.per_address_per_day,
+        global_per_hour: s.global_per_hour,
+    }
 }
 
 fn subscribe_ack(app: &App) -> Result<Response> {
@@ -673,14 +678,7 @@ pub(super) async fn manage(
         "resubscribe" => {
             if sub.state == SubscriberState::Unsubscribed {
                 // Back through double opt-in, with the stored preferences.
-                let s = &app.config.subscribe;
-                let limits = ConfirmLimits {
-                    min_interval: chrono::Duration::minutes(
-                        s.per_address_min_interval_minutes as i64,
-                    ),
-                    per_day: s.per_address_per_day,
-                    global_per_hour: s.global_per_hour,
-                };
+                let limits = confirm_limits(&app);
                 let consent = ConsentInput {
                     method: ConsentMethod::WebForm,
                     source: format!("{}manage (resubscribe)", app.links.home_url()),
