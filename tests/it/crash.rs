@@ -196,32 +196,27 @@ fn expect_states(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Point {
-    AfterClaim,
-    AfterSend,
-    AfterCommit,
+enum After {
+    Claim,
+    Send,
+    Commit,
 }
 
-impl Point {
+impl After {
     fn name(self) -> &'static str {
         match self {
-            Point::AfterClaim => "after_claim",
-            Point::AfterSend => "after_send",
-            Point::AfterCommit => "after_commit",
+            After::Claim => "after_claim",
+            After::Send => "after_send",
+            After::Commit => "after_commit",
         }
     }
 }
 
-/// Crashes a digest run at `point`, restarts after the lease expired, and
-/// checks what each recipient got under `policy`.
-async fn crash_and_restart(point: Point, policy: &str) {
-    let install = Install::new(&[("PAPERBOY__DIGEST__UNKNOWN_POLICY", policy)]);
-    install.seed_papers(None).await;
-    install.add_subscribers("08:00");
-
-    // 1. The run aborts at the fault point, like a power cut.
+/// Runs `paperboy digest --now <now>` with the fault injected at `point`
+/// and insists it aborted there.
+fn crash_at(install: &Install, point: After, now: &str) {
     let crashed: Output = install
-        .command(&["digest", "--now", RUN_AT])
+        .command(&["digest", "--now", now])
         .env("PAPERBOY_FAULT_INJECT", point.name())
         .output()
         .unwrap();
@@ -237,6 +232,17 @@ async fn crash_and_restart(point: Point, policy: &str) {
         stderr.contains(&format!("aborting at {}", point.name())),
         "{stderr}"
     );
+}
+
+/// Crashes a digest run at `point`, restarts after the lease expired, and
+/// checks what each recipient got under `policy`.
+async fn crash_and_restart(point: After, policy: &str) {
+    let install = Install::new(&[("PAPERBOY__DIGEST__UNKNOWN_POLICY", policy)]);
+    install.seed_papers(None).await;
+    install.add_subscribers("08:00");
+
+    // 1. The run aborts at the fault point, like a power cut.
+    crash_at(&install, point, RUN_AT);
 
     // Before the restart: who got mail, and which delivery was caught.
     let before = install.counts();
@@ -247,7 +253,7 @@ async fn crash_and_restart(point: Point, policy: &str) {
         .collect();
     let crashed_state = install.states().await;
     match point {
-        Point::AfterClaim => {
+        After::Claim => {
             assert!(
                 caught.is_empty(),
                 "nothing is sent before the claim's messages are prepared: {before:?}"
@@ -257,14 +263,14 @@ async fn crash_and_restart(point: Point, policy: &str) {
                 "every due delivery was claimed: {crashed_state:?}"
             );
         }
-        Point::AfterSend | Point::AfterCommit => {
+        After::Send | After::Commit => {
             assert_eq!(
                 caught.len(),
                 1,
                 "exactly one message went out before the crash: {before:?}"
             );
             assert_eq!(before[caught[0]], 1);
-            let want = if point == Point::AfterSend {
+            let want = if point == After::Send {
                 "sending"
             } else {
                 "sent"
@@ -293,7 +299,7 @@ async fn crash_and_restart(point: Point, policy: &str) {
     }
     let all_sent: Vec<(&str, &str)> = SUBSCRIBERS.iter().map(|(e, _)| (*e, "sent")).collect();
     match (point, policy) {
-        (Point::AfterClaim, _) | (Point::AfterCommit, _) => {
+        (After::Claim, _) | (After::Commit, _) => {
             assert!(
                 after.values().all(|n| *n == 1),
                 "one message each: {after:?}"
@@ -301,7 +307,7 @@ async fn crash_and_restart(point: Point, policy: &str) {
             expect_states(&states, &all_sent, "after the restart");
             assert!(out.contains("unknown 0"), "no unknown outcome: {out}");
         }
-        (Point::AfterSend, "resend") => {
+        (After::Send, "resend") => {
             let victim = caught[0];
             let got = install.sink.messages_to(victim);
             assert_eq!(
@@ -313,18 +319,15 @@ async fn crash_and_restart(point: Point, policy: &str) {
                 got[0].data, got[1].data,
                 "the resend is byte-identical (same Message-ID, Date, body)"
             );
-            let id = message_id(&got[0].data);
-            assert!(
-                id.is_some_and(|id| !id.is_empty()),
-                "the message has a Message-ID"
-            );
+            let id = message_id(&got[0].data).expect("the digest has a Message-ID");
+            assert_eq!(message_id(&got[1].data).as_deref(), Some(id.as_str()));
             expect_states(&states, &all_sent, "after the resend");
             assert!(
                 out.contains("unknown 1"),
                 "the unknown outcome is reported: {out}"
             );
         }
-        (Point::AfterSend, "skip") => {
+        (After::Send, "skip") => {
             let victim = caught[0];
             assert_eq!(after[victim], 1, "skip never resends: {after:?}");
             let mut want = all_sent.clone();
@@ -353,32 +356,93 @@ fn message_id(data: &[u8]) -> Option<String> {
 
 #[tokio::test]
 async fn a_crash_after_the_claim_resumes_and_sends_each_digest_once_under_resend() {
-    crash_and_restart(Point::AfterClaim, "resend").await;
+    crash_and_restart(After::Claim, "resend").await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_claim_resumes_and_sends_each_digest_once_under_skip() {
-    crash_and_restart(Point::AfterClaim, "skip").await;
+    crash_and_restart(After::Claim, "skip").await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_relay_accepted_resends_the_identical_bytes_once_under_resend() {
-    crash_and_restart(Point::AfterSend, "resend").await;
+    crash_and_restart(After::Send, "resend").await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_relay_accepted_leaves_it_unknown_and_unsent_under_skip() {
-    crash_and_restart(Point::AfterSend, "skip").await;
+    crash_and_restart(After::Send, "skip").await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_outcome_commit_sends_nothing_twice_under_resend() {
-    crash_and_restart(Point::AfterCommit, "resend").await;
+    crash_and_restart(After::Commit, "resend").await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_outcome_commit_sends_nothing_twice_under_skip() {
-    crash_and_restart(Point::AfterCommit, "skip").await;
+    crash_and_restart(After::Commit, "skip").await;
+}
+
+/// Two crashes under `resend`: the first after the relay accepted ada's
+/// digest, the second at `second` in the run that resends it.
+async fn crash_twice(second: After) -> (Install, String) {
+    let install = Install::new(&[("PAPERBOY__DIGEST__UNKNOWN_POLICY", "resend")]);
+    install.seed_papers(None).await;
+    install.add_subscribers("08:00");
+    crash_at(&install, After::Send, RUN_AT);
+    let victim = SUBSCRIBERS[0].0;
+    assert_eq!(install.sink.messages_to(victim).len(), 1);
+
+    let lease_plus = Duration::seconds(LEASE_SECS) + Duration::minutes(1);
+    let restart = at(RUN_AT) + lease_plus;
+    crash_at(&install, second, &rfc3339(restart));
+    let out = install.run_ok(&["digest", "--now", &rfc3339(restart + lease_plus)]);
+    for (e, _) in &SUBSCRIBERS[1..] {
+        assert_eq!(
+            install.sink.messages_to(e).len(),
+            1,
+            "{e}: {:?}",
+            install.counts()
+        );
+    }
+    let got = install.sink.messages_to(victim);
+    assert_eq!(
+        got.len(),
+        2,
+        "the first copy and one resend: {:?}",
+        install.counts()
+    );
+    assert_eq!(got[0].data, got[1].data, "the resend is byte-identical");
+    (install, out)
+}
+
+#[tokio::test]
+async fn a_crash_during_the_single_resend_never_leads_to_a_third_copy() {
+    let (install, out) = crash_twice(After::Send).await;
+    let states = install.states().await;
+    expect_states(
+        &states,
+        &[
+            (SUBSCRIBERS[0].0, "unknown"),
+            (SUBSCRIBERS[1].0, "sent"),
+            (SUBSCRIBERS[2].0, "sent"),
+        ],
+        "after a crash mid-resend",
+    );
+    assert!(out.contains("unknown 1"), "{out}");
+}
+
+#[tokio::test]
+async fn a_crash_before_the_resend_is_handed_over_keeps_the_resend_for_the_next_run() {
+    let (install, out) = crash_twice(After::Claim).await;
+    let states = install.states().await;
+    let all_sent: Vec<(&str, &str)> = SUBSCRIBERS.iter().map(|(e, _)| (*e, "sent")).collect();
+    expect_states(&states, &all_sent, "after the delayed resend");
+    assert!(
+        out.contains("unknown 1"),
+        "the resend is still reported as one: {out}"
+    );
 }
 
 fn wait_exit(child: &mut Child, within: std::time::Duration) -> ExitStatus {
