@@ -580,8 +580,11 @@ async fn deliver_one(
     counts: &Mutex<RunCounts>,
 ) -> anyhow::Result<()> {
     let cfg = &app.config.digest;
-    let result = app.transport.send(&r.composed).await;
     let id = r.claim.id;
+    // Only from here on may a crash leave the outcome unknown; rows of the
+    // batch not handed over yet go back to `pending` after a crash.
+    app.store.delivery_send_started(id, app.now()).await?;
+    let result = app.transport.send(&r.composed).await;
     match result {
         Ok(()) => {
             fault_point("after_send");

@@ -119,14 +119,27 @@ impl Store {
     }
 
     /// At start-up and before each run: `sending` rows whose lease expired
-    /// were interrupted. Without a prepared message the SMTP transaction
-    /// never started, so they go back to `pending`; with one, the outcome
-    /// is unknown (R54). Returns (back to pending, now unknown).
+    /// were interrupted. Those never handed to the transport (no
+    /// `send_started_at`) go back to `pending`, keeping any prepared
+    /// message; the others' outcome is unknown (R54). Returns (back to
+    /// pending, now unknown).
     pub async fn recover_expired_leases(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
         let mut tx = self.begin_write().await?;
+        // The single resend of an unknown outcome, interrupted before it
+        // was handed over: still unknown, the resend still unused.
+        let unknown_again = sqlx::query(
+            "UPDATE deliveries SET state = 'unknown', lease_until = NULL, resent = 0 \
+             WHERE state = 'sending' AND lease_until <= ? AND resent = 1 \
+               AND send_started_at IS NULL AND message IS NOT NULL",
+        )
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let pending = sqlx::query(
             "UPDATE deliveries SET state = 'pending', lease_until = NULL \
-             WHERE state = 'sending' AND lease_until <= ? AND message IS NULL",
+             WHERE state = 'sending' AND lease_until <= ? \
+               AND (send_started_at IS NULL OR message IS NULL)",
         )
         .bind(ts(now))
         .execute(&mut *tx)
@@ -135,14 +148,15 @@ impl Store {
         let unknown = sqlx::query(
             "UPDATE deliveries SET state = 'unknown', lease_until = NULL, \
              last_error = 'outcome unknown: interrupted during send' \
-             WHERE state = 'sending' AND lease_until <= ? AND message IS NOT NULL",
+             WHERE state = 'sending' AND lease_until <= ? \
+               AND send_started_at IS NOT NULL AND message IS NOT NULL",
         )
         .bind(ts(now))
         .execute(&mut *tx)
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok((pending, unknown))
+        Ok((pending, unknown + unknown_again))
     }
 
     /// Claims up to `limit` due deliveries, leasing them until `lease_until`
@@ -173,7 +187,8 @@ impl Store {
             let (sub, date, due_at, attempts, message, message_id, papers): ClaimRow =
                 sqlx::query_as(
                     "UPDATE deliveries SET state = 'sending', lease_until = ?, \
-                     attempts = attempts + 1, resent = resent OR ? WHERE id = ? \
+                     send_started_at = NULL, attempts = attempts + 1, resent = resent OR ? \
+                     WHERE id = ? \
                      RETURNING subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
                 )
                 .bind(ts(lease_until))
@@ -222,6 +237,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records, durably, that the SMTP transaction of a claimed row is
+    /// about to start: from here until its outcome is committed, a crash
+    /// leaves the outcome unknown (R54).
+    pub async fn delivery_send_started(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE deliveries SET send_started_at = ? WHERE id = ? AND state = 'sending'")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -291,11 +320,13 @@ impl Store {
     }
 
     /// Returns a claimed row that was never sent to `pending` (a paused or
-    /// interrupted run). Its prepared message, if any, is kept.
+    /// interrupted run), or to `unknown` with its resend unused when the
+    /// claim was that resend. Its prepared message, if any, is kept.
     pub async fn release_delivery(&self, id: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE deliveries SET state = 'pending', lease_until = NULL, attempts = attempts - 1 \
+            "UPDATE deliveries SET state = CASE WHEN resent = 1 THEN 'unknown' ELSE 'pending' END, \
+             resent = 0, lease_until = NULL, send_started_at = NULL, attempts = attempts - 1 \
              WHERE id = ? AND state = 'sending'",
         )
         .bind(id)

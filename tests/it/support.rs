@@ -33,6 +33,7 @@ struct SinkHandler {
     inbox: Arc<Mutex<Vec<Received>>>,
     helos: Arc<Mutex<usize>>,
     stall: Arc<Mutex<Duration>>,
+    data_ends: Arc<Mutex<usize>>,
     tries: Arc<Mutex<HashMap<String, usize>>>,
     from: String,
     to: Vec<String>,
@@ -89,6 +90,7 @@ impl mailin_embedded::Handler for SinkHandler {
     }
 
     fn data_end(&mut self) -> mailin_embedded::Response {
+        *self.data_ends.lock().unwrap() += 1;
         let stall = *self.stall.lock().unwrap();
         if !stall.is_zero() {
             std::thread::sleep(stall);
@@ -110,6 +112,7 @@ pub struct SmtpSink {
     inbox: Arc<Mutex<Vec<Received>>>,
     helos: Arc<Mutex<usize>>,
     stall: Arc<Mutex<Duration>>,
+    data_ends: Arc<Mutex<usize>>,
 }
 
 impl SmtpSink {
@@ -122,10 +125,12 @@ impl SmtpSink {
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let helos = Arc::new(Mutex::new(0));
         let stall = Arc::new(Mutex::new(Duration::ZERO));
+        let data_ends = Arc::new(Mutex::new(0));
         let handler = SinkHandler {
             inbox: inbox.clone(),
             helos: helos.clone(),
             stall: stall.clone(),
+            data_ends: data_ends.clone(),
             tries: Arc::new(Mutex::new(HashMap::new())),
             from: String::new(),
             to: Vec::new(),
@@ -146,6 +151,7 @@ impl SmtpSink {
             inbox,
             helos,
             stall,
+            data_ends,
         }
     }
 
@@ -162,6 +168,11 @@ impl SmtpSink {
 
     pub fn set_stall(&self, d: Duration) {
         *self.stall.lock().unwrap() = d;
+    }
+
+    /// Messages whose DATA ended (the reply may still be stalled).
+    pub fn data_ends(&self) -> usize {
+        *self.data_ends.lock().unwrap()
     }
 
     pub fn connections(&self) -> usize {
