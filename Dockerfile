@@ -7,6 +7,7 @@ COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
 COPY config ./config
+COPY build.rs ./
 COPY benches ./benches
 RUN cargo build --release --locked --bin paperboy
 
