@@ -546,7 +546,7 @@ pub fn render_digest(
         heading: if fallback {
             "Nothing matched your topics today; here is what is trending".into()
         } else {
-            format!("Your papers for {}", date.format("%A, %-d %B %Y"))
+            "Today's papers on your topics".to_string()
         },
         subject,
         preheader,

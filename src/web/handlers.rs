@@ -217,6 +217,9 @@ struct PreviewItem {
     url: Option<String>,
     reason: String,
     score: f64,
+    /// "118 upvotes (+12 in a day)", for the trending list.
+    #[serde(skip)]
+    popularity: String,
 }
 
 async fn preview_items(
@@ -245,6 +248,11 @@ async fn preview_items(
             id: paper.id.to_string(),
             title: paper.title.clone(),
             url: paper.abs_url(),
+            popularity: match (p.reason.upvotes, p.reason.upvotes_gained) {
+                (Some(u), Some(g)) if g > 0 => format!("{u} upvotes (+{g} in a day)"),
+                (Some(u), _) => format!("{u} upvotes"),
+                _ => String::new(),
+            },
             reason: p.reason.summary(),
             score: (p.score * 1000.0).round() / 1000.0,
         }
@@ -260,7 +268,7 @@ async fn trending(app: &App) -> Value {
     Value::Array(
         items
             .into_iter()
-            .map(|i| json!({ "title": i.title, "url": i.url, "meta": i.reason }))
+            .map(|i| json!({ "title": i.title, "url": i.url, "meta": i.popularity }))
             .collect(),
     )
 }
