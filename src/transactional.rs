@@ -180,3 +180,91 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{App, Overrides};
+    use crate::config::Config;
+    use crate::deliver::Transport;
+    use crate::domain::{EmailAddress, Frequency, Preferences};
+    use crate::store::subscribers::{ConfirmLimits, ConsentInput, ConsentMethod};
+    use lettre::transport::stub::AsyncStubTransport;
+
+    async fn app_with(stub: AsyncStubTransport) -> (App, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![(
+            "PAPERBOY__DATABASE__PATH".to_string(),
+            dir.path().join("t.sqlite").display().to_string(),
+        )];
+        let config = Config::load_with_env(None, env).unwrap();
+        let overrides = Overrides {
+            transport: Some(Transport::Stub(stub)),
+            ..Default::default()
+        };
+        (App::build(config, overrides).await.unwrap(), dir)
+    }
+
+    async fn request(app: &App, email: &str) {
+        let prefs = Preferences {
+            topics: vec!["RAG".into()],
+            excluded: vec![],
+            authors: vec![],
+            categories: vec![],
+            digest_size: 5,
+            frequency: Frequency::Daily,
+            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        };
+        let consent = ConsentInput {
+            method: ConsentMethod::WebForm,
+            source: "test".into(),
+            consent_text_hash: "h".into(),
+            ip: None,
+        };
+        let limits = ConfirmLimits {
+            min_interval: Duration::minutes(15),
+            per_day: 3,
+            global_per_hour: 100,
+        };
+        let links = app.links.clone();
+        let hash = move |id, g| links.manage_token_hash(id, g);
+        app.store
+            .request_subscription(
+                &EmailAddress::parse(email).unwrap(),
+                &prefs,
+                &consent,
+                &limits,
+                &hash,
+                app.now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_queued_confirmation_is_sent_once_through_the_stub_transport() {
+        let stub = AsyncStubTransport::new_ok();
+        let (app, _dir) = app_with(stub.clone()).await;
+        request(&app, "stub@example.org").await;
+        assert_eq!(drain_all(&app).await.unwrap(), 1);
+        assert_eq!(drain_all(&app).await.unwrap(), 0, "nothing left to send");
+        let sent = stub.messages().await;
+        assert_eq!(sent.len(), 1);
+        let (envelope, body) = &sent[0];
+        assert_eq!(envelope.to()[0].to_string(), "stub@example.org");
+        assert!(body.contains("/confirm/"));
+        assert!(body.contains("Subject: Confirm your paperboy subscription"));
+        assert_eq!(app.store.outbox_counts().await.unwrap().sent, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_transport_leaves_the_mail_queued_for_retry() {
+        let (app, _dir) = app_with(AsyncStubTransport::new_error()).await;
+        request(&app, "retry@example.org").await;
+        assert_eq!(drain_all(&app).await.unwrap(), 1);
+        let counts = app.store.outbox_counts().await.unwrap();
+        assert_eq!((counts.queued, counts.sent, counts.failed), (1, 0, 0));
+    }
+}
