@@ -641,3 +641,87 @@ impl GoldenApp {
             .unwrap()
     }
 }
+
+#[tokio::test]
+async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
+    // R73: the whole path with the real ranker over the recorded HF list.
+    let now = at("2026-06-12T06:00:00Z");
+    let (t, clock) = TestApp::spawn_at(now, &[]).await;
+    t.seed_hf_fixture().await;
+    let r = t
+        .subscribe(&[
+            ("email", "e2e@example.org"),
+            ("topics", "reinforcement learning\nLLM agents"),
+            ("send_time", "08:00"),
+            ("time_zone", "UTC"),
+        ])
+        .await;
+    assert_eq!(r.status(), 200);
+    let link = t.confirmation_link("e2e@example.org", 1).await;
+    assert!(t
+        .client
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    assert_eq!(
+        t.state_of("e2e@example.org").await.as_deref(),
+        Some("pending")
+    );
+    t.client.post(&link).send().await.unwrap();
+    assert_eq!(
+        t.state_of("e2e@example.org").await.as_deref(),
+        Some("active")
+    );
+
+    let send_at = at("2026-06-12T08:00:30Z");
+    clock.set(send_at);
+    let picker = digest::RankPicker::for_run(&t.app, send_at).await.unwrap();
+    let report = digest::run(&t.app, &picker, send_at).await.unwrap();
+    assert_eq!((report.counts.planned, report.counts.sent), (1, 1));
+
+    let msgs = t.sink.wait_for("e2e@example.org", 2).await;
+    let digest_mail = &msgs[1];
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&digest_mail.data)
+        .unwrap();
+    let subject = parsed.subject().unwrap().to_string();
+    assert!(subject.contains("new paper"), "{subject}");
+    let text = parsed.body_text(0).unwrap().into_owned();
+    assert!(text.contains("Why: Matches"), "each pick says why");
+    let header = parsed
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .trim()
+        .to_string();
+    let one_click = header
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
+    assert!(one_click.starts_with(&t.base_url));
+
+    // The mailbox provider's one-click POST, from the header itself.
+    let r = crate::support::client()
+        .post(&one_click)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        t.state_of("e2e@example.org").await.as_deref(),
+        Some("unsubscribed")
+    );
+
+    // The next day's run sends nothing.
+    let next = at("2026-06-13T08:00:30Z");
+    clock.set(next);
+    let picker = digest::RankPicker::for_run(&t.app, next).await.unwrap();
+    let report = digest::run(&t.app, &picker, next).await.unwrap();
+    assert_eq!((report.counts.planned, report.counts.sent), (0, 0));
+    assert_eq!(t.sink.messages_to("e2e@example.org").len(), 2);
+    t.stop().await;
+}
