@@ -178,21 +178,7 @@ struct World {
 impl World {
     fn from_fixtures() -> World {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut papers: Vec<Candidate> = Vec::new();
-        let now = Utc::now();
-        for e in std::fs::read_dir(&dir).expect("fixtures") {
-            let path = e.unwrap().path();
-            if !path.is_file() {
-                continue;
-            }
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            let text = std::fs::read_to_string(&path).unwrap();
-            if name.starts_with("hf_daily_papers") {
-                papers.extend(eval::candidates_from_hf_json(&text, now).unwrap());
-            } else if name.starts_with("arxiv_") {
-                papers.extend(eval::candidates_from_arxiv_xml(&text).unwrap());
-            }
-        }
+        let papers: Vec<Candidate> = eval::fixture_candidates(&dir, Utc::now());
         let mut freq: HashMap<String, usize> = HashMap::new();
         let mut keywords: Vec<String> = Vec::new();
         let mut authors: Vec<String> = Vec::new();

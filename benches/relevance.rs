@@ -103,29 +103,5 @@ fn main() {
 
 /// Every paper of the HF and arXiv fixtures, first occurrence of an id kept.
 fn corpus(root: &Path, now: chrono::DateTime<Utc>) -> Vec<paperboy::domain::Candidate> {
-    let dir = root.join("tests/fixtures");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/fixtures")
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    let mut out: Vec<paperboy::domain::Candidate> = Vec::new();
-    for n in names {
-        let text = std::fs::read_to_string(dir.join(&n)).unwrap();
-        let got = if n.starts_with("hf_daily_papers") {
-            eval::candidates_from_hf_json(&text, now).unwrap()
-        } else if n.starts_with("arxiv_") {
-            eval::candidates_from_arxiv_xml(&text).unwrap()
-        } else {
-            continue;
-        };
-        for c in got {
-            if !out.iter().any(|o| o.paper.id == c.paper.id) {
-                out.push(c);
-            }
-        }
-    }
-    out
+    eval::fixture_candidates(&root.join("tests/fixtures"), now)
 }

@@ -5,8 +5,8 @@
 //! module owns real parsing).
 
 use super::{CandidateIndex, Profile, RankParams, Synonyms};
-use crate::domain::{Candidate, Paper, PaperId, SourceKind};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::domain::{Candidate, Paper};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -163,144 +163,60 @@ pub fn evaluate(
         .collect()
 }
 
-/// Papers of a Hugging Face `/api/daily_papers` response (enough fields
-/// for ranking), with a single upvote observation at `observed`.
-pub fn candidates_from_hf_json(
-    text: &str,
-    observed: DateTime<Utc>,
-) -> Result<Vec<Candidate>, String> {
-    let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for it in items {
-        let p = &it["paper"];
-        let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-        let id = PaperId::parse_arxiv(p["id"].as_str().unwrap_or_default())
-            .map_err(|e| e.to_string())?
-            .0;
-        let mut paper = Paper::new(id, &s(&p["title"]), &s(&p["summary"]));
-        paper.authors = p["authors"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|x| x["hidden"] != serde_json::Value::Bool(true))
-                    .map(|x| s(&x["name"]))
-                    .collect()
-            })
-            .unwrap_or_default();
-        paper.ai_keywords = p["ai_keywords"]
-            .as_array()
-            .map(|a| a.iter().map(s).collect())
-            .unwrap_or_default();
-        paper.upvotes = p["upvotes"].as_i64();
-        paper.published = p["publishedAt"].as_str().and_then(|t| t.parse().ok());
-        paper.listed_on = p["submittedOnDailyAt"]
-            .as_str()
-            .or(it["publishedAt"].as_str())
-            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-            .map(|t| t.date_naive());
-        paper.sources = vec![SourceKind::HuggingFace];
-        let history = paper
-            .upvotes
-            .map(|u| {
-                vec![crate::domain::UpvoteObservation {
-                    at: observed,
-                    upvotes: u,
-                }]
-            })
-            .unwrap_or_default();
-        out.push(Candidate { paper, history });
-    }
-    Ok(out)
-}
-
-/// Papers of an arXiv RSS feed or export-API Atom response.
-pub fn candidates_from_arxiv_xml(text: &str) -> Result<Vec<Candidate>, String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().trim_text(true);
-    #[derive(Default)]
-    struct Item {
-        id: String,
-        title: String,
-        summary: String,
-        authors: Vec<String>,
-        categories: Vec<String>,
-        date: Option<NaiveDate>,
-    }
-    let mut out = Vec::new();
-    let mut item: Option<Item> = None;
-    let mut path: Vec<String> = Vec::new();
-    loop {
-        let ev = reader.read_event().map_err(|e| e.to_string())?;
-        match ev {
-            Event::Start(e) => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                if name == "item" || name == "entry" {
-                    item = Some(Item::default());
-                }
-                path.push(name);
+/// Every paper in the recorded fixtures of `dir` (Hugging Face lists,
+/// arXiv feeds and export-API responses), parsed with the real `sources`
+/// parsers; the first occurrence of an id is kept and papers with upvotes
+/// get one observation at `observed`. Files that are not listings (or are
+/// error feeds) are skipped.
+pub fn fixture_candidates(dir: &std::path::Path, observed: DateTime<Utc>) -> Vec<Candidate> {
+    use crate::sources::{parse_arxiv_api, parse_arxiv_rss, parse_hf};
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut out: Vec<Candidate> = Vec::new();
+    for path in names {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let papers: Vec<Paper> = if name.starts_with("hf_daily_papers") {
+            parse_hf(&bytes, None).unwrap_or_default()
+        } else if name.starts_with("arxiv_rss") {
+            parse_arxiv_rss(&bytes)
+                .map(|l| l.items.into_iter().map(|i| i.paper).collect())
+                .unwrap_or_default()
+        } else if name.starts_with("arxiv_api") {
+            parse_arxiv_api(&bytes)
+                .map(|p| p.papers)
+                .unwrap_or_default()
+        } else {
+            continue;
+        };
+        for paper in papers {
+            if out.iter().any(|o| o.paper.id == paper.id) {
+                continue;
             }
-            Event::Empty(e) => {
-                if let (Some(it), b"category") = (item.as_mut(), e.name().as_ref()) {
-                    if let Ok(Some(a)) = e.try_get_attribute("term") {
-                        it.categories
-                            .push(a.unescape_value().map_err(|e| e.to_string())?.into_owned());
-                    }
-                }
-            }
-            Event::Text(t) => {
-                let (Some(it), Some(el)) = (item.as_mut(), path.last()) else {
-                    continue;
-                };
-                let t = t.unescape().map_err(|e| e.to_string())?;
-                let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
-                match el.as_str() {
-                    "title" => it.title = t.into_owned(),
-                    "link" | "id" if it.id.is_empty() => {
-                        if let Ok((id, _)) = PaperId::parse_arxiv(&t) {
-                            it.id = id.to_string();
-                        }
-                    }
-                    "description" => {
-                        it.summary = t.split_once("Abstract:").map_or(&*t, |x| x.1).to_string()
-                    }
-                    "summary" => it.summary = t.into_owned(),
-                    "category" => it.categories.push(t.into_owned()),
-                    "dc:creator" => it.authors = t.split(", ").map(str::to_string).collect(),
-                    "name" if parent == Some("author") => it.authors.push(t.into_owned()),
-                    "published" => {
-                        it.date = t.parse::<DateTime<Utc>>().ok().map(|d| d.date_naive())
-                    }
-                    "pubDate" => {
-                        it.date = DateTime::parse_from_rfc2822(&t)
-                            .ok()
-                            .map(|d| d.with_timezone(&Utc).date_naive())
-                    }
-                    _ => {}
-                }
-            }
-            Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                if name == "item" || name == "entry" {
-                    if let Some(it) = item.take() {
-                        if it.id.is_empty() || it.title.is_empty() {
-                            continue;
-                        }
-                        let mut p = Paper::new(PaperId::from_stored(it.id), &it.title, &it.summary);
-                        p.authors = it.authors;
-                        p.categories = it.categories;
-                        p.listed_on = it.date;
-                        p.sources = vec![SourceKind::ArxivFeed];
-                        out.push(Candidate {
-                            paper: p,
-                            history: Vec::new(),
-                        });
-                    }
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+            let history = paper
+                .upvotes
+                .map(|u| {
+                    vec![crate::domain::UpvoteObservation {
+                        at: observed,
+                        upvotes: u,
+                    }]
+                })
+                .unwrap_or_default();
+            out.push(Candidate { paper, history });
         }
     }
-    Ok(out)
+    out
 }

@@ -497,31 +497,10 @@ fn the_index_can_be_shared_across_threads() {
 // ---- On the recorded fixtures -------------------------------------------
 
 fn fixture_corpus() -> Vec<Candidate> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut out: Vec<Candidate> = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    for n in names {
-        let text = std::fs::read_to_string(dir.join(&n)).unwrap();
-        let got = if n.starts_with("hf_daily_papers") {
-            eval::candidates_from_hf_json(&text, now()).unwrap()
-        } else if n.starts_with("arxiv_") {
-            eval::candidates_from_arxiv_xml(&text).unwrap()
-        } else {
-            continue;
-        };
-        for c in got {
-            if !out.iter().any(|o| o.paper.id == c.paper.id) {
-                out.push(c);
-            }
-        }
-    }
-    out
+    eval::fixture_candidates(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+        now(),
+    )
 }
 
 #[test]
