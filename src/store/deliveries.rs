@@ -8,7 +8,7 @@ use super::subscribers::Subscriber;
 use super::{parse_ts, ts, Result, Store};
 use crate::domain::SubscriberId;
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A delivery leased to the caller.
 #[derive(Debug, Clone)]
@@ -33,6 +33,15 @@ pub struct Prepared {
     pub id: i64,
     pub message_id: String,
     pub encrypted: Vec<u8>,
+    pub papers: Vec<String>,
+}
+
+/// A delivery the relay accepted, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct SentDelivery {
+    pub id: i64,
+    pub subscriber: SubscriberId,
+    pub digest_date: NaiveDate,
     pub papers: Vec<String>,
 }
 
@@ -226,35 +235,38 @@ impl Store {
         Ok(())
     }
 
-    /// The relay accepted the message: record it and the papers it
-    /// carried, so ranking never repeats them (R49).
-    pub async fn delivery_sent(
-        &self,
-        id: i64,
-        subscriber: SubscriberId,
-        digest_date: NaiveDate,
-        papers: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    /// The relay accepted these messages: records them and the papers
+    /// they carried, so ranking never repeats them (R49). One transaction
+    /// for many replies: until it commits, each row is still `sending`
+    /// with its prepared bytes stored, so a crash before the commit leaves
+    /// it to lease recovery as `unknown`, never silently unsent.
+    pub async fn deliveries_sent(&self, sent: &[SentDelivery], now: DateTime<Utc>) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
-             last_code = 250, last_error = NULL WHERE id = ?",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        for p in papers {
+        for s in sent {
             sqlx::query(
-                "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES (?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
+                "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
+                 last_code = 250, last_error = NULL WHERE id = ?",
             )
-            .bind(subscriber.0)
-            .bind(p)
-            .bind(digest_date.to_string())
+            .bind(&now)
+            .bind(s.id)
             .execute(&mut *tx)
             .await?;
+            let date = s.digest_date.to_string();
+            for p in &s.papers {
+                sqlx::query(
+                    "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES (?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(s.subscriber.0)
+                .bind(p)
+                .bind(&date)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -313,6 +325,26 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// [`Store::sent_paper_ids`] of many subscribers in one query; a
+    /// subscriber who was never mailed has no entry.
+    pub async fn sent_paper_ids_of(
+        &self,
+        ids: &[SubscriberId],
+    ) -> Result<HashMap<SubscriberId, HashSet<String>>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT subscriber_id, paper_id FROM sent_papers \
+             WHERE subscriber_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(super::json_ids(ids.iter().map(|i| i.0)))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<SubscriberId, HashSet<String>> = HashMap::new();
+        for (sub, paper) in rows {
+            out.entry(SubscriberId(sub)).or_default().insert(paper);
+        }
+        Ok(out)
     }
 
     /// Delivery counts by state, for /metrics.
