@@ -13,9 +13,9 @@
 //! NOOP, QUIT; no PIPELINING), accepts everything and counts messages and
 //! bytes. Keeping it out of the measured process keeps its CPU time and
 //! memory out of the engine's numbers. The blaster sends pre-built
-//! messages of the engine's average size with lettre's pooled
-//! `send_raw` — the client stack the engine uses — over the same number
-//! of connections, so the ratio is the engine's own overhead.
+//! messages of the engine's average size through the engine's own SMTP
+//! transport (same client stack, same pool) over the same number of
+//! connections, so the ratio is the engine's own overhead.
 //!
 //! Setup (not timed): subscribers are inserted 1,000 per transaction
 //! through the store, with 3–5 topics each drawn Zipf-like from the
@@ -28,6 +28,7 @@
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use paperboy::app::{App, Overrides};
 use paperboy::config::Config;
+use paperboy::deliver::{Composed, Transport};
 use paperboy::digest::{self, RankPicker};
 use paperboy::domain::{EmailAddress, Frequency, Paper, Preferences, SourceKind, SubscriberState};
 use paperboy::store::papers::PaperBatch;
@@ -466,42 +467,43 @@ async fn store_subscribers(app: &App, world: &World, authors: &[String], n: u64,
 }
 
 /// The raw ceiling: `count` pre-built messages of about `size` bytes
-/// through lettre's pooled `send_raw`, `CONNECTIONS` at a time. Prints
-/// `wall_s cpu_s`.
+/// through the engine's own SMTP transport, `CONNECTIONS` at a time.
+/// Prints `wall_s cpu_s`.
 fn blast(port: u16, count: u64, size: usize) {
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     watchdog();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(port)
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(CONNECTIONS))
-            .build();
-        let mut message = b"From: paperboy <digest@paperboy.example>\r\n\
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Transport::from_config(&config(dir.path(), port)).unwrap());
+        let mut bytes = b"From: paperboy <digest@paperboy.example>\r\n\
             To: reader@example.org\r\nSubject: raw ceiling\r\n\
             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
             .to_vec();
-        while message.len() < size {
-            message.extend_from_slice(&[b'x'; 76]);
-            message.extend_from_slice(b"\r\n");
+        while bytes.len() < size {
+            bytes.extend_from_slice(&[b'x'; 76]);
+            bytes.extend_from_slice(b"\r\n");
         }
-        let message = Arc::new(message);
+        let bytes = Arc::new(bytes);
         let cpu0 = cpu_secs();
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..CONNECTIONS as u64 {
-            let (transport, message) = (transport.clone(), message.clone());
+            let (transport, bytes) = (transport.clone(), bytes.clone());
             tasks.spawn(async move {
                 for k in (c..count).step_by(CONNECTIONS as usize) {
-                    let envelope = lettre::address::Envelope::new(
-                        Some("digest@paperboy.example".parse().unwrap()),
-                        vec![format!("reader{k}@example.org").parse().unwrap()],
-                    )
-                    .unwrap();
-                    transport.send_raw(&envelope, &message).await.unwrap();
+                    let m = Composed {
+                        envelope: lettre::address::Envelope::new(
+                            Some("digest@paperboy.example".parse().unwrap()),
+                            vec![format!("reader{k}@example.org").parse().unwrap()],
+                        )
+                        .unwrap(),
+                        bytes: bytes.to_vec(),
+                        message_id: String::new(),
+                    };
+                    transport.send(&m).await.unwrap();
                 }
             });
         }

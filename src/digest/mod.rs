@@ -333,23 +333,52 @@ async fn send_due(
     now: DateTime<Utc>,
     counts: &mut RunCounts,
 ) -> anyhow::Result<(RunState, Option<String>)> {
+    let cfg = &app.config.digest;
+    let batch = (cfg.concurrency * 16).clamp(16, 256);
     let shared_counts = Arc::new(Mutex::new(RunCounts::default()));
+    let budget = Arc::new(Mutex::new(Budget::default()));
     // Accepted messages are recorded by one task, many per transaction,
     // instead of one write transaction per reply (see `record_sent`).
     let (sent_tx, sent_rx) = tokio::sync::mpsc::channel(RECORD_BATCH);
     let recorder = tokio::spawn(record_sent(app.clone(), sent_rx, shared_counts.clone()));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut result = send_batches(app, picker, now, &shared_counts, &sent_tx, &mut tasks).await;
-    // Whatever ended the loop, every started send finishes and its outcome
-    // is recorded before the run reports.
-    while let Some(res) = tasks.join_next().await {
-        if let Err(e) = res.map_err(anyhow::Error::from).and_then(|r| r) {
-            result = result.and(Err(e));
-        }
-    }
-    drop(sent_tx);
+    // Prepared messages queue for the dispatcher, at most one batch ahead,
+    // so rendering the next batch overlaps sending this one.
+    let (ready_tx, ready_rx) = tokio::sync::mpsc::channel(batch as usize);
+    let dispatcher = tokio::spawn(dispatch(
+        app.clone(),
+        ready_rx,
+        now,
+        budget.clone(),
+        shared_counts.clone(),
+        sent_tx,
+    ));
+    let produced = produce(app, picker, now, batch, &budget, &shared_counts, ready_tx).await;
+    // Whatever ended production, every started send finishes and its
+    // outcome is recorded before the run reports.
+    let dispatched = dispatcher
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
     let recorded = recorder.await.map_err(anyhow::Error::from).and_then(|r| r);
-    let result = result.and_then(|r| recorded.map(|()| r));
+    let paused = budget
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .paused
+        .clone();
+    let result = produced.and_then(|state| {
+        let released = dispatched?;
+        recorded?;
+        // The producer may have queued everything before the dispatcher
+        // paused or saw the shutdown and handed rows back.
+        Ok(match (state, paused) {
+            ((RunState::Done, _), Some(why)) if released > 0 => (RunState::PausedErrors, Some(why)),
+            ((RunState::Done, _), None) if released > 0 => (
+                RunState::Interrupted,
+                Some("shutdown requested".to_string()),
+            ),
+            (state, _) => state,
+        })
+    });
     let c = *shared_counts.lock().unwrap_or_else(|e| e.into_inner());
     counts.sent += c.sent;
     counts.retried += c.retried;
@@ -361,26 +390,21 @@ async fn send_due(
 /// Most accepted messages recorded in one transaction.
 const RECORD_BATCH: usize = 512;
 
-/// Claims, prepares and starts sending batch after batch until nothing is
-/// due. Sends of one batch overlap the preparation of the next; the
-/// semaphore bounds how many are in flight.
-async fn send_batches(
+/// Claims and prepares batch after batch until nothing is due, storing
+/// each batch's bytes before handing its messages to the dispatcher.
+async fn produce(
     app: &App,
     picker: &dyn Picker,
     now: DateTime<Utc>,
-    counts: &Arc<Mutex<RunCounts>>,
-    sent: &tokio::sync::mpsc::Sender<SentDelivery>,
-    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    batch: u32,
+    budget: &Mutex<Budget>,
+    counts: &Mutex<RunCounts>,
+    ready: tokio::sync::mpsc::Sender<Ready>,
 ) -> anyhow::Result<(RunState, Option<String>)> {
     let cfg = &app.config.digest;
     let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
     let lease = Duration::seconds(cfg.lease_secs as i64);
-    let batch = (cfg.concurrency * 16).clamp(16, 256);
-    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
-    let budget = Arc::new(Mutex::new(Budget::default()));
-    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
     let sealer = Sealer::new(&app.links);
-
     loop {
         if app.shutdown.is_cancelled() {
             return Ok((
@@ -405,41 +429,85 @@ async fn send_batches(
         }
         fault_point("after_claim");
 
-        let (ready, prepared, skipped) = prepare(app, picker, &sealer, claims, now).await?;
+        let (batch_ready, prepared, skipped) = prepare(app, picker, &sealer, claims, now).await?;
         counts.lock().unwrap_or_else(|e| e.into_inner()).skipped += skipped;
         // The exact bytes are durable before the first byte goes out.
         app.store.prepare_deliveries(&prepared).await?;
-
-        for r in ready {
-            let permit = sem.clone().acquire_owned().await?;
-            let paused = budget
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .paused
-                .is_some();
-            if paused || app.shutdown.is_cancelled() {
-                // Not sent: hand the row back; its prepared bytes stay
-                // stored, so the next run sends exactly these.
-                app.store.release_delivery(r.claim.id).await?;
-                continue;
-            }
-            pacer.acquire().await;
-            let (app, pacer, budget, counts, sent) = (
-                app.clone(),
-                pacer.clone(),
-                budget.clone(),
-                counts.clone(),
-                sent.clone(),
-            );
-            tasks.spawn(async move {
-                let _permit = permit;
-                deliver_one(&app, r, now, &pacer, &budget, &counts, &sent).await
-            });
-            while let Some(res) = tasks.try_join_next() {
-                res??;
-            }
+        for r in batch_ready {
+            ready
+                .send(r)
+                .await
+                .map_err(|_| anyhow::anyhow!("the digest dispatcher stopped"))?;
         }
     }
+}
+
+/// Sends prepared messages, `digest.concurrency` at a time at the paced
+/// rate, until the producer is done; then waits for every send. Returns
+/// how many rows it handed back unsent (paused run or shutdown).
+async fn dispatch(
+    app: App,
+    mut ready: tokio::sync::mpsc::Receiver<Ready>,
+    now: DateTime<Utc>,
+    budget: Arc<Mutex<Budget>>,
+    counts: Arc<Mutex<RunCounts>>,
+    sent: tokio::sync::mpsc::Sender<SentDelivery>,
+) -> anyhow::Result<u64> {
+    let cfg = &app.config.digest;
+    let mut released = 0;
+    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
+    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut result = Ok(());
+    while let Some(r) = ready.recv().await {
+        let permit = sem.clone().acquire_owned().await?;
+        let paused = budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .paused
+            .is_some();
+        if paused || app.shutdown.is_cancelled() {
+            // Not sent: hand the row back; its prepared bytes stay
+            // stored, so the next run sends exactly these.
+            if let Err(e) = app.store.release_delivery(r.claim.id).await {
+                result = Err(e.into());
+                break;
+            }
+            released += 1;
+            continue;
+        }
+        pacer.acquire().await;
+        let (app, pacer, budget, counts, sent) = (
+            app.clone(),
+            pacer.clone(),
+            budget.clone(),
+            counts.clone(),
+            sent.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = permit;
+            deliver_one(&app, r, now, &pacer, &budget, &counts, &sent).await
+        });
+        while let Some(res) = tasks.try_join_next() {
+            result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    // After an error: stop the producer and hand back what it queued, so
+    // never-sent rows go back to pending instead of waiting out their
+    // lease into `unknown`.
+    ready.close();
+    while let Ok(r) = ready.try_recv() {
+        if let Err(e) = app.store.release_delivery(r.claim.id).await {
+            tracing::warn!(delivery = r.claim.id, error = %e, "cannot release an unsent delivery");
+        }
+    }
+    while let Some(res) = tasks.join_next().await {
+        result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+    }
+    result.map(|()| released)
 }
 
 /// Records accepted messages as `sent`, all that have arrived since the

@@ -5,7 +5,7 @@
 //! right after the reply, so no transaction spans the network (R50).
 
 use super::subscribers::Subscriber;
-use super::{parse_ts, ts, Result, Store};
+use super::{parse_ts, ts, value_rows, Result, Store};
 use crate::domain::SubscriberId;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
@@ -56,8 +56,10 @@ pub struct RunCounts {
     pub unknown: u64,
 }
 
-/// subscriber_id, digest_date, due_at, attempts, message, message_id, papers.
+/// id, subscriber_id, digest_date, due_at, attempts, message, message_id,
+/// papers.
 type ClaimRow = (
+    i64,
     i64,
     String,
     String,
@@ -84,21 +86,25 @@ impl Store {
         if items.is_empty() {
             return Ok(0);
         }
+        let now = ts(now);
         let mut tx = self.begin_write().await?;
         let mut n = 0;
-        for (sub, date, due) in items {
-            n += sqlx::query(
+        for chunk in items.chunks(1000) {
+            let sql = format!(
                 "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
-            )
-            .bind(sub.0)
-            .bind(date.to_string())
-            .bind(ts(*due))
-            .bind(ts(*due))
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                 VALUES {} ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
+                value_rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (sub, date, due) in chunk {
+                q = q
+                    .bind(sub.0)
+                    .bind(date.to_string())
+                    .bind(ts(*due))
+                    .bind(ts(*due))
+                    .bind(&now);
+            }
+            n += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(n)
@@ -176,38 +182,52 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&mut *tx)
         .await?;
-        let mut out = Vec::with_capacity(due.len());
-        for (id, state) in due {
-            let unknown_resend = state == "unknown";
-            let (sub, date, due_at, attempts, message, message_id, papers): ClaimRow =
-                sqlx::query_as(
-                    "UPDATE deliveries SET state = 'sending', lease_until = ?, \
-                     attempts = attempts + 1, resent = resent OR ? WHERE id = ? \
-                     RETURNING subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
-                )
-                .bind(ts(lease_until))
-                .bind(unknown_resend)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.push(ClaimedDelivery {
-                id,
-                subscriber_id: SubscriberId(sub),
-                digest_date: parse_date(&date)?,
-                due_at: parse_ts(&due_at)?,
-                attempts,
-                message,
-                message_id,
-                papers: papers
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(|e| super::StoreError::Corrupt(format!("delivery {id} papers: {e}")))?
-                    .unwrap_or_default(),
-                unknown_resend,
-            });
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        let unknown: HashSet<i64> = due
+            .iter()
+            .filter(|(_, state)| state == "unknown")
+            .map(|(id, _)| *id)
+            .collect();
+        // SET expressions see the row before the update: `state` is the
+        // old one.
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?, attempts = attempts + 1, \
+             resent = resent OR state = 'unknown' WHERE id IN (SELECT value FROM json_each(?)) \
+             RETURNING id, subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
+        )
+        .bind(ts(lease_until))
+        .bind(super::json_ids(due.iter().map(|(id, _)| *id)))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
+        let mut out = rows
+            .into_iter()
+            .map(
+                |(id, sub, date, due_at, attempts, message, message_id, papers)| {
+                    Ok(ClaimedDelivery {
+                        id,
+                        subscriber_id: SubscriberId(sub),
+                        digest_date: parse_date(&date)?,
+                        due_at: parse_ts(&due_at)?,
+                        attempts,
+                        message,
+                        message_id,
+                        papers: papers
+                            .as_deref()
+                            .map(serde_json::from_str)
+                            .transpose()
+                            .map_err(|e| {
+                                super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
+                            })?
+                            .unwrap_or_default(),
+                        unknown_resend: unknown.contains(&id),
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|c| c.id);
         Ok(out)
     }
@@ -219,17 +239,21 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for p in prepared {
-            sqlx::query(
-                "UPDATE deliveries SET message_id = ?, message = ?, papers = ? \
-                 WHERE id = ? AND state = 'sending'",
-            )
-            .bind(&p.message_id)
-            .bind(&p.encrypted)
-            .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()))
-            .bind(p.id)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in prepared.chunks(500) {
+            let sql = format!(
+                "UPDATE deliveries SET message_id = v.column2, message = v.column3, papers = v.column4 \
+                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'",
+                value_rows(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                q = q
+                    .bind(p.id)
+                    .bind(&p.message_id)
+                    .bind(&p.encrypted)
+                    .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -244,29 +268,35 @@ impl Store {
         if sent.is_empty() {
             return Ok(());
         }
-        let now = ts(now);
         let mut tx = self.begin_write().await?;
-        for s in sent {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
-                 last_code = 250, last_error = NULL WHERE id = ?",
-            )
-            .bind(&now)
-            .bind(s.id)
-            .execute(&mut *tx)
-            .await?;
-            let date = s.digest_date.to_string();
-            for p in &s.papers {
-                sqlx::query(
-                    "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(s.subscriber.0)
-                .bind(p)
-                .bind(&date)
-                .execute(&mut *tx)
-                .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
+             last_code = 250, last_error = NULL WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ts(now))
+        .bind(super::json_ids(sent.iter().map(|s| s.id)))
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<(i64, &str, String)> = sent
+            .iter()
+            .flat_map(|s| {
+                let date = s.digest_date.to_string();
+                s.papers
+                    .iter()
+                    .map(move |p| (s.subscriber.0, p.as_str(), date.clone()))
+            })
+            .collect();
+        for chunk in rows.chunks(1000) {
+            let sql = format!(
+                "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                value_rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (sub, paper, date) in chunk {
+                q = q.bind(sub).bind(*paper).bind(date);
             }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

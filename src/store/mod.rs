@@ -265,6 +265,15 @@ pub(crate) fn json_ids(ids: impl Iterator<Item = i64>) -> String {
     s
 }
 
+/// `(?, ?), (?, ?), …`: `rows` groups of `cols` placeholders, for one
+/// multi-row statement instead of one statement (and one round trip to
+/// the connection's thread) per row. Callers keep `rows × cols` far below
+/// SQLite's 32,766 bound parameters.
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row; rows].join(", ")
+}
+
 pub(crate) fn parse_ts_opt(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
