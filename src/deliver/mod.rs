@@ -3,18 +3,19 @@
 //! default), or lettre's in-memory stub in unit tests. Deciding *who*
 //! gets mail is not this module's business.
 
-use crate::config::{Config, SmtpTls};
+use crate::config::Config;
 use crate::domain::EmailAddress;
 use crate::render::{sanitize_header_text, RenderedEmail};
 use chrono::{DateTime, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{dkim, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncTransport, Message};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod smtp;
 
 /// A delivery failure, classified the way the retry policy needs (R51).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -32,6 +33,10 @@ pub enum DeliverError {
     /// Connection, TLS, timeout, I/O: retry, without blaming the recipient.
     #[error("network failure: {0}")]
     Network(String),
+    /// The relay did not answer in time during the exchange: it may or may
+    /// not have taken the message (R54's unknown outcome).
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The message could not be built (a bug or bad data): do not retry.
     #[error("cannot build message: {0}")]
     Compose(String),
@@ -41,7 +46,7 @@ impl DeliverError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            DeliverError::Transient { .. } | DeliverError::Network(_)
+            DeliverError::Transient { .. } | DeliverError::Network(_) | DeliverError::Timeout(_)
         )
     }
 
@@ -332,8 +337,8 @@ pub fn dkim_config(
 pub enum Transport {
     /// One `.eml` file per message in a folder, written atomically.
     File(Arc<PathBuf>),
-    /// A pooled SMTP relay connection.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Pooled SMTP relay connections.
+    Smtp(Arc<smtp::SmtpPool>),
     /// lettre's in-memory stub (unit tests).
     Stub(lettre::transport::stub::AsyncStubTransport),
 }
@@ -355,32 +360,28 @@ impl Transport {
         match cfg.mail.transport.as_str() {
             "smtp" => {
                 let smtp = &cfg.mail.smtp;
-                let mut b = match cfg.smtp_tls()? {
-                    SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
-                    SmtpTls::StartTls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?
-                    }
-                    // Validation allows this only for loopback hosts.
-                    SmtpTls::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-                    }
-                };
-                b = b
-                    .port(cfg.smtp_port())
-                    .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-                    .pool_config(PoolConfig::new().max_size(smtp.pool_size));
-                if !smtp.username.is_empty() {
+                let credentials = if smtp.username.is_empty() {
+                    None
+                } else {
                     let password = cfg.smtp_password()?.ok_or_else(|| {
                         anyhow::anyhow!(
                             "config key `mail.smtp.username` is set but no password was found in `mail.smtp.password_file` or the variable named by `mail.smtp.password_env`"
                         )
                     })?;
-                    b = b.credentials(Credentials::new(
+                    Some(Credentials::new(
                         smtp.username.clone(),
                         password.expose().to_string(),
-                    ));
-                }
-                Ok(Transport::Smtp(b.build()))
+                    ))
+                };
+                Ok(Transport::Smtp(Arc::new(smtp::SmtpPool::new(
+                    &smtp.host,
+                    cfg.smtp_port(),
+                    // Validation allows `none` only for loopback hosts.
+                    cfg.smtp_tls()?,
+                    credentials,
+                    Duration::from_secs(smtp.timeout_secs),
+                    smtp.pool_size as usize,
+                )?)))
             }
             _ => Ok(Transport::File(Arc::new(cfg.mail.outbox_dir.clone()))),
         }
@@ -392,11 +393,7 @@ impl Transport {
             Transport::File(dir) => write_eml(dir, m).await.map_err(|e| {
                 DeliverError::Network(format!("outbox folder {}: {e}", dir.display()))
             }),
-            Transport::Smtp(t) => t
-                .send_raw(&m.envelope, &m.bytes)
-                .await
-                .map(|_| ())
-                .map_err(DeliverError::from_lettre),
+            Transport::Smtp(pool) => pool.send(&m.envelope, &m.bytes).await,
             Transport::Stub(t) => t
                 .send_raw(&m.envelope, &m.bytes)
                 .await
@@ -408,9 +405,9 @@ impl Transport {
     /// since the relay may come up later (R27).
     pub async fn check(&self) {
         match self {
-            Transport::Smtp(t) => match t.test_connection().await {
-                Ok(true) => tracing::info!("SMTP relay reachable"),
-                Ok(false) | Err(_) => {
+            Transport::Smtp(pool) => match pool.test_connection().await {
+                Ok(()) => tracing::info!("SMTP relay reachable"),
+                Err(_) => {
                     tracing::warn!("SMTP relay not reachable now; mail will be retried")
                 }
             },
@@ -424,8 +421,8 @@ impl Transport {
     }
 
     pub async fn shutdown(&self) {
-        if let Transport::Smtp(t) = self {
-            t.shutdown().await;
+        if let Transport::Smtp(pool) = self {
+            pool.shutdown().await;
         }
     }
 }

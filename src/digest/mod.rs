@@ -19,14 +19,14 @@ pub use seal::Sealer;
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, DeliverError, Outgoing};
-use crate::domain::{Paper, Preferences, SubscriberId, SubscriberState};
-use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts};
+use crate::domain::{EmailAddress, Paper, Preferences, SubscriberId, SubscriberState};
+use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts, SentDelivery};
 use crate::store::subscribers::{Subscriber, SuppressionReason};
 use crate::telemetry::Metrics;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::Rng;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use view::{subject_and_preheader, DigestView, PaperView};
@@ -132,14 +132,19 @@ impl Pacer {
 
     /// Waits for the next send slot.
     pub async fn acquire(&self) {
-        let slot = {
+        let (slot, now) = {
             let mut s = self.state.lock().await;
             let now = tokio::time::Instant::now();
             let slot = s.0.max(now);
             s.0 = slot + std::time::Duration::from_secs_f64(1.0 / s.1);
-            slot
+            (slot, now)
         };
-        tokio::time::sleep_until(slot).await;
+        // A slot that is already due needs no timer: tokio rounds sleeps up
+        // to the next millisecond, which alone would cap the rate at 1,000
+        // a second.
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 
     pub async fn slow_down(&self) {
@@ -329,21 +334,84 @@ async fn send_due(
     counts: &mut RunCounts,
 ) -> anyhow::Result<(RunState, Option<String>)> {
     let cfg = &app.config.digest;
-    let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
-    let lease = Duration::seconds(cfg.lease_secs as i64);
     let batch = (cfg.concurrency * 16).clamp(16, 256);
-    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
-    let budget = Arc::new(Mutex::new(Budget::default()));
     let shared_counts = Arc::new(Mutex::new(RunCounts::default()));
-    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
-    let sealer = Sealer::new(&app.links);
-
-    let result = loop {
-        if app.shutdown.is_cancelled() {
-            break (
+    let budget = Arc::new(Mutex::new(Budget::default()));
+    // Accepted messages are recorded by one task, many per transaction,
+    // instead of one write transaction per reply (see `record_sent`).
+    let (sent_tx, sent_rx) = tokio::sync::mpsc::channel(RECORD_BATCH);
+    let recorder = tokio::spawn(record_sent(app.clone(), sent_rx, shared_counts.clone()));
+    // Prepared messages queue for the dispatcher, at most one batch ahead,
+    // so rendering the next batch overlaps sending this one.
+    let (ready_tx, ready_rx) = tokio::sync::mpsc::channel(batch as usize);
+    let dispatcher = tokio::spawn(dispatch(
+        app.clone(),
+        ready_rx,
+        now,
+        budget.clone(),
+        shared_counts.clone(),
+        sent_tx,
+    ));
+    let produced = produce(app, picker, now, batch, &budget, &shared_counts, ready_tx).await;
+    // Whatever ended production, every started send finishes and its
+    // outcome is recorded before the run reports.
+    let dispatched = dispatcher
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    let recorded = recorder.await.map_err(anyhow::Error::from).and_then(|r| r);
+    let paused = budget
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .paused
+        .clone();
+    let result = produced.and_then(|state| {
+        let released = dispatched?;
+        recorded?;
+        // The producer may have queued everything before the dispatcher
+        // paused or saw the shutdown and handed rows back.
+        Ok(match (state, paused) {
+            ((RunState::Done, _), Some(why)) if released > 0 => (RunState::PausedErrors, Some(why)),
+            ((RunState::Done, _), None) if released > 0 => (
                 RunState::Interrupted,
                 Some("shutdown requested".to_string()),
-            );
+            ),
+            (state, _) => state,
+        })
+    });
+    let c = *shared_counts.lock().unwrap_or_else(|e| e.into_inner());
+    counts.sent += c.sent;
+    counts.retried += c.retried;
+    counts.failed += c.failed;
+    counts.skipped += c.skipped;
+    counts.unknown += c.unknown;
+    result
+}
+
+/// Most accepted messages recorded in one transaction.
+const RECORD_BATCH: usize = 512;
+
+/// Claims and prepares batch after batch until nothing is due, storing
+/// each batch's bytes before handing its messages to the dispatcher.
+async fn produce(
+    app: &App,
+    picker: &dyn Picker,
+    now: DateTime<Utc>,
+    batch: u32,
+    budget: &Mutex<Budget>,
+    counts: &Mutex<RunCounts>,
+    ready: tokio::sync::mpsc::Sender<Ready>,
+) -> anyhow::Result<(RunState, Option<String>)> {
+    let cfg = &app.config.digest;
+    let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
+    let lease = Duration::seconds(cfg.lease_secs as i64);
+    let sealer = Sealer::new(&app.links);
+    loop {
+        if app.shutdown.is_cancelled() {
+            return Ok((
+                RunState::Interrupted,
+                Some("shutdown requested".to_string()),
+            ));
         }
         if let Some(why) = budget
             .lock()
@@ -351,135 +419,248 @@ async fn send_due(
             .paused
             .clone()
         {
-            break (RunState::PausedErrors, Some(why));
+            return Ok((RunState::PausedErrors, Some(why)));
         }
         let claims = app
             .store
             .claim_deliveries(now, now + lease, batch, resend)
             .await?;
         if claims.is_empty() {
-            break (RunState::Done, None);
+            return Ok((RunState::Done, None));
         }
         fault_point("after_claim");
 
-        let mut ready = Vec::with_capacity(claims.len());
-        let mut prepared = Vec::new();
-        for claim in claims {
-            match prepare(app, picker, &sealer, claim, now).await? {
-                Prepare::Ready(r, p) => {
-                    if let Some(p) = p {
-                        prepared.push(p);
-                    }
-                    ready.push(r);
-                }
-                Prepare::Skipped => {
-                    shared_counts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .skipped += 1
-                }
-            }
-        }
+        let (batch_ready, prepared, skipped) = prepare(app, picker, &sealer, claims, now).await?;
+        counts.lock().unwrap_or_else(|e| e.into_inner()).skipped += skipped;
         // The exact bytes are durable before the first byte goes out.
         app.store.prepare_deliveries(&prepared).await?;
-
-        let mut tasks = tokio::task::JoinSet::new();
-        for r in ready {
-            let permit = sem.clone().acquire_owned().await?;
-            let paused = budget
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .paused
-                .is_some();
-            if paused || app.shutdown.is_cancelled() {
-                // Not sent: hand the row back; its prepared bytes stay
-                // stored, so the next run sends exactly these.
-                app.store.release_delivery(r.claim.id).await?;
-                continue;
-            }
-            pacer.acquire().await;
-            let (app, pacer, budget, counts) = (
-                app.clone(),
-                pacer.clone(),
-                budget.clone(),
-                shared_counts.clone(),
-            );
-            tasks.spawn(async move {
-                let _permit = permit;
-                deliver_one(&app, *r, now, &pacer, &budget, &counts).await
-            });
+        for r in batch_ready {
+            ready
+                .send(r)
+                .await
+                .map_err(|_| anyhow::anyhow!("the digest dispatcher stopped"))?;
         }
-        while let Some(res) = tasks.join_next().await {
-            res??;
-        }
-    };
-    let c = *shared_counts.lock().unwrap_or_else(|e| e.into_inner());
-    counts.sent += c.sent;
-    counts.retried += c.retried;
-    counts.failed += c.failed;
-    counts.skipped += c.skipped;
-    Ok(result)
+    }
 }
 
+/// Sends prepared messages, `digest.concurrency` at a time at the paced
+/// rate, until the producer is done; then waits for every send. Returns
+/// how many rows it handed back unsent (paused run or shutdown).
+async fn dispatch(
+    app: App,
+    mut ready: tokio::sync::mpsc::Receiver<Ready>,
+    now: DateTime<Utc>,
+    budget: Arc<Mutex<Budget>>,
+    counts: Arc<Mutex<RunCounts>>,
+    sent: tokio::sync::mpsc::Sender<SentDelivery>,
+) -> anyhow::Result<u64> {
+    let cfg = &app.config.digest;
+    let mut released = 0;
+    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
+    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut result = Ok(());
+    while let Some(r) = ready.recv().await {
+        let permit = sem.clone().acquire_owned().await?;
+        let paused = budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .paused
+            .is_some();
+        if paused || app.shutdown.is_cancelled() {
+            // Not sent: hand the row back; its prepared bytes stay
+            // stored, so the next run sends exactly these.
+            if let Err(e) = app.store.release_delivery(r.claim.id).await {
+                result = Err(e.into());
+                break;
+            }
+            released += 1;
+            continue;
+        }
+        pacer.acquire().await;
+        let (app, pacer, budget, counts, sent) = (
+            app.clone(),
+            pacer.clone(),
+            budget.clone(),
+            counts.clone(),
+            sent.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = permit;
+            deliver_one(&app, r, now, &pacer, &budget, &counts, &sent).await
+        });
+        while let Some(res) = tasks.try_join_next() {
+            result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    // After an error: stop the producer and hand back what it queued, so
+    // never-sent rows go back to pending instead of waiting out their
+    // lease into `unknown`.
+    ready.close();
+    while let Ok(r) = ready.try_recv() {
+        if let Err(e) = app.store.release_delivery(r.claim.id).await {
+            tracing::warn!(delivery = r.claim.id, error = %e, "cannot release an unsent delivery");
+        }
+    }
+    while let Some(res) = tasks.join_next().await {
+        result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+    }
+    result.map(|()| released)
+}
+
+/// Records accepted messages as `sent`, all that have arrived since the
+/// last commit in one transaction.
+///
+/// Crash safety: a message reaches this task only after the relay's 250
+/// reply, and its row is `sending`, leased, with its prepared bytes
+/// stored. If the process dies before the commit, lease recovery marks
+/// the row `unknown` (R54) exactly as it would for a crash between the
+/// reply and a per-message commit: no accepted message is ever silently
+/// left unrecorded or re-sent as new. The window is only as long as one
+/// commit of the previous group.
+async fn record_sent(
+    app: App,
+    mut rx: tokio::sync::mpsc::Receiver<SentDelivery>,
+    counts: Arc<Mutex<RunCounts>>,
+) -> anyhow::Result<()> {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        app.store.deliveries_sent(&batch, app.now()).await?;
+        fault_point("after_commit");
+        Metrics::add(&app.metrics.mail_sent, batch.len() as u64);
+        counts.lock().unwrap_or_else(|e| e.into_inner()).sent += batch.len() as u64;
+        batch.clear();
+    }
+    Ok(())
+}
+
+/// What a claimed delivery became before sending.
 enum Prepare {
     Ready(Box<Ready>, Option<Prepared>),
-    Skipped,
+    /// The message could not be built: to record as `failed`.
+    Failed(i64, String),
 }
 
-/// Re-checks the subscriber (R53), then renders a new message or reopens
-/// the stored one.
+/// Prepares a claimed batch: re-checks each subscriber (R53; one query
+/// each for the batch's subscribers, suppressions and sent papers), then
+/// reopens the stored message or picks, renders, composes and seals a new
+/// one. Rendering runs on the blocking pool in one chunk per core.
+/// Returns the messages to send, the new ones to store, and how many
+/// were skipped.
 async fn prepare(
     app: &App,
     picker: &dyn Picker,
     sealer: &Sealer,
-    claim: ClaimedDelivery,
+    claims: Vec<ClaimedDelivery>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Prepare> {
+) -> anyhow::Result<(Vec<Ready>, Vec<Prepared>, u64)> {
     let store = &app.store;
-    let skip = |why: &'static str| async move {
-        store
-            .delivery_outcome(claim.id, "skipped", None, None, why, None)
-            .await?;
-        anyhow::Ok(Prepare::Skipped)
-    };
-    let sub = match store.subscriber(claim.subscriber_id).await {
-        Ok(s) => s,
-        Err(crate::store::StoreError::NotFound) => return skip("subscriber deleted").await,
-        Err(e) => return Err(e.into()),
-    };
-    if sub.state != SubscriberState::Active {
-        return skip("not active at send time").await;
+    let ids: Vec<SubscriberId> = claims.iter().map(|c| c.subscriber_id).collect();
+    let mut subs: HashMap<SubscriberId, Subscriber> = store
+        .subscribers_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut skips: Vec<(i64, &'static str)> = Vec::new();
+    let mut live = Vec::with_capacity(claims.len());
+    for claim in claims {
+        match subs.remove(&claim.subscriber_id) {
+            None => skips.push((claim.id, "subscriber deleted")),
+            Some(s) if s.state != SubscriberState::Active => {
+                skips.push((claim.id, "not active at send time"))
+            }
+            Some(s) => live.push((claim, s)),
+        }
     }
-    if store.suppression(&sub.email).await?.is_some() {
-        return skip("address suppressed").await;
-    }
-
-    if let Some(sealed) = &claim.message {
-        // A retry or the single unknown-outcome resend: the identical bytes.
-        let bytes = sealer.open(sealed)?;
-        let composed = Composed {
-            envelope: app.composer.envelope_for(&sub.email)?,
-            bytes,
-            message_id: claim.message_id.clone().unwrap_or_default(),
-        };
-        let papers = claim.papers.clone();
-        return Ok(Prepare::Ready(
-            Box::new(Ready {
+    let emails: Vec<&EmailAddress> = live.iter().map(|(_, s)| &s.email).collect();
+    let suppressed = store.suppressed_among(&emails).await?;
+    let mut ready = Vec::with_capacity(live.len());
+    let mut fresh = Vec::with_capacity(live.len());
+    for ((claim, sub), suppressed) in live.into_iter().zip(suppressed) {
+        if suppressed {
+            skips.push((claim.id, "address suppressed"));
+        } else if let Some(sealed) = &claim.message {
+            // A retry or the single unknown-outcome resend: the identical bytes.
+            let composed = Composed {
+                envelope: app.composer.envelope_for(&sub.email)?,
+                bytes: sealer.open(sealed)?,
+                message_id: claim.message_id.clone().unwrap_or_default(),
+            };
+            let papers = claim.papers.clone();
+            ready.push(Ready {
                 claim,
                 subscriber: sub,
                 composed,
                 papers,
-            }),
-            None,
-        ));
+            });
+        } else {
+            fresh.push((claim, sub));
+        }
     }
 
-    let sent = store.sent_paper_ids(sub.id).await?;
-    let picks = picker.pick(&sub.preferences, &sent);
-    if picks.is_empty() {
-        return skip("no matching papers today").await;
+    let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
+    let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
+    let mut jobs = Vec::with_capacity(fresh.len());
+    for (claim, sub) in fresh {
+        let picks = picker.pick(&sub.preferences, &sent.remove(&sub.id).unwrap_or_default());
+        if picks.is_empty() {
+            skips.push((claim.id, "no matching papers today"));
+        } else {
+            jobs.push((claim, sub, picks));
+        }
     }
-    let content = render_digest(app, &sub, &picks, claim.digest_date)?;
+    let mut prepared = Vec::with_capacity(jobs.len());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chunks = Vec::new();
+    while !jobs.is_empty() {
+        let rest = jobs.split_off(jobs.len().saturating_sub(jobs.len().div_ceil(cores)));
+        let (app, sealer) = (app.clone(), sealer.clone());
+        chunks.push(tokio::task::spawn_blocking(move || {
+            rest.into_iter()
+                .map(|(claim, sub, picks)| build_digest(&app, &sealer, claim, sub, &picks, now))
+                .collect::<anyhow::Result<Vec<Prepare>>>()
+        }));
+    }
+    let mut failed = 0;
+    for chunk in chunks {
+        for p in chunk.await?? {
+            match p {
+                Prepare::Ready(r, p) => {
+                    prepared.extend(p);
+                    ready.push(*r);
+                }
+                Prepare::Failed(id, why) => {
+                    store
+                        .delivery_outcome(id, "failed", None, None, &why, None)
+                        .await?;
+                    failed += 1;
+                }
+            }
+        }
+    }
+    for (id, why) in &skips {
+        store
+            .delivery_outcome(*id, "skipped", None, None, why, None)
+            .await?;
+    }
+    // A message that cannot be built counts as skipped: nothing was sent.
+    Ok((ready, prepared, skips.len() as u64 + failed))
+}
+
+/// Renders, composes and seals one new digest. Blocking: CPU only.
+fn build_digest(
+    app: &App,
+    sealer: &Sealer,
+    claim: ClaimedDelivery,
+    sub: Subscriber,
+    picks: &[DigestPick],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Prepare> {
+    let content = render_digest(app, &sub, picks, claim.digest_date)?;
     let message_id = app.composer.message_id(
         &app.links,
         "digest",
@@ -501,10 +682,7 @@ async fn prepare(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(delivery = claim.id, subscriber = %sub.id, error = %e, "cannot build digest");
-            store
-                .delivery_outcome(claim.id, "failed", None, None, &e.to_string(), None)
-                .await?;
-            return Ok(Prepare::Skipped);
+            return Ok(Prepare::Failed(claim.id, e.to_string()));
         }
     };
     let papers: Vec<String> = picks.iter().map(|p| p.paper.id.to_string()).collect();
@@ -569,8 +747,8 @@ pub fn render_digest(
     Ok(app.renderer.email("digest", &view)?)
 }
 
-/// Sends one prepared message and commits its outcome right after the
-/// reply (R50–R55).
+/// Sends one prepared message and records its outcome right after the
+/// reply (R50–R55): failures here, acceptances via `record_sent`.
 async fn deliver_one(
     app: &App,
     r: Ready,
@@ -578,6 +756,7 @@ async fn deliver_one(
     pacer: &Pacer,
     budget: &Mutex<Budget>,
     counts: &Mutex<RunCounts>,
+    sent: &tokio::sync::mpsc::Sender<SentDelivery>,
 ) -> anyhow::Result<()> {
     let cfg = &app.config.digest;
     let id = r.claim.id;
@@ -588,22 +767,53 @@ async fn deliver_one(
     match result {
         Ok(()) => {
             fault_point("after_send");
-            app.store
-                .delivery_sent(
-                    id,
-                    r.subscriber.id,
-                    r.claim.digest_date,
-                    &r.papers,
-                    app.now(),
-                )
-                .await?;
-            fault_point("after_commit");
-            Metrics::inc(&app.metrics.mail_sent);
+            sent.send(SentDelivery {
+                id,
+                subscriber: r.subscriber.id,
+                digest_date: r.claim.digest_date,
+                papers: r.papers,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the sent-message recorder stopped"))?;
             pacer.speed_up().await;
-            counts.lock().unwrap_or_else(|e| e.into_inner()).sent += 1;
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
             b.consecutive_failures = 0;
             b.attempts += 1;
+        }
+        Err(DeliverError::Timeout(msg)) => {
+            // The relay may have taken the message: neither retry (a
+            // possible duplicate) nor fail (a possible loss), but hand it
+            // to digest.unknown_policy like an interrupted send (R54). The
+            // relay just stalled, so the single resend waits for the
+            // backoff instead of coming within this run.
+            let next = next_attempt(
+                r.claim.attempts,
+                now,
+                Duration::seconds(cfg.retry_base_secs as i64),
+                Duration::seconds(cfg.retry_cap_secs as i64),
+                &mut rand::thread_rng(),
+            );
+            app.store
+                .delivery_outcome(
+                    id,
+                    "unknown",
+                    None,
+                    None,
+                    &format!("outcome unknown: {msg}"),
+                    Some(next),
+                )
+                .await?;
+            counts.lock().unwrap_or_else(|e| e.into_inner()).unknown += 1;
+            tracing::warn!(delivery = id, subscriber = %r.subscriber.id, error = %msg, "digest outcome unknown");
+            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
+            b.attempts += 1;
+            b.consecutive_failures += 1;
+            if b.consecutive_failures >= cfg.max_consecutive_failures && b.paused.is_none() {
+                b.paused = Some(format!(
+                    "{} consecutive transport failures",
+                    b.consecutive_failures
+                ));
+            }
         }
         Err(e) => {
             let (code, enhanced) = match &e {

@@ -5,10 +5,10 @@
 //! right after the reply, so no transaction spans the network (R50).
 
 use super::subscribers::Subscriber;
-use super::{parse_ts, ts, Result, Store};
+use super::{parse_ts, ts, value_rows, Result, Store};
 use crate::domain::SubscriberId;
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A delivery leased to the caller.
 #[derive(Debug, Clone)]
@@ -36,6 +36,15 @@ pub struct Prepared {
     pub papers: Vec<String>,
 }
 
+/// A delivery the relay accepted, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct SentDelivery {
+    pub id: i64,
+    pub subscriber: SubscriberId,
+    pub digest_date: NaiveDate,
+    pub papers: Vec<String>,
+}
+
 /// Counts of one digest run (R60).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunCounts {
@@ -47,8 +56,10 @@ pub struct RunCounts {
     pub unknown: u64,
 }
 
-/// subscriber_id, digest_date, due_at, attempts, message, message_id, papers.
+/// id, subscriber_id, digest_date, due_at, attempts, message, message_id,
+/// papers.
 type ClaimRow = (
+    i64,
     i64,
     String,
     String,
@@ -75,21 +86,25 @@ impl Store {
         if items.is_empty() {
             return Ok(0);
         }
+        let now = ts(now);
         let mut tx = self.begin_write().await?;
         let mut n = 0;
-        for (sub, date, due) in items {
-            n += sqlx::query(
+        for chunk in items.chunks(1000) {
+            let sql = format!(
                 "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
-            )
-            .bind(sub.0)
-            .bind(date.to_string())
-            .bind(ts(*due))
-            .bind(ts(*due))
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                 VALUES {} ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
+                value_rows(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (sub, date, due) in chunk {
+                q = q
+                    .bind(sub.0)
+                    .bind(date.to_string())
+                    .bind(ts(*due))
+                    .bind(ts(*due))
+                    .bind(&now);
+            }
+            n += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(n)
@@ -173,48 +188,65 @@ impl Store {
         let due: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, state FROM deliveries \
              WHERE (state IN ('pending', 'retry') AND next_attempt_at <= ?) \
-                OR (? AND state = 'unknown' AND resent = 0 AND message IS NOT NULL) \
-             ORDER BY next_attempt_at, id LIMIT ?",
+                OR (? AND state = 'unknown' AND resent = 0 AND message IS NOT NULL \
+                    AND next_attempt_at <= ?) \
+             ORDER BY state = 'unknown' DESC, next_attempt_at, id LIMIT ?",
+            // Unknown outcomes first: their single resend should not wait
+            // behind a whole day's queue.
         )
         .bind(ts(now))
         .bind(resend_unknown)
+        .bind(ts(now))
         .bind(limit as i64)
         .fetch_all(&mut *tx)
         .await?;
-        let mut out = Vec::with_capacity(due.len());
-        for (id, state) in due {
-            let unknown_resend = state == "unknown";
-            let (sub, date, due_at, attempts, message, message_id, papers): ClaimRow =
-                sqlx::query_as(
-                    "UPDATE deliveries SET state = 'sending', lease_until = ?, \
-                     send_started_at = NULL, attempts = attempts + 1, resent = resent OR ? \
-                     WHERE id = ? \
-                     RETURNING subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
-                )
-                .bind(ts(lease_until))
-                .bind(unknown_resend)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.push(ClaimedDelivery {
-                id,
-                subscriber_id: SubscriberId(sub),
-                digest_date: parse_date(&date)?,
-                due_at: parse_ts(&due_at)?,
-                attempts,
-                message,
-                message_id,
-                papers: papers
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(|e| super::StoreError::Corrupt(format!("delivery {id} papers: {e}")))?
-                    .unwrap_or_default(),
-                unknown_resend,
-            });
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        let unknown: HashSet<i64> = due
+            .iter()
+            .filter(|(_, state)| state == "unknown")
+            .map(|(id, _)| *id)
+            .collect();
+        // SET expressions see the row before the update: `state` is the
+        // old one.
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            "UPDATE deliveries SET state = 'sending', lease_until = ?, attempts = attempts + 1, \
+             send_started_at = NULL, resent = resent OR state = 'unknown' WHERE id IN (SELECT value FROM json_each(?)) \
+             RETURNING id, subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
+        )
+        .bind(ts(lease_until))
+        .bind(super::json_ids(due.iter().map(|(id, _)| *id)))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        out.sort_by_key(|c| c.id);
+        let mut out = rows
+            .into_iter()
+            .map(
+                |(id, sub, date, due_at, attempts, message, message_id, papers)| {
+                    Ok(ClaimedDelivery {
+                        id,
+                        subscriber_id: SubscriberId(sub),
+                        digest_date: parse_date(&date)?,
+                        due_at: parse_ts(&due_at)?,
+                        attempts,
+                        message,
+                        message_id,
+                        papers: papers
+                            .as_deref()
+                            .map(serde_json::from_str)
+                            .transpose()
+                            .map_err(|e| {
+                                super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
+                            })?
+                            .unwrap_or_default(),
+                        unknown_resend: unknown.contains(&id),
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|c| (!c.unknown_resend, c.id));
         Ok(out)
     }
 
@@ -225,17 +257,21 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for p in prepared {
-            sqlx::query(
-                "UPDATE deliveries SET message_id = ?, message = ?, papers = ? \
-                 WHERE id = ? AND state = 'sending'",
-            )
-            .bind(&p.message_id)
-            .bind(&p.encrypted)
-            .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()))
-            .bind(p.id)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in prepared.chunks(500) {
+            let sql = format!(
+                "UPDATE deliveries SET message_id = v.column2, message = v.column3, papers = v.column4 \
+                 FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'",
+                value_rows(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                q = q
+                    .bind(p.id)
+                    .bind(&p.message_id)
+                    .bind(&p.encrypted)
+                    .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -255,35 +291,44 @@ impl Store {
         Ok(())
     }
 
-    /// The relay accepted the message: record it and the papers it
-    /// carried, so ranking never repeats them (R49).
-    pub async fn delivery_sent(
-        &self,
-        id: i64,
-        subscriber: SubscriberId,
-        digest_date: NaiveDate,
-        papers: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    /// The relay accepted these messages: records them and the papers
+    /// they carried, so ranking never repeats them (R49). One transaction
+    /// for many replies: until it commits, each row is still `sending`
+    /// with its prepared bytes stored, so a crash before the commit leaves
+    /// it to lease recovery as `unknown`, never silently unsent.
+    pub async fn deliveries_sent(&self, sent: &[SentDelivery], now: DateTime<Utc>) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
-             last_code = 250, last_error = NULL WHERE id = ?",
+             last_code = 250, last_error = NULL WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ts(now))
-        .bind(id)
+        .bind(super::json_ids(sent.iter().map(|s| s.id)))
         .execute(&mut *tx)
         .await?;
-        for p in papers {
-            sqlx::query(
-                "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES (?, ?, ?) \
+        let rows: Vec<(i64, &str, String)> = sent
+            .iter()
+            .flat_map(|s| {
+                let date = s.digest_date.to_string();
+                s.papers
+                    .iter()
+                    .map(move |p| (s.subscriber.0, p.as_str(), date.clone()))
+            })
+            .collect();
+        for chunk in rows.chunks(1000) {
+            let sql = format!(
+                "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES {} \
                  ON CONFLICT DO NOTHING",
-            )
-            .bind(subscriber.0)
-            .bind(p)
-            .bind(digest_date.to_string())
-            .execute(&mut *tx)
-            .await?;
+                value_rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (sub, paper, date) in chunk {
+                q = q.bind(sub).bind(*paper).bind(date);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -344,6 +389,26 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// [`Store::sent_paper_ids`] of many subscribers in one query; a
+    /// subscriber who was never mailed has no entry.
+    pub async fn sent_paper_ids_of(
+        &self,
+        ids: &[SubscriberId],
+    ) -> Result<HashMap<SubscriberId, HashSet<String>>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT subscriber_id, paper_id FROM sent_papers \
+             WHERE subscriber_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(super::json_ids(ids.iter().map(|i| i.0)))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<SubscriberId, HashSet<String>> = HashMap::new();
+        for (sub, paper) in rows {
+            out.entry(SubscriberId(sub)).or_default().insert(paper);
+        }
+        Ok(out)
     }
 
     /// Delivery counts by state, for /metrics.

@@ -250,6 +250,30 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
 }
 
+/// A JSON array of ids, bound as one parameter and expanded in SQL with
+/// `IN (SELECT value FROM json_each(?))`: one statement for any number
+/// of ids, without building SQL text.
+pub(crate) fn json_ids(ids: impl Iterator<Item = i64>) -> String {
+    let mut s = String::from("[");
+    for (i, id) in ids.enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// `(?, ?), (?, ?), …`: `rows` groups of `cols` placeholders, for one
+/// multi-row statement instead of one statement (and one round trip to
+/// the connection's thread) per row. Callers keep `rows × cols` far below
+/// SQLite's 32,766 bound parameters.
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row; rows].join(", ")
+}
+
 pub(crate) fn parse_ts_opt(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }

@@ -274,7 +274,20 @@ async fn no_paper_is_mailed_twice_to_the_same_subscriber_across_days() {
     for m in t.sink.messages_to("reader@example.org") {
         for link in crate::support::links_in(&m) {
             if let Some(pid) = link.strip_prefix("https://arxiv.org/abs/") {
-                assert!(seen.insert(pid.to_string()), "{pid} mailed twice");
+                assert!(
+                    seen.insert(pid.to_string()),
+                    "{pid} mailed twice; messages: {:?}",
+                    t.sink
+                        .messages_to("reader@example.org")
+                        .iter()
+                        .map(|m| m
+                            .text()
+                            .lines()
+                            .filter(|l| l.starts_with("Message-ID") || l.starts_with("Date"))
+                            .collect::<Vec<_>>()
+                            .join(" "))
+                        .collect::<Vec<_>>()
+                );
             }
         }
     }
@@ -723,5 +736,47 @@ async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
     let report = digest::run(&t.app, &picker, next).await.unwrap();
     assert_eq!((report.counts.planned, report.counts.sent), (0, 0));
     assert_eq!(t.sink.messages_to("e2e@example.org").len(), 2);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_relay_that_stalls_past_the_timeout_leaves_an_unknown_outcome_resent_once() {
+    let t = TestApp::spawn_with(&[
+        ("PAPERBOY__MAIL__SMTP__TIMEOUT_SECS", "1"),
+        ("PAPERBOY__DIGEST__UNKNOWN_POLICY", "resend"),
+    ])
+    .await;
+    let id = active(&t, "stall@example.org").await;
+    let picker = papers(3);
+    t.sink.set_stall(std::time::Duration::from_secs(3));
+    let r = digest::run(&t.app, &picker, at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((r.counts.sent, r.counts.unknown), (0, 1), "{r:?}");
+    assert_eq!(states(&t, id).await[0].1, "unknown");
+    // The relay did take it, late.
+    t.sink.wait_for("stall@example.org", 1).await;
+    t.sink.set_stall(std::time::Duration::ZERO);
+
+    // Not before the backoff (base 5 min), then exactly once.
+    let r = digest::run(&t.app, &picker, at("2026-11-27T08:02:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.sent, 0, "{r:?}");
+    let r = digest::run(&t.app, &picker, at("2026-11-27T08:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.sent, 1, "the single resend");
+    let got = t.sink.wait_for("stall@example.org", 2).await;
+    assert_eq!(got[0].data, got[1].data, "byte-identical resend");
+    assert_eq!(states(&t, id).await[0].1, "sent");
+    digest::run(&t.app, &picker, at("2026-11-27T10:10:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.sink.messages_to("stall@example.org").len(),
+        2,
+        "never a third copy"
+    );
     t.stop().await;
 }

@@ -301,6 +301,19 @@ impl TestApp {
                 let _ = rx.await;
             },
         ));
+        // Wait until start-up (lease recovery, workers, scheduler) is done
+        // and the web server answers, so nothing of it races the test.
+        let probe = client();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !probe
+            .get(format!("{base_url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "test app did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         TestApp {
             app,
             addr,
