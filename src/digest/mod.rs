@@ -388,6 +388,60 @@ async fn send_due(
     result
 }
 
+/// What every send task of one run shares.
+struct SendRun {
+    pacer: Arc<Pacer>,
+    budget: Arc<Mutex<Budget>>,
+    counts: Arc<Mutex<RunCounts>>,
+    sent: tokio::sync::mpsc::Sender<SentDelivery>,
+    starts: Arc<StartMarker>,
+}
+
+/// Marks rows "send started" just before their SMTP exchange (R54), with
+/// group commit: every send waits until its own row is durably marked,
+/// and the marks of sends starting together share one transaction. The
+/// guarantee is the same as one commit per row (no row is marked unless
+/// its send is about to start), at a fraction of the writes.
+pub struct StartMarker {
+    tx: tokio::sync::mpsc::Sender<(i64, tokio::sync::oneshot::Sender<Result<(), String>>)>,
+}
+
+impl StartMarker {
+    fn spawn(app: App) -> StartMarker {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(
+            i64,
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        )>(1024);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+                let result = app
+                    .store
+                    .deliveries_send_started(&ids, app.now())
+                    .await
+                    .map_err(|e| e.to_string());
+                for (_, ack) in batch.drain(..) {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        StartMarker { tx }
+    }
+
+    /// Returns once `id` is durably marked as started.
+    async fn mark(&self, id: i64) -> anyhow::Result<()> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((id, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the send-start marker stopped"))?;
+        done.await
+            .map_err(|_| anyhow::anyhow!("the send-start marker stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot mark delivery {id} as started: {e}"))
+    }
+}
+
 /// Most accepted messages recorded in one transaction.
 const RECORD_BATCH: usize = 512;
 
@@ -458,6 +512,7 @@ async fn dispatch(
     let mut released = 0;
     let pacer = Arc::new(Pacer::new(cfg.max_per_second));
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
+    let starts = Arc::new(StartMarker::spawn(app.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     let mut result = Ok(());
     while let Some(r) = ready.recv().await {
@@ -478,16 +533,19 @@ async fn dispatch(
             continue;
         }
         pacer.acquire().await;
-        let (app, pacer, budget, counts, sent) = (
+        let (app, run) = (
             app.clone(),
-            pacer.clone(),
-            budget.clone(),
-            counts.clone(),
-            sent.clone(),
+            SendRun {
+                pacer: pacer.clone(),
+                budget: budget.clone(),
+                counts: counts.clone(),
+                sent: sent.clone(),
+                starts: starts.clone(),
+            },
         );
         tasks.spawn(async move {
             let _permit = permit;
-            deliver_one(&app, r, now, &pacer, &budget, &counts, &sent).await
+            deliver_one(&app, r, now, &run).await
         });
         while let Some(res) = tasks.try_join_next() {
             result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
@@ -749,20 +807,19 @@ pub fn render_digest(
 
 /// Sends one prepared message and records its outcome right after the
 /// reply (R50–R55): failures here, acceptances via `record_sent`.
-async fn deliver_one(
-    app: &App,
-    r: Ready,
-    now: DateTime<Utc>,
-    pacer: &Pacer,
-    budget: &Mutex<Budget>,
-    counts: &Mutex<RunCounts>,
-    sent: &tokio::sync::mpsc::Sender<SentDelivery>,
-) -> anyhow::Result<()> {
+async fn deliver_one(app: &App, r: Ready, now: DateTime<Utc>, run: &SendRun) -> anyhow::Result<()> {
+    let SendRun {
+        pacer,
+        budget,
+        counts,
+        sent,
+        starts,
+    } = run;
     let cfg = &app.config.digest;
     let id = r.claim.id;
     // Only from here on may a crash leave the outcome unknown; rows of the
     // batch not handed over yet go back to `pending` after a crash.
-    app.store.delivery_send_started(id, app.now()).await?;
+    starts.mark(id).await?;
     let result = app.transport.send(&r.composed).await;
     match result {
         Ok(()) => {

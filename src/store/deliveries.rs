@@ -277,16 +277,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records, durably, that the SMTP transaction of a claimed row is
-    /// about to start: from here until its outcome is committed, a crash
-    /// leaves the outcome unknown (R54).
-    pub async fn delivery_send_started(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+    /// Records, durably, that the SMTP transactions of these claimed rows
+    /// are about to start: from here until each outcome is committed, a
+    /// crash leaves that outcome unknown (R54). One transaction for all.
+    pub async fn deliveries_send_started(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE deliveries SET send_started_at = ? WHERE id = ? AND state = 'sending'")
-            .bind(ts(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE deliveries SET send_started_at = ? \
+             WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sending'",
+        )
+        .bind(ts(now))
+        .bind(super::json_ids(ids.iter().copied()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
