@@ -64,22 +64,30 @@ fn at(s: &str) -> DateTime<Utc> {
 
 /// Adds an active subscriber: daily at 08:00 UTC, 3 papers.
 async fn active(t: &TestApp, email: &str) -> SubscriberId {
-    let mut prefs = Preferences {
-        topics: vec!["speculative decoding".into()],
+    add_active(&t.app, email, &["speculative decoding"], 3).await
+}
+
+/// Adds an active subscriber to `app`: daily at 08:00 UTC.
+async fn add_active(
+    app: &paperboy::app::App,
+    email: &str,
+    topics: &[&str],
+    size: u8,
+) -> SubscriberId {
+    let prefs = Preferences {
+        topics: topics.iter().map(|t| t.to_string()).collect(),
         excluded: vec![],
         authors: vec![],
         categories: vec![],
-        digest_size: 3,
+        digest_size: size,
         frequency: paperboy::domain::Frequency::Daily,
         send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
         time_zone: chrono_tz::UTC,
         fallback_trending: false,
     };
-    prefs.digest_size = 3;
-    let links = t.app.links.clone();
+    let links = app.links.clone();
     let hash = move |id, g| links.manage_token_hash(id, g);
-    t.app
-        .store
+    app.store
         .add_subscriber(
             &EmailAddress::parse(email).unwrap(),
             &prefs,
@@ -583,9 +591,14 @@ async fn the_rendered_digest_matches_the_golden_files() {
     let app = paperboy::app::App::build(config, Default::default())
         .await
         .unwrap();
-    let t = GoldenApp(app);
-    let id = t.add("golden@example.org").await;
-    let sub = t.0.store.subscriber(id).await.unwrap();
+    let id = add_active(
+        &app,
+        "golden@example.org",
+        &["speculative decoding", "RAG"],
+        5,
+    )
+    .await;
+    let sub = app.store.subscriber(id).await.unwrap();
     let mut p1 = paper(1, "Speculative Decoding with <Draft> Heads & Trees");
     p1.ai_summary = Some("A draft model proposes tokens that the target model verifies in parallel, doubling throughput without changing outputs.".into());
     let mut p2 = paper(2, "Retrieval-Augmented Generation at Scale");
@@ -607,52 +620,15 @@ async fn the_rendered_digest_matches_the_golden_files() {
         },
     ];
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-    let mail = digest::render_digest(&t.0, &sub, &picks, date).unwrap();
+    let mail = digest::render_digest(&app, &sub, &picks, date).unwrap();
     assert_eq!(mail.subject, "2 new papers on speculative decoding");
     golden("digest.txt", &mail.text);
     golden("digest.html", &mail.html);
     // Rendering is deterministic.
     assert_eq!(
-        digest::render_digest(&t.0, &sub, &picks, date).unwrap(),
+        digest::render_digest(&app, &sub, &picks, date).unwrap(),
         mail
     );
-}
-
-struct GoldenApp(paperboy::app::App);
-
-impl GoldenApp {
-    async fn add(&self, email: &str) -> SubscriberId {
-        let prefs = Preferences {
-            topics: vec!["speculative decoding".into(), "RAG".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: paperboy::domain::Frequency::Daily,
-            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let links = self.0.links.clone();
-        let hash = move |id, g| links.manage_token_hash(id, g);
-        self.0
-            .store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &ConsentInput {
-                    method: ConsentMethod::OperatorImport,
-                    source: "test".into(),
-                    consent_text_hash: "x".into(),
-                    ip: None,
-                },
-                &hash,
-                at("2026-11-01T00:00:00Z"),
-            )
-            .await
-            .unwrap()
-    }
 }
 
 #[tokio::test]
