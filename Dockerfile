@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: compile a release binary.
-FROM rust:1.89-slim-bookworm AS build
+FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -403,7 +403,8 @@ pub fn parse_time_zone(s: &str) -> Option<Tz> {
     s.parse::<Tz>().ok()
 }
 
-/// arXiv category shapes: `cs.LG`, `hep-th`, `math.AG`, `astro-ph.CO`.
+/// arXiv category shapes: `cs.LG`, `hep-th`, `math.AG`, `astro-ph.CO`,
+/// `cond-mat.stat-mech`.
 pub fn is_category(s: &str) -> bool {
     let mut parts = s.splitn(2, '.');
     let archive = parts.next().unwrap_or("");
@@ -415,7 +416,7 @@ pub fn is_category(s: &str) -> bool {
         None => true,
         Some(sub) => {
             !sub.is_empty()
-                && sub.len() <= 6
+                && sub.len() <= 12
                 && sub.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
         }
     };
@@ -489,6 +490,25 @@ mod tests {
                 "time_zone"
             ]
         );
+    }
+
+    #[test]
+    fn real_arxiv_categories_are_accepted() {
+        let good = [
+            "cs.LG",
+            "hep-th",
+            "math.AG",
+            "astro-ph.CO",
+            "cond-mat.stat-mech",
+            "physics.chem-ph",
+            "q-bio.NC",
+        ];
+        for c in good {
+            assert!(is_category(c), "{c}");
+        }
+        for c in ["", "CS.LG", "cs.", ".LG", "cs.LG.x", "cs LG", "cs.<b>"] {
+            assert!(!is_category(c), "{c}");
+        }
     }
 
     #[test]
