@@ -42,6 +42,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+#[path = "common/procfs.rs"]
+mod procfs;
 #[path = "common/world.rs"]
 mod world;
 use world::World;
@@ -292,26 +294,6 @@ async fn smtp_session(stream: tokio::net::TcpStream, stats: Arc<SinkStats>) -> s
     }
 }
 
-fn status_kb(key: &str) -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// CPU seconds this process has used (user + system, all threads).
-fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // utime and stime are the 12th and 13th fields after the parenthesised
-    // command name, in clock ticks (100 per second on Linux).
-    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn config(dir: &std::path::Path, port: u16) -> Config {
     let conns = CONNECTIONS.to_string();
     let env = [
@@ -356,19 +338,19 @@ fn run(n: u64, port: u16) {
         let authors = store_papers(&app, &world, &mut rng).await;
         store_subscribers(&app, &world, &authors, n, &mut rng).await;
         drop(world);
-        let setup_kb = status_kb("VmRSS:");
+        let setup_kb = procfs::status_kb("VmRSS:");
         // Resets VmHWM to the current RSS, so the peak is the run's own.
         std::fs::write("/proc/self/clear_refs", "5").expect("VmHWM reset");
 
-        let cpu0 = cpu_secs();
+        let cpu0 = procfs::cpu_secs();
         let t0 = Instant::now();
         let picker = RankPicker::for_run(&app, now()).await.unwrap();
         let index_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = digest::run(&app, &picker, now()).await.unwrap();
         let run_s = t1.elapsed().as_secs_f64();
-        let cpu_s = cpu_secs() - cpu0;
-        let peak_kb = status_kb("VmHWM:");
+        let cpu_s = procfs::cpu_secs() - cpu0;
+        let peak_kb = procfs::status_kb("VmHWM:");
         assert_eq!(report.counts.planned, n, "{report:?}");
         assert_eq!(report.state, digest::RunState::Done, "{report:?}");
         println!(
@@ -487,7 +469,7 @@ fn blast(port: u16, count: u64, size: usize) {
             bytes.extend_from_slice(b"\r\n");
         }
         let bytes = Arc::new(bytes);
-        let cpu0 = cpu_secs();
+        let cpu0 = procfs::cpu_secs();
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..CONNECTIONS as u64 {
@@ -510,7 +492,11 @@ fn blast(port: u16, count: u64, size: usize) {
         while let Some(r) = tasks.join_next().await {
             r.unwrap();
         }
-        println!("{:.3} {:.2}", t0.elapsed().as_secs_f64(), cpu_secs() - cpu0);
+        println!(
+            "{:.3} {:.2}",
+            t0.elapsed().as_secs_f64(),
+            procfs::cpu_secs() - cpu0
+        );
         transport.shutdown().await;
     });
 }

@@ -13,6 +13,9 @@
 //! child process so peak RSS (`VmHWM`) is per size. The pool size is the
 //! default config's (`BENCH_MAX_CONNECTIONS` overrides it).
 
+#[path = "common/procfs.rs"]
+mod procfs;
+
 use chrono::{TimeZone, Utc};
 use paperboy::config::DatabaseConfig;
 use paperboy::domain::SourceKind;
@@ -108,15 +111,6 @@ fn max_connections() -> u32 {
         })
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// One size, in this process; prints one machine-readable line.
 fn child(n: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -187,7 +181,7 @@ fn child(n: usize) {
             upsert.as_millis(),
             timed.as_millis(),
             wall.as_millis(),
-            peak_rss_kib(),
+            procfs::status_kb("VmHWM:"),
             db_bytes
         );
     });

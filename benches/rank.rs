@@ -23,6 +23,8 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/procfs.rs"]
+mod procfs;
 #[path = "common/world.rs"]
 mod world;
 use world::World;
@@ -92,26 +94,6 @@ fn main() {
     }
 }
 
-fn status_kb(key: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds this process has used (user + system), from /proc.
-fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of them, in clock ticks (100 per second on Linux).
-    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn child(subs: usize, cands: usize, topics: usize, mode: &str) {
     let mut rng = StdRng::seed_from_u64(42);
     let world = World::from_fixtures();
@@ -142,9 +124,9 @@ fn child(subs: usize, cands: usize, topics: usize, mode: &str) {
         })
         .collect();
     let synonyms = Synonyms::embedded();
-    let input_kb = status_kb("VmRSS:");
+    let input_kb = procfs::status_kb("VmRSS:");
 
-    let cpu0 = cpu_secs();
+    let cpu0 = procfs::cpu_secs();
     let t0 = Instant::now();
     let index = CandidateIndex::build(&candidates, &synonyms, now);
     let build = t0.elapsed();
@@ -154,9 +136,9 @@ fn child(subs: usize, cands: usize, topics: usize, mode: &str) {
         picked += index.rank(p, &sent_pool[i % sent_pool.len()], K).len();
     }
     let rank = t1.elapsed();
-    let cpu = cpu_secs() - cpu0;
+    let cpu = procfs::cpu_secs() - cpu0;
     std::hint::black_box(picked);
-    let peak_kb = status_kb("VmHWM:");
+    let peak_kb = procfs::status_kb("VmHWM:");
     let total = build + rank;
     println!(
         "{:>8} {:>6} {:>3} {:>9} | {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>8.1} {:>8} | {:>8.0} {:>8.0}",
