@@ -224,6 +224,26 @@ async fn suppression_of(
     Ok(r.as_deref().and_then(SuppressionReason::parse))
 }
 
+/// The preference columns, in the order [`bind_preferences`] binds them.
+const PREFERENCE_COLUMNS: &str = "topics, excluded, authors, categories, digest_size, \
+     frequency, send_time, time_zone, fallback_trending";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds a subscriber's preferences as stored: lists as JSON arrays, the
+/// frequency encoded, the send time as HH:MM, the zone by IANA name.
+fn bind_preferences<'q>(q: SqliteQuery<'q>, prefs: &Preferences) -> SqliteQuery<'q> {
+    q.bind(to_json(&prefs.topics))
+        .bind(to_json(&prefs.excluded))
+        .bind(to_json(&prefs.authors))
+        .bind(to_json(&prefs.categories))
+        .bind(prefs.digest_size as i64)
+        .bind(prefs.frequency.encode())
+        .bind(prefs.send_time.format("%H:%M").to_string())
+        .bind(prefs.time_zone.name())
+        .bind(prefs.fallback_trending)
+}
+
 async fn insert_subscriber(
     tx: &mut Transaction<'static, Sqlite>,
     email: &EmailAddress,
@@ -231,31 +251,22 @@ async fn insert_subscriber(
     prefs: &Preferences,
     now: DateTime<Utc>,
 ) -> Result<SubscriberId> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO subscribers (email, email_canonical, state, topics, excluded, authors, \
-         categories, digest_size, frequency, send_time, time_zone, fallback_trending, \
+    let sql = format!(
+        "INSERT INTO subscribers ({PREFERENCE_COLUMNS}, email, email_canonical, state, \
          created_at, updated_at, confirmed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(email.as_str())
-    .bind(email.canonical())
-    .bind(state.as_str())
-    .bind(to_json(&prefs.topics))
-    .bind(to_json(&prefs.excluded))
-    .bind(to_json(&prefs.authors))
-    .bind(to_json(&prefs.categories))
-    .bind(prefs.digest_size as i64)
-    .bind(prefs.frequency.encode())
-    .bind(prefs.send_time.format("%H:%M").to_string())
-    .bind(prefs.time_zone.name())
-    .bind(prefs.fallback_trending)
-    .bind(ts(now))
-    .bind(ts(now))
-    .bind((state == SubscriberState::Active).then(|| ts(now)))
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| StoreError::from_unique(e, "address already subscribed"))?;
-    Ok(SubscriberId(id))
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    );
+    let row = bind_preferences(sqlx::query(&sql), prefs)
+        .bind(email.as_str())
+        .bind(email.canonical())
+        .bind(state.as_str())
+        .bind(ts(now))
+        .bind(ts(now))
+        .bind((state == SubscriberState::Active).then(|| ts(now)))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| StoreError::from_unique(e, "address already subscribed"))?;
+    Ok(SubscriberId(sqlx::Row::try_get(&row, "id")?))
 }
 
 async fn write_preferences(
@@ -264,24 +275,15 @@ async fn write_preferences(
     prefs: &Preferences,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE subscribers SET topics = ?, excluded = ?, authors = ?, categories = ?, \
-         digest_size = ?, frequency = ?, send_time = ?, time_zone = ?, fallback_trending = ?, \
-         updated_at = ? WHERE id = ?",
-    )
-    .bind(to_json(&prefs.topics))
-    .bind(to_json(&prefs.excluded))
-    .bind(to_json(&prefs.authors))
-    .bind(to_json(&prefs.categories))
-    .bind(prefs.digest_size as i64)
-    .bind(prefs.frequency.encode())
-    .bind(prefs.send_time.format("%H:%M").to_string())
-    .bind(prefs.time_zone.name())
-    .bind(prefs.fallback_trending)
-    .bind(ts(now))
-    .bind(id.0)
-    .execute(&mut *conn)
-    .await?;
+    let sql = format!(
+        "UPDATE subscribers SET ({PREFERENCE_COLUMNS}) = (?, ?, ?, ?, ?, ?, ?, ?, ?), \
+         updated_at = ? WHERE id = ?"
+    );
+    bind_preferences(sqlx::query(&sql), prefs)
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
