@@ -823,17 +823,8 @@ impl Store {
         Ok(export)
     }
 
-    /// Delivery history for exports. Deliveries arrive with the digest
-    /// engine; until that table exists this is an empty list.
+    /// Delivery history for exports: date, state, when sent, papers.
     async fn delivery_history_json(&self, id: SubscriberId) -> Result<serde_json::Value> {
-        let has_table: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if has_table == 0 {
-            return Ok(serde_json::json!([]));
-        }
         let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT digest_date, state, sent_at, papers FROM deliveries \
              WHERE subscriber_id = ? ORDER BY digest_date",
