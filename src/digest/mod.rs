@@ -90,9 +90,12 @@ pub struct RunReport {
 
 /// Fault injection for the crash tests (R54): when the environment
 /// variable `PAPERBOY_FAULT_INJECT` names this point, the process aborts
-/// here, like a power cut. Read on every call; never set in production.
+/// here, like a power cut. Read once per process (this sits on the
+/// per-message path); never set in production.
 fn fault_point(point: &str) {
-    if std::env::var("PAPERBOY_FAULT_INJECT").is_ok_and(|v| v == point) {
+    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = ARMED.get_or_init(|| std::env::var("PAPERBOY_FAULT_INJECT").ok());
+    if armed.as_deref() == Some(point) {
         eprintln!("fault injection: aborting at {point}");
         std::process::abort();
     }
