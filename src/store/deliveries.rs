@@ -19,7 +19,7 @@ pub struct ClaimedDelivery {
     pub due_at: DateTime<Utc>,
     /// Attempts including this one.
     pub attempts: i64,
-    /// The prepared (encrypted) message, when an earlier attempt stored it.
+    /// The prepared (sealed) message, when an earlier attempt stored it.
     pub message: Option<Vec<u8>>,
     pub message_id: Option<String>,
     pub papers: Vec<String>,
@@ -56,18 +56,8 @@ pub struct RunCounts {
     pub unknown: u64,
 }
 
-/// id, subscriber_id, digest_date, due_at, attempts, message, message_id,
-/// papers.
-type ClaimRow = (
-    i64,
-    i64,
-    String,
-    String,
-    i64,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<String>,
-);
+/// id, subscriber_id, digest_date, due_at, attempts, message_id, papers.
+type ClaimRow = (i64, i64, String, String, i64, Option<String>, Option<String>);
 
 fn parse_date(s: &str) -> Result<NaiveDate> {
     s.parse()
@@ -145,7 +135,7 @@ impl Store {
         let unknown_again = sqlx::query(
             "UPDATE deliveries SET state = 'unknown', lease_until = NULL, resent = 0 \
              WHERE state = 'sending' AND lease_until <= ? AND resent = 1 \
-               AND send_started_at IS NULL AND message IS NOT NULL",
+               AND send_started_at IS NULL AND message_id IS NOT NULL",
         )
         .bind(ts(now))
         .execute(&mut *tx)
@@ -154,7 +144,7 @@ impl Store {
         let pending = sqlx::query(
             "UPDATE deliveries SET state = 'pending', lease_until = NULL \
              WHERE state = 'sending' AND lease_until <= ? \
-               AND (send_started_at IS NULL OR message IS NULL)",
+               AND (send_started_at IS NULL OR message_id IS NULL)",
         )
         .bind(ts(now))
         .execute(&mut *tx)
@@ -164,7 +154,7 @@ impl Store {
             "UPDATE deliveries SET state = 'unknown', lease_until = NULL, \
              last_error = 'outcome unknown: interrupted during send' \
              WHERE state = 'sending' AND lease_until <= ? \
-               AND send_started_at IS NOT NULL AND message IS NOT NULL",
+               AND send_started_at IS NOT NULL AND message_id IS NOT NULL",
         )
         .bind(ts(now))
         .execute(&mut *tx)
@@ -188,7 +178,7 @@ impl Store {
         let due: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, state FROM deliveries \
              WHERE (state IN ('pending', 'retry') AND next_attempt_at <= ?) \
-                OR (? AND state = 'unknown' AND resent = 0 AND message IS NOT NULL \
+                OR (? AND state = 'unknown' AND resent = 0 AND message_id IS NOT NULL \
                     AND next_attempt_at <= ?) \
              ORDER BY state = 'unknown' DESC, next_attempt_at, id LIMIT ?",
             // Unknown outcomes first: their single resend should not wait
@@ -214,17 +204,45 @@ impl Store {
         let rows: Vec<ClaimRow> = sqlx::query_as(
             "UPDATE deliveries SET state = 'sending', lease_until = ?, attempts = attempts + 1, \
              send_started_at = NULL, resent = resent OR state = 'unknown' WHERE id IN (SELECT value FROM json_each(?)) \
-             RETURNING id, subscriber_id, digest_date, due_at, attempts, message, message_id, papers",
+             RETURNING id, subscriber_id, digest_date, due_at, attempts, message_id, papers",
         )
         .bind(ts(lease_until))
         .bind(super::json_ids(due.iter().map(|(id, _)| *id)))
         .fetch_all(&mut *tx)
         .await?;
+        // Only retries and resends have stored bytes; a first attempt's
+        // are stored by `prepare_deliveries` after rendering.
+        let prepared: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.5.is_some())
+            .map(|r| r.0)
+            .collect();
+        let mut messages: HashMap<i64, Vec<u8>> = if prepared.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as(
+                "SELECT delivery_id, sealed FROM delivery_messages \
+                 WHERE delivery_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(super::json_ids(prepared.into_iter()))
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+        };
         tx.commit().await?;
         let mut out = rows
             .into_iter()
             .map(
-                |(id, sub, date, due_at, attempts, message, message_id, papers)| {
+                |(id, sub, date, due_at, attempts, message_id, papers)| {
+                    let message = match (&message_id, messages.remove(&id)) {
+                        (Some(_), None) => {
+                            return Err(super::StoreError::Corrupt(format!(
+                                "delivery {id} is prepared but its message bytes are missing"
+                            )))
+                        }
+                        (_, m) => m,
+                    };
                     Ok(ClaimedDelivery {
                         id,
                         subscriber_id: SubscriberId(sub),
@@ -259,17 +277,30 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for chunk in prepared.chunks(500) {
             let sql = format!(
-                "UPDATE deliveries SET message_id = v.column2, message = v.column3, papers = v.column4 \
+                "UPDATE deliveries SET message_id = v.column2, papers = v.column3 \
                  FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'",
-                value_rows(chunk.len(), 4)
+                value_rows(chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql);
             for p in chunk {
                 q = q
                     .bind(p.id)
                     .bind(&p.message_id)
-                    .bind(&p.encrypted)
                     .bind(serde_json::to_string(&p.papers).unwrap_or_else(|_| "[]".into()));
+            }
+            q.execute(&mut *tx).await?;
+            // Only rows the update above just prepared (still `sending`,
+            // so still this caller's claim) get bytes.
+            let sql = format!(
+                "INSERT INTO delivery_messages (delivery_id, sealed) \
+                 SELECT v.column1, v.column2 FROM (VALUES {}) AS v \
+                 JOIN deliveries d ON d.id = v.column1 AND d.state = 'sending' \
+                 WHERE true ON CONFLICT (delivery_id) DO UPDATE SET sealed = excluded.sealed",
+                value_rows(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                q = q.bind(p.id).bind(&p.encrypted);
             }
             q.execute(&mut *tx).await?;
         }
@@ -315,6 +346,13 @@ impl Store {
         .bind(super::json_ids(sent.iter().map(|s| s.id)))
         .execute(&mut *tx)
         .await?;
+        // A sent row is never sent again: its bytes have no further use.
+        sqlx::query(
+            "DELETE FROM delivery_messages WHERE delivery_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(super::json_ids(sent.iter().map(|s| s.id)))
+        .execute(&mut *tx)
+        .await?;
         let rows: Vec<(i64, &str, String)> = sent
             .iter()
             .flat_map(|s| {
@@ -341,7 +379,8 @@ impl Store {
     }
 
     /// Ends an attempt in `retry` (with `next`), `failed`, `skipped` or
-    /// `unknown`, recording the reply.
+    /// `unknown`, recording the reply. `retry` and `unknown` keep the
+    /// prepared bytes for the identical resend; the final states drop them.
     pub async fn delivery_outcome(
         &self,
         id: i64,
@@ -366,6 +405,13 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if matches!(state, "failed" | "skipped") {
+            // Final: nothing will send these bytes again.
+            sqlx::query("DELETE FROM delivery_messages WHERE delivery_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
