@@ -341,6 +341,11 @@ fn run(n: u64, port: u16) {
         let setup_kb = procfs::status_kb("VmRSS:");
         // Resets VmHWM to the current RSS, so the peak is the run's own.
         std::fs::write("/proc/self/clear_refs", "5").expect("VmHWM reset");
+        // Profiling the run alone: `perf record --control fifo:CTL -D -1`
+        // with PERF_CTL=CTL starts sampling here, after the setup.
+        if let Ok(ctl) = std::env::var("PERF_CTL") {
+            std::fs::write(ctl, "enable\n").expect("perf control fifo");
+        }
 
         let cpu0 = procfs::cpu_secs();
         let t0 = Instant::now();

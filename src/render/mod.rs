@@ -126,11 +126,18 @@ impl Renderer {
     /// Renders `templates/email/{name}.{subject,txt,html}.hbs`. The
     /// subject is rendered as text, then sanitised for use in a header.
     pub fn email(&self, name: &str, data: &impl Serialize) -> Result<RenderedEmail, RenderError> {
+        // One conversion to a JSON value for all three templates, not one
+        // each: on a large digest it costs as much as a template.
+        let ctx = handlebars::Context::wraps(data).map_err(|e| RenderError::Render {
+            name: format!("email/{name}"),
+            source: Box::new(e),
+        })?;
         let render = |h: &Handlebars<'static>, key: String| {
-            h.render(&key, data).map_err(|e| RenderError::Render {
-                name: key,
-                source: Box::new(e),
-            })
+            h.render_with_context(&key, &ctx)
+                .map_err(|e| RenderError::Render {
+                    name: key,
+                    source: Box::new(e),
+                })
         };
         Ok(RenderedEmail {
             subject: sanitize_header_text(
