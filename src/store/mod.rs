@@ -66,6 +66,44 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: SqlitePool,
     path: Arc<PathBuf>,
+    /// Write transactions of this process take turns here before `BEGIN
+    /// IMMEDIATE`. SQLite has one writer; without the turn, a second
+    /// writer gets SQLITE_BUSY and its busy handler sleeps whole
+    /// milliseconds (1, 2, 5, 10, …) on a pool thread, which on the digest
+    /// path stalls every send waiting for its "send started" mark. Waiting
+    /// here instead wakes it the moment the previous commit ends. The busy
+    /// timeout still covers other processes (the CLI beside a daemon).
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding this process's write turn; derefs to the
+/// connection, so queries take `&mut *tx`. Dropping it uncommitted rolls
+/// back, as a [`Transaction`] does.
+#[derive(Debug)]
+pub struct WriteTx {
+    // Field order matters: the transaction (its rollback queued on drop)
+    // goes before the turn is handed on.
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// Exclusive ownership of a database by one daemon (R64). Dropping it
@@ -143,6 +181,7 @@ impl Store {
         Ok(Store {
             pool,
             path: Arc::new(cfg.path.clone()),
+            write_turn: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -154,9 +193,14 @@ impl Store {
         &self.path
     }
 
-    /// A write transaction, opened with `BEGIN IMMEDIATE` (R62).
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction, opened with `BEGIN IMMEDIATE` (R62) once this
+    /// process's previous writer has finished.
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = self.write_turn.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
     }
 
     /// `SELECT 1`: for health checks.

@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::Serialize;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, SqliteConnection};
 
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,7 +245,7 @@ fn bind_preferences<'q>(q: SqliteQuery<'q>, prefs: &Preferences) -> SqliteQuery<
 }
 
 async fn insert_subscriber(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut super::WriteTx,
     email: &EmailAddress,
     state: SubscriberState,
     prefs: &Preferences,
@@ -380,7 +380,7 @@ async fn queue_limited(
 
 /// The writes of [`Store::add_subscriber`], inside the caller's transaction.
 async fn add_one(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut super::WriteTx,
     email: &EmailAddress,
     prefs: &Preferences,
     state: SubscriberState,
