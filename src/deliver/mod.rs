@@ -7,14 +7,15 @@ use crate::config::Config;
 use crate::domain::EmailAddress;
 use crate::render::{sanitize_header_text, RenderedEmail};
 use chrono::{DateTime, Utc};
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{dkim, Mailbox, MultiPart};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{dkim, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncTransport, Message};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod qp;
 mod smtp;
 
 /// A delivery failure, classified the way the retry policy needs (R51).
@@ -261,10 +262,19 @@ impl Composer {
                 ));
         }
         let mut msg = b
-            .multipart(MultiPart::alternative_plain_html(
-                m.content.text.clone(),
-                m.content.html.clone(),
-            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(qp::text_body(&m.content.text)),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(qp::text_body(&m.content.html)),
+                    ),
+            )
             .map_err(|e| DeliverError::Compose(e.to_string()))?;
         if let Some(cfg) = &self.dkim {
             msg.sign(cfg);

@@ -57,7 +57,15 @@ pub struct RunCounts {
 }
 
 /// id, subscriber_id, digest_date, due_at, attempts, message_id, papers.
-type ClaimRow = (i64, i64, String, String, i64, Option<String>, Option<String>);
+type ClaimRow = (
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
 fn parse_date(s: &str) -> Result<NaiveDate> {
     s.parse()
@@ -212,11 +220,7 @@ impl Store {
         .await?;
         // Only retries and resends have stored bytes; a first attempt's
         // are stored by `prepare_deliveries` after rendering.
-        let prepared: Vec<i64> = rows
-            .iter()
-            .filter(|r| r.5.is_some())
-            .map(|r| r.0)
-            .collect();
+        let prepared: Vec<i64> = rows.iter().filter(|r| r.5.is_some()).map(|r| r.0).collect();
         let mut messages: HashMap<i64, Vec<u8>> = if prepared.is_empty() {
             HashMap::new()
         } else {
@@ -233,36 +237,34 @@ impl Store {
         tx.commit().await?;
         let mut out = rows
             .into_iter()
-            .map(
-                |(id, sub, date, due_at, attempts, message_id, papers)| {
-                    let message = match (&message_id, messages.remove(&id)) {
-                        (Some(_), None) => {
-                            return Err(super::StoreError::Corrupt(format!(
-                                "delivery {id} is prepared but its message bytes are missing"
-                            )))
-                        }
-                        (_, m) => m,
-                    };
-                    Ok(ClaimedDelivery {
-                        id,
-                        subscriber_id: SubscriberId(sub),
-                        digest_date: parse_date(&date)?,
-                        due_at: parse_ts(&due_at)?,
-                        attempts,
-                        message,
-                        message_id,
-                        papers: papers
-                            .as_deref()
-                            .map(serde_json::from_str)
-                            .transpose()
-                            .map_err(|e| {
-                                super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
-                            })?
-                            .unwrap_or_default(),
-                        unknown_resend: unknown.contains(&id),
-                    })
-                },
-            )
+            .map(|(id, sub, date, due_at, attempts, message_id, papers)| {
+                let message = match (&message_id, messages.remove(&id)) {
+                    (Some(_), None) => {
+                        return Err(super::StoreError::Corrupt(format!(
+                            "delivery {id} is prepared but its message bytes are missing"
+                        )))
+                    }
+                    (_, m) => m,
+                };
+                Ok(ClaimedDelivery {
+                    id,
+                    subscriber_id: SubscriberId(sub),
+                    digest_date: parse_date(&date)?,
+                    due_at: parse_ts(&due_at)?,
+                    attempts,
+                    message,
+                    message_id,
+                    papers: papers
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|e| {
+                            super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
+                        })?
+                        .unwrap_or_default(),
+                    unknown_resend: unknown.contains(&id),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|c| (!c.unknown_resend, c.id));
         Ok(out)

@@ -61,50 +61,31 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Handle to the database: a connection pool. Cheap to clone.
+/// Handle to the database. Cheap to clone.
+///
+/// Reads go through a pool of `database.max_connections` connections;
+/// every write goes through one dedicated connection. SQLite has a single
+/// writer anyway, and with one write connection:
+/// - writers of this process queue in the pool's fair wait list and are
+///   woken as soon as the previous commit ends, instead of failing `BEGIN
+///   IMMEDIATE` with SQLITE_BUSY and sleeping whole milliseconds in the
+///   busy handler (which, on the digest path, stalled every send waiting
+///   for its "send started" mark);
+/// - its page cache stays valid between write transactions (a connection's
+///   cache is discarded whenever another connection has written), so hot
+///   pages are not read back for every commit.
+///
+/// The busy timeout still covers other processes (the CLI beside a daemon).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    writer: SqlitePool,
     path: Arc<PathBuf>,
-    /// Write transactions of this process take turns here before `BEGIN
-    /// IMMEDIATE`. SQLite has one writer; without the turn, a second
-    /// writer gets SQLITE_BUSY and its busy handler sleeps whole
-    /// milliseconds (1, 2, 5, 10, …) on a pool thread, which on the digest
-    /// path stalls every send waiting for its "send started" mark. Waiting
-    /// here instead wakes it the moment the previous commit ends. The busy
-    /// timeout still covers other processes (the CLI beside a daemon).
-    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction holding this process's write turn; derefs to the
-/// connection, so queries take `&mut *tx`. Dropping it uncommitted rolls
-/// back, as a [`Transaction`] does.
-#[derive(Debug)]
-pub struct WriteTx {
-    // Field order matters: the transaction (its rollback queued on drop)
-    // goes before the turn is handed on.
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
+/// Page cache of the write connection, in KiB: it holds the hot pages of a
+/// digest run (delivery rows and their indexes, the sent-papers index).
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Exclusive ownership of a database by one daemon (R64). Dropping it
 /// releases the lock.
@@ -172,16 +153,30 @@ impl Store {
             .synchronous(sync)
             .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
             .foreign_keys(true);
+        // The writer first: it creates the file and runs the migrations.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // A write waits here for the ones queued before it, not for
+            // other processes (that is the busy timeout's job).
+            .acquire_timeout(Duration::from_secs(60))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                opts.clone()
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
+            )
+            .await?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+            .connect_with(opts.create_if_missing(false))
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Store {
             pool,
+            writer,
             path: Arc::new(cfg.path.clone()),
-            write_turn: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -193,14 +188,16 @@ impl Store {
         &self.path
     }
 
-    /// A write transaction, opened with `BEGIN IMMEDIATE` (R62) once this
-    /// process's previous writer has finished.
-    pub async fn begin_write(&self) -> Result<WriteTx> {
-        let turn = self.write_turn.clone().lock_owned().await;
-        Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: turn,
-        })
+    /// A write transaction on the write connection, opened with `BEGIN
+    /// IMMEDIATE` (R62) once this process's earlier writes are done.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The write connection, for single-statement writes outside
+    /// [`Store::begin_write`].
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// `SELECT 1`: for health checks.
@@ -226,7 +223,7 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict("backup path must be valid UTF-8".into()))?;
         sqlx::query("VACUUM INTO ?")
             .bind(dest_str)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -250,13 +247,14 @@ impl Store {
     /// Moves the WAL back into the main file; run after large batches (R63).
     pub async fn checkpoint(&self) -> Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// A value from the key/value `settings` table.
@@ -276,7 +274,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -442,7 +442,7 @@ impl Store {
         .bind(e.inserted as i64)
         .bind(e.updated as i64)
         .bind(e.observations as i64)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::Serialize;
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,7 +245,7 @@ fn bind_preferences<'q>(q: SqliteQuery<'q>, prefs: &Preferences) -> SqliteQuery<
 }
 
 async fn insert_subscriber(
-    tx: &mut super::WriteTx,
+    tx: &mut Transaction<'static, Sqlite>,
     email: &EmailAddress,
     state: SubscriberState,
     prefs: &Preferences,
@@ -380,7 +380,7 @@ async fn queue_limited(
 
 /// The writes of [`Store::add_subscriber`], inside the caller's transaction.
 async fn add_one(
-    tx: &mut super::WriteTx,
+    tx: &mut Transaction<'static, Sqlite>,
     email: &EmailAddress,
     prefs: &Preferences,
     state: SubscriberState,
@@ -544,7 +544,7 @@ impl Store {
         .bind(id.0)
         .bind(ts(now))
         .bind(ts(expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
