@@ -237,34 +237,39 @@ impl Store {
         tx.commit().await?;
         let mut out = rows
             .into_iter()
-            .map(|(id, sub, date, due_at, attempts, message_id, papers)| {
-                let message = match (&message_id, messages.remove(&id)) {
-                    (Some(_), None) => {
-                        return Err(super::StoreError::Corrupt(format!(
-                            "delivery {id} is prepared but its message bytes are missing"
-                        )))
+            .map(
+                |(id, sub, date, due_at, attempts, mut message_id, papers)| {
+                    let message = messages.remove(&id);
+                    if message_id.is_some() && message.is_none() {
+                        // Only a damaged database gets here. Failing the claim
+                        // would fail every run after it; instead the digest is
+                        // rendered again (with the same Message-ID).
+                        tracing::warn!(
+                            delivery = id,
+                            "prepared delivery has no stored bytes; rendering it again"
+                        );
+                        message_id = None;
                     }
-                    (_, m) => m,
-                };
-                Ok(ClaimedDelivery {
-                    id,
-                    subscriber_id: SubscriberId(sub),
-                    digest_date: parse_date(&date)?,
-                    due_at: parse_ts(&due_at)?,
-                    attempts,
-                    message,
-                    message_id,
-                    papers: papers
-                        .as_deref()
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|e| {
-                            super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
-                        })?
-                        .unwrap_or_default(),
-                    unknown_resend: unknown.contains(&id),
-                })
-            })
+                    Ok(ClaimedDelivery {
+                        id,
+                        subscriber_id: SubscriberId(sub),
+                        digest_date: parse_date(&date)?,
+                        due_at: parse_ts(&due_at)?,
+                        attempts,
+                        message,
+                        message_id,
+                        papers: papers
+                            .as_deref()
+                            .map(serde_json::from_str)
+                            .transpose()
+                            .map_err(|e| {
+                                super::StoreError::Corrupt(format!("delivery {id} papers: {e}"))
+                            })?
+                            .unwrap_or_default(),
+                        unknown_resend: unknown.contains(&id),
+                    })
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|c| (!c.unknown_resend, c.id));
         Ok(out)
@@ -538,5 +543,269 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EmailAddress, Frequency, Preferences, SubscriberState};
+    use crate::store::subscribers::{ConsentInput, ConsentMethod};
+    use crate::store::test_support::temp_store;
+    use chrono::{NaiveTime, TimeZone};
+
+    async fn one_claimed(store: &Store, now: DateTime<Utc>, email: &str) -> ClaimedDelivery {
+        let prefs = Preferences {
+            topics: vec!["retrieval".into()],
+            excluded: vec![],
+            authors: vec![],
+            categories: vec![],
+            digest_size: 5,
+            frequency: Frequency::Daily,
+            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        };
+        let consent = ConsentInput {
+            method: ConsentMethod::OperatorImport,
+            source: "test".into(),
+            consent_text_hash: "test".into(),
+            ip: None,
+        };
+        let id = store
+            .add_subscriber(
+                &EmailAddress::parse(email).unwrap(),
+                &prefs,
+                SubscriberState::Active,
+                &consent,
+                &|id, g| format!("hash-{}-{g}", id.0),
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .plan_deliveries(&[(id, now.date_naive(), now)], now)
+            .await
+            .unwrap();
+        let mut claims = store
+            .claim_deliveries(now, now + chrono::Duration::minutes(5), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 1);
+        let claim = claims.remove(0);
+        store
+            .prepare_deliveries(&[Prepared {
+                id: claim.id,
+                message_id: format!("<{}@test>", claim.id),
+                encrypted: vec![7; 9000],
+                papers: vec!["2406.00001".into()],
+            }])
+            .await
+            .unwrap();
+        claim
+    }
+
+    async fn stored_messages(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM delivery_messages")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn prepared_bytes_stay_for_a_retry_and_go_once_the_delivery_is_final() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
+        let a = one_claimed(&store, now, "a@example.org").await;
+        let b = one_claimed(&store, now, "b@example.org").await;
+        let c = one_claimed(&store, now, "c@example.org").await;
+        assert_eq!(stored_messages(&store).await, 3);
+
+        // A retry is claimed again with the identical stored bytes.
+        store
+            .delivery_outcome(a.id, "retry", Some(451), None, "busy", Some(now))
+            .await
+            .unwrap();
+        let again = store
+            .claim_deliveries(now, now + chrono::Duration::minutes(5), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message.as_deref(), Some(&[7u8; 9000][..]));
+        assert_eq!(
+            again[0].message_id.as_deref(),
+            Some(&*format!("<{}@test>", a.id))
+        );
+
+        store
+            .deliveries_sent(
+                &[SentDelivery {
+                    id: a.id,
+                    subscriber: a.subscriber_id,
+                    digest_date: a.digest_date,
+                    papers: vec!["2406.00001".into()],
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .delivery_outcome(
+                b.id,
+                "failed",
+                Some(550),
+                Some("5.1.1"),
+                "no such user",
+                None,
+            )
+            .await
+            .unwrap();
+        // An unknown outcome keeps its bytes for the single resend.
+        store
+            .delivery_outcome(c.id, "unknown", None, None, "stalled", Some(now))
+            .await
+            .unwrap();
+        let left: Vec<i64> = sqlx::query_scalar("SELECT delivery_id FROM delivery_messages")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, vec![c.id]);
+        // The Message-ID stays with the row after its bytes are gone.
+        let mid: Option<String> =
+            sqlx::query_scalar("SELECT message_id FROM deliveries WHERE id = ?")
+                .bind(a.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(mid, Some(format!("<{}@test>", a.id)));
+    }
+
+    #[tokio::test]
+    async fn a_prepared_row_whose_bytes_are_missing_is_claimed_to_be_rendered_again() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
+        let a = one_claimed(&store, now, "a@example.org").await;
+        store
+            .delivery_outcome(a.id, "retry", Some(451), None, "busy", Some(now))
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM delivery_messages")
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let claims = store
+            .claim_deliveries(now, now + chrono::Duration::minutes(5), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 1);
+        assert!(claims[0].message.is_none() && claims[0].message_id.is_none());
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use crate::config::DatabaseConfig;
+    use crate::store::Store;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    /// A database left by a version that kept the sealed bytes inline in
+    /// `deliveries.message` opens with them moved to `delivery_messages`,
+    /// kept only where a resend may still need them.
+    #[tokio::test]
+    async fn inline_message_bytes_move_to_their_own_table_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        // The schema as it was: every migration before the move.
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap()
+        {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.as_str() < "20261127000005" {
+                std::fs::copy(entry.path(), old.join(&name)).unwrap();
+            }
+        }
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO subscribers (id, email, email_canonical, state, digest_size, frequency, \
+             send_time, time_zone, created_at, updated_at) \
+             VALUES (1, 'a@example.org', 'a@example.org', 'active', 5, 'daily', '08:00', 'UTC', \
+             '2026-06-01T00:00:00.000Z', '2026-06-01T00:00:00.000Z')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (id, date, state, message) in [
+            (1, "2026-06-10", "sent", Some(vec![1u8; 300])),
+            (2, "2026-06-11", "retry", Some(vec![2u8; 300])),
+            (3, "2026-06-12", "unknown", Some(vec![3u8; 300])),
+            (4, "2026-06-13", "pending", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO deliveries (id, subscriber_id, digest_date, state, due_at, \
+                 next_attempt_at, created_at, message_id, message) \
+                 VALUES (?, 1, ?, ?, '2026-06-10T08:00:00.000Z', '2026-06-10T08:00:00.000Z', \
+                 '2026-06-10T08:00:00.000Z', ?, ?)",
+            )
+            .bind(id)
+            .bind(date)
+            .bind(state)
+            .bind(message.as_ref().map(|_| format!("<{id}@test>")))
+            .bind(message)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(&DatabaseConfig {
+            path: path.clone(),
+            busy_timeout_ms: 10_000,
+            max_connections: 2,
+            synchronous: "normal".into(),
+        })
+        .await
+        .unwrap();
+        let moved: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT delivery_id, sealed FROM delivery_messages ORDER BY 1")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(moved, vec![(2, vec![2u8; 300]), (3, vec![3u8; 300])]);
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('deliveries')")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(!columns.iter().any(|c| c == "message"), "{columns:?}");
+        let ids: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT message_id FROM deliveries ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                Some("<1@test>".into()),
+                Some("<2@test>".into()),
+                Some("<3@test>".into()),
+                None
+            ]
+        );
     }
 }

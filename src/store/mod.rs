@@ -87,6 +87,13 @@ pub struct Store {
 /// digest run (delivery rows and their indexes, the sent-papers index).
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
+/// WAL size, in pages, at which a commit checkpoints (SQLite's default is
+/// 1,000). A digest run rewrites the same hot pages (delivery rows, their
+/// state index) in many small commits; a checkpoint copies each page once,
+/// however often it was rewritten, so a larger WAL copies far fewer pages.
+/// 8,000 pages is 32 MB of WAL at most between checkpoints.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8_000;
+
 /// Exclusive ownership of a database by one daemon (R64). Dropping it
 /// releases the lock.
 #[derive(Debug)]
@@ -164,7 +171,11 @@ impl Store {
             .max_lifetime(None)
             .connect_with(
                 opts.clone()
-                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+                    .pragma(
+                        "wal_autocheckpoint",
+                        WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+                    ),
             )
             .await?;
         MIGRATOR.run(&writer).await?;
@@ -349,6 +360,21 @@ mod tests {
         for _ in 0..4 {
             conns.push(store.pool().acquire().await.unwrap());
         }
+        // The write connection too, with its larger cache and WAL.
+        let mut w = store.writer().acquire().await.unwrap();
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *w)
+            .await
+            .unwrap();
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *w)
+            .await
+            .unwrap();
+        assert_eq!(
+            (cache, auto),
+            (-WRITER_CACHE_KIB, WRITER_AUTOCHECKPOINT_PAGES as i64)
+        );
+        conns.push(w);
         for c in conns.iter_mut() {
             let jm: String = sqlx::query_scalar("PRAGMA journal_mode")
                 .fetch_one(&mut **c)
