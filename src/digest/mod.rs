@@ -34,7 +34,7 @@ use view::{subject_and_preheader, DigestView, PaperView};
 /// One paper picked for a subscriber, with the reason shown under it.
 #[derive(Debug, Clone)]
 pub struct DigestPick {
-    pub paper: Paper,
+    pub paper: Arc<Paper>,
     pub score: f64,
     pub reason: String,
     /// The subscriber topic that matched best, if any (subject line).

@@ -23,7 +23,7 @@ impl Picker for FixedPicker {
             .filter(|p| !sent.contains(p.id.as_str()))
             .take(prefs.digest_size as usize)
             .map(|p| DigestPick {
-                paper: p.clone(),
+                paper: p.clone().into(),
                 score: 1.0,
                 reason: format!(
                     "Matches \"{}\"",
@@ -607,13 +607,13 @@ async fn the_rendered_digest_matches_the_golden_files() {
     p2.upvotes = None;
     let picks = vec![
         DigestPick {
-            paper: p1,
+            paper: p1.into(),
             score: 3.2,
             reason: "Matches \"speculative decoding\" (speculative, decoding) · 41 upvotes".into(),
             topic: Some("speculative decoding".into()),
         },
         DigestPick {
-            paper: p2,
+            paper: p2.into(),
             score: 2.1,
             reason: "Matches \"RAG\" (retrieval-augmented generation)".into(),
             topic: Some("RAG".into()),
