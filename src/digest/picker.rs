@@ -40,7 +40,10 @@ impl RankPicker {
         now: DateTime<Utc>,
     ) -> RankPicker {
         let index = CandidateIndex::build(&candidates, synonyms, now);
-        let papers = candidates.iter().map(|c| Arc::new(c.paper.clone())).collect();
+        let papers = candidates
+            .iter()
+            .map(|c| Arc::new(c.paper.clone()))
+            .collect();
         RankPicker {
             candidates,
             papers,

@@ -183,29 +183,42 @@ impl Store {
         resend_unknown: bool,
     ) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.begin_write().await?;
-        let due: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, state FROM deliveries \
-             WHERE (state IN ('pending', 'retry') AND next_attempt_at <= ?) \
-                OR (? AND state = 'unknown' AND resent = 0 AND message_id IS NOT NULL \
-                    AND next_attempt_at <= ?) \
-             ORDER BY state = 'unknown' DESC, next_attempt_at, id LIMIT ?",
-            // Unknown outcomes first: their single resend should not wait
-            // behind a whole day's queue.
-        )
-        .bind(ts(now))
-        .bind(resend_unknown)
-        .bind(ts(now))
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await?;
+        // One index range per state (deliveries_due is (state,
+        // next_attempt_at), rowid order within a key), each already in
+        // order and at most `limit` long, merged here. A single query over
+        // all three states would have to sort every due row on each claim,
+        // which grows with the day's whole queue.
+        let mut due: Vec<(i64, String, String)> = Vec::new();
+        for state in ["unknown", "retry", "pending"] {
+            if state == "unknown" && !resend_unknown {
+                continue;
+            }
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, state, next_attempt_at FROM deliveries \
+                     WHERE state = ? AND next_attempt_at <= ? \
+                       AND (state <> 'unknown' OR (resent = 0 AND message_id IS NOT NULL)) \
+                     ORDER BY next_attempt_at, id LIMIT ?",
+            )
+            .bind(state)
+            .bind(ts(now))
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            due.extend(rows);
+        }
+        // Unknown outcomes first: their single resend should not wait
+        // behind a whole day's queue. Then by due time.
+        let unknown_first = due.iter().take_while(|d| d.1 == "unknown").count();
+        due[unknown_first..].sort_by(|a, b| (&a.2, a.0).cmp(&(&b.2, b.0)));
+        due.truncate(limit as usize);
         if due.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
         }
         let unknown: HashSet<i64> = due
             .iter()
-            .filter(|(_, state)| state == "unknown")
-            .map(|(id, _)| *id)
+            .filter(|(_, state, _)| state == "unknown")
+            .map(|(id, _, _)| *id)
             .collect();
         // SET expressions see the row before the update: `state` is the
         // old one.
@@ -215,7 +228,7 @@ impl Store {
              RETURNING id, subscriber_id, digest_date, due_at, attempts, message_id, papers",
         )
         .bind(ts(lease_until))
-        .bind(super::json_ids(due.iter().map(|(id, _)| *id)))
+        .bind(super::json_ids(due.iter().map(|(id, _, _)| *id)))
         .fetch_all(&mut *tx)
         .await?;
         // Only retries and resends have stored bytes; a first attempt's
@@ -603,6 +616,97 @@ mod tests {
             .await
             .unwrap();
         claim
+    }
+
+    #[tokio::test]
+    async fn claims_come_unknown_first_then_by_due_time_across_states() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
+        let lease = now + chrono::Duration::minutes(5);
+        // Prepared and then: a retry due 3 minutes ago, an unknown outcome.
+        let r = one_claimed(&store, now, "r@example.org").await;
+        let u = one_claimed(&store, now, "u@example.org").await;
+        store
+            .delivery_outcome(
+                r.id,
+                "retry",
+                Some(451),
+                None,
+                "busy",
+                Some(now - chrono::Duration::minutes(3)),
+            )
+            .await
+            .unwrap();
+        store
+            .delivery_outcome(u.id, "unknown", None, None, "stalled", Some(now))
+            .await
+            .unwrap();
+        // Pending rows due 5 and 1 minutes ago, and one not due yet.
+        let mut pending = Vec::new();
+        for (email, ago) in [
+            ("p5@example.org", 5),
+            ("p1@example.org", 1),
+            ("later@example.org", -10),
+        ] {
+            let id = store
+                .add_subscriber(
+                    &EmailAddress::parse(email).unwrap(),
+                    &store.subscriber(r.subscriber_id).await.unwrap().preferences,
+                    SubscriberState::Active,
+                    &ConsentInput {
+                        method: ConsentMethod::OperatorImport,
+                        source: "test".into(),
+                        consent_text_hash: "test".into(),
+                        ip: None,
+                    },
+                    &|id, g| format!("hash-{}-{g}", id.0),
+                    now,
+                )
+                .await
+                .unwrap();
+            let due = now - chrono::Duration::minutes(ago);
+            store
+                .plan_deliveries(&[(id, now.date_naive(), due)], now)
+                .await
+                .unwrap();
+            pending.push(id);
+        }
+        let claim = |limit| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim_deliveries(now, lease, limit, true)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.subscriber_id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        // The unknown resend, then the earliest due across states.
+        assert_eq!(claim(2).await, vec![u.subscriber_id, pending[0]]);
+        assert_eq!(claim(10).await, vec![r.subscriber_id, pending[1]]);
+        assert!(claim(10).await.is_empty(), "not due yet");
+        // Among retries alone too, the earliest due goes first.
+        let (store, _dir) = temp_store().await;
+        let a = one_claimed(&store, now, "a@example.org").await;
+        let b = one_claimed(&store, now, "b@example.org").await;
+        for (id, ago) in [(a.id, 0), (b.id, 1)] {
+            store
+                .delivery_outcome(
+                    id,
+                    "retry",
+                    Some(451),
+                    None,
+                    "busy",
+                    Some(now - chrono::Duration::minutes(ago)),
+                )
+                .await
+                .unwrap();
+        }
+        let first = store.claim_deliveries(now, lease, 1, true).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].id, b.id);
     }
 
     async fn stored_messages(store: &Store) -> i64 {
