@@ -42,6 +42,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+/// The daemon's allocator (see `src/main.rs`), so the numbers are its own.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "common/procfs.rs"]
 mod procfs;
 #[path = "common/world.rs"]
