@@ -92,30 +92,57 @@ pub fn quoted_printable(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One input line (no line ending), soft-wrapped to [`MAX_LINE`].
+/// One input line (no line ending), soft-wrapped to [`MAX_LINE`]: at most
+/// `MAX_LINE - 1` characters before a soft break's `=`; the line's last
+/// character may be the `MAX_LINE`th.
+///
+/// Copies runs of bytes that need no escape whole (most of a digest),
+/// rather than byte by byte.
 fn encode_line(line: &[u8], out: &mut Vec<u8>) {
+    let len = line.len();
+    // Whitespace is escaped only where it would end the line.
+    let plain_end = match line.last() {
+        Some(b' ' | b'\t') => len - 1,
+        _ => len,
+    };
     let mut width = 0;
-    let last = line.len().wrapping_sub(1);
-    for (i, &b) in line.iter().enumerate() {
-        // Whitespace is escaped only where it would end the line.
-        let escape = ESCAPE[b as usize] || (i == last && (b == b' ' || b == b'\t'));
-        let need = if escape { 3 } else { 1 };
-        // Room for this and, unless it ends the line, a soft break "=".
-        let room = if i == last { MAX_LINE } else { MAX_LINE - 1 };
-        if width + need > room {
+    let mut i = 0;
+    while i < len {
+        let mut run_end = i;
+        while run_end < plain_end && !ESCAPE[line[run_end] as usize] {
+            run_end += 1;
+        }
+        while i < run_end {
+            let remaining = run_end - i;
+            if run_end == len && width + remaining <= MAX_LINE {
+                out.extend_from_slice(&line[i..run_end]);
+                width += remaining;
+                i = run_end;
+                break;
+            }
+            let take = remaining.min(MAX_LINE - 1 - width);
+            if take == 0 {
+                out.extend_from_slice(b"=\r\n");
+                width = 0;
+                continue;
+            }
+            out.extend_from_slice(&line[i..i + take]);
+            width += take;
+            i += take;
+        }
+        if i == len {
+            break;
+        }
+        let b = line[i];
+        let room = if i + 1 == len { MAX_LINE } else { MAX_LINE - 1 };
+        if width + 3 > room {
             out.extend_from_slice(b"=\r\n");
             width = 0;
         }
-        if escape {
-            out.extend_from_slice(&[b'=', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        } else {
-            out.push(b);
-        }
-        width += need;
+        out.extend_from_slice(&[b'=', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        width += 3;
+        i += 1;
     }
-    // A soft break may have left whitespace at the end of an encoded line
-    // only if it was followed by more text on the same input line, and
-    // then the "=" comes after it, so no encoded line ends in whitespace.
 }
 
 #[cfg(test)]
