@@ -87,6 +87,7 @@ impl Renderer {
     pub fn new() -> Result<Renderer, RenderError> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
+        html.register_escape_fn(escape_html);
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(handlebars::no_escape);
@@ -150,6 +151,32 @@ impl Renderer {
     }
 }
 
+/// Handlebars' HTML escaping, the same seven characters to the same
+/// entities, but copying the runs between them whole instead of pushing
+/// every character: a digest escapes ~15 KB of text per subscriber.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'&' => "&amp;",
+            b'\'' => "&#x27;",
+            b'`' => "&#x60;",
+            b'=' => "&#x3D;",
+            _ => continue,
+        };
+        // `i` is a char boundary: these are ASCII bytes.
+        out.push_str(&s[plain..i]);
+        out.push_str(entity);
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out
+}
+
 /// Makes text safe for a header (R11): control characters (CR and LF
 /// included) become spaces, whitespace runs collapse, and the result is
 /// cut at `max_chars` on a character boundary with an ellipsis.
@@ -189,6 +216,14 @@ mod tests {
     #[test]
     fn every_embedded_template_compiles() {
         Renderer::new().unwrap();
+    }
+
+    #[test]
+    proptest::proptest! {
+        #[test]
+        fn html_escaping_is_exactly_handlebars_own(s in "(?s)([<>\"&'`=aé€ \n]|.){0,200}") {
+            proptest::prop_assert_eq!(escape_html(&s), handlebars::html_escape(&s));
+        }
     }
 
     #[test]
