@@ -218,7 +218,6 @@ mod tests {
         Renderer::new().unwrap();
     }
 
-    #[test]
     proptest::proptest! {
         #[test]
         fn html_escaping_is_exactly_handlebars_own(s in "(?s)([<>\"&'`=aé€ \n]|.){0,200}") {
