@@ -113,7 +113,8 @@ fn max_connections() -> u32 {
 
 /// One size, in this process; prints one machine-readable line.
 fn child(n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The daemon's runtime (`#[tokio::main]`): fetch jobs run on it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();

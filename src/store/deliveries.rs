@@ -335,16 +335,17 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        // One statement, so its own (autocommit) transaction on the write
-        // connection: one round trip to the database thread instead of
-        // three, on the path of every send.
-        sqlx::query(
-            "UPDATE deliveries SET send_started_at = ? \
+        // One statement, so its own (autocommit) transaction: one round
+        // trip to the database thread instead of three, on the path of
+        // every send.
+        self.write_one(
+            sqlx::query(
+                "UPDATE deliveries SET send_started_at = ? \
              WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sending'",
+            )
+            .bind(ts(now))
+            .bind(super::json_ids(ids.iter().copied())),
         )
-        .bind(ts(now))
-        .bind(super::json_ids(ids.iter().copied()))
-        .execute(self.writer())
         .await?;
         Ok(())
     }

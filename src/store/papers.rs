@@ -429,7 +429,8 @@ impl Store {
 
     /// Appends one entry to the fetch log.
     pub async fn record_fetch(&self, e: &FetchLogEntry) -> Result<()> {
-        sqlx::query(
+        self.write_one(
+            sqlx::query(
             "INSERT INTO fetch_log (source, started_at, finished_at, ok, error, parsed, inserted, \
              updated, observations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -441,8 +442,8 @@ impl Store {
         .bind(e.parsed as i64)
         .bind(e.inserted as i64)
         .bind(e.updated as i64)
-        .bind(e.observations as i64)
-        .execute(self.writer())
+        .bind(e.observations as i64),
+        )
         .await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::Serialize;
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, SqliteConnection};
 
 /// A subscriber as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,7 +245,7 @@ fn bind_preferences<'q>(q: SqliteQuery<'q>, prefs: &Preferences) -> SqliteQuery<
 }
 
 async fn insert_subscriber(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut super::WriteTx,
     email: &EmailAddress,
     state: SubscriberState,
     prefs: &Preferences,
@@ -380,7 +380,7 @@ async fn queue_limited(
 
 /// The writes of [`Store::add_subscriber`], inside the caller's transaction.
 async fn add_one(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut super::WriteTx,
     email: &EmailAddress,
     prefs: &Preferences,
     state: SubscriberState,
@@ -536,15 +536,16 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (hash, subscriber_id, purpose, created_at, expires_at) \
+        self.write_one(
+            sqlx::query(
+                "INSERT INTO tokens (hash, subscriber_id, purpose, created_at, expires_at) \
              VALUES (?, ?, 'confirm', ?, ?)",
+            )
+            .bind(token_hash)
+            .bind(id.0)
+            .bind(ts(now))
+            .bind(ts(expires_at)),
         )
-        .bind(token_hash)
-        .bind(id.0)
-        .bind(ts(now))
-        .bind(ts(expires_at))
-        .execute(&self.writer)
         .await?;
         Ok(())
     }
