@@ -487,8 +487,16 @@ async fn produce(
         }
         fault_point("after_claim");
 
-        let (batch_ready, prepared, skipped) = prepare(app, picker, &sealer, claims, now).await?;
-        counts.lock().unwrap_or_else(|e| e.into_inner()).skipped += skipped;
+        let (batch_ready, prepared, skipped, failed) =
+            prepare(app, picker, &sealer, claims, now).await?;
+        {
+            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+            c.skipped += skipped;
+            c.failed += failed;
+        }
+        if failed > 0 {
+            Metrics::add(&app.metrics.mail_failed, failed);
+        }
         // The exact bytes are durable before the first byte goes out.
         app.store.prepare_deliveries(&prepared).await?;
         for r in batch_ready {
@@ -609,15 +617,16 @@ enum Prepare {
 /// each for the batch's subscribers, suppressions and sent papers), then
 /// reopens the stored message or picks, renders, composes and seals a new
 /// one. Rendering runs on the blocking pool in one chunk per core.
-/// Returns the messages to send, the new ones to store, and how many
-/// were skipped.
+/// Returns the messages to send, the new ones to store, how many were
+/// skipped and how many failed (a message that could not be built is
+/// recorded `failed`, so it counts as failed).
 async fn prepare(
     app: &App,
     picker: &dyn Picker,
     sealer: &Sealer,
     claims: Vec<ClaimedDelivery>,
     now: DateTime<Utc>,
-) -> anyhow::Result<(Vec<Ready>, Vec<Prepared>, u64)> {
+) -> anyhow::Result<(Vec<Ready>, Vec<Prepared>, u64, u64)> {
     let store = &app.store;
     let ids: Vec<SubscriberId> = claims.iter().map(|c| c.subscriber_id).collect();
     let mut subs: HashMap<SubscriberId, Subscriber> = store
@@ -708,8 +717,7 @@ async fn prepare(
             .delivery_outcome(*id, "skipped", None, None, why, None)
             .await?;
     }
-    // A message that cannot be built counts as skipped: nothing was sent.
-    Ok((ready, prepared, skips.len() as u64 + failed))
+    Ok((ready, prepared, skips.len() as u64, failed))
 }
 
 /// Renders, composes and seals one new digest. Blocking: CPU only.

@@ -218,6 +218,23 @@ async fn an_unsubscribe_between_planning_and_sending_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_digest_too_large_to_send_fails_is_counted_failed_and_sends_nothing() {
+    // 10 papers with long excerpts make a digest well above 10 kB.
+    let t = TestApp::spawn_with(&[("PAPERBOY__MAIL__MAX_MESSAGE_BYTES", "10000")]).await;
+    let id = add_active(&t.app, "big@example.org", &["speculative decoding"], 10).await;
+    let r = digest::run(&t.app, &papers(10), at("2026-11-27T08:05:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.counts.sent, r.counts.failed, r.counts.skipped),
+        (0, 1, 0)
+    );
+    assert_eq!(states(&t, id).await[0].1, "failed");
+    assert!(t.sink.messages_to("big@example.org").is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn planning_is_idempotent_and_a_restart_inside_the_window_sends_once() {
     let t = TestApp::spawn().await;
     let id = active(&t, "once@example.org").await;
