@@ -118,7 +118,7 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// Page cache of the write connection, in KiB: it holds the hot pages of a
+/// Page cache of each write connection, in KiB: it holds the hot pages of a
 /// digest run (delivery rows and their indexes, the sent-papers index).
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
