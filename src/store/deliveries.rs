@@ -569,7 +569,8 @@ mod tests {
     use crate::store::test_support::temp_store;
     use chrono::{NaiveTime, TimeZone};
 
-    async fn one_claimed(store: &Store, now: DateTime<Utc>, email: &str) -> ClaimedDelivery {
+    /// An active subscriber, daily at 08:00 UTC.
+    async fn subscriber(store: &Store, now: DateTime<Utc>, email: &str) -> SubscriberId {
         let prefs = Preferences {
             topics: vec!["retrieval".into()],
             excluded: vec![],
@@ -587,7 +588,7 @@ mod tests {
             consent_text_hash: "test".into(),
             ip: None,
         };
-        let id = store
+        store
             .add_subscriber(
                 &EmailAddress::parse(email).unwrap(),
                 &prefs,
@@ -597,7 +598,12 @@ mod tests {
                 now,
             )
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A subscriber's delivery for today, claimed and prepared.
+    async fn one_claimed(store: &Store, now: DateTime<Utc>, email: &str) -> ClaimedDelivery {
+        let id = subscriber(store, now, email).await;
         store
             .plan_deliveries(&[(id, now.date_naive(), now)], now)
             .await
@@ -650,22 +656,7 @@ mod tests {
             ("p1@example.org", 1),
             ("later@example.org", -10),
         ] {
-            let id = store
-                .add_subscriber(
-                    &EmailAddress::parse(email).unwrap(),
-                    &store.subscriber(r.subscriber_id).await.unwrap().preferences,
-                    SubscriberState::Active,
-                    &ConsentInput {
-                        method: ConsentMethod::OperatorImport,
-                        source: "test".into(),
-                        consent_text_hash: "test".into(),
-                        ip: None,
-                    },
-                    &|id, g| format!("hash-{}-{g}", id.0),
-                    now,
-                )
-                .await
-                .unwrap();
+            let id = subscriber(&store, now, email).await;
             let due = now - chrono::Duration::minutes(ago);
             store
                 .plan_deliveries(&[(id, now.date_naive(), due)], now)
