@@ -103,11 +103,7 @@ fn main() {
             .output()
             .expect("child runs");
         let (received, bytes) = sink.stop();
-        let line = String::from_utf8_lossy(&out.stdout);
-        let f: Vec<f64> = line
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
+        let (line, f) = numbers(&out.stdout);
         if !out.status.success() || f.len() != 8 {
             println!("{n:>8} | failed: {}", line.trim());
             continue;
@@ -152,11 +148,7 @@ fn main() {
         .output()
         .expect("blaster runs");
     let (received, _) = sink.stop();
-    let line = String::from_utf8_lossy(&out.stdout);
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let (line, f) = numbers(&out.stdout);
     if f.len() != 2 {
         println!("blaster failed: {}", line.trim());
         return;
@@ -170,6 +162,16 @@ fn main() {
         f[1],
         rate / best_rate
     );
+}
+
+/// A child's one output line, and the numbers in it.
+fn numbers(stdout: &[u8]) -> (String, Vec<f64>) {
+    let line = String::from_utf8_lossy(stdout).into_owned();
+    let f = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (line, f)
 }
 
 /// The sink child process: its port, and its stdin to stop it.
