@@ -3,7 +3,7 @@
 use super::{DigestPick, Picker};
 use crate::app::App;
 use crate::domain::{Candidate, Paper, PaperId, Preferences};
-use crate::rank::{CandidateIndex, Profile};
+use crate::rank::{CandidateIndex, Pick, Profile, ReaderFeedback};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -53,6 +53,18 @@ impl RankPicker {
 
     pub fn candidates(&self) -> &[Candidate] {
         &self.candidates
+    }
+
+    /// The ranking for a profile with the reader's feedback (the live
+    /// preview on the settings page).
+    pub fn rank_with_feedback(
+        &self,
+        profile: &Profile,
+        sent: &HashSet<PaperId>,
+        k: usize,
+        feedback: &ReaderFeedback,
+    ) -> Vec<Pick> {
+        self.index.rank_with_feedback(profile, sent, k, feedback)
     }
 }
 
