@@ -70,13 +70,23 @@ impl RankPicker {
 
 impl Picker for RankPicker {
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+        let none = ReaderFeedback::none(DateTime::<Utc>::UNIX_EPOCH);
+        self.pick_with_feedback(prefs, sent, &none)
+    }
+
+    fn pick_with_feedback(
+        &self,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        feedback: &ReaderFeedback,
+    ) -> Vec<DigestPick> {
         let profile = Profile::from_preferences(prefs);
         let sent: HashSet<PaperId> = sent
             .iter()
             .map(|s| PaperId::from_stored(s.clone()))
             .collect();
         self.index
-            .rank(&profile, &sent, prefs.digest_size as usize)
+            .rank_with_feedback(&profile, &sent, prefs.digest_size as usize, feedback)
             .into_iter()
             .map(|p| DigestPick {
                 paper: self.papers[p.index].clone(),

@@ -34,6 +34,7 @@ mod vectors;
 
 pub mod eval;
 pub mod feedback;
+pub mod simulated;
 
 pub use feedback::{suggest_authors, FeedbackItem, FeedbackParams, ReaderFeedback, SimilarTo};
 pub use index::{CandidateIndex, RankParams};

@@ -312,3 +312,37 @@ fn long_titles_are_shortened_in_reasons() {
         "Similar to “Judge Decoding: Faster Speculative…”, which you saved"
     );
 }
+
+#[test]
+fn on_the_judged_set_simulated_readers_do_better_with_feedback() {
+    use crate::rank::eval::{fixture_candidates, RelevanceSet};
+    use crate::rank::simulated::{simulate, Simulation};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
+    let cands = fixture_candidates(&root.join("tests/fixtures"), now);
+    let text = std::fs::read_to_string(root.join("tests/relevance/judgements.toml")).unwrap();
+    let set = RelevanceSet::parse(&text).unwrap();
+    let days = simulate(
+        &cands,
+        &set,
+        &Synonyms::embedded(),
+        &Simulation {
+            params: RankParams::default(),
+            now,
+            digest_size: 5,
+            k: 10,
+            days: vec![0, 1, 3, 5],
+            embeddings: None,
+        },
+    );
+    // Day 0: no feedback yet, exactly today's ranking.
+    assert_eq!(days[0].ndcg_feedback, days[0].ndcg_none);
+    assert_eq!(days[0].precision_feedback, days[0].precision_none);
+    for d in &days[1..] {
+        if d.topics == 0 {
+            continue;
+        }
+        assert!(d.ndcg_feedback > d.ndcg_none, "{d:?}");
+        assert!(d.precision_feedback > d.precision_none, "{d:?}");
+    }
+}
