@@ -52,8 +52,11 @@ pub fn recorded_candidates(dir: &Path, observed: DateTime<Utc>) -> std::io::Resu
     Ok(out)
 }
 
+/// Papers of one recorded response body; none for a body it refuses.
+type Parse = fn(&[u8]) -> Vec<Paper>;
+
 /// The parser for a recorded file, by its name's prefix.
-fn parser(name: &str) -> Option<fn(&[u8]) -> Vec<Paper>> {
+fn parser(name: &str) -> Option<Parse> {
     if name.starts_with("hf_daily_papers") {
         Some(|b| parse_hf(b, None).unwrap_or_default())
     } else if name.starts_with("arxiv_rss") {
