@@ -20,10 +20,13 @@ use std::path::Path;
 /// Picks a digest carries for one topic.
 const K: usize = 10;
 
+/// Topic → ids of the papers a digest would carry, best first.
+type Ranker<'a> = Box<dyn Fn(&str) -> Vec<String> + 'a>;
+
 /// One ranker of the table.
 struct Row<'a> {
     name: &'static str,
-    rank: Box<dyn Fn(&str) -> Vec<String> + 'a>,
+    rank: Ranker<'a>,
 }
 
 impl<'a> Row<'a> {
