@@ -494,6 +494,130 @@ fn the_index_can_be_shared_across_threads() {
     }
 }
 
+// ---- Words no candidate uses, and derived forms ---------------------------
+
+/// Papers of an ML day: the loss-explosion paper of issue #10 and others
+/// sharing its generic words.
+fn training_day() -> Vec<Candidate> {
+    corpus(vec![
+        paper(
+            "2606.00001",
+            "Predicting loss explosions before they happen",
+            "Training instability in large transformers shows up as sudden loss \
+             explosions; we forecast them from gradient statistics.",
+        ),
+        paper(
+            "2606.00002",
+            "Curriculum training for retrieval",
+            "We order the training data of a retriever by difficulty.",
+        ),
+        paper(
+            "2606.00003",
+            "Stability of steady states in reaction networks",
+            "We prove the stability of positive equilibria.",
+        ),
+        paper(
+            "2606.00004",
+            "Learning disentangled representation for faces",
+            "An identity representation and an attribute representation are \
+             learned apart.",
+        ),
+        paper(
+            "2606.00005",
+            "Representation learning for graphs",
+            "Node representation from random walks.",
+        ),
+    ])
+}
+
+#[test]
+fn a_topic_word_no_candidate_uses_does_not_sink_the_topic() {
+    // "spikes" occurs nowhere; "stability" only as "instability".
+    let cands = training_day();
+    let picks = rank(
+        &cands,
+        &Profile::topics(["loss spikes training stability"]),
+        10,
+    );
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+    let words = &picks[0].reason.topics[0].words;
+    assert_eq!(words, &["loss", "training", "instability"]);
+    assert!(!picks[0].reason.topics[0].phrase);
+}
+
+#[test]
+fn one_generic_word_left_cannot_match_a_two_word_topic() {
+    // "engineering" occurs nowhere: "representation" alone is not the topic.
+    let cands = training_day();
+    let picks = rank(&cands, &Profile::topics(["representation engineering"]), 10);
+    assert_eq!(ids(&picks), Vec::<&str>::new());
+    // The word alone is a topic of its own.
+    let picks = rank(&cands, &Profile::topics(["representation"]), 10);
+    assert_eq!(picks.len(), 2);
+}
+
+#[test]
+fn a_topic_of_only_unknown_words_matches_nothing() {
+    let cands = training_day();
+    let picks = rank(&cands, &Profile::topics(["superconducting qubits"]), 10);
+    assert!(picks.is_empty());
+}
+
+#[test]
+fn a_derived_form_matches_below_the_word_itself() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Training instability in transformers",
+            "Why optimisers diverge.",
+        ),
+        paper(
+            "2606.00002",
+            "Training stability in transformers",
+            "Why optimisers diverge.",
+        ),
+        paper(
+            "2606.00003",
+            "Unstable training in transformers",
+            "Why optimisers diverge.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["training stability"]), 10);
+    assert_eq!(ids(&picks)[0], "2606.00002");
+    assert_eq!(picks.len(), 3, "{picks:?}");
+    assert!(picks[0].score > picks[1].score);
+    assert!(picks[0].reason.topics[0].phrase);
+    let shown: Vec<&str> = picks[1..]
+        .iter()
+        .map(|p| p.reason.topics[0].words[1].as_str())
+        .collect();
+    assert!(
+        shown.contains(&"instability") && shown.contains(&"unstable"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn a_rare_word_does_not_borrow_the_matches_of_a_common_form() {
+    // "learning" is everywhere; "unlearning" is the topic.
+    let mut extra: Vec<Candidate> = (0..6)
+        .map(|i| {
+            paper(
+                &format!("2606.{:05}", 10 + i),
+                &format!("Machine learning for problem {i}"),
+                "Learning from data with machine learning.",
+            )
+        })
+        .collect();
+    extra.push(paper(
+        "2606.00001",
+        "Certified machine unlearning",
+        "Removing a sample's influence from a trained model.",
+    ));
+    let picks = rank(&corpus(extra), &Profile::topics(["machine unlearning"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
 // ---- On the recorded fixtures -------------------------------------------
 
 fn fixture_corpus() -> Vec<Candidate> {
