@@ -957,6 +957,7 @@ impl Store {
         });
         let history = self.delivery_history_json(id).await?;
         export["deliveries"] = history;
+        export["feedback"] = self.feedback_export_json(id).await?;
         Ok(export)
     }
 

@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod digest;
+mod feedback;
 mod sources;
 mod subscriptions;
 mod support;
