@@ -381,7 +381,7 @@ const PULLED_SHARE: f64 = 0.25;
 
 /// Cosine above `floor`, rescaled to `[0, 1]`.
 fn rescale(cos: f32, floor: f32) -> f64 {
-    if !(cos > floor) {
+    if cos.is_nan() || cos <= floor {
         return 0.0;
     }
     (((cos - floor) / (1.0 - floor)) as f64).min(1.0)
