@@ -207,11 +207,24 @@ impl CandidateIndex {
                 0.5f64.powf(age / fp.half_life_days.max(1e-3)) as f32
             })
             .collect();
-        let use_dense = self.dense.is_some() && items.iter().all(|i| i.embedding.is_some());
-        if use_dense {
+        // Meaning when every feedback paper has a vector: its own, or the
+        // candidate's when it is one of today's candidates.
+        let dense_items: Option<Vec<Option<Arc<[f32]>>>> = self.dense.as_ref().and_then(|docs| {
+            let by_id = &self.lexical_vectors().by_id;
+            items
+                .iter()
+                .map(|i| {
+                    i.embedding
+                        .clone()
+                        .or_else(|| docs[*by_id.get(&i.paper.id)? as usize].clone())
+                        .map(Some)
+                })
+                .collect()
+        });
+        if let Some(dense_items) = dense_items {
             let space = DenseSpace {
                 docs: self.dense.as_deref().unwrap_or(&[]),
-                items: items.iter().map(|i| i.embedding.clone()).collect(),
+                items: dense_items,
                 floor: fp.dense_floor,
             };
             self.rank_in(&space, profile, already_sent, k, &items, &weights)

@@ -351,3 +351,32 @@ fn on_the_judged_set_simulated_readers_do_better_with_feedback() {
         assert!(d.precision_feedback > d.precision_none, "{d:?}");
     }
 }
+
+#[test]
+fn feedback_on_a_candidate_uses_the_candidates_embedding() {
+    let c = corpus();
+    let unit = |v: [f32; 2]| -> Option<Arc<[f32]>> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Some(v.iter().map(|x| x / n).collect::<Vec<_>>().into())
+    };
+    // Only the galaxy papers are "close" in meaning to the liked paper.
+    let emb: Vec<Option<Arc<[f32]>>> = c
+        .iter()
+        .map(|p| match p.paper.id.as_str() {
+            "2606.00001" | "2606.00100" => unit([1.0, 0.0]),
+            _ => unit([0.0, 1.0]),
+        })
+        .collect();
+    let idx = index(&c).with_embeddings(&emb);
+    let profile = Profile::topics(["decoding"]);
+    let sent: HashSet<PaperId> = [c[0].paper.id.clone()].into();
+    // The item carries no embedding of its own.
+    let fb = feedback(vec![item(&c, "2606.00001", FeedbackAction::More, 0)]);
+    let after = idx.rank_with_feedback(&profile, &sent, 10, &fb);
+    let pulled = &after[position(&after, "2606.00100").expect("pulled in by meaning")];
+    assert_eq!(
+        pulled.reason.similar_to.as_ref().map(|s| s.id.as_str()),
+        Some("2606.00001")
+    );
+    assert_eq!(position(&after, "2606.00101"), None, "{:?}", ids(&after));
+}
