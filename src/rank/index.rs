@@ -53,6 +53,14 @@ pub struct RankParams {
     /// "representation" unable to match "representation engineering"
     /// alone).
     pub min_coverage: f32,
+    /// A paper that has only one of a multi-word topic's words must carry
+    /// it more than in passing: its BM25 saturation `tf / (k1 + tf)` must
+    /// exceed this. 0.5 means more than one mention in an abstract of
+    /// average length; a mention in the title or the keywords passes. So
+    /// "engine" once in an abstract does not make a paper about
+    /// "representation engineering", nor "context" one about "long
+    /// context". 0 turns the rule off.
+    pub partial_min_saturation: f32,
     /// Final score = relevance × (1 + trending_weight × trending).
     pub trending_weight: f64,
     /// Added to the relevance of a paper by a followed author.
@@ -72,6 +80,7 @@ impl Default for RankParams {
             phrase_weight: 0.6,
             variant_weight: 0.6,
             min_coverage: 0.5,
+            partial_min_saturation: 0.5,
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
@@ -783,6 +792,11 @@ impl CandidateIndex {
                 if coverage <= p.min_coverage {
                     continue;
                 }
+                // One word of several: `score / cov` is its saturation.
+                let alone = query.terms.len() > 1 && mask.count_ones() == 1;
+                if alone && score <= p.partial_min_saturation * cov {
+                    continue;
+                }
                 let mut total = score * coverage * coverage;
                 let mut mask = mask;
                 if multi && mask == all_mask && variant == 0 {
@@ -820,7 +834,7 @@ impl CandidateIndex {
             s.cov[d] += idf;
             s.mask[d] |= bit;
         }
-        if qt.variants.is_empty() {
+        if qt.variants.is_empty() || self.params.variant_weight <= 0.0 {
             return;
         }
         s.forms.clear();
