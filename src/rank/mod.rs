@@ -21,7 +21,8 @@
 //! any form weighs as the topic's average word (it neither sinks the topic
 //! nor vanishes, so one generic word left cannot carry it); where a paper
 //! lacks a topic word, a derived form of it ("instability" for
-//! "stability", "nonlinear" for "linear") counts as weaker evidence; and a
+//! "stability", "nonlinear" for "linear", "optimise" for "optimize")
+//! counts as weaker evidence; and a
 //! paper with only one word of a multi-word topic must have it more than
 //! in passing (title, keywords, or repeatedly).
 //! Trending multiplies relevance by at most `1 + trending_weight`, so it
