@@ -370,7 +370,10 @@ impl CandidateIndex {
 
         // Token → term, cached: stemming dominates analysis otherwise.
         let mut token_terms: HashMap<String, Option<u32>> = HashMap::new();
-        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        // Per term, the family its words are derived forms of; `None` once
+        // one of its words is not (so "informational" → "formational"
+        // does not drag "information" into the family of "formation").
+        let mut derived_from: HashMap<u32, Option<String>> = HashMap::new();
         let mut surfaces: HashMap<u32, Box<str>> = HashMap::new();
         let mut seen_ids: HashMap<&PaperId, ()> = HashMap::new();
         let mut docs = Vec::with_capacity(candidates.len());
@@ -394,12 +397,15 @@ impl CandidateIndex {
                                 let stem = stemming.term(tok);
                                 let t = intern(&mut vocab, &mut terms, &stem);
                                 surfaces.entry(t).or_insert_with(|| tok.into());
-                                if let Some(key) = stemming.derived_family(tok, &stem) {
-                                    let members = families.entry(key).or_default();
-                                    if !members.contains(&t) {
-                                        members.push(t);
-                                    }
-                                }
+                                let key = stemming.derived_family(tok, &stem);
+                                derived_from
+                                    .entry(t)
+                                    .and_modify(|k| {
+                                        if *k != key {
+                                            *k = None;
+                                        }
+                                    })
+                                    .or_insert(key);
                                 t
                             });
                             token_terms.insert(tok.to_string(), t);
@@ -511,6 +517,16 @@ impl CandidateIndex {
                 trending: trending(c, now),
                 concepts,
             });
+        }
+
+        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        for (t, key) in derived_from {
+            if let Some(key) = key {
+                families.entry(key).or_default().push(t);
+            }
+        }
+        for members in families.values_mut() {
+            members.sort_unstable();
         }
 
         let mut field_factor = vec![[0f32; FIELDS]; docs.len()];

@@ -636,6 +636,26 @@ fn a_derived_form_matches_below_the_word_itself() {
 }
 
 #[test]
+fn a_word_that_only_looks_negated_joins_no_family() {
+    // "informational" reads as in- + "formational", but "information"
+    // (the same stem) is no form of "formation".
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Formation flight of drones",
+            "Drones keep a formation.",
+        ),
+        paper(
+            "2606.00002",
+            "Information flow in networks",
+            "An informational view of information.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["formation"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
+#[test]
 fn a_rare_word_does_not_borrow_the_matches_of_a_common_form() {
     // "learning" is everywhere; "unlearning" is the topic.
     let mut extra: Vec<Candidate> = (0..6)
