@@ -257,6 +257,7 @@ impl RowReader {
 
     /// The next row, validated: `(line, what it asks for or every problem
     /// in it)`; `None` at the end of the file.
+    #[allow(clippy::type_complexity)]
     pub fn next_row(
         &mut self,
         rules: &ImportRules,
