@@ -364,6 +364,7 @@ impl CandidateIndex {
 }
 
 /// Cosine above `floor`, rescaled to `[0, 1]`.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn rescale(cos: f32, floor: f32) -> f64 {
     if cos.is_nan() || cos <= floor {
         return 0.0;
