@@ -65,7 +65,11 @@ pub trait Picker: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Nothing due is left.
     Done,
+    /// The run found nothing more to claim, but deliveries are still due
+    /// or leased (see the note): run again.
+    Incomplete,
     /// The error budget was exhausted; remaining deliveries wait for the
     /// next run.
     PausedErrors,
@@ -77,6 +81,7 @@ impl RunState {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunState::Done => "done",
+            RunState::Incomplete => "incomplete",
             RunState::PausedErrors => "paused_errors",
             RunState::Interrupted => "interrupted",
         }
@@ -121,6 +126,10 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     let mut counts = RunCounts::default();
 
     let (_, unknown) = app.store.recover_expired_leases(now).await?;
+    let unknown = unknown
+        + app
+            .unknown_at_startup
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
     if unknown > 0 {
         tracing::warn!(unknown, policy = %cfg.unknown_policy, "deliveries interrupted mid-send have an unknown outcome");
     }
@@ -129,6 +138,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     counts.planned = plan(app, now).await?;
     let state = send_due(app, picker, now, &mut counts).await;
     let (state, note) = match state {
+        Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
         Ok(s) => s,
         Err(e) => {
             app.store
@@ -185,6 +195,26 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
         note,
         dry_run: Vec::new(),
     })
+}
+
+/// `Done` only when nothing due or leased is left at `now`; otherwise
+/// `Incomplete`, with what is left in the note.
+async fn complete_or_not(
+    app: &App,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(RunState, Option<String>)> {
+    let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+    let left = app.store.delivery_backlog(now, resend).await?;
+    if left.due + left.in_flight + left.stuck == 0 {
+        return Ok((RunState::Done, None));
+    }
+    Ok((
+        RunState::Incomplete,
+        Some(format!(
+            "{} deliveries still due, {} in flight, {} stuck (lease expired); run again",
+            left.due, left.in_flight, left.stuck
+        )),
+    ))
 }
 
 async fn send_due(

@@ -347,6 +347,61 @@ async fn crash_and_restart(point: After, policy: &str) {
     assert_eq!(install.counts(), after, "a further run sends nothing");
 }
 
+/// A run killed mid-way is recovered by a re-run at the same instant:
+/// only one process may hold the database, so the dead run's leases are
+/// reclaimed at start-up instead of waiting for them to expire.
+async fn rerun_at_once(point: After, policy: &str) -> (Install, String) {
+    let install = Install::new(&[("PAPERBOY__DIGEST__UNKNOWN_POLICY", policy)]);
+    install.seed_papers(None).await;
+    install.add_subscribers("08:00");
+    crash_at(&install, point, RUN_AT);
+    let out = install.run_ok(&["digest", "--now", RUN_AT]);
+    (install, out)
+}
+
+#[tokio::test]
+async fn a_rerun_at_the_same_instant_sends_what_the_killed_run_had_claimed() {
+    let (install, out) = rerun_at_once(After::Claim, "skip").await;
+    assert!(out.contains("(done)"), "{out}");
+    assert!(out.contains("left: 0 due, 0 in flight, 0 stuck"), "{out}");
+    assert!(
+        install.counts().values().all(|n| *n == 1),
+        "{:?}",
+        install.counts()
+    );
+    let all_sent: Vec<(&str, &str)> = SUBSCRIBERS.iter().map(|(e, _)| (*e, "sent")).collect();
+    expect_states(&install.states().await, &all_sent, "after the re-run");
+}
+
+#[tokio::test]
+async fn a_rerun_at_the_same_instant_resends_the_unknown_outcome_once() {
+    let (install, out) = rerun_at_once(After::Send, "resend").await;
+    assert!(out.contains("(done)") && out.contains("unknown 1"), "{out}");
+    let counts = install.counts();
+    assert_eq!(
+        counts.values().filter(|n| **n == 2).count(),
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.values().filter(|n| **n == 1).count(),
+        2,
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rerun_at_the_same_instant_reports_the_unknown_outcome_under_skip() {
+    let (install, out) = rerun_at_once(After::Send, "skip").await;
+    assert!(out.contains("(done)") && out.contains("unknown 1"), "{out}");
+    assert!(out.contains("1 unknown outcome"), "{out}");
+    assert!(
+        install.counts().values().all(|n| *n == 1),
+        "{:?}",
+        install.counts()
+    );
+}
+
 fn message_id(data: &[u8]) -> Option<String> {
     mail_parser::MessageParser::default()
         .parse(data)?
