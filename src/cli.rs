@@ -460,7 +460,7 @@ async fn digest(
     } else {
         reclaim_leases(&app).await?;
         app.transport.check().await;
-        let report = crate::digest::run(&app, &picker, now).await?;
+        let report = run_until_signal(&app, &picker, now, shutdown_signal()).await?;
         let c = report.counts;
         println!(
             "digest run at {now}: planned {}, sent {}, retried {}, failed {}, skipped {}, unknown {} ({})",
@@ -480,6 +480,41 @@ async fn digest(
     }
     app.store.close().await;
     Ok(())
+}
+
+/// One digest run that stops gracefully on `signal` (SIGINT / SIGTERM),
+/// as `serve` does: no more claims, in-flight sends finish and are
+/// recorded within `server.shutdown_grace_secs`, unsent claims go back to
+/// `pending`, and the run is closed as `interrupted`. Past the grace
+/// period it gives up with an error; the leases it leaves are reclaimed
+/// at the next start.
+async fn run_until_signal(
+    app: &App,
+    picker: &crate::digest::RankPicker,
+    now: chrono::DateTime<chrono::Utc>,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<crate::digest::RunReport> {
+    let run = crate::digest::run(app, picker, now);
+    tokio::pin!(run);
+    tokio::select! {
+        report = &mut run => report,
+        () = signal => {
+            let grace = app.config.shutdown_grace();
+            eprintln!(
+                "interrupted: no new sends; finishing the ones in flight (up to {} s)",
+                grace.as_secs()
+            );
+            app.shutdown.cancel();
+            match tokio::time::timeout(grace, run).await {
+                Ok(report) => report,
+                Err(_) => bail!(
+                    "in-flight sends did not finish within server.shutdown_grace_secs ({} s); \
+                     their deliveries are recovered at the next start",
+                    grace.as_secs()
+                ),
+            }
+        }
+    }
 }
 
 fn default_prefs(config: &Config) -> anyhow::Result<Preferences> {

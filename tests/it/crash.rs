@@ -601,6 +601,73 @@ async fn sigterm_during_a_send_finishes_and_records_it_then_exits_zero() {
     }
 }
 
+/// `paperboy digest` stops like `serve` does on SIGTERM and SIGINT: the
+/// send in flight finishes and is recorded, unsent claims go back to
+/// pending, the run record is closed, the summary printed, exit 0.
+async fn digest_stops_gracefully_on(signal: &str) {
+    let install = Install::new(&[]);
+    install.seed_papers(None).await;
+    install.add_subscribers("08:00");
+    install.sink.set_stall(std::time::Duration::from_secs(2));
+    let mut child = install
+        .command(&["digest", "--now", RUN_AT])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while install.sink.data_ends() == 0 {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("paperboy digest exited early with {s}");
+        }
+        assert!(Instant::now() < deadline, "no digest reached DATA in 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{signal}: exit {status}: {err}");
+    assert!(
+        out.contains("sent 1,") && out.contains("(interrupted)"),
+        "{out}"
+    );
+    let states = install.states().await;
+    let mut all: Vec<String> = states.values().flatten().cloned().collect();
+    all.sort();
+    assert_eq!(all, ["pending", "pending", "sent"], "{states:?}");
+    let store = install.store().await;
+    let run: (String, bool) = sqlx::query_as(
+        "SELECT state, finished_at IS NOT NULL FROM digest_runs ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    assert_eq!(run, ("interrupted".to_string(), true));
+    // The rest go out on the next run, once each.
+    install.sink.set_stall(std::time::Duration::ZERO);
+    let out = install.run_ok(&["digest", "--now", RUN_AT]);
+    assert!(out.contains("sent 2,") && out.contains("(done)"), "{out}");
+    assert!(install.counts().values().all(|n| *n == 1));
+}
+
+#[tokio::test]
+async fn digest_stops_gracefully_on_sigterm() {
+    digest_stops_gracefully_on("-TERM").await;
+}
+
+#[tokio::test]
+async fn digest_stops_gracefully_on_sigint() {
+    digest_stops_gracefully_on("-INT").await;
+}
+
 #[tokio::test]
 async fn a_dry_run_prints_subscribers_and_papers_but_writes_and_sends_nothing() {
     let install = Install::new(&[]);
