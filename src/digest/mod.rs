@@ -106,16 +106,48 @@ pub struct RunReport {
 }
 
 /// Fault injection for the crash tests (R54): when the environment
-/// variable `PAPERBOY_FAULT_INJECT` names this point, the process aborts
-/// here, like a power cut. Read once per process (this sits on the
-/// per-message path); never set in production.
+/// variable `PAPERBOY_FAULT_INJECT` names this point (`after_send`), or
+/// its n-th pass (`after_send#37`), the process dies here like a power
+/// cut: `std::process::abort`, or SIGKILL when `PAPERBOY_FAULT_KILL` is
+/// set. Read once per process (this sits on the per-message path); never
+/// set in production.
 pub(crate) fn fault_point(point: &str) {
-    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("PAPERBOY_FAULT_INJECT").ok());
-    if armed.as_deref() == Some(point) {
-        eprintln!("fault injection: aborting at {point}");
-        std::process::abort();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    struct Armed {
+        point: String,
+        nth: u64,
+        passes: AtomicU64,
+        kill: bool,
     }
+    static ARMED: std::sync::OnceLock<Option<Armed>> = std::sync::OnceLock::new();
+    let armed = ARMED.get_or_init(|| {
+        let spec = std::env::var("PAPERBOY_FAULT_INJECT").ok()?;
+        let (point, nth) = match spec.split_once('#') {
+            Some((p, n)) => (p.to_string(), n.parse().ok()?),
+            None => (spec, 1),
+        };
+        Some(Armed {
+            point,
+            nth,
+            passes: AtomicU64::new(0),
+            kill: std::env::var_os("PAPERBOY_FAULT_KILL").is_some(),
+        })
+    });
+    let Some(a) = armed.as_ref().filter(|a| a.point == point) else {
+        return;
+    };
+    if a.passes.fetch_add(1, Ordering::Relaxed) + 1 != a.nth {
+        return;
+    }
+    eprintln!("fault injection: aborting at {point} (pass {})", a.nth);
+    if a.kill {
+        // The real thing: no handler, no unwinding, no flush.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+    std::process::abort();
 }
 
 /// Runs the digest for `now`: plan, then send what is due.
@@ -135,7 +167,9 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     }
     counts.unknown += unknown;
 
+    fault_point("before_plan");
     counts.planned = plan(app, now).await?;
+    fault_point("after_plan");
     let state = send_due(app, picker, now, &mut counts).await;
     let (state, note) = match state {
         Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
@@ -154,6 +188,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
             return Err(e);
         }
     };
+    fault_point("before_finish");
     app.store
         .finish_run(run_id, &counts, state.as_str(), note.as_deref(), app.now())
         .await?;
