@@ -42,7 +42,8 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
         Scheduled::new(
             "maintenance",
             // Hourly housekeeping: purge expired pending subscribers, old
-            // rate rows and expired confirm tokens (R28, R47).
+            // rate rows and expired confirm tokens (R28, R47), then the
+            // retention of `[retention]`.
             "0 17 * * * *",
             maintenance,
         ),
@@ -112,6 +113,20 @@ pub async fn maintenance(app: App) {
         Ok(n) if n > 0 => tracing::info!(purged = n, "purged unconfirmed subscribers"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "maintenance job failed"),
+    }
+    prune(&app).await;
+}
+
+/// Retention: deletes what `[retention]` no longer keeps, in small batches.
+async fn prune(app: &App) {
+    match app
+        .store
+        .prune(&app.config.retention_policy(), app.now())
+        .await
+    {
+        Ok(p) if p.total() > 0 => tracing::info!(pruned = ?p, "deleted old rows"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "retention failed"),
     }
 }
 

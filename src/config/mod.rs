@@ -84,6 +84,7 @@ pub struct Config {
     pub rank: RankConfig,
     pub security: SecurityConfig,
     pub logging: LoggingConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -483,6 +484,7 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level)
             .map_err(|e| invalid("logging.level", e.to_string()))?;
+        self.validate_retention()?;
         Ok(())
     }
 
@@ -956,5 +958,68 @@ mod tests {
         assert!(printed.contains("<redacted>"));
         assert!(!printed.contains("AAECAwQF"));
         assert!(!format!("{c:?}").contains("AAECAwQF"));
+    }
+}
+
+// ---- Retention (issue 12) ----
+
+/// How long old rows are kept (`[retention]`); 0 days keeps them for ever.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub delivery_days: u32,
+    pub never_repeat_days: u32,
+    pub fetch_log_days: u32,
+    pub upvote_days: u32,
+    pub batch_rows: u32,
+}
+
+impl Config {
+    fn validate_retention(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        let candidates = self.digest.candidate_days;
+        if r.never_repeat_days != 0 && r.never_repeat_days <= candidates {
+            return Err(invalid(
+                "retention.never_repeat_days",
+                format!(
+                    "must be 0 (for ever) or more than digest.candidate_days ({candidates}): \
+                     a paper that can still be a candidate must not be mailed twice"
+                ),
+            ));
+        }
+        if r.delivery_days != 0 && r.never_repeat_days > r.delivery_days {
+            return Err(invalid(
+                "retention.never_repeat_days",
+                "must be at most retention.delivery_days (never-repeat rows are pruned \
+                 through the delivery rows, which must still be there)",
+            ));
+        }
+        if r.upvote_days != 0 && r.upvote_days <= candidates + 1 {
+            return Err(invalid(
+                "retention.upvote_days",
+                format!(
+                    "must be 0 (for ever) or more than digest.candidate_days + 1 ({}): \
+                     trending reads a day of history of every candidate",
+                    candidates + 1
+                ),
+            ));
+        }
+        if r.batch_rows == 0 || r.batch_rows > 100_000 {
+            return Err(invalid("retention.batch_rows", "must be 1–100000"));
+        }
+        Ok(())
+    }
+
+    /// The store's retention policy from `[retention]`.
+    pub fn retention_policy(&self) -> crate::store::retention::RetentionPolicy {
+        let r = &self.retention;
+        let days = |d: u32| (d > 0).then(|| chrono::Duration::days(d as i64));
+        crate::store::retention::RetentionPolicy {
+            deliveries: days(r.delivery_days),
+            never_repeat: days(r.never_repeat_days),
+            fetch_log: days(r.fetch_log_days),
+            upvote_observations: days(r.upvote_days),
+            batch: r.batch_rows,
+        }
     }
 }

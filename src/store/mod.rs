@@ -19,6 +19,7 @@ use std::time::Duration;
 pub mod deliveries;
 pub mod outbox;
 pub mod papers;
+pub mod retention;
 pub mod schedule;
 pub mod subscribers;
 
