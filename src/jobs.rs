@@ -89,13 +89,20 @@ pub async fn fetch(app: App, source: Option<SourceName>) {
 }
 
 /// One scheduler tick: plan and send what is due now. Skipped while the
-/// previous run is still going.
+/// previous run is still going, and when nothing is due (no run is
+/// recorded for an idle tick).
 pub async fn digest_tick(app: App) {
     let Ok(_guard) = app.digest_lock.try_lock() else {
         tracing::debug!("previous digest run still going; tick skipped");
         return;
     };
     let now = app.now();
+    match crate::digest::work_due(&app, now).await {
+        Ok(false) => return,
+        Ok(true) => {}
+        // Let the run report it properly.
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot tell whether digests are due"),
+    }
     let result = async {
         let picker = crate::digest::RankPicker::for_run(&app, now).await?;
         crate::digest::run(&app, &picker, now).await
