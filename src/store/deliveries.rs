@@ -466,6 +466,25 @@ impl Store {
         Ok(())
     }
 
+    /// Hands a claimed row that was not sent back until `until` (its
+    /// recipient domain's pace, R57): `pending` again (or `unknown` with
+    /// its resend unused), the claim not counted as an attempt, any
+    /// prepared message kept.
+    pub async fn defer_delivery(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = CASE WHEN resent = 1 THEN 'unknown' ELSE 'pending' END, \
+             resent = 0, lease_until = NULL, send_started_at = NULL, attempts = attempts - 1, \
+             next_attempt_at = ? WHERE id = ? AND state = 'sending'",
+        )
+        .bind(ts(until))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Canonical ids of every paper already mailed to the subscriber.
     pub async fn sent_paper_ids(&self, id: SubscriberId) -> Result<HashSet<String>> {
         let rows: Vec<String> =
