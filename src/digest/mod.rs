@@ -59,6 +59,17 @@ pub trait Picker: Send + Sync {
     /// At most `prefs.digest_size` picks, best first, none of them in
     /// `sent` (canonical ids already mailed to this subscriber).
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick>;
+
+    /// [`Picker::pick`] adapted to the reader's feedback. A picker that
+    /// does not learn ignores it.
+    fn pick_with_feedback(
+        &self,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        _feedback: &crate::rank::ReaderFeedback,
+    ) -> Vec<DigestPick> {
+        self.pick(prefs, sent)
+    }
 }
 
 /// How a run ended.

@@ -4,12 +4,13 @@
 //! the dispatcher.
 
 use super::dispatch::Budget;
-use super::view::{subject_and_preheader, DigestView, PaperView};
+use super::view::{subject_and_preheader, DigestView, FeedbackUrls, PaperView};
 use super::{fault_point, DigestPick, Picker, RunState, Sealer};
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, Outgoing};
-use crate::domain::{EmailAddress, SubscriberId, SubscriberState};
+use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
+use crate::rank::ReaderFeedback;
 use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts};
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
@@ -153,9 +154,15 @@ async fn prepare(
 
     let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
     let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
+    let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
     for (claim, sub) in fresh {
-        let picks = picker.pick(&sub.preferences, &sent.remove(&sub.id).unwrap_or_default());
+        let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        let picks = picker.pick_with_feedback(
+            &sub.preferences,
+            &sent.remove(&sub.id).unwrap_or_default(),
+            &fb,
+        );
         if picks.is_empty() {
             skips.push((claim.id, "no matching papers today"));
         } else {
@@ -251,6 +258,21 @@ fn build_digest(
     ))
 }
 
+/// The three signed feedback links under a paper.
+fn feedback_urls(app: &App, sub: &Subscriber, paper: &PaperId) -> FeedbackUrls {
+    let url = |a| {
+        let t = app
+            .links
+            .feedback_token(sub.id, sub.token_generation, paper, a);
+        app.links.feedback_url(&t)
+    };
+    FeedbackUrls {
+        more: url(FeedbackAction::More),
+        not_for_me: url(FeedbackAction::NotForMe),
+        save: url(FeedbackAction::Save),
+    }
+}
+
 /// Renders one subscriber's digest.
 pub fn render_digest(
     app: &App,
@@ -261,7 +283,13 @@ pub fn render_digest(
     let papers: Vec<PaperView> = picks
         .iter()
         .enumerate()
-        .map(|(i, p)| PaperView::new(i + 1, &p.paper, p.reason.clone()))
+        .map(|(i, p)| {
+            PaperView::new(i + 1, &p.paper, p.reason.clone()).with_feedback(feedback_urls(
+                app,
+                sub,
+                &p.paper.id,
+            ))
+        })
         .collect();
     let fallback = picks.iter().all(|p| p.topic.is_none());
     let top_topic = picks.iter().find_map(|p| p.topic.as_deref());
