@@ -365,7 +365,7 @@ impl CandidateIndex {
 
 /// Cosine above `floor`, rescaled to `[0, 1]`.
 fn rescale(cos: f32, floor: f32) -> f64 {
-    if !(cos > floor) {
+    if cos.is_nan() || cos <= floor {
         return 0.0;
     }
     (((cos - floor) / (1.0 - floor)) as f64).min(1.0)

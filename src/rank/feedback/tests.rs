@@ -315,11 +315,12 @@ fn long_titles_are_shortened_in_reasons() {
 
 #[test]
 fn on_the_judged_set_simulated_readers_do_better_with_feedback() {
-    use crate::rank::eval::{fixture_candidates, RelevanceSet};
+    use crate::rank::eval::RelevanceSet;
     use crate::rank::simulated::{simulate, Simulation};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
-    let cands = fixture_candidates(&root.join("tests/fixtures"), now);
+    let cands = crate::fixtures::recorded_candidates(&root.join("tests/fixtures"), now)
+        .expect("tests/fixtures");
     let text = std::fs::read_to_string(root.join("tests/relevance/judgements.toml")).unwrap();
     let set = RelevanceSet::parse(&text).unwrap();
     let days = simulate(
