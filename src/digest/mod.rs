@@ -27,7 +27,7 @@ pub mod view;
 
 pub use pacer::{next_attempt, Pacer};
 pub use picker::RankPicker;
-pub use plan::{dry_run, plan};
+pub use plan::{dry_run, plan, work_due};
 pub use produce::render_digest;
 pub use seal::Sealer;
 

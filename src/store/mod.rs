@@ -20,6 +20,8 @@ pub mod deliveries;
 pub mod feedback;
 pub mod outbox;
 pub mod papers;
+pub mod retention;
+pub mod schedule;
 pub mod subscribers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and
