@@ -12,6 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use url::Url;
 
+mod bounces;
+pub use bounces::{BouncesConfig, MailboxConfig, WebhooksConfig};
+
 /// The defaults, embedded so an installed binary needs no config file.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -84,6 +87,7 @@ pub struct Config {
     pub rank: RankConfig,
     pub security: SecurityConfig,
     pub logging: LoggingConfig,
+    pub bounces: BouncesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -483,6 +487,7 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level)
             .map_err(|e| invalid("logging.level", e.to_string()))?;
+        self.bounces.validate()?;
         Ok(())
     }
 
