@@ -158,6 +158,26 @@ pub fn verp(app: &App) -> Option<Verp> {
     }
 }
 
+/// The VERP envelope sender for a delivery, when VERP is on.
+pub fn envelope_sender(app: &App, delivery_id: i64) -> Option<String> {
+    verp(app).map(|v| v.address(delivery_id))
+}
+
+/// Bounces and complaints recorded in the 24 hours before `now`, by kind,
+/// for the digest run summary.
+pub async fn recent_counts(app: &App, now: DateTime<Utc>) -> anyhow::Result<serde_json::Value> {
+    let counts = app
+        .store
+        .bounce_counts_since(now - chrono::Duration::hours(24))
+        .await?;
+    let n = |k: BounceKind| counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n);
+    Ok(serde_json::json!({
+        "hard": n(BounceKind::HardBounce),
+        "soft": n(BounceKind::SoftBounce),
+        "complaints": n(BounceKind::Complaint),
+    }))
+}
+
 /// Which subscriber (and delivery) an event is about.
 enum Target {
     Found(crate::domain::SubscriberId, Option<i64>),
