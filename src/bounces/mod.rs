@@ -13,7 +13,7 @@
 //! suppresses, soft bounces suppress after `soft_bounce_limit` within
 //! `soft_bounce_window_days`, a complaint unsubscribes and suppresses.
 
-// mailbox: added with the IMAP poller
+pub mod mailbox;
 pub mod providers;
 pub mod report;
 pub mod sns;

@@ -192,7 +192,10 @@ async fn ses_message(app: &App, v: &Value) -> Result<Option<Value>, Refusal> {
         }
         sns::SnsType::UnsubscribeConfirmation => {
             tracing::warn!(
-                topic = v.get("TopicArn").and_then(serde_json::Value::as_str).unwrap_or(""),
+                topic = v
+                    .get("TopicArn")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(""),
                 "SNS topic unsubscribed this endpoint"
             );
             Ok(None)
