@@ -181,7 +181,15 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     fault_point("before_plan");
     counts.planned = plan(app, now).await?;
     fault_point("after_plan");
-    let state = send_due(app, picker, now, &mut counts).await;
+    // Too many spam complaints lately: send nothing until the rate drops
+    // (issue 14). Planned rows wait, as after an error-budget pause.
+    let state = match crate::bounces::sending_paused(app, now).await? {
+        Some(why) => {
+            tracing::warn!(reason = %why, "digest sending paused");
+            Ok((RunState::PausedErrors, Some(why)))
+        }
+        None => send_due(app, picker, now, &mut counts).await,
+    };
     let (state, note) = match state {
         Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
         Ok(s) => s,
@@ -210,6 +218,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
         "counts": counts,
         "note": note,
         "seconds": started.elapsed().as_secs_f64(),
+        "bounces_last_24h": crate::bounces::recent_counts(app, now).await?,
     });
     app.store
         .set_setting("last_digest_run", &summary.to_string())

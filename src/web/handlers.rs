@@ -866,6 +866,7 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
     });
     let status = if db {
         StatusCode::OK
@@ -960,6 +961,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         }
     }
     app.metrics.write_counters(&mut out);
+    app.metrics.bounces.write(&mut out);
     write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
         StatusCode::OK,
