@@ -393,6 +393,7 @@ impl CandidateIndex {
 const PULLED_SHARE: f64 = 0.25;
 
 /// Cosine above `floor`, rescaled to `[0, 1]`.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn rescale(cos: f32, floor: f32) -> f64 {
     if cos.is_nan() || cos <= floor {
         return 0.0;
