@@ -340,6 +340,13 @@ fn on_the_judged_set_simulated_readers_do_better_with_feedback() {
             embeddings: None,
         },
     );
+    // The same table as `cargo bench --bench feedback` (with --nocapture).
+    for d in &days {
+        println!(
+            "day {} topics {:>2}  nDCG@10 {:.3} -> {:.3}  P@10 {:.3} -> {:.3}",
+            d.day, d.topics, d.ndcg_none, d.ndcg_feedback, d.precision_none, d.precision_feedback
+        );
+    }
     // Day 0: no feedback yet, exactly today's ranking.
     assert_eq!(days[0].ndcg_feedback, days[0].ndcg_none);
     assert_eq!(days[0].precision_feedback, days[0].precision_none);
