@@ -4,6 +4,7 @@ mod email;
 mod paper;
 mod subscriber;
 mod token;
+mod window;
 
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
 pub use paper::{
@@ -15,3 +16,4 @@ pub use subscriber::{
     SubscriberState,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};
+pub use window::{period_days, window, Span, Window, WindowLimits};
