@@ -41,6 +41,14 @@ impl Span {
             Span::Week => "this week",
         }
     }
+
+    /// "in a day" or "this week", after a count of upvotes gained.
+    pub fn gained_over(self) -> &'static str {
+        match self {
+            Span::Day => "in a day",
+            Span::Week => "this week",
+        }
+    }
 }
 
 /// The configured bounds of a window, in days back from the digest's date.
