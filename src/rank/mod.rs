@@ -352,7 +352,11 @@ impl CandidateIndex {
             let mut words: Vec<String> = Vec::new();
             for (qi, qt) in t.query.terms.iter().enumerate() {
                 if hit.mask & (1 << qi) != 0 {
-                    let w = self.display_word(qt, doc);
+                    let w = if hit.variant & (1 << qi) != 0 {
+                        self.derived_word(qt, doc)
+                    } else {
+                        self.display_word(qt, doc)
+                    };
                     if !words.contains(&w) {
                         words.push(w);
                     }
