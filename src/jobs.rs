@@ -96,7 +96,7 @@ pub async fn digest_tick(app: App) {
     };
     let now = app.now();
     let result = async {
-        let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+        let picker = crate::digest::WindowPickers::new(&app.synonyms, now);
         crate::digest::run(&app, &picker, now).await
     }
     .await;

@@ -196,6 +196,9 @@ pub struct DigestConfig {
     pub default_size: u8,
     pub catch_up_hours: u32,
     pub candidate_days: u32,
+    /// The longest window a digest covers (first digest after a long
+    /// pause or downtime); see `domain::window`.
+    pub max_window_days: u32,
     pub unknown_policy: String,
     pub max_per_second: u32,
     pub concurrency: u32,
@@ -448,6 +451,7 @@ impl Config {
         if d.candidate_days == 0 || d.candidate_days > 30 {
             return Err(invalid("digest.candidate_days", "must be 1–30"));
         }
+        self.validate_window()?;
         self.unknown_policy()?;
         if d.max_per_second == 0 {
             return Err(invalid("digest.max_per_second", "must be at least 1"));
@@ -605,6 +609,27 @@ impl Config {
     pub fn default_time_zone(&self) -> Result<Tz, ConfigError> {
         crate::domain::parse_time_zone(&self.digest.default_time_zone)
             .ok_or_else(|| invalid("digest.default_time_zone", "must be an IANA time zone name"))
+    }
+
+    /// `digest.max_window_days` covers a weekly digest's 7 days and
+    /// `digest.candidate_days`, and stays within 60 days.
+    fn validate_window(&self) -> Result<(), ConfigError> {
+        let d = &self.digest;
+        if d.max_window_days < 7 || d.max_window_days < d.candidate_days || d.max_window_days > 60 {
+            return Err(invalid(
+                "digest.max_window_days",
+                "must be 7–60 and at least digest.candidate_days (a weekly digest covers 7 days)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bounds of every digest's window of listing days.
+    pub fn window_limits(&self) -> crate::domain::WindowLimits {
+        crate::domain::WindowLimits {
+            min_days: self.digest.candidate_days,
+            max_days: self.digest.max_window_days,
+        }
     }
 
     pub fn unknown_policy(&self) -> Result<UnknownPolicy, ConfigError> {

@@ -19,12 +19,25 @@ pub async fn plan(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
         after = last.id;
         let due: Vec<_> = page
             .iter()
-            .filter_map(|s| {
-                schedule::due_now(&s.preferences, now, window)
-                    .map(|d| (s.id, d.digest_date, d.due_at))
+            .filter_map(|s| schedule::due_now(&s.preferences, now, window).map(|d| (s, d)))
+            .collect();
+        let ids: Vec<SubscriberId> = due.iter().map(|(s, _)| s.id).collect();
+        let covered = app.store.last_covered_of(&ids).await?;
+        let items: Vec<crate::store::deliveries::PlanItem> = due
+            .into_iter()
+            .map(|(s, d)| crate::store::deliveries::PlanItem {
+                subscriber: s.id,
+                digest_date: d.digest_date,
+                due_at: d.due_at,
+                window: crate::digest::windows::digest_window(
+                    app,
+                    &s.preferences,
+                    covered.get(&s.id).copied(),
+                    d.digest_date,
+                ),
             })
             .collect();
-        planned += app.store.plan_deliveries(&due, now).await?;
+        planned += app.store.plan_deliveries(&items, now).await?;
     }
     Ok(planned)
 }
@@ -51,8 +64,16 @@ pub async fn dry_run(
                 continue;
             }
             counts.planned += 1;
+            let covered = app.store.last_covered_of(&[s.id]).await?;
+            let window = crate::digest::windows::digest_window(
+                app,
+                &s.preferences,
+                covered.get(&s.id).copied(),
+                due.digest_date,
+            );
+            crate::digest::windows::ensure_loaded(app, picker, &[window]).await?;
             let sent = app.store.sent_paper_ids(s.id).await?;
-            let picks = picker.pick(&s.preferences, &sent);
+            let picks = picker.pick(&window, &s.preferences, &sent);
             if picks.is_empty() {
                 counts.skipped += 1;
             }
@@ -60,6 +81,7 @@ pub async fn dry_run(
                 subscriber: s.id.0,
                 email: s.email.as_str().to_string(),
                 digest_date: due.digest_date,
+                window,
                 papers: picks
                     .iter()
                     .map(|p| {

@@ -16,4 +16,4 @@ pub use subscriber::{
     SubscriberState,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};
-pub use window::{period_days, window, Span, Window, WindowLimits};
+pub use window::{next_digest_day, period_days, window, Span, Window, WindowLimits};

@@ -102,6 +102,15 @@ pub fn period_days(frequency: Frequency, today: NaiveDate) -> u32 {
         .unwrap_or(7)
 }
 
+/// The first day on or after `today` that `frequency` sends on: the date
+/// of a subscriber's next digest.
+pub fn next_digest_day(frequency: Frequency, today: NaiveDate) -> NaiveDate {
+    (0..7)
+        .map(|k| today + Duration::days(k))
+        .find(|d| frequency.includes(d.weekday()))
+        .unwrap_or(today)
+}
+
 /// The window of a digest for the local date `today`: from the last day
 /// the previous digest covered (`last_covered`; `None` for a first
 /// digest), reaching back at least the frequency's period and
@@ -208,6 +217,22 @@ mod tests {
             tight,
         );
         assert_eq!(w.days(), 7);
+    }
+
+    #[test]
+    fn the_next_digest_day_is_the_next_day_the_frequency_sends_on() {
+        // 2026-12-02 is a Wednesday, 2026-11-28 a Saturday.
+        let monday = Frequency::Weekly(Weekday::Mon);
+        assert_eq!(next_digest_day(monday, d("2026-12-02")), d("2026-12-07"));
+        assert_eq!(next_digest_day(monday, d("2026-11-30")), d("2026-11-30"));
+        assert_eq!(
+            next_digest_day(Frequency::Weekdays, d("2026-11-28")),
+            d("2026-11-30")
+        );
+        assert_eq!(
+            next_digest_day(Frequency::Daily, d("2026-11-28")),
+            d("2026-11-28")
+        );
     }
 
     #[test]

@@ -6,3 +6,4 @@ mod digest;
 mod sources;
 mod subscriptions;
 mod support;
+mod window;
