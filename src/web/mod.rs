@@ -5,6 +5,7 @@
 
 mod forms;
 mod handlers;
+mod next_digest;
 
 pub use forms::{parse_urlencoded, FormError};
 
@@ -76,6 +77,7 @@ pub fn router(app: App) -> Router {
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
         .route("/preview", get(handlers::preview))
+        .route("/manage/{token}/preview", get(next_digest::preview))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -411,3 +411,107 @@ async fn the_weekly_reader_gets_the_weeks_papers_from_a_real_digest_run() {
     assert_eq!(got.len(), 10);
     assert!(got.is_subset(&ids(&week)));
 }
+
+/// The settings page previews the reader's next digest: their window
+/// (from the last day covered), for the frequency on the form, without
+/// what was already sent, and its note names the days searched.
+#[tokio::test]
+async fn the_settings_preview_shows_the_next_digest_for_the_chosen_frequency() {
+    let (t, clock) = TestApp::spawn_at(at("2026-11-23T08:01:00Z"), &[]).await;
+    let store = &t.app.store;
+    let links = t.app.links.clone();
+    let id = store
+        .add_subscriber(
+            &EmailAddress::parse("settings@example.org").unwrap(),
+            &prefs(Frequency::Weekly(chrono::Weekday::Mon), 10),
+            SubscriberState::Active,
+            &ConsentInput {
+                method: ConsentMethod::OperatorImport,
+                source: "test".into(),
+                consent_text_hash: "x".into(),
+                ip: None,
+            },
+            &move |id, g| links.manage_token_hash(id, g),
+            at("2026-11-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let sent = [paper(1, "2026-11-23", true)];
+    list(store, &sent, "2026-11-23T06:00:00Z").await;
+    assert_eq!(run(&t, "2026-11-23T08:01:00Z").await.counts.sent, 1);
+    let week = [paper(10, "2026-11-24", true), paper(11, "2026-11-25", true)];
+    list(store, &week, "2026-11-26T06:00:00Z").await;
+    // Thursday, 26 November: the next weekly digest is Monday's.
+    clock.set(at("2026-11-26T12:00:00Z"));
+
+    let sub = store.subscriber(id).await.unwrap();
+    let manage = t
+        .app
+        .links
+        .manage_url(&t.app.links.manage_token(id, sub.token_generation));
+    let preview = |query: &'static str| {
+        let url = format!("{manage}/preview?{query}");
+        let client = t.client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let got = |v: &serde_json::Value| -> BTreeSet<String> {
+        v["papers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The saved preferences: weekly, from the 23rd (covered last time).
+    let weekly = preview("").await;
+    assert_eq!(got(&weekly), ids(&week), "{weekly}");
+    assert!(
+        weekly["note"]
+            .as_str()
+            .unwrap()
+            .contains("23 November – 30 November 2026"),
+        "{weekly}"
+    );
+    // Daily chosen on the form (not saved): from the 23rd as well, since
+    // that is the last day covered, up to today.
+    let daily = preview("frequency=daily").await;
+    assert_eq!(got(&daily), ids(&week), "{daily}");
+    assert!(daily["note"]
+        .as_str()
+        .unwrap()
+        .contains("23 November – 26 November 2026"));
+    // Weekly on Friday, with typed topics that match nothing: the week
+    // before Friday was searched, and the note says so.
+    let none = preview("frequency=weekly&weekly_day=friday&topics=protein+folding").await;
+    assert!(got(&none).is_empty());
+    assert_eq!(
+        none["note"],
+        "Nothing listed 20 November – 27 November 2026 matches yet; your digest waits for papers that do."
+    );
+    // The page asks there; a bad token is refused.
+    let page = t
+        .client
+        .get(&manage)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("{manage}/preview")),
+        "the page wires its own preview"
+    );
+    let bad = t
+        .client
+        .get(t.url("/manage/not-a-token/preview"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::NOT_FOUND);
+    t.stop().await;
+}
