@@ -930,6 +930,25 @@ mod tests {
     }
 
     #[test]
+    fn a_window_cap_shorter_than_a_week_or_the_candidate_days_is_refused() {
+        for (cap, days) in [("6", "3"), ("61", "3"), ("10", "12")] {
+            let err = load_env(&[
+                ("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", cap),
+                ("PAPERBOY__DIGEST__CANDIDATE_DAYS", days),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("`digest.max_window_days`"),
+                "{cap}/{days}: {err}"
+            );
+        }
+        let c = load_env(&[("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", "7")]).unwrap();
+        assert_eq!(c.window_limits().max_days, 7);
+        assert_eq!(c.window_limits().min_days, 3);
+    }
+
+    #[test]
     fn smtp_without_tls_is_refused_for_remote_hosts() {
         let remote = load_env(&[
             ("PAPERBOY__MAIL__TRANSPORT", "smtp"),
