@@ -19,6 +19,7 @@ pub mod rank;
 pub mod render;
 pub mod sources;
 pub mod store;
+pub mod subscriber_file;
 pub mod telemetry;
 pub mod transactional;
 pub mod web;

@@ -80,6 +80,18 @@ pub trait Picker: Send + Sync {
     /// Takes the candidates listed in `window`, as [`Picker::missing`]
     /// asked.
     fn load(&self, _window: crate::domain::Window, _candidates: Vec<crate::domain::Candidate>) {}
+
+    /// [`Picker::pick`] adapted to the reader's feedback. A picker that
+    /// does not learn ignores it.
+    fn pick_with_feedback(
+        &self,
+        window: &crate::domain::Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        _feedback: &crate::rank::ReaderFeedback,
+    ) -> Vec<DigestPick> {
+        self.pick(window, prefs, sent)
+    }
 }
 
 /// How a run ended.

@@ -5,7 +5,7 @@
 use super::{DigestPick, Picker};
 use crate::app::App;
 use crate::domain::{Candidate, Paper, PaperId, Preferences, Span, Window};
-use crate::rank::{CandidateIndex, Profile, RankParams};
+use crate::rank::{CandidateIndex, Pick, Profile, RankParams, ReaderFeedback};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -90,6 +90,18 @@ impl RankPicker {
     pub fn index(&self) -> &CandidateIndex {
         &self.index
     }
+
+    /// The ranking for a profile with the reader's feedback (the live
+    /// preview on the settings page).
+    pub fn rank_with_feedback(
+        &self,
+        profile: &Profile,
+        sent: &HashSet<PaperId>,
+        k: usize,
+        feedback: &ReaderFeedback,
+    ) -> Vec<Pick> {
+        self.index.rank_with_feedback(profile, sent, k, feedback)
+    }
 }
 
 /// A `RankPicker` ranks its own candidates, whatever the window asked
@@ -97,9 +109,20 @@ impl RankPicker {
 impl Picker for RankPicker {
     fn pick(
         &self,
+        window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick> {
+        let none = ReaderFeedback::none(DateTime::<Utc>::UNIX_EPOCH);
+        self.pick_with_feedback(window, prefs, sent, &none)
+    }
+
+    fn pick_with_feedback(
+        &self,
         _window: &Window,
         prefs: &Preferences,
         sent: &HashSet<String>,
+        feedback: &ReaderFeedback,
     ) -> Vec<DigestPick> {
         let profile = Profile::from_preferences(prefs);
         let sent: HashSet<PaperId> = sent
@@ -107,7 +130,7 @@ impl Picker for RankPicker {
             .map(|s| PaperId::from_stored(s.clone()))
             .collect();
         self.index
-            .rank(&profile, &sent, prefs.digest_size as usize)
+            .rank_with_feedback(&profile, &sent, prefs.digest_size as usize, feedback)
             .into_iter()
             .map(|p| DigestPick {
                 paper: self.papers[p.index].clone(),

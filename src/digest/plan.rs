@@ -73,7 +73,12 @@ pub async fn dry_run(
             );
             crate::digest::windows::ensure_loaded(app, picker, &[window]).await?;
             let sent = app.store.sent_paper_ids(s.id).await?;
-            let picks = picker.pick(&window, &s.preferences, &sent);
+            let mut fb = app.store.feedback_with_papers(&[s.id]).await?;
+            let fb = crate::rank::ReaderFeedback::from_entries(
+                fb.remove(&s.id).unwrap_or_default(),
+                now,
+            );
+            let picks = picker.pick_with_feedback(&window, &s.preferences, &sent, &fb);
             if picks.is_empty() {
                 counts.skipped += 1;
             }

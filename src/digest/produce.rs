@@ -4,12 +4,13 @@
 //! the dispatcher.
 
 use super::dispatch::Budget;
-use super::view::{subject_and_preheader, DigestView, PaperView};
+use super::view::{subject_and_preheader, DigestView, FeedbackUrls, PaperView};
 use super::{fault_point, DigestPick, Picker, RunState, Sealer};
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, Outgoing};
-use crate::domain::{EmailAddress, SubscriberId, SubscriberState};
+use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
+use crate::rank::ReaderFeedback;
 use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts};
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
@@ -153,6 +154,7 @@ async fn prepare(
 
     let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
     let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
+    let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
     let windows: Vec<crate::domain::Window> = fresh
         .iter()
         .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
@@ -160,8 +162,9 @@ async fn prepare(
     crate::digest::windows::ensure_loaded(app, picker, &windows).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
     for ((claim, sub), window) in fresh.into_iter().zip(windows) {
+        let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
         let sent = sent.remove(&sub.id).unwrap_or_default();
-        let picks = picker.pick(&window, &sub.preferences, &sent);
+        let picks = picker.pick_with_feedback(&window, &sub.preferences, &sent, &fb);
         if picks.is_empty() {
             let why = format!("no matching papers listed {}", window.describe());
             skips.push((claim.id, why));
@@ -262,6 +265,21 @@ fn build_digest(
     ))
 }
 
+/// The three signed feedback links under a paper.
+fn feedback_urls(app: &App, sub: &Subscriber, paper: &PaperId) -> FeedbackUrls {
+    let url = |a| {
+        let t = app
+            .links
+            .feedback_token(sub.id, sub.token_generation, paper, a);
+        app.links.feedback_url(&t)
+    };
+    FeedbackUrls {
+        more: url(FeedbackAction::More),
+        not_for_me: url(FeedbackAction::NotForMe),
+        save: url(FeedbackAction::Save),
+    }
+}
+
 /// Renders one subscriber's digest; a digest over a week reads as one.
 pub fn render_digest(
     app: &App,
@@ -273,7 +291,13 @@ pub fn render_digest(
     let papers: Vec<PaperView> = picks
         .iter()
         .enumerate()
-        .map(|(i, p)| PaperView::new(i + 1, &p.paper, p.reason.clone()))
+        .map(|(i, p)| {
+            PaperView::new(i + 1, &p.paper, p.reason.clone()).with_feedback(feedback_urls(
+                app,
+                sub,
+                &p.paper.id,
+            ))
+        })
         .collect();
     let fallback = picks.iter().all(|p| p.topic.is_none());
     let top_topic = picks.iter().find_map(|p| p.topic.as_deref());

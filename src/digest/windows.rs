@@ -124,6 +124,19 @@ impl Picker for WindowPickers {
         }
     }
 
+    fn pick_with_feedback(
+        &self,
+        window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        feedback: &crate::rank::ReaderFeedback,
+    ) -> Vec<DigestPick> {
+        match self.get(window) {
+            Some(p) => p.pick_with_feedback(window, prefs, sent, feedback),
+            None => self.pick(window, prefs, sent),
+        }
+    }
+
     fn missing(&self, windows: &[Window]) -> Vec<Window> {
         let loaded = self.read();
         let mut missing: Vec<Window> = windows

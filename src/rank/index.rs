@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 pub(crate) const TITLE: usize = 0;
 pub(crate) const ABSTRACT: usize = 1;
@@ -64,6 +64,8 @@ pub struct RankParams {
     /// Over what span trending is measured: today's growth for a daily
     /// digest, the week's for a weekly one (see `trending`).
     pub span: Span,
+    /// How reader feedback moves the ranking.
+    pub feedback: super::FeedbackParams,
 }
 
 impl Default for RankParams {
@@ -80,6 +82,7 @@ impl Default for RankParams {
             extra_topic_weight: 0.2,
             cache_budget_bytes: 128 << 20,
             span: Span::Day,
+            feedback: super::FeedbackParams::default(),
         }
     }
 }
@@ -277,6 +280,11 @@ pub struct CandidateIndex {
     topic_cache: RwLock<HashMap<String, Arc<TopicHits>>>,
     excluded_cache: RwLock<HashMap<String, Arc<DocSet>>>,
     cache_bytes: AtomicUsize,
+    /// Unit TF-IDF vectors of the documents, built on the first ranking
+    /// with feedback (readers without feedback never pay for them).
+    lexical: OnceLock<super::vectors::LexicalVectors>,
+    /// Unit embeddings per document, when the candidates carry them.
+    pub(crate) dense: Option<Vec<Option<Arc<[f32]>>>>,
 }
 
 impl std::fmt::Debug for CandidateIndex {
@@ -548,6 +556,8 @@ impl CandidateIndex {
             topic_cache: RwLock::new(HashMap::new()),
             excluded_cache: RwLock::new(HashMap::new()),
             cache_bytes: AtomicUsize::new(0),
+            lexical: OnceLock::new(),
+            dense: None,
         }
     }
 
@@ -973,6 +983,80 @@ impl CandidateIndex {
             }
         }
         qt.surface.clone()
+    }
+}
+
+/// Paper vectors for feedback (see `vectors.rs`).
+impl CandidateIndex {
+    pub(crate) fn vocab_len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// The documents' unit TF-IDF vectors, built once per index.
+    pub(crate) fn lexical_vectors(&self) -> &super::vectors::LexicalVectors {
+        self.lexical.get_or_init(|| {
+            let mut docs: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.docs.len()];
+            for (t, tp) in self.terms.iter().enumerate() {
+                if tp.postings.is_empty() {
+                    continue;
+                }
+                let idf = self.idf(t as u32);
+                for post in &tp.postings {
+                    let tf = self.field_tf(post.doc, &post.tf);
+                    docs[post.doc as usize].push((t as u32, idf * tf / (self.params.k1 + tf)));
+                }
+            }
+            let by_id = self
+                .docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.id.clone(), i as u32))
+                .collect();
+            super::vectors::LexicalVectors::new(docs, by_id)
+        })
+    }
+
+    /// The unit TF-IDF vector of a paper that is not a candidate (an older
+    /// liked paper), over the candidates' vocabulary and statistics: words
+    /// no candidate uses cannot make it similar to one, so they are
+    /// dropped. Synonym concepts are not matched here.
+    pub(crate) fn text_vector(&self, paper: &crate::domain::Paper) -> Vec<(u32, f32)> {
+        let mut tf: HashMap<u32, f32> = HashMap::new();
+        let w = self.params.field_weights;
+        let mut add = |text: &str, weight: f32| {
+            for_each_token(text, |tok, _| {
+                if is_stop_word(tok) {
+                    return;
+                }
+                if let Some(&t) = self.vocab.get(&self.stemming.term(tok)) {
+                    *tf.entry(t).or_default() += weight;
+                }
+            });
+        };
+        add(&paper.title, w[TITLE]);
+        add(&paper.abstract_text, w[ABSTRACT]);
+        for k in &paper.ai_keywords {
+            add(k, w[KEYWORDS]);
+        }
+        let mut v: Vec<(u32, f32)> = tf
+            .into_iter()
+            .map(|(t, tf)| (t, self.idf(t) * tf / (self.params.k1 + tf)))
+            .collect();
+        v.sort_unstable_by_key(|&(t, _)| t);
+        v
+    }
+
+    /// Attaches one unit embedding per candidate (indexed like the
+    /// `candidates` slice the index was built from), so feedback ranks
+    /// by meaning instead of by words. `None` entries fall back to words.
+    pub fn with_embeddings(mut self, per_candidate: &[Option<Arc<[f32]>>]) -> CandidateIndex {
+        self.dense = Some(
+            self.docs
+                .iter()
+                .map(|d| per_candidate.get(d.index).cloned().flatten())
+                .collect(),
+        );
+        self
     }
 }
 

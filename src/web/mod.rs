@@ -3,6 +3,7 @@
 //! Handlers parse input, call the store and render; they hold no business
 //! rules of their own beyond choosing which page to show.
 
+mod feedback;
 mod forms;
 mod handlers;
 mod next_digest;
@@ -77,6 +78,12 @@ pub fn router(app: App) -> Router {
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
         .route("/preview", get(handlers::preview))
+        // Feedback links, and the settings page's preview of the reader's
+        // next digest (their window, with their feedback).
+        .route(
+            "/feedback/{token}",
+            get(feedback::feedback_page).post(feedback::feedback),
+        )
         .route("/manage/{token}/preview", get(next_digest::preview))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))

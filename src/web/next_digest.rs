@@ -1,26 +1,21 @@
 //! The settings page's live preview: what the reader's next digest would
 //! contain, for the frequency chosen on the form (saved or not), from the
 //! papers stored now. Same window as the digest engine (from the last day
-//! their previous digest covered, `domain::window`), minus the papers
-//! already mailed to them; the note names the listing days searched.
+//! their previous digest covered, `domain::window`), ranked with the
+//! reader's feedback, minus the papers already mailed to them or judged
+//! by them; the note names the listing days searched.
 
 use super::handlers::{invalid_link, manage_subscriber, rate_limited, PreviewItem};
 use super::{client_ip, WebError};
 use crate::app::App;
-use crate::domain::{Frequency, PaperId, Token, Window};
-use crate::rank::{CandidateIndex, Profile, RankParams};
+use crate::domain::{Frequency, PaperId, Window};
+use crate::rank::{CandidateIndex, Profile, RankParams, ReaderFeedback};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-
-/// Where the settings page's preview asks (the manage token is already
-/// in the page's own URL).
-pub(super) fn preview_url(app: &App, token: &Token) -> String {
-    format!("{}/preview", app.links.manage_url(token))
-}
 
 /// The window of the public preview (subscribe page): a first daily
 /// digest today, as `App::preview_picker` loads it.
@@ -92,15 +87,20 @@ pub(super) async fn preview(
     let items = if profile.topics.is_empty() && profile.authors.is_empty() {
         Vec::new()
     } else {
-        let sent: HashSet<PaperId> = app
+        let mut feedback = app.store.feedback_with_papers(&[sub.id]).await?;
+        let feedback =
+            ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        // Papers already sent, or judged by the reader, are not news.
+        let mut seen: HashSet<PaperId> = app
             .store
             .sent_paper_ids(sub.id)
             .await?
             .into_iter()
             .map(PaperId::from_stored)
             .collect();
+        seen.extend(feedback.items.iter().map(|i| i.paper.id.clone()));
         let limit = app.config.rank.preview_size;
-        rank_window(&app, &window, &profile, &sent, limit).await?
+        rank_window(&app, &window, &profile, &seen, &feedback, limit).await?
     };
     let searched = window.describe();
     let note = if items.is_empty() {
@@ -110,7 +110,10 @@ pub(super) async fn preview(
     };
     Ok((
         StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
         axum::Json(json!({ "papers": items, "window": window, "note": note })),
     )
         .into_response())
@@ -123,7 +126,8 @@ async fn rank_window(
     app: &App,
     window: &Window,
     profile: &Profile,
-    sent: &HashSet<PaperId>,
+    seen: &HashSet<PaperId>,
+    feedback: &ReaderFeedback,
     limit: usize,
 ) -> Result<Vec<PreviewItem>, WebError> {
     let candidates = app.store.candidates_in(window).await?;
@@ -133,7 +137,7 @@ async fn rank_window(
     };
     let index = CandidateIndex::build_with(&candidates, &app.synonyms, app.now(), params);
     Ok(index
-        .rank(profile, sent, limit)
+        .rank_with_feedback(profile, seen, limit, feedback)
         .iter()
         .map(|p| PreviewItem::new(&candidates[p.index].paper, p))
         .collect())
