@@ -15,7 +15,7 @@ pub use paper::{
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,
     weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,
-    SubscriberState,
+    SubscriberState, Timing,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};
 pub use window::{next_digest_day, period_days, window, Span, Window, WindowLimits};

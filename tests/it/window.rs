@@ -269,8 +269,8 @@ async fn a_reader_back_from_a_three_week_pause_gets_at_most_the_cap() {
         .unwrap();
     let missed = [
         paper(10, "2026-11-10", true),
-        paper(11, "2026-11-15", true),
-        paper(12, "2026-11-16", true),
+        paper(11, "2026-11-17", true),
+        paper(12, "2026-11-18", true),
         paper(13, "2026-11-25", true),
         paper(14, "2026-11-29", true),
     ];
@@ -287,7 +287,7 @@ async fn a_reader_back_from_a_three_week_pause_gets_at_most_the_cap() {
 
     assert_eq!(run(&t, "2026-11-30T08:01:00Z").await.counts.sent, 1);
     let (got, _) = digest_ids(&t, "paused@example.org", 2).await;
-    // digest.max_window_days = 14: 16–30 November.
+    // digest.max_window_days = 12: 18–30 November.
     assert_eq!(got, ids(&missed[2..]), "{got:?}");
     t.stop().await;
 }
