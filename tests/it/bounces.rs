@@ -501,3 +501,50 @@ async fn a_complaint_rate_above_the_threshold_pauses_sending_and_healthz_says_so
     assert!(r.note.unwrap_or_default().contains("complaint rate"));
     t.stop().await;
 }
+
+#[tokio::test]
+async fn only_the_readers_own_new_opt_in_lifts_a_complaint_and_nothing_lifts_a_hard_bounce() {
+    let certs = cert_server().await;
+    let (t, _s) = app_with_webhooks(&certs, at("2026-12-01T09:00:00Z"), &[]).await;
+    t.subscribe_and_confirm("angry@example.net").await;
+    t.subscribe_and_confirm("gone@example.net").await;
+    post_ok(
+        &t,
+        "postmark",
+        &fixture("webhooks", "postmark-spam-complaint.json"),
+    )
+    .await;
+    post_ok(
+        &t,
+        "postmark",
+        &fixture("webhooks", "postmark-bounce-hard.json"),
+    )
+    .await;
+    assert_eq!(
+        t.state_of("angry@example.net").await.as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        suppression(&t, "angry@example.net").await,
+        Some(SuppressionReason::Complaint)
+    );
+
+    // The reader subscribes again and confirms from the mailed link.
+    t.subscribe_and_confirm("angry@example.net").await;
+    assert_eq!(
+        t.state_of("angry@example.net").await.as_deref(),
+        Some("active")
+    );
+    assert_eq!(suppression(&t, "angry@example.net").await, None);
+
+    // A hard-bounced address gets no confirmation mail at all.
+    let before = t.sink.messages_to("gone@example.net").len();
+    assert_eq!(t.subscribe_email("gone@example.net").await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(t.sink.messages_to("gone@example.net").len(), before);
+    assert_eq!(
+        suppression(&t, "gone@example.net").await,
+        Some(SuppressionReason::HardBounce)
+    );
+    t.stop().await;
+}
