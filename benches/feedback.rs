@@ -10,7 +10,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use paperboy::domain::FeedbackAction;
-use paperboy::rank::eval::{fixture_candidates, RelevanceSet};
+use paperboy::rank::eval::RelevanceSet;
 use paperboy::rank::simulated::{simulate, Simulation};
 use paperboy::rank::{CandidateIndex, FeedbackItem, Profile, RankParams, ReaderFeedback, Synonyms};
 use rand::rngs::StdRng;
@@ -33,7 +33,8 @@ fn main() {
 fn quality() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
-    let candidates = fixture_candidates(&root.join("tests/fixtures"), now);
+    let candidates = paperboy::fixtures::recorded_candidates(&root.join("tests/fixtures"), now)
+        .expect("tests/fixtures");
     let text = std::fs::read_to_string(root.join("tests/relevance/judgements.toml"))
         .expect("tests/relevance/judgements.toml");
     let set = RelevanceSet::parse(&text).expect("valid judgements");

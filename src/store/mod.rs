@@ -21,6 +21,8 @@ pub mod events;
 pub mod feedback;
 pub mod outbox;
 pub mod papers;
+pub mod retention;
+pub mod schedule;
 pub mod subscribers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and

@@ -134,7 +134,8 @@ pub enum ConfirmOutcome {
 /// generation. The store never sees the token itself.
 pub type ManageHashFn<'a> = &'a (dyn Fn(SubscriberId, i64) -> String + Send + Sync);
 
-const SUBSCRIBER_COLUMNS: &str = "id, email, email_canonical, state, topics, excluded, authors, \
+pub(super) const SUBSCRIBER_COLUMNS: &str =
+    "id, email, email_canonical, state, topics, excluded, authors, \
      categories, digest_size, frequency, send_time, time_zone, fallback_trending, \
      token_generation, created_at, confirmed_at, unsubscribed_at";
 
@@ -153,7 +154,7 @@ type ConsentRow = (
 type TokenRow = (i64, Option<String>, Option<String>, Option<String>);
 
 #[derive(sqlx::FromRow)]
-struct SubscriberRow {
+pub(super) struct SubscriberRow {
     id: i64,
     email: String,
     email_canonical: String,

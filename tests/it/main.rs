@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod digest;
 mod feedback;
+mod scale;
 mod sources;
 mod subscriptions;
 mod support;
