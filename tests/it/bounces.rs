@@ -47,7 +47,7 @@ async fn app_with_webhooks(
     certs: &MockServer,
     now: DateTime<Utc>,
     extra: &[(&str, &str)],
-) -> (TestApp, tempfile::TempDir) {
+) -> (TestApp, tempfile::TempDir, paperboy::clock::ManualClock) {
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("webhook-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -66,8 +66,8 @@ async fn app_with_webhooks(
         ("PAPERBOY__BOUNCES__VERP_ADDRESS", "bounces@paperboy.test"),
     ];
     env.extend_from_slice(extra);
-    let (t, _clock) = TestApp::spawn_at(now, &env).await;
-    (t, secrets)
+    let (t, clock) = TestApp::spawn_at(now, &env).await;
+    (t, secrets, clock)
 }
 
 /// The SNS string to sign for a Notification (written out here, not
@@ -145,7 +145,7 @@ pub(crate) async fn events(t: &TestApp, id: SubscriberId) -> Vec<Value> {
 async fn each_provider_reports_hard_and_soft_bounces_and_complaints() {
     let certs = cert_server().await;
     let now = at("2026-12-01T09:00:00Z");
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         now,
         &[("PAPERBOY__BOUNCES__SOFT_BOUNCE_LIMIT", "10")],
@@ -276,7 +276,7 @@ async fn each_provider_reports_hard_and_soft_bounces_and_complaints() {
 #[tokio::test]
 async fn forged_and_malformed_webhooks_are_refused_and_change_nothing() {
     let certs = cert_server().await;
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         at("2026-12-01T09:00:00Z"),
         &[(
@@ -386,7 +386,7 @@ async fn webhooks_are_off_unless_enabled() {
 async fn a_digest_that_bounces_later_suppresses_its_reader_before_the_next_run() {
     let certs = cert_server().await;
     let day1 = at("2026-12-01T08:00:00Z");
-    let (t, _s) = app_with_webhooks(&certs, day1, &[]).await;
+    let (t, _s, _clock) = app_with_webhooks(&certs, day1, &[]).await;
     let gone = add_active(&t.app, "gone@example.net", &["rag"], 3).await;
     add_active(&t.app, "angry@example.net", &["rag"], 3).await;
     add_active(&t.app, "stays@example.net", &["rag"], 3).await;
@@ -451,7 +451,7 @@ async fn a_digest_that_bounces_later_suppresses_its_reader_before_the_next_run()
 async fn a_complaint_rate_above_the_threshold_pauses_sending_and_healthz_says_so() {
     let certs = cert_server().await;
     let day1 = at("2026-12-01T08:00:00Z");
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         day1,
         &[
@@ -505,7 +505,7 @@ async fn a_complaint_rate_above_the_threshold_pauses_sending_and_healthz_says_so
 #[tokio::test]
 async fn only_the_readers_own_new_opt_in_lifts_a_complaint_and_nothing_lifts_a_hard_bounce() {
     let certs = cert_server().await;
-    let (t, _s) = app_with_webhooks(&certs, at("2026-12-01T09:00:00Z"), &[]).await;
+    let (t, _s, clock) = app_with_webhooks(&certs, at("2026-12-01T09:00:00Z"), &[]).await;
     t.subscribe_and_confirm("angry@example.net").await;
     t.subscribe_and_confirm("gone@example.net").await;
     post_ok(
@@ -529,7 +529,9 @@ async fn only_the_readers_own_new_opt_in_lifts_a_complaint_and_nothing_lifts_a_h
         Some(SuppressionReason::Complaint)
     );
 
-    // The reader subscribes again and confirms from the mailed link.
+    // The reader subscribes again (later: confirmation mails per address
+    // are rate-limited) and confirms from the mailed link.
+    clock.set(at("2026-12-02T09:00:00Z"));
     t.subscribe_and_confirm("angry@example.net").await;
     assert_eq!(
         t.state_of("angry@example.net").await.as_deref(),
