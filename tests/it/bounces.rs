@@ -74,14 +74,27 @@ async fn app_with_webhooks(
 /// taken from the code under test).
 fn sns_string_to_sign(v: &Value) -> String {
     let mut s = String::new();
-    for k in [
-        "Message",
-        "MessageId",
-        "Subject",
-        "Timestamp",
-        "TopicArn",
-        "Type",
-    ] {
+    let fields: &[&str] = if v["Type"] == "Notification" {
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    for &k in fields {
         if let Some(x) = v.get(k).and_then(Value::as_str) {
             s.push_str(&format!("{k}\n{x}\n"));
         }
@@ -360,6 +373,11 @@ async fn forged_and_malformed_webhooks_are_refused_and_change_nothing() {
         assert_eq!(r.status(), 400, "{provider} {body}");
     }
     assert_eq!(post(&t, "unknown", SECRET, &hard).await.0, 404);
+    // An SNS subscription confirmation is verified, logged and records
+    // nothing.
+    let confirm = signed_sns(&certs, "ses-subscription-confirmation.json", None);
+    let r = post_ok(&t, "ses", &confirm.to_string()).await;
+    assert_eq!(r["events"], 0, "{r}");
 
     assert!(events(&t, gone).await.is_empty());
     assert_eq!(suppression(&t, "gone@example.net").await, None);
