@@ -168,6 +168,9 @@ enum Inner {
 /// could not be read.
 type Record = (u64, Result<Vec<(&'static str, String)>, Vec<RowError>>);
 
+/// One validated row: its line, and what it asks for or every problem in it.
+pub type ValidatedRow = (u64, Result<Planned, Vec<RowError>>);
+
 impl RowReader {
     /// Opens the file and, for CSV, checks the header: every column must be
     /// known and `email` present (errors name line 1 and the column).
@@ -257,10 +260,7 @@ impl RowReader {
 
     /// The next row, validated: `(line, what it asks for or every problem
     /// in it)`; `None` at the end of the file.
-    pub fn next_row(
-        &mut self,
-        rules: &ImportRules,
-    ) -> anyhow::Result<Option<(u64, Result<Planned, Vec<RowError>>)>> {
+    pub fn next_row(&mut self, rules: &ImportRules) -> anyhow::Result<Option<ValidatedRow>> {
         Ok(self.next_record()?.map(|(line, rec)| {
             let planned = rec.and_then(|pairs| validate(line, pairs, rules));
             (line, planned)

@@ -28,7 +28,7 @@ pub mod view;
 
 pub use pacer::{next_attempt, Pacer};
 pub use picker::RankPicker;
-pub use plan::{dry_run, plan};
+pub use plan::{dry_run, plan, work_due};
 pub use produce::render_digest;
 pub use seal::Sealer;
 
@@ -61,6 +61,17 @@ pub trait Picker: Send + Sync {
     /// At most `prefs.digest_size` picks, best first, none of them in
     /// `sent` (canonical ids already mailed to this subscriber).
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick>;
+
+    /// [`Picker::pick`] adapted to the reader's feedback. A picker that
+    /// does not learn ignores it.
+    fn pick_with_feedback(
+        &self,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        _feedback: &crate::rank::ReaderFeedback,
+    ) -> Vec<DigestPick> {
+        self.pick(prefs, sent)
+    }
 }
 
 /// How a run ended.
@@ -172,7 +183,15 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     fault_point("before_plan");
     counts.planned = plan(app, now).await?;
     fault_point("after_plan");
-    let state = send_due(app, picker, now, &mut counts).await;
+    // Too many spam complaints lately: send nothing until the rate drops
+    // (issue 14). Planned rows wait, as after an error-budget pause.
+    let state = match crate::bounces::sending_paused(app, now).await? {
+        Some(why) => {
+            tracing::warn!(reason = %why, "digest sending paused");
+            Ok((RunState::PausedErrors, Some(why)))
+        }
+        None => send_due(app, picker, now, &mut counts).await,
+    };
     let (state, note) = match state {
         Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
         Ok(s) => s,
@@ -201,6 +220,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
         "counts": counts,
         "note": note,
         "seconds": started.elapsed().as_secs_f64(),
+        "bounces_last_24h": crate::bounces::recent_counts(app, now).await?,
     });
     app.store
         .set_setting("last_digest_run", &summary.to_string())

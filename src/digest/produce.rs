@@ -4,12 +4,13 @@
 //! the dispatcher.
 
 use super::budget::Budget;
-use super::view::{subject_and_preheader, DigestView, PaperView};
+use super::view::{subject_and_preheader, DigestView, FeedbackUrls, PaperView};
 use super::{fault_point, DigestPick, Picker, RunState, Sealer};
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, Outgoing};
-use crate::domain::{EmailAddress, SubscriberId, SubscriberState};
+use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
+use crate::rank::ReaderFeedback;
 use crate::store::deliveries::{AttemptEnd, ClaimedDelivery, Prepared, RunCounts};
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
@@ -135,7 +136,10 @@ async fn prepare(
         } else if let Some(sealed) = &claim.message {
             // A retry or the single unknown-outcome resend: the identical bytes.
             let composed = Composed {
-                envelope: app.composer.envelope_for(&sub.email)?,
+                envelope: app.composer.envelope_from(
+                    &sub.email,
+                    crate::bounces::envelope_sender(app, claim.id).as_deref(),
+                )?,
                 bytes: sealer.open(sealed)?,
                 message_id: claim.message_id.clone().unwrap_or_default(),
             };
@@ -153,9 +157,15 @@ async fn prepare(
 
     let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
     let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
+    let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
     for (claim, sub) in fresh {
-        let picks = picker.pick(&sub.preferences, &sent.remove(&sub.id).unwrap_or_default());
+        let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        let picks = picker.pick_with_feedback(
+            &sub.preferences,
+            &sent.remove(&sub.id).unwrap_or_default(),
+            &fb,
+        );
         if picks.is_empty() {
             skips.push((claim.id, "no matching papers today"));
         } else {
@@ -220,13 +230,23 @@ fn build_digest(
         &claim.digest_date.format("%Y%m%d").to_string(),
     );
     let token = app.links.manage_token(sub.id, sub.token_generation);
-    let composed = match app.composer.compose(&Outgoing {
-        to: &sub.email,
-        content: &content,
-        message_id,
-        unsubscribe_url: Some(app.links.unsubscribe_url(&token)),
-        date: Some(now.max(claim.due_at)),
-    }) {
+    let composed = match app
+        .composer
+        .compose(&Outgoing {
+            to: &sub.email,
+            content: &content,
+            message_id,
+            unsubscribe_url: Some(app.links.unsubscribe_url(&token)),
+            date: Some(now.max(claim.due_at)),
+        })
+        .and_then(|mut c| {
+            // With VERP on, the envelope sender names this delivery (the
+            // message bytes are the same either way).
+            if let Some(sender) = crate::bounces::envelope_sender(app, claim.id) {
+                c.envelope = app.composer.envelope_from(&sub.email, Some(&sender))?;
+            }
+            Ok(c)
+        }) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(delivery = claim.id, subscriber = %sub.id, error = %e, "cannot build digest");
@@ -251,6 +271,21 @@ fn build_digest(
     ))
 }
 
+/// The three signed feedback links under a paper.
+fn feedback_urls(app: &App, sub: &Subscriber, paper: &PaperId) -> FeedbackUrls {
+    let url = |a| {
+        let t = app
+            .links
+            .feedback_token(sub.id, sub.token_generation, paper, a);
+        app.links.feedback_url(&t)
+    };
+    FeedbackUrls {
+        more: url(FeedbackAction::More),
+        not_for_me: url(FeedbackAction::NotForMe),
+        save: url(FeedbackAction::Save),
+    }
+}
+
 /// Renders one subscriber's digest.
 pub fn render_digest(
     app: &App,
@@ -261,7 +296,13 @@ pub fn render_digest(
     let papers: Vec<PaperView> = picks
         .iter()
         .enumerate()
-        .map(|(i, p)| PaperView::new(i + 1, &p.paper, p.reason.clone()))
+        .map(|(i, p)| {
+            PaperView::new(i + 1, &p.paper, p.reason.clone()).with_feedback(feedback_urls(
+                app,
+                sub,
+                &p.paper.id,
+            ))
+        })
         .collect();
     let fallback = picks.iter().all(|p| p.topic.is_none());
     let top_topic = picks.iter().find_map(|p| p.topic.as_deref());

@@ -1,17 +1,19 @@
 //! Plain types shared by every module. No I/O happens here.
 
 mod email;
+mod feedback;
 mod paper;
 mod subscriber;
 mod token;
 
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
+pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,
     weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,
-    SubscriberState,
+    SubscriberState, Timing,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 pub(crate) const TITLE: usize = 0;
 pub(crate) const ABSTRACT: usize = 1;
@@ -53,6 +53,14 @@ pub struct RankParams {
     /// "representation" unable to match "representation engineering"
     /// alone).
     pub min_coverage: f32,
+    /// A paper that has only one of a multi-word topic's words must carry
+    /// it more than in passing: its BM25 saturation `tf / (k1 + tf)` must
+    /// exceed this. 0.5 means more than one mention in an abstract of
+    /// average length; a mention in the title or the keywords passes. So
+    /// "engine" once in an abstract does not make a paper about
+    /// "representation engineering", nor "context" one about "long
+    /// context". 0 turns the rule off.
+    pub partial_min_saturation: f32,
     /// Final score = relevance × (1 + trending_weight × trending).
     pub trending_weight: f64,
     /// Added to the relevance of a paper by a followed author.
@@ -61,6 +69,8 @@ pub struct RankParams {
     pub extra_topic_weight: f64,
     /// Cached topic results stop growing past about this many bytes.
     pub cache_budget_bytes: usize,
+    /// How reader feedback moves the ranking.
+    pub feedback: super::FeedbackParams,
 }
 
 impl Default for RankParams {
@@ -72,10 +82,12 @@ impl Default for RankParams {
             phrase_weight: 0.6,
             variant_weight: 0.6,
             min_coverage: 0.5,
+            partial_min_saturation: 0.5,
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
             cache_budget_bytes: 128 << 20,
+            feedback: super::FeedbackParams::default(),
         }
     }
 }
@@ -273,6 +285,11 @@ pub struct CandidateIndex {
     topic_cache: RwLock<HashMap<String, Arc<TopicHits>>>,
     excluded_cache: RwLock<HashMap<String, Arc<DocSet>>>,
     cache_bytes: AtomicUsize,
+    /// Unit TF-IDF vectors of the documents, built on the first ranking
+    /// with feedback (readers without feedback never pay for them).
+    lexical: OnceLock<super::vectors::LexicalVectors>,
+    /// Unit embeddings per document, when the candidates carry them.
+    pub(crate) dense: Option<Vec<Option<Arc<[f32]>>>>,
 }
 
 impl std::fmt::Debug for CandidateIndex {
@@ -361,7 +378,10 @@ impl CandidateIndex {
 
         // Token → term, cached: stemming dominates analysis otherwise.
         let mut token_terms: HashMap<String, Option<u32>> = HashMap::new();
-        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        // Per term, the family its words are derived forms of; `None` once
+        // one of its words is not (so "informational" → "formational"
+        // does not drag "information" into the family of "formation").
+        let mut derived_from: HashMap<u32, Option<String>> = HashMap::new();
         let mut surfaces: HashMap<u32, Box<str>> = HashMap::new();
         let mut seen_ids: HashMap<&PaperId, ()> = HashMap::new();
         let mut docs = Vec::with_capacity(candidates.len());
@@ -385,12 +405,15 @@ impl CandidateIndex {
                                 let stem = stemming.term(tok);
                                 let t = intern(&mut vocab, &mut terms, &stem);
                                 surfaces.entry(t).or_insert_with(|| tok.into());
-                                if let Some(key) = stemming.derived_family(tok, &stem) {
-                                    let members = families.entry(key).or_default();
-                                    if !members.contains(&t) {
-                                        members.push(t);
-                                    }
-                                }
+                                let key = stemming.derived_family(tok, &stem);
+                                derived_from
+                                    .entry(t)
+                                    .and_modify(|k| {
+                                        if *k != key {
+                                            *k = None;
+                                        }
+                                    })
+                                    .or_insert(key);
                                 t
                             });
                             token_terms.insert(tok.to_string(), t);
@@ -504,6 +527,16 @@ impl CandidateIndex {
             });
         }
 
+        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        for (t, key) in derived_from {
+            if let Some(key) = key {
+                families.entry(key).or_default().push(t);
+            }
+        }
+        for members in families.values_mut() {
+            members.sort_unstable();
+        }
+
         let mut field_factor = vec![[0f32; FIELDS]; docs.len()];
         // Field length normalisation, averaged over papers having the field
         // (arXiv papers have no `ai_keywords`).
@@ -544,6 +577,8 @@ impl CandidateIndex {
             topic_cache: RwLock::new(HashMap::new()),
             excluded_cache: RwLock::new(HashMap::new()),
             cache_bytes: AtomicUsize::new(0),
+            lexical: OnceLock::new(),
+            dense: None,
         }
     }
 
@@ -783,6 +818,11 @@ impl CandidateIndex {
                 if coverage <= p.min_coverage {
                     continue;
                 }
+                // One word of several: `score / cov` is its saturation.
+                let alone = query.terms.len() > 1 && mask.count_ones() == 1;
+                if alone && score <= p.partial_min_saturation * cov {
+                    continue;
+                }
                 let mut total = score * coverage * coverage;
                 let mut mask = mask;
                 if multi && mask == all_mask && variant == 0 {
@@ -820,7 +860,7 @@ impl CandidateIndex {
             s.cov[d] += idf;
             s.mask[d] |= bit;
         }
-        if qt.variants.is_empty() {
+        if qt.variants.is_empty() || self.params.variant_weight <= 0.0 {
             return;
         }
         s.forms.clear();
@@ -969,6 +1009,80 @@ impl CandidateIndex {
             }
         }
         qt.surface.clone()
+    }
+}
+
+/// Paper vectors for feedback (see `vectors.rs`).
+impl CandidateIndex {
+    pub(crate) fn vocab_len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// The documents' unit TF-IDF vectors, built once per index.
+    pub(crate) fn lexical_vectors(&self) -> &super::vectors::LexicalVectors {
+        self.lexical.get_or_init(|| {
+            let mut docs: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.docs.len()];
+            for (t, tp) in self.terms.iter().enumerate() {
+                if tp.postings.is_empty() {
+                    continue;
+                }
+                let idf = self.idf(t as u32);
+                for post in &tp.postings {
+                    let tf = self.field_tf(post.doc, &post.tf);
+                    docs[post.doc as usize].push((t as u32, idf * tf / (self.params.k1 + tf)));
+                }
+            }
+            let by_id = self
+                .docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.id.clone(), i as u32))
+                .collect();
+            super::vectors::LexicalVectors::new(docs, by_id)
+        })
+    }
+
+    /// The unit TF-IDF vector of a paper that is not a candidate (an older
+    /// liked paper), over the candidates' vocabulary and statistics: words
+    /// no candidate uses cannot make it similar to one, so they are
+    /// dropped. Synonym concepts are not matched here.
+    pub(crate) fn text_vector(&self, paper: &crate::domain::Paper) -> Vec<(u32, f32)> {
+        let mut tf: HashMap<u32, f32> = HashMap::new();
+        let w = self.params.field_weights;
+        let mut add = |text: &str, weight: f32| {
+            for_each_token(text, |tok, _| {
+                if is_stop_word(tok) {
+                    return;
+                }
+                if let Some(&t) = self.vocab.get(&self.stemming.term(tok)) {
+                    *tf.entry(t).or_default() += weight;
+                }
+            });
+        };
+        add(&paper.title, w[TITLE]);
+        add(&paper.abstract_text, w[ABSTRACT]);
+        for k in &paper.ai_keywords {
+            add(k, w[KEYWORDS]);
+        }
+        let mut v: Vec<(u32, f32)> = tf
+            .into_iter()
+            .map(|(t, tf)| (t, self.idf(t) * tf / (self.params.k1 + tf)))
+            .collect();
+        v.sort_unstable_by_key(|&(t, _)| t);
+        v
+    }
+
+    /// Attaches one unit embedding per candidate (indexed like the
+    /// `candidates` slice the index was built from), so feedback ranks
+    /// by meaning instead of by words. `None` entries fall back to words.
+    pub fn with_embeddings(mut self, per_candidate: &[Option<Arc<[f32]>>]) -> CandidateIndex {
+        self.dense = Some(
+            self.docs
+                .iter()
+                .map(|d| per_candidate.get(d.index).cloned().flatten())
+                .collect(),
+        );
+        self
     }
 }
 

@@ -123,6 +123,35 @@ fn parse_date(s: &str) -> Result<NaiveDate> {
         .map_err(|e| super::StoreError::Corrupt(format!("bad digest date {s:?}: {e}")))
 }
 
+/// The inserts of [`Store::plan_deliveries`], inside the caller's
+/// transaction.
+pub(super) async fn insert_planned(
+    conn: &mut sqlx::SqliteConnection,
+    items: &[(SubscriberId, NaiveDate, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let now = ts(now);
+    let mut n = 0;
+    for chunk in items.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
+             VALUES {} ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
+            value_rows(chunk.len(), 5)
+        );
+        let mut q = sqlx::query(&sql);
+        for (sub, date, due) in chunk {
+            q = q
+                .bind(sub.0)
+                .bind(date.to_string())
+                .bind(ts(*due))
+                .bind(ts(*due))
+                .bind(&now);
+        }
+        n += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(n)
+}
+
 impl Store {
     /// Inserts one pending delivery per `(subscriber, local date, due
     /// instant)`, ignoring those that exist (R48: planning is idempotent).
@@ -135,26 +164,8 @@ impl Store {
         if items.is_empty() {
             return Ok(0);
         }
-        let now = ts(now);
         let mut tx = self.begin_write().await?;
-        let mut n = 0;
-        for chunk in items.chunks(1000) {
-            let sql = format!(
-                "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
-                 VALUES {} ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
-                value_rows(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(&sql);
-            for (sub, date, due) in chunk {
-                q = q
-                    .bind(sub.0)
-                    .bind(date.to_string())
-                    .bind(ts(*due))
-                    .bind(ts(*due))
-                    .bind(&now);
-            }
-            n += q.execute(&mut *tx).await?.rows_affected();
-        }
+        let n = insert_planned(&mut tx, items, now).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -542,6 +553,25 @@ impl Store {
              resent = 0, lease_until = NULL, send_started_at = NULL, attempts = attempts - 1 \
              WHERE id = ? AND state = 'sending'",
         )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Hands a claimed row that was not sent back until `until` (its
+    /// recipient domain's pace, R57): `pending` again (or `unknown` with
+    /// its resend unused), the claim not counted as an attempt, any
+    /// prepared message kept.
+    pub async fn defer_delivery(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = CASE WHEN resent = 1 THEN 'unknown' ELSE 'pending' END, \
+             resent = 0, lease_until = NULL, send_started_at = NULL, attempts = attempts - 1, \
+             next_attempt_at = ? WHERE id = ? AND state = 'sending'",
+        )
+        .bind(ts(until))
         .bind(id)
         .execute(&mut *tx)
         .await?;

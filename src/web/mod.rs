@@ -3,8 +3,10 @@
 //! Handlers parse input, call the store and render; they hold no business
 //! rules of their own beyond choosing which page to show.
 
+mod feedback;
 mod forms;
 mod handlers;
+mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
 
@@ -76,6 +78,22 @@ pub fn router(app: App) -> Router {
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
         .route("/preview", get(handlers::preview))
+        // Feedback links and the settings page's feedback-aware preview.
+        .route(
+            "/feedback/{token}",
+            get(feedback::feedback_page).post(feedback::feedback),
+        )
+        .route("/manage/{token}/preview", get(feedback::manage_preview))
+        // Provider bounce and complaint webhooks (issue 14), with a larger
+        // body limit of their own.
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/webhooks/{provider}/{secret}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

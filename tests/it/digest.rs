@@ -14,7 +14,7 @@ use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
 
 /// Offers the same papers to everyone, minus those already sent.
-struct FixedPicker(Vec<Paper>);
+pub(crate) struct FixedPicker(pub(crate) Vec<Paper>);
 
 impl Picker for FixedPicker {
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
@@ -50,7 +50,7 @@ pub fn paper(n: u32, title: &str) -> Paper {
     p
 }
 
-fn papers(n: u32) -> FixedPicker {
+pub(crate) fn papers(n: u32) -> FixedPicker {
     FixedPicker(
         (1..=n)
             .map(|i| paper(i, &format!("Paper number {i}")))
@@ -68,7 +68,7 @@ async fn active(t: &TestApp, email: &str) -> SubscriberId {
 }
 
 /// Adds an active subscriber to `app`: daily at 08:00 UTC.
-async fn add_active(
+pub(crate) async fn add_active(
     app: &paperboy::app::App,
     email: &str,
     topics: &[&str],
