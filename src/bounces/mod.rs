@@ -245,7 +245,7 @@ pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
         limit: app.config.bounces.soft_bounce_limit,
         window_days: app.config.bounces.soft_bounce_window_days,
     };
-    let recorded = app
+    let recorded = match app
         .store
         .record_bounce_event(
             &NewBounceEvent {
@@ -260,7 +260,16 @@ pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
             policy,
             app.now(),
         )
-        .await?;
+        .await
+    {
+        Ok(r) => r,
+        // Deleted between matching and recording: nobody to act on.
+        Err(crate::store::StoreError::NotFound) => {
+            Metrics::inc(&m.unmatched);
+            return Ok(Outcome::Unmatched);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let Some(action) = recorded else {
         Metrics::inc(&m.duplicates);
         return Ok(Outcome::Duplicate);

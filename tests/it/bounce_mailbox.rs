@@ -187,6 +187,34 @@ impl Dovecot {
         std::os::unix::fs::chown(&path, Some(self.owner.0), Some(self.owner.1)).unwrap();
     }
 
+    /// Creates a folder (Maildir++: `.<name>` beside `cur/new/tmp`).
+    fn create_folder(&self, name: &str) {
+        let folder = self
+            .dir
+            .path()
+            .join("mail")
+            .join(USER)
+            .join(format!(".{name}"));
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(folder.join(sub)).unwrap();
+        }
+        chown_tree(&folder, self.owner);
+    }
+
+    /// Messages in a folder ("" for INBOX), read or not.
+    fn count(&self, name: &str) -> usize {
+        let base = self.dir.path().join("mail").join(USER);
+        let folder = if name.is_empty() {
+            base
+        } else {
+            base.join(format!(".{name}"))
+        };
+        ["cur", "new"]
+            .iter()
+            .map(|sub| std::fs::read_dir(folder.join(sub)).map_or(0, |d| d.count()))
+            .sum()
+    }
+
     fn config(&self, password_file: &Path) -> Vec<(String, String)> {
         vec![
             ("PAPERBOY__BOUNCES__MAILBOX__ENABLED".into(), "true".into()),
@@ -357,5 +385,35 @@ async fn a_wrong_mailbox_password_is_a_clear_error_and_changes_nothing() {
     let err = mailbox::poll(&t.app).await.unwrap_err();
     assert!(matches!(err, mailbox::MailboxError::Login(_)), "{err}");
     assert_eq!(suppression(&t, "gone@example.net").await, None);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn processed_reports_can_be_moved_to_a_folder_leaving_the_rest_in_place() {
+    let mut imap = Dovecot::start();
+    imap.create_folder("Processed");
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("imap-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let mut env = imap.config(&password_file);
+    env.push((
+        "PAPERBOY__BOUNCES__MAILBOX__PROCESSED_FOLDER".into(),
+        "Processed".into(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (t, _clock) = TestApp::spawn_at(at("2026-12-01T08:00:00Z"), &env).await;
+    add_active(&t.app, "gone@example.net", &["rag"], 3).await;
+    imap.deliver(&fixture("mailbox", "postfix-hard-5.1.1.eml"));
+    imap.deliver(&fixture("mailbox", "not-a-report.eml"));
+    let r = mailbox::poll(&t.app).await.unwrap();
+    // No VERP token here: matched by the recipient address.
+    assert_eq!((r.read, r.recorded, r.unparseable), (2, 1, 1), "{r}");
+    assert_eq!(
+        suppression(&t, "gone@example.net").await,
+        Some(SuppressionReason::HardBounce)
+    );
+    assert_eq!((imap.count(""), imap.count("Processed")), (1, 1));
+    let again = mailbox::poll(&t.app).await.unwrap();
+    assert_eq!((again.read, again.recorded), (1, 0), "{again}");
     t.stop().await;
 }

@@ -47,7 +47,7 @@ async fn app_with_webhooks(
     certs: &MockServer,
     now: DateTime<Utc>,
     extra: &[(&str, &str)],
-) -> (TestApp, tempfile::TempDir) {
+) -> (TestApp, tempfile::TempDir, paperboy::clock::ManualClock) {
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("webhook-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -66,22 +66,35 @@ async fn app_with_webhooks(
         ("PAPERBOY__BOUNCES__VERP_ADDRESS", "bounces@paperboy.test"),
     ];
     env.extend_from_slice(extra);
-    let (t, _clock) = TestApp::spawn_at(now, &env).await;
-    (t, secrets)
+    let (t, clock) = TestApp::spawn_at(now, &env).await;
+    (t, secrets, clock)
 }
 
 /// The SNS string to sign for a Notification (written out here, not
 /// taken from the code under test).
 fn sns_string_to_sign(v: &Value) -> String {
     let mut s = String::new();
-    for k in [
-        "Message",
-        "MessageId",
-        "Subject",
-        "Timestamp",
-        "TopicArn",
-        "Type",
-    ] {
+    let fields: &[&str] = if v["Type"] == "Notification" {
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    for &k in fields {
         if let Some(x) = v.get(k).and_then(Value::as_str) {
             s.push_str(&format!("{k}\n{x}\n"));
         }
@@ -145,7 +158,7 @@ pub(crate) async fn events(t: &TestApp, id: SubscriberId) -> Vec<Value> {
 async fn each_provider_reports_hard_and_soft_bounces_and_complaints() {
     let certs = cert_server().await;
     let now = at("2026-12-01T09:00:00Z");
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         now,
         &[("PAPERBOY__BOUNCES__SOFT_BOUNCE_LIMIT", "10")],
@@ -276,7 +289,7 @@ async fn each_provider_reports_hard_and_soft_bounces_and_complaints() {
 #[tokio::test]
 async fn forged_and_malformed_webhooks_are_refused_and_change_nothing() {
     let certs = cert_server().await;
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         at("2026-12-01T09:00:00Z"),
         &[(
@@ -360,6 +373,11 @@ async fn forged_and_malformed_webhooks_are_refused_and_change_nothing() {
         assert_eq!(r.status(), 400, "{provider} {body}");
     }
     assert_eq!(post(&t, "unknown", SECRET, &hard).await.0, 404);
+    // An SNS subscription confirmation is verified, logged and records
+    // nothing.
+    let confirm = signed_sns(&certs, "ses-subscription-confirmation.json", None);
+    let r = post_ok(&t, "ses", &confirm.to_string()).await;
+    assert_eq!(r["events"], 0, "{r}");
 
     assert!(events(&t, gone).await.is_empty());
     assert_eq!(suppression(&t, "gone@example.net").await, None);
@@ -386,7 +404,7 @@ async fn webhooks_are_off_unless_enabled() {
 async fn a_digest_that_bounces_later_suppresses_its_reader_before_the_next_run() {
     let certs = cert_server().await;
     let day1 = at("2026-12-01T08:00:00Z");
-    let (t, _s) = app_with_webhooks(&certs, day1, &[]).await;
+    let (t, _s, _clock) = app_with_webhooks(&certs, day1, &[]).await;
     let gone = add_active(&t.app, "gone@example.net", &["rag"], 3).await;
     add_active(&t.app, "angry@example.net", &["rag"], 3).await;
     add_active(&t.app, "stays@example.net", &["rag"], 3).await;
@@ -451,7 +469,7 @@ async fn a_digest_that_bounces_later_suppresses_its_reader_before_the_next_run()
 async fn a_complaint_rate_above_the_threshold_pauses_sending_and_healthz_says_so() {
     let certs = cert_server().await;
     let day1 = at("2026-12-01T08:00:00Z");
-    let (t, _s) = app_with_webhooks(
+    let (t, _s, _clock) = app_with_webhooks(
         &certs,
         day1,
         &[
@@ -499,5 +517,54 @@ async fn a_complaint_rate_above_the_threshold_pauses_sending_and_healthz_says_so
     assert_eq!(r.counts.sent, 0);
     assert_eq!(r.state, digest::RunState::PausedErrors);
     assert!(r.note.unwrap_or_default().contains("complaint rate"));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_readers_own_new_opt_in_lifts_a_complaint_and_nothing_lifts_a_hard_bounce() {
+    let certs = cert_server().await;
+    let (t, _s, clock) = app_with_webhooks(&certs, at("2026-12-01T09:00:00Z"), &[]).await;
+    t.subscribe_and_confirm("angry@example.net").await;
+    t.subscribe_and_confirm("gone@example.net").await;
+    post_ok(
+        &t,
+        "postmark",
+        &fixture("webhooks", "postmark-spam-complaint.json"),
+    )
+    .await;
+    post_ok(
+        &t,
+        "postmark",
+        &fixture("webhooks", "postmark-bounce-hard.json"),
+    )
+    .await;
+    assert_eq!(
+        t.state_of("angry@example.net").await.as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        suppression(&t, "angry@example.net").await,
+        Some(SuppressionReason::Complaint)
+    );
+
+    // The reader subscribes again (later: confirmation mails per address
+    // are rate-limited) and confirms from the mailed link.
+    clock.set(at("2026-12-02T09:00:00Z"));
+    t.subscribe_and_confirm("angry@example.net").await;
+    assert_eq!(
+        t.state_of("angry@example.net").await.as_deref(),
+        Some("active")
+    );
+    assert_eq!(suppression(&t, "angry@example.net").await, None);
+
+    // A hard-bounced address gets no confirmation mail at all.
+    let before = t.sink.messages_to("gone@example.net").len();
+    assert_eq!(t.subscribe_email("gone@example.net").await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(t.sink.messages_to("gone@example.net").len(), before);
+    assert_eq!(
+        suppression(&t, "gone@example.net").await,
+        Some(SuppressionReason::HardBounce)
+    );
     t.stop().await;
 }
