@@ -842,7 +842,7 @@ mod tests {
                     .await
                     .unwrap(),
                 "skipped" => store
-                    .delivery_outcome(claim.id, "skipped", None, None, "nothing", None)
+                    .delivery_outcome(claim.id, AttemptEnd::Skipped, None, None, "nothing")
                     .await
                     .unwrap(),
                 _ => store.release_delivery(claim.id).await.unwrap(),
