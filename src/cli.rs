@@ -60,7 +60,10 @@ pub enum Command {
         #[command(flatten)]
         window: PreviewWindow,
     },
-    /// Plan and send the digests due now.
+    /// Plan and send the digests due now. Prints the counts, the run's
+    /// state (`done` only when nothing due is left) and what is left.
+    /// SIGINT/SIGTERM stop it gracefully: in-flight sends finish and are
+    /// recorded, the rest wait for the next run, exit 0.
     Digest {
         /// Act as if it were this instant (RFC 3339), e.g. to catch up.
         #[arg(long)]

@@ -1,7 +1,7 @@
 //! paperboy: a self-hosted daemon that emails each subscriber a daily
 //! digest of the trending research papers that match their topics.
 //!
-//! Modules follow the data flow (see `README.md` and `design.md`):
+//! Modules follow the data flow (see "How it is built" in `README.md`):
 //! `sources` → `store` ← `digest` → `rank` → `render` → `deliver`, with
 //! `web` and `jobs` on top and `domain` shared by all.
 

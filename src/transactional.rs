@@ -7,7 +7,8 @@
 //! stored, so neither the outbox nor any other table holds a usable link.
 
 use crate::app::App;
-use crate::deliver::{DeliverError, Outgoing};
+use crate::deliver::outcome::{classify, AttemptContext, Outcome};
+use crate::deliver::Outgoing;
 use crate::domain::{SubscriberState, Token};
 use crate::store::outbox::{OutboxItem, OutboxKind};
 use crate::store::subscribers::SuppressionReason;
@@ -153,30 +154,41 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
     };
 
     // The claim is committed; no transaction is open across the send.
-    match app.transport.send(&composed).await {
-        Ok(()) => {
+    let result = app.transport.send(&composed).await;
+    // No stored bytes to resend identically: a stall is an ordinary retry
+    // (at worst one confirmation mail arrives twice).
+    let c = classify(
+        &result,
+        AttemptContext {
+            may_retry: item.attempts < MAX_ATTEMPTS,
+            expired: false,
+            unknown_on_timeout: false,
+        },
+    );
+    match c.outcome {
+        Outcome::Sent => {
             Metrics::inc(&app.metrics.mail_sent);
             tracing::info!(outbox = item.id, subscriber = %sub.id, kind = template, "transactional mail sent");
             app.store.outbox_sent(item.id, app.now()).await
         }
-        Err(e) if e.is_retryable() && item.attempts < MAX_ATTEMPTS => {
+        Outcome::Retry { .. } | Outcome::Unknown => {
             Metrics::inc(&app.metrics.mail_retried);
             // 10 s, 20 s, 40 s … capped at 10 minutes.
             let secs = (10i64 << (item.attempts - 1).clamp(0, 10)).min(600);
-            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %e, retry_in_secs = secs, "transactional mail will be retried");
+            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %c.detail, retry_in_secs = secs, "transactional mail will be retried");
             app.store
-                .outbox_retry(item.id, &e.to_string(), app.now() + Duration::seconds(secs))
+                .outbox_retry(item.id, &c.detail, app.now() + Duration::seconds(secs))
                 .await
         }
-        Err(e) => {
+        Outcome::Failed { .. } | Outcome::Suppress => {
             Metrics::inc(&app.metrics.mail_failed);
-            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %e, "transactional mail failed");
-            if matches!(e, DeliverError::Permanent { .. }) && e.is_hard_bounce() {
+            tracing::warn!(outbox = item.id, subscriber = %sub.id, error = %c.detail, "transactional mail failed");
+            if c.outcome == Outcome::Suppress {
                 app.store
                     .suppress(&sub.email, SuppressionReason::HardBounce, app.now())
                     .await?;
             }
-            app.store.outbox_failed(item.id, &e.to_string()).await
+            app.store.outbox_failed(item.id, &c.detail).await
         }
     }
 }

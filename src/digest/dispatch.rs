@@ -2,25 +2,17 @@
 //! concurrency, marks each row "send started" right before its SMTP
 //! exchange, and records every outcome right after the reply (R50–R55).
 
+use super::budget::Budget;
 use super::fault_point;
 use super::pacer::{next_attempt, DomainPacers, Pacer};
 use super::produce::Ready;
 use crate::app::App;
-use crate::deliver::DeliverError;
-use crate::store::deliveries::{RunCounts, SentDelivery};
+use crate::deliver::outcome::{classify, AttemptContext, Classified, Outcome};
+use crate::store::deliveries::{AttemptEnd, RunCounts, SentDelivery};
 use crate::store::subscribers::SuppressionReason;
 use crate::telemetry::Metrics;
 use chrono::{DateTime, Duration, Utc};
 use std::sync::{Arc, Mutex};
-
-/// The error budget of one run (R23).
-#[derive(Debug, Default)]
-pub(super) struct Budget {
-    consecutive_failures: u32,
-    attempts: u64,
-    hard_bounces: u64,
-    pub(super) paused: Option<String>,
-}
 
 /// What every send task of one run shares.
 struct SendRun {
@@ -112,7 +104,7 @@ pub(super) async fn dispatch(
         let paused = budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .paused
+            .paused()
             .is_some();
         if paused || app.shutdown.is_cancelled() {
             // Not sent: hand the row back; its prepared bytes stay
@@ -215,7 +207,8 @@ pub(super) async fn record_sent(
 }
 
 /// Sends one prepared message and records its outcome right after the
-/// reply (R50–R55): failures here, acceptances via `record_sent`.
+/// reply (R50–R55): failures here, acceptances via `record_sent`. What
+/// the reply means is decided by the shared classifier.
 async fn deliver_one(
     app: &App,
     r: Ready,
@@ -223,24 +216,26 @@ async fn deliver_one(
     run: &SendRun,
     domain: &Pacer,
 ) -> anyhow::Result<()> {
-    let SendRun {
-        pacer,
-        budget,
-        counts,
-        sent,
-        starts,
-    } = run;
     let cfg = &app.config.digest;
     let id = r.claim.id;
     // Only from here on may a crash leave the outcome unknown; rows of the
     // batch not handed over yet go back to `pending` after a crash.
-    starts.mark(id).await?;
+    run.starts.mark(id).await?;
     fault_point("before_send");
     let result = app.transport.send(&r.composed).await;
-    match result {
-        Ok(()) => {
-            fault_point("after_send");
-            sent.send(SentDelivery {
+    let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
+    let c = classify(
+        &result,
+        AttemptContext {
+            may_retry: !stale && !r.claim.unknown_resend,
+            expired: stale,
+            unknown_on_timeout: true,
+        },
+    );
+    if c.outcome == Outcome::Sent {
+        fault_point("after_send");
+        run.sent
+            .send(SentDelivery {
                 id,
                 subscriber: r.subscriber.id,
                 digest_date: r.claim.digest_date,
@@ -248,123 +243,83 @@ async fn deliver_one(
             })
             .await
             .map_err(|_| anyhow::anyhow!("the sent-message recorder stopped"))?;
-            pacer.speed_up().await;
-            domain.speed_up().await;
-            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-            b.consecutive_failures = 0;
-            b.attempts += 1;
-        }
-        Err(DeliverError::Timeout(msg)) => {
-            // The relay may have taken the message: neither retry (a
-            // possible duplicate) nor fail (a possible loss), but hand it
-            // to digest.unknown_policy like an interrupted send (R54). The
-            // relay just stalled, so the single resend waits for the
-            // backoff instead of coming within this run.
-            let next = next_attempt(
-                r.claim.attempts,
-                now,
-                Duration::seconds(cfg.retry_base_secs as i64),
-                Duration::seconds(cfg.retry_cap_secs as i64),
-                &mut rand::thread_rng(),
-            );
-            app.store
-                .delivery_outcome(
-                    id,
-                    "unknown",
-                    None,
-                    None,
-                    &format!("outcome unknown: {msg}"),
-                    Some(next),
-                )
-                .await?;
-            counts.lock().unwrap_or_else(|e| e.into_inner()).unknown += 1;
-            tracing::warn!(delivery = id, subscriber = %r.subscriber.id, error = %msg, "digest outcome unknown");
-            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-            b.attempts += 1;
-            b.consecutive_failures += 1;
-            if b.consecutive_failures >= cfg.max_consecutive_failures && b.paused.is_none() {
-                b.paused = Some(format!(
-                    "{} consecutive transport failures",
-                    b.consecutive_failures
-                ));
+        run.pacer.speed_up().await;
+        domain.speed_up().await;
+    } else {
+        record_failure(app, &r, now, &c, run, domain).await?;
+    }
+    run.budget
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(&c);
+    Ok(())
+}
+
+/// Records an attempt that did not end `sent`, as classified.
+async fn record_failure(
+    app: &App,
+    r: &Ready,
+    now: DateTime<Utc>,
+    c: &Classified,
+    run: &SendRun,
+    domain: &Pacer,
+) -> anyhow::Result<()> {
+    let cfg = &app.config.digest;
+    let (id, sub) = (r.claim.id, r.subscriber.id);
+    let backoff = || {
+        next_attempt(
+            r.claim.attempts,
+            now,
+            Duration::seconds(cfg.retry_base_secs as i64),
+            Duration::seconds(cfg.retry_cap_secs as i64),
+            &mut rand::thread_rng(),
+        )
+    };
+    let end = match c.outcome {
+        // The relay just stalled, so the single resend waits for the
+        // backoff instead of coming within this run.
+        Outcome::Unknown => AttemptEnd::Unknown { next: backoff() },
+        Outcome::Retry { slow_down } => {
+            if slow_down {
+                // That domain's rate, not everyone's (R57).
+                domain.slow_down().await;
             }
+            AttemptEnd::Retry { next: backoff() }
         }
-        Err(e) => {
-            let (code, enhanced) = match &e {
-                DeliverError::Transient { code, message } => {
-                    (Some(*code), crate::deliver::enhanced_status(message))
-                }
-                DeliverError::Permanent { code, enhanced, .. } => (Some(*code), enhanced.clone()),
-                _ => (None, None),
-            };
-            let msg = e.to_string();
-            let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
-            if e.is_retryable() && !stale && !r.claim.unknown_resend {
-                if e.is_rate_limit() {
-                    // That domain's rate, not everyone's (R57).
-                    domain.slow_down().await;
-                }
-                let next = next_attempt(
-                    r.claim.attempts,
-                    now,
-                    Duration::seconds(cfg.retry_base_secs as i64),
-                    Duration::seconds(cfg.retry_cap_secs as i64),
-                    &mut rand::thread_rng(),
-                );
-                app.store
-                    .delivery_outcome(id, "retry", code, enhanced.as_deref(), &msg, Some(next))
-                    .await?;
+        Outcome::Failed { .. } | Outcome::Suppress | Outcome::Sent => AttemptEnd::Failed,
+    };
+    app.store
+        .delivery_outcome(id, end, c.code, c.enhanced.as_deref(), &c.detail)
+        .await?;
+    {
+        let mut counts = run.counts.lock().unwrap_or_else(|e| e.into_inner());
+        match c.outcome {
+            Outcome::Unknown => {
+                counts.unknown += 1;
+                tracing::warn!(delivery = id, subscriber = %sub, error = %c.detail, "digest outcome unknown");
+            }
+            Outcome::Retry { .. } => {
+                counts.retried += 1;
                 Metrics::inc(&app.metrics.mail_retried);
-                counts.lock().unwrap_or_else(|e| e.into_inner()).retried += 1;
-                tracing::warn!(delivery = id, subscriber = %r.subscriber.id, error = %msg, "digest will be retried");
-            } else {
-                let why = if stale && e.is_retryable() {
-                    format!("expired: {msg}")
-                } else {
-                    msg.clone()
-                };
-                app.store
-                    .delivery_outcome(id, "failed", code, enhanced.as_deref(), &why, None)
-                    .await?;
+                tracing::warn!(delivery = id, subscriber = %sub, error = %c.detail, "digest will be retried");
+            }
+            _ => {
+                counts.failed += 1;
                 Metrics::inc(&app.metrics.mail_failed);
-                counts.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
-                if e.is_hard_bounce() {
-                    app.store
-                        .suppress(
-                            &r.subscriber.email,
-                            SuppressionReason::HardBounce,
-                            app.now(),
-                        )
-                        .await?;
-                    tracing::warn!(subscriber = %r.subscriber.id, "hard bounce: address suppressed");
-                } else {
-                    tracing::warn!(delivery = id, subscriber = %r.subscriber.id, error = %msg, "digest failed");
-                }
-            }
-            let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
-            b.attempts += 1;
-            if e.is_hard_bounce() {
-                b.hard_bounces += 1;
-            }
-            if e.is_retryable() {
-                b.consecutive_failures += 1;
-            }
-            if b.consecutive_failures >= cfg.max_consecutive_failures && b.paused.is_none() {
-                b.paused = Some(format!(
-                    "{} consecutive transport failures",
-                    b.consecutive_failures
-                ));
-            }
-            if b.attempts >= 50
-                && (b.hard_bounces as f64 / b.attempts as f64) * 100.0 > cfg.max_bounce_percent
-                && b.paused.is_none()
-            {
-                b.paused = Some(format!(
-                    "hard-bounce rate {:.1}% above digest.max_bounce_percent",
-                    b.hard_bounces as f64 * 100.0 / b.attempts as f64
-                ));
             }
         }
+    }
+    if c.outcome == Outcome::Suppress {
+        app.store
+            .suppress(
+                &r.subscriber.email,
+                SuppressionReason::HardBounce,
+                app.now(),
+            )
+            .await?;
+        tracing::warn!(subscriber = %sub, "hard bounce: address suppressed");
+    } else if matches!(c.outcome, Outcome::Failed { .. }) {
+        tracing::warn!(delivery = id, subscriber = %sub, error = %c.detail, "digest failed");
     }
     Ok(())
 }

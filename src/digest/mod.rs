@@ -16,6 +16,7 @@
 //! run's candidates), `schedule` (pure send-time arithmetic), `seal`
 //! (stored bytes), `view` (what the templates see).
 
+mod budget;
 mod dispatch;
 mod pacer;
 mod picker;
@@ -42,7 +43,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dispatch::{dispatch, record_sent, Budget, RECORD_BATCH};
+use budget::Budget;
+use dispatch::{dispatch, record_sent, RECORD_BATCH};
 use produce::produce;
 
 /// One paper picked for a subscriber, with the reason shown under it.
@@ -305,7 +307,10 @@ async fn send_due(
     let cfg = &app.config.digest;
     let batch = (cfg.concurrency * 16).clamp(16, 256);
     let shared_counts = Arc::new(Mutex::new(RunCounts::default()));
-    let budget = Arc::new(Mutex::new(Budget::default()));
+    let budget = Arc::new(Mutex::new(Budget::new(
+        cfg.max_consecutive_failures,
+        cfg.max_bounce_percent,
+    )));
     // Accepted messages are recorded by one task, many per transaction,
     // instead of one write transaction per reply (see `record_sent`).
     let (sent_tx, sent_rx) = tokio::sync::mpsc::channel(RECORD_BATCH);
@@ -332,8 +337,8 @@ async fn send_due(
     let paused = budget
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .paused
-        .clone();
+        .paused()
+        .map(str::to_string);
     let result = produced.and_then(|state| {
         let released = dispatched?;
         recorded?;

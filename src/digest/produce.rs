@@ -3,7 +3,7 @@
 //! of a retry), and stores the exact bytes before handing the messages to
 //! the dispatcher.
 
-use super::dispatch::Budget;
+use super::budget::Budget;
 use super::view::{subject_and_preheader, DigestView, FeedbackUrls, PaperView};
 use super::{fault_point, DigestPick, Picker, RunState, Sealer};
 use crate::app::App;
@@ -11,7 +11,7 @@ use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, Outgoing};
 use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
 use crate::rank::ReaderFeedback;
-use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts};
+use crate::store::deliveries::{AttemptEnd, ClaimedDelivery, Prepared, RunCounts};
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -51,8 +51,8 @@ pub(super) async fn produce(
         if let Some(why) = budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .paused
-            .clone()
+            .paused()
+            .map(str::to_string)
         {
             return Ok((RunState::PausedErrors, Some(why)));
         }
@@ -199,7 +199,7 @@ async fn prepare(
                 }
                 Prepare::Failed(id, why) => {
                     store
-                        .delivery_outcome(id, "failed", None, None, &why, None)
+                        .delivery_outcome(id, AttemptEnd::Failed, None, None, &why)
                         .await?;
                     failed += 1;
                 }
@@ -208,7 +208,7 @@ async fn prepare(
     }
     for (id, why) in &skips {
         store
-            .delivery_outcome(*id, "skipped", None, None, why, None)
+            .delivery_outcome(*id, AttemptEnd::Skipped, None, None, why)
             .await?;
     }
     Ok((ready, prepared, skips.len() as u64, failed))

@@ -114,7 +114,8 @@ pub fn parse_arxiv_rss(bytes: &[u8]) -> Result<FeedListing, SourceError> {
 /// Parses an `rss.arxiv.org/atom/…` document (Atom 1.0).
 ///
 /// No real capture of this variant exists; it follows arXiv's published
-/// specification (see docs/sources.md §2.5). Same error contract as
+/// specification (<https://info.arxiv.org/help/rss_specifications.html>).
+/// Same error contract as
 /// [`parse_arxiv_rss`].
 pub fn parse_arxiv_atom_feed(bytes: &[u8]) -> Result<FeedListing, SourceError> {
     let root = xml::parse(bytes, ATOM_FEED)?;

@@ -69,6 +69,40 @@ pub struct RunCounts {
     pub unknown: u64,
 }
 
+/// How an attempt ends when it does not end `sent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// Try again at `next`.
+    Retry {
+        next: DateTime<Utc>,
+    },
+    Failed,
+    /// Not sent on purpose (unsubscribed, suppressed, nothing to send).
+    Skipped,
+    /// Possibly sent; the single resend (under `resend`) is due at `next`.
+    Unknown {
+        next: DateTime<Utc>,
+    },
+}
+
+impl AttemptEnd {
+    fn state(self) -> &'static str {
+        match self {
+            AttemptEnd::Retry { .. } => "retry",
+            AttemptEnd::Failed => "failed",
+            AttemptEnd::Skipped => "skipped",
+            AttemptEnd::Unknown { .. } => "unknown",
+        }
+    }
+
+    fn next(self) -> Option<DateTime<Utc>> {
+        match self {
+            AttemptEnd::Retry { next } | AttemptEnd::Unknown { next } => Some(next),
+            AttemptEnd::Failed | AttemptEnd::Skipped => None,
+        }
+    }
+}
+
 /// What is left undone in the deliveries table at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryBacklog {
@@ -522,34 +556,32 @@ impl Store {
         Ok(())
     }
 
-    /// Ends an attempt in `retry` (with `next`), `failed`, `skipped` or
-    /// `unknown`, recording the reply. `retry` and `unknown` keep the
-    /// prepared bytes for the identical resend; the final states drop them.
+    /// Ends an attempt other than `sent`, recording the reply. `retry` and
+    /// `unknown` keep the prepared bytes for the identical resend; the
+    /// final states drop them.
     pub async fn delivery_outcome(
         &self,
         id: i64,
-        state: &str,
+        end: AttemptEnd,
         code: Option<u16>,
         enhanced: Option<&str>,
         error: &str,
-        next: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        debug_assert!(matches!(state, "retry" | "failed" | "skipped" | "unknown"));
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE deliveries SET state = ?, last_code = ?, last_enhanced_status = ?, \
              last_error = ?, lease_until = NULL, next_attempt_at = COALESCE(?, next_attempt_at) \
              WHERE id = ?",
         )
-        .bind(state)
+        .bind(end.state())
         .bind(code.map(i64::from))
         .bind(enhanced)
         .bind(error)
-        .bind(next.map(ts))
+        .bind(end.next().map(ts))
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if matches!(state, "failed" | "skipped") {
+        if matches!(end, AttemptEnd::Failed | AttemptEnd::Skipped) {
             // Final: nothing will send these bytes again.
             sqlx::query("DELETE FROM delivery_messages WHERE delivery_id = ?")
                 .bind(id)
@@ -810,7 +842,7 @@ mod tests {
                     .await
                     .unwrap(),
                 "skipped" => store
-                    .delivery_outcome(claim.id, "skipped", None, None, "nothing", None)
+                    .delivery_outcome(claim.id, AttemptEnd::Skipped, None, None, "nothing")
                     .await
                     .unwrap(),
                 _ => store.release_delivery(claim.id).await.unwrap(),
@@ -858,16 +890,23 @@ mod tests {
         store
             .delivery_outcome(
                 r.id,
-                "retry",
+                AttemptEnd::Retry {
+                    next: now - chrono::Duration::minutes(3),
+                },
                 Some(451),
                 None,
                 "busy",
-                Some(now - chrono::Duration::minutes(3)),
             )
             .await
             .unwrap();
         store
-            .delivery_outcome(u.id, "unknown", None, None, "stalled", Some(now))
+            .delivery_outcome(
+                u.id,
+                AttemptEnd::Unknown { next: now },
+                None,
+                None,
+                "stalled",
+            )
             .await
             .unwrap();
         // Pending rows due 5 and 1 minutes ago, and one not due yet.
@@ -909,11 +948,12 @@ mod tests {
             store
                 .delivery_outcome(
                     id,
-                    "retry",
+                    AttemptEnd::Retry {
+                        next: now - chrono::Duration::minutes(ago),
+                    },
                     Some(451),
                     None,
                     "busy",
-                    Some(now - chrono::Duration::minutes(ago)),
                 )
                 .await
                 .unwrap();
@@ -933,11 +973,10 @@ mod tests {
         store
             .delivery_outcome(
                 a.id,
-                "retry",
+                AttemptEnd::Retry { next: now },
                 Some(451),
                 Some("4.7.28"),
                 "rate limited",
-                Some(now),
             )
             .await
             .unwrap();
@@ -981,7 +1020,13 @@ mod tests {
 
         // A retry is claimed again with the identical stored bytes.
         store
-            .delivery_outcome(a.id, "retry", Some(451), None, "busy", Some(now))
+            .delivery_outcome(
+                a.id,
+                AttemptEnd::Retry { next: now },
+                Some(451),
+                None,
+                "busy",
+            )
             .await
             .unwrap();
         let again = store
@@ -1010,17 +1055,22 @@ mod tests {
         store
             .delivery_outcome(
                 b.id,
-                "failed",
+                AttemptEnd::Failed,
                 Some(550),
                 Some("5.1.1"),
                 "no such user",
-                None,
             )
             .await
             .unwrap();
         // An unknown outcome keeps its bytes for the single resend.
         store
-            .delivery_outcome(c.id, "unknown", None, None, "stalled", Some(now))
+            .delivery_outcome(
+                c.id,
+                AttemptEnd::Unknown { next: now },
+                None,
+                None,
+                "stalled",
+            )
             .await
             .unwrap();
         let left: Vec<i64> = sqlx::query_scalar("SELECT delivery_id FROM delivery_messages")
@@ -1044,7 +1094,13 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
         let a = one_claimed(&store, now, "a@example.org").await;
         store
-            .delivery_outcome(a.id, "retry", Some(451), None, "busy", Some(now))
+            .delivery_outcome(
+                a.id,
+                AttemptEnd::Retry { next: now },
+                Some(451),
+                None,
+                "busy",
+            )
             .await
             .unwrap();
         sqlx::query("DELETE FROM delivery_messages")

@@ -284,7 +284,8 @@ impl TestApp {
     }
 
     pub async fn spawn_full(extra: &[(&str, &str)], overrides: Overrides) -> TestApp {
-        // Logs go to the test's captured output, shown when a test fails.
+        // Logs (warnings and up) go to stderr, which the test harness does
+        // not capture: they appear beside the test output, not per test.
         paperboy::telemetry::init("warn", "text");
         let sink = SmtpSink::start();
         let dir = tempfile::tempdir().unwrap();
