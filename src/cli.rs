@@ -385,9 +385,8 @@ async fn preview(
         ListFormat::Text => {
             if views.is_empty() {
                 println!(
-                    "No stored paper matches ({} candidates from the last {} days). Run `paperboy fetch` first?",
-                    picker.candidates().len(),
-                    app.config.digest.candidate_days
+                    "{}",
+                    preview_empty_text(&app, picker.candidates().len()).await?
                 );
             }
             for (i, v) in views.iter().enumerate() {
@@ -404,6 +403,23 @@ async fn preview(
     }
     app.store.close().await;
     Ok(())
+}
+
+/// Why `paperboy preview` found nothing: no paper stored at all, none in
+/// the candidate window, or candidates that these topics do not match.
+async fn preview_empty_text(app: &App, candidates: usize) -> anyhow::Result<String> {
+    let days = app.config.digest.candidate_days;
+    Ok(if candidates > 0 {
+        format!(
+            "None of the {candidates} candidates from the last {days} days matches these topics. Try broader words or fewer exclusions."
+        )
+    } else if app.store.papers_stored().await? == 0 {
+        "No papers are stored yet. Run `paperboy fetch` first.".to_string()
+    } else {
+        format!(
+            "No stored paper was listed in the last {days} days (digest.candidate_days). Run `paperboy fetch` to get today's."
+        )
+    })
 }
 
 /// `paperboy digest`: one run now (or at `--now`), under the instance lock

@@ -331,13 +331,18 @@ pub(super) async fn manage_preview(
         crate::domain::limits::MAX_EXCLUDED,
     );
     let papers = preview_papers(&app, &sub, &profile).await;
+    let note = if papers.is_empty() {
+        super::handlers::preview_empty_note(&app, !profile.topics.is_empty()).await
+    } else {
+        String::new()
+    };
     Ok((
         StatusCode::OK,
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        axum::Json(json!({ "papers": papers })),
+        axum::Json(json!({ "papers": papers, "note": note })),
     )
         .into_response())
 }

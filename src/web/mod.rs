@@ -3,11 +3,15 @@
 //! Handlers parse input, call the store and render; they hold no business
 //! rules of their own beyond choosing which page to show.
 
+mod assets;
 mod feedback;
 mod forms;
 mod handlers;
+mod preview_cache;
+mod recovery;
 
 pub use forms::{parse_urlencoded, FormError};
+pub use preview_cache::{Availability, PreviewCache};
 
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
@@ -69,6 +73,10 @@ pub fn router(app: App) -> Router {
             get(handlers::confirm_page).post(handlers::confirm),
         )
         .route(
+            "/confirm/{token}/settings-link",
+            post(recovery::settings_link),
+        )
+        .route(
             "/manage/{token}",
             get(handlers::manage_page).post(handlers::manage),
         )
@@ -83,6 +91,12 @@ pub fn router(app: App) -> Router {
             get(feedback::feedback_page).post(feedback::feedback),
         )
         .route("/manage/{token}/preview", get(feedback::manage_preview))
+        // Stylesheet, scripts and icon (CSP: no inline code).
+        .route("/static/app.css", get(assets::app_css))
+        .route("/static/preview.js", get(assets::preview_js))
+        .route("/static/subscribe.js", get(assets::subscribe_js))
+        .route("/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
@@ -98,6 +112,14 @@ pub fn router(app: App) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(assets::CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(assets::PERMISSIONS_POLICY),
         ))
         .with_state(app)
 }

@@ -5,6 +5,7 @@ mod crash;
 mod daemon;
 mod digest;
 mod feedback;
+mod pages;
 mod sources;
 mod subscriptions;
 mod support;
