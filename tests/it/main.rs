@@ -1,5 +1,6 @@
 //! One integration-test binary (linked once); each module is one area.
 
+mod browser;
 mod cli;
 mod crash;
 mod daemon;
