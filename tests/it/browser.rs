@@ -225,6 +225,23 @@ impl Browser {
         .await;
     }
 
+    /// With `PAPERBOY_SCREENSHOTS=dir`, saves what the reader sees, for a
+    /// person to look at (`{dir}/{page}-{scheme}.png`).
+    async fn screenshot(&self, page: &str, scheme: &str) {
+        let Ok(dir) = std::env::var("PAPERBOY_SCREENSHOTS") else {
+            return;
+        };
+        let png = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let name = format!("{}-{scheme}.png", page.replace(' ', "-"));
+        std::fs::write(std::path::Path::new(&dir).join(name), bytes).unwrap();
+    }
+
     /// Every visible text on the page against its effective background,
     /// in both colour schemes; panics listing the pairs under 4.5:1.
     async fn assert_contrast(&self, page: &str) {
@@ -240,6 +257,7 @@ impl Browser {
             let report = self.js(CONTRAST_JS, json!([])).await;
             let checked = report["checked"].as_u64().unwrap();
             assert!(checked >= 5, "{page} ({scheme}): only {checked} texts");
+            self.screenshot(page, scheme).await;
             let failures = report["failures"].as_array().unwrap();
             assert!(
                 failures.is_empty(),
