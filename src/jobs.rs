@@ -42,7 +42,8 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
         Scheduled::new(
             "maintenance",
             // Hourly housekeeping: purge expired pending subscribers, old
-            // rate rows and expired confirm tokens (R28, R47).
+            // rate rows and expired confirm tokens (R28, R47), then the
+            // retention of `[retention]`.
             "0 17 * * * *",
             maintenance,
         ),
@@ -64,7 +65,26 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
             },
         ));
     }
+    if cfg.bounces.mailbox.enabled {
+        jobs.push(Scheduled::new(
+            "bounce-mailbox",
+            &cfg.bounces.mailbox.cron,
+            bounce_mailbox,
+        ));
+    }
     jobs
+}
+
+/// Polls the bounce mailbox once and logs what it did.
+pub async fn bounce_mailbox(app: App) {
+    match crate::bounces::mailbox::poll(&app).await {
+        Ok(r) if r.read > 0 => tracing::info!(report = %r, "bounce mailbox polled"),
+        Ok(_) => {}
+        Err(e) => {
+            Metrics::inc(&app.metrics.bounces.mailbox_polls_failed);
+            tracing::error!(error = %e, "bounce mailbox poll failed");
+        }
+    }
 }
 
 /// Fetches one source (or all enabled ones) and logs the report.
@@ -88,13 +108,20 @@ pub async fn fetch(app: App, source: Option<SourceName>) {
 }
 
 /// One scheduler tick: plan and send what is due now. Skipped while the
-/// previous run is still going.
+/// previous run is still going, and when nothing is due (no run is
+/// recorded for an idle tick).
 pub async fn digest_tick(app: App) {
     let Ok(_guard) = app.digest_lock.try_lock() else {
         tracing::debug!("previous digest run still going; tick skipped");
         return;
     };
     let now = app.now();
+    match crate::digest::work_due(&app, now).await {
+        Ok(false) => return,
+        Ok(true) => {}
+        // Let the run report it properly.
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot tell whether digests are due"),
+    }
     let result = async {
         let picker = crate::digest::RankPicker::for_run(&app, now).await?;
         crate::digest::run(&app, &picker, now).await
@@ -112,6 +139,20 @@ pub async fn maintenance(app: App) {
         Ok(n) if n > 0 => tracing::info!(purged = n, "purged unconfirmed subscribers"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "maintenance job failed"),
+    }
+    prune(&app).await;
+}
+
+/// Retention: deletes what `[retention]` no longer keeps, in small batches.
+async fn prune(app: &App) {
+    match app
+        .store
+        .prune(&app.config.retention_policy(), app.now())
+        .await
+    {
+        Ok(p) if p.total() > 0 => tracing::info!(pruned = ?p, "deleted old rows"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "retention failed"),
     }
 }
 

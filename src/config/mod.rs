@@ -12,6 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use url::Url;
 
+mod bounces;
+pub use bounces::{BouncesConfig, MailboxConfig, WebhooksConfig};
+
 /// The defaults, embedded so an installed binary needs no config file.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -84,6 +87,8 @@ pub struct Config {
     pub rank: RankConfig,
     pub security: SecurityConfig,
     pub logging: LoggingConfig,
+    pub retention: RetentionConfig,
+    pub bounces: BouncesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -205,6 +210,8 @@ pub struct DigestConfig {
     pub retry_max_age_hours: u32,
     pub max_consecutive_failures: u32,
     pub max_bounce_percent: f64,
+    pub domain_max_per_second: u32,
+    pub domain_limits: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -493,6 +500,9 @@ impl Config {
             return Err(invalid("logging.format", "must be \"text\" or \"json\""));
         }
         validate_log_level(&self.logging.level)?;
+        self.validate_retention()?;
+        self.domain_limits()?;
+        self.bounces.validate()?;
         Ok(())
     }
 
@@ -957,6 +967,58 @@ mod tests {
     }
 
     #[test]
+    fn bad_retention_and_domain_pacing_values_fail_naming_their_key() {
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (
+                &[("PAPERBOY__RETENTION__NEVER_REPEAT_DAYS", "2")],
+                "retention.never_repeat_days",
+            ),
+            (
+                &[("PAPERBOY__RETENTION__NEVER_REPEAT_DAYS", "60")],
+                "retention.never_repeat_days",
+            ),
+            (
+                &[("PAPERBOY__RETENTION__UPVOTE_DAYS", "3")],
+                "retention.upvote_days",
+            ),
+            (
+                &[("PAPERBOY__RETENTION__BATCH_ROWS", "0")],
+                "retention.batch_rows",
+            ),
+            (
+                &[("PAPERBOY__DIGEST__DOMAIN_LIMITS", "gmail.com")],
+                "digest.domain_limits",
+            ),
+            (
+                &[("PAPERBOY__DIGEST__DOMAIN_LIMITS", "gmail.com=0")],
+                "digest.domain_limits",
+            ),
+        ];
+        for (pairs, key) in cases {
+            let err = load_env(pairs).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{pairs:?}: {err}");
+        }
+        let c = load_env(&[
+            (
+                "PAPERBOY__DIGEST__DOMAIN_LIMITS",
+                "Gmail.com=10, yahoo.com=5",
+            ),
+            ("PAPERBOY__DIGEST__DOMAIN_MAX_PER_SECOND", "20"),
+            ("PAPERBOY__RETENTION__DELIVERY_DAYS", "0"),
+        ])
+        .unwrap();
+        let limits = c.domain_limits().unwrap();
+        assert_eq!(limits.get("gmail.com"), Some(&10));
+        assert_eq!(limits.get("yahoo.com"), Some(&5));
+        assert_eq!(c.domain_default_rate(), 20);
+        assert_eq!(
+            c.retention_policy().deliveries,
+            None,
+            "0 days keeps for ever"
+        );
+    }
+
+    #[test]
     fn smtp_without_tls_is_refused_for_remote_hosts() {
         let remote = load_env(&[
             ("PAPERBOY__MAIL__TRANSPORT", "smtp"),
@@ -1008,5 +1070,113 @@ mod tests {
         assert!(printed.contains("<redacted>"));
         assert!(!printed.contains("AAECAwQF"));
         assert!(!format!("{c:?}").contains("AAECAwQF"));
+    }
+}
+
+// ---- Per-recipient-domain pacing and retention (issue 12) ----
+
+impl Config {
+    /// Messages per second to any one recipient domain: the configured
+    /// cap, or the global rate when it is 0 (unlimited but the global).
+    pub fn domain_default_rate(&self) -> u32 {
+        match self.digest.domain_max_per_second {
+            0 => self.digest.max_per_second,
+            n => n.min(self.digest.max_per_second),
+        }
+    }
+
+    /// `digest.domain_limits` ("gmail.com=10, yahoo.com=5") as lower-case
+    /// domain → messages per second.
+    pub fn domain_limits(&self) -> Result<std::collections::BTreeMap<String, u32>, ConfigError> {
+        let key = "digest.domain_limits";
+        let mut out = std::collections::BTreeMap::new();
+        for item in self.digest.domain_limits.split([',', ' ', '\n']) {
+            if item.trim().is_empty() {
+                continue;
+            }
+            let (domain, rate) = item.trim().split_once('=').ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("{item:?} is not DOMAIN=RATE, e.g. gmail.com=10"),
+                )
+            })?;
+            let domain = domain.trim().to_ascii_lowercase();
+            if !domain.contains('.') || domain.contains('@') || domain.starts_with('.') {
+                return Err(invalid(key, format!("{domain:?} is not a mail domain")));
+            }
+            let rate: u32 = rate
+                .trim()
+                .parse()
+                .ok()
+                .filter(|r| *r >= 1)
+                .ok_or_else(|| invalid(key, format!("{domain}: the rate must be a whole number of messages per second, at least 1")))?;
+            if out.insert(domain.clone(), rate).is_some() {
+                return Err(invalid(key, format!("{domain} is listed twice")));
+            }
+        }
+        Ok(out)
+    }
+}
+
+// Retention
+
+/// How long old rows are kept (`[retention]`); 0 days keeps them for ever.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub delivery_days: u32,
+    pub never_repeat_days: u32,
+    pub fetch_log_days: u32,
+    pub upvote_days: u32,
+    pub batch_rows: u32,
+}
+
+impl Config {
+    fn validate_retention(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        let candidates = self.digest.candidate_days;
+        if r.never_repeat_days != 0 && r.never_repeat_days <= candidates {
+            return Err(invalid(
+                "retention.never_repeat_days",
+                format!(
+                    "must be 0 (for ever) or more than digest.candidate_days ({candidates}): \
+                     a paper that can still be a candidate must not be mailed twice"
+                ),
+            ));
+        }
+        if r.delivery_days != 0 && r.never_repeat_days > r.delivery_days {
+            return Err(invalid(
+                "retention.never_repeat_days",
+                "must be at most retention.delivery_days (never-repeat rows are pruned \
+                 through the delivery rows, which must still be there)",
+            ));
+        }
+        if r.upvote_days != 0 && r.upvote_days <= candidates + 1 {
+            return Err(invalid(
+                "retention.upvote_days",
+                format!(
+                    "must be 0 (for ever) or more than digest.candidate_days + 1 ({}): \
+                     trending reads a day of history of every candidate",
+                    candidates + 1
+                ),
+            ));
+        }
+        if r.batch_rows == 0 || r.batch_rows > 100_000 {
+            return Err(invalid("retention.batch_rows", "must be 1–100000"));
+        }
+        Ok(())
+    }
+
+    /// The store's retention policy from `[retention]`.
+    pub fn retention_policy(&self) -> crate::store::retention::RetentionPolicy {
+        let r = &self.retention;
+        let days = |d: u32| (d > 0).then(|| chrono::Duration::days(d as i64));
+        crate::store::retention::RetentionPolicy {
+            deliveries: days(r.delivery_days),
+            never_repeat: days(r.never_repeat_days),
+            fetch_log: days(r.fetch_log_days),
+            upvote_observations: days(r.upvote_days),
+            batch: r.batch_rows,
+        }
     }
 }

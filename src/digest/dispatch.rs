@@ -3,7 +3,7 @@
 //! exchange, and records every outcome right after the reply (R50–R55).
 
 use super::fault_point;
-use super::pacer::{next_attempt, Pacer};
+use super::pacer::{next_attempt, DomainPacers, Pacer};
 use super::produce::Ready;
 use crate::app::App;
 use crate::deliver::DeliverError;
@@ -76,6 +76,11 @@ impl StartMarker {
     }
 }
 
+/// A message whose recipient domain cannot take it within this long is
+/// deferred to a later tick rather than held (R57): a slow domain never
+/// holds up the others for more than this.
+const DOMAIN_HORIZON: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most accepted messages recorded in one transaction.
 pub(super) const RECORD_BATCH: usize = 512;
 
@@ -95,6 +100,11 @@ pub(super) async fn dispatch(
     let pacer = Arc::new(Pacer::new(cfg.max_per_second));
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
     let starts = Arc::new(StartMarker::spawn(app.clone()));
+    let domains = DomainPacers::new(
+        app.config.domain_default_rate(),
+        app.config.domain_limits()?,
+    );
+    let mut deferred = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
     let mut result = Ok(());
     while let Some(r) = ready.recv().await {
@@ -114,6 +124,20 @@ pub(super) async fn dispatch(
             released += 1;
             continue;
         }
+        let domain = domains.of(recipient_domain(&r));
+        let slot = match domain.try_reserve(DOMAIN_HORIZON).await {
+            Ok(slot) => slot,
+            Err(at) => {
+                let wait = at.saturating_duration_since(tokio::time::Instant::now());
+                let until = now + Duration::from_std(wait).unwrap_or(Duration::zero());
+                if let Err(e) = app.store.defer_delivery(r.claim.id, until).await {
+                    result = Err(e.into());
+                    break;
+                }
+                deferred += 1;
+                continue;
+            }
+        };
         pacer.acquire().await;
         let (app, run) = (
             app.clone(),
@@ -127,7 +151,8 @@ pub(super) async fn dispatch(
         );
         tasks.spawn(async move {
             let _permit = permit;
-            deliver_one(&app, r, now, &run).await
+            tokio::time::sleep_until(slot).await;
+            deliver_one(&app, r, now, &run, &domain).await
         });
         while let Some(res) = tasks.try_join_next() {
             result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
@@ -148,7 +173,19 @@ pub(super) async fn dispatch(
     while let Some(res) = tasks.join_next().await {
         result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
     }
+    if deferred > 0 {
+        tracing::info!(
+            deferred,
+            "deliveries deferred to a later tick by per-domain pacing"
+        );
+    }
     result.map(|()| released)
+}
+
+/// The recipient's domain as the pacers know it: lower-case, punycoded.
+fn recipient_domain(r: &Ready) -> &str {
+    let canonical = r.subscriber.email.canonical();
+    canonical.rsplit_once('@').map_or(canonical, |(_, d)| d)
 }
 
 /// Records accepted messages as `sent`, all that have arrived since the
@@ -179,7 +216,13 @@ pub(super) async fn record_sent(
 
 /// Sends one prepared message and records its outcome right after the
 /// reply (R50–R55): failures here, acceptances via `record_sent`.
-async fn deliver_one(app: &App, r: Ready, now: DateTime<Utc>, run: &SendRun) -> anyhow::Result<()> {
+async fn deliver_one(
+    app: &App,
+    r: Ready,
+    now: DateTime<Utc>,
+    run: &SendRun,
+    domain: &Pacer,
+) -> anyhow::Result<()> {
     let SendRun {
         pacer,
         budget,
@@ -192,6 +235,7 @@ async fn deliver_one(app: &App, r: Ready, now: DateTime<Utc>, run: &SendRun) -> 
     // Only from here on may a crash leave the outcome unknown; rows of the
     // batch not handed over yet go back to `pending` after a crash.
     starts.mark(id).await?;
+    fault_point("before_send");
     let result = app.transport.send(&r.composed).await;
     match result {
         Ok(()) => {
@@ -205,6 +249,7 @@ async fn deliver_one(app: &App, r: Ready, now: DateTime<Utc>, run: &SendRun) -> 
             .await
             .map_err(|_| anyhow::anyhow!("the sent-message recorder stopped"))?;
             pacer.speed_up().await;
+            domain.speed_up().await;
             let mut b = budget.lock().unwrap_or_else(|e| e.into_inner());
             b.consecutive_failures = 0;
             b.attempts += 1;
@@ -256,7 +301,8 @@ async fn deliver_one(app: &App, r: Ready, now: DateTime<Utc>, run: &SendRun) -> 
             let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
             if e.is_retryable() && !stale && !r.claim.unknown_resend {
                 if e.is_rate_limit() {
-                    pacer.slow_down().await;
+                    // That domain's rate, not everyone's (R57).
+                    domain.slow_down().await;
                 }
                 let next = next_attempt(
                     r.claim.attempts,

@@ -1,8 +1,11 @@
-//! Send pacing and retry timing: the global rate (AIMD on rate-limit
-//! replies, R57) and exponential backoff with jitter (R52).
+//! Send pacing and retry timing: the global rate, a rate per recipient
+//! domain (AIMD on that domain's rate-limit replies, R57) and exponential
+//! backoff with jitter (R52).
 
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Exponential backoff with jitter (R52):
 /// `min(cap, base · 2^(n−1)) · U(0.8, 1.2)` after the n-th attempt.
@@ -53,6 +56,22 @@ impl Pacer {
         }
     }
 
+    /// Takes the next send slot if it comes within `horizon`, returning
+    /// when it is; otherwise takes nothing and returns when it would be.
+    pub async fn try_reserve(
+        &self,
+        horizon: std::time::Duration,
+    ) -> Result<tokio::time::Instant, tokio::time::Instant> {
+        let mut s = self.state.lock().await;
+        let now = tokio::time::Instant::now();
+        let slot = s.0.max(now);
+        if slot > now + horizon {
+            return Err(slot);
+        }
+        s.0 = slot + std::time::Duration::from_secs_f64(1.0 / s.1);
+        Ok(slot)
+    }
+
     pub async fn slow_down(&self) {
         let mut s = self.state.lock().await;
         s.1 = (s.1 / 2.0).max(0.5);
@@ -65,6 +84,44 @@ impl Pacer {
 
     pub async fn rate(&self) -> f64 {
         self.state.lock().await.1
+    }
+}
+
+/// One [`Pacer`] per recipient domain (R57, second half): each domain
+/// has its own cap on top of the global rate, and a rate-limit reply
+/// from one domain halves that domain's rate only.
+#[derive(Debug)]
+pub struct DomainPacers {
+    default_rate: u32,
+    limits: BTreeMap<String, u32>,
+    pacers: std::sync::Mutex<HashMap<String, Arc<Pacer>>>,
+}
+
+impl DomainPacers {
+    /// `default_rate` per second for any domain, `limits` for named ones.
+    pub fn new(default_rate: u32, limits: BTreeMap<String, u32>) -> DomainPacers {
+        DomainPacers {
+            default_rate: default_rate.max(1),
+            limits,
+            pacers: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pacer of `domain` (lower-case), created at its configured rate
+    /// on first use.
+    pub fn of(&self, domain: &str) -> Arc<Pacer> {
+        let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        pacers
+            .entry(domain.to_string())
+            .or_insert_with(|| {
+                let rate = self
+                    .limits
+                    .get(domain)
+                    .copied()
+                    .unwrap_or(self.default_rate);
+                Arc::new(Pacer::new(rate))
+            })
+            .clone()
     }
 }
 
@@ -103,5 +160,31 @@ mod tests {
         assert_eq!(p.rate().await, 5.0);
         p.speed_up().await;
         assert!(p.rate().await > 5.0 && p.rate().await < 10.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_domain_has_its_own_cap_and_slows_down_alone() {
+        let limits = BTreeMap::from([("gmail.com".to_string(), 2)]);
+        let d = DomainPacers::new(100, limits);
+        let horizon = std::time::Duration::from_secs(2);
+        let now = tokio::time::Instant::now();
+        // gmail.com at 2/s: the slots at 0, 0.5, …, 2.0 s fit the
+        // horizon; the next does not and is not taken.
+        let gmail = d.of("gmail.com");
+        for _ in 0..5 {
+            assert!(gmail.try_reserve(horizon).await.is_ok());
+        }
+        let later = gmail.try_reserve(horizon).await.unwrap_err();
+        assert_eq!(later - now, std::time::Duration::from_millis(2500));
+        assert_eq!(gmail.try_reserve(horizon).await.unwrap_err(), later);
+        // Another domain is unaffected by gmail's queue…
+        let other = d.of("example.org");
+        for _ in 0..100 {
+            assert!(other.try_reserve(horizon).await.is_ok());
+        }
+        // …and by its rate-limit replies.
+        d.of("gmail.com").slow_down().await;
+        assert_eq!(d.of("gmail.com").rate().await, 1.0);
+        assert_eq!(d.of("example.org").rate().await, 100.0);
     }
 }

@@ -12,7 +12,7 @@
 //! Whatever the rules, the delivery table's unique key on
 //! (subscriber, local date) makes a second digest for one day impossible.
 
-use crate::domain::Preferences;
+use crate::domain::{Preferences, Timing};
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -54,10 +54,14 @@ fn fixed_offset_secs(off: &<Tz as TimeZone>::Offset) -> i64 {
 /// When the digest for `date` is due for these preferences (`None` when
 /// the frequency skips that day).
 pub fn due_on(prefs: &Preferences, date: NaiveDate) -> Option<DateTime<Utc>> {
-    prefs
-        .frequency
+    timing_due_on(&prefs.timing(), date)
+}
+
+/// [`due_on`] from the timing alone.
+pub fn timing_due_on(t: &Timing, date: NaiveDate) -> Option<DateTime<Utc>> {
+    t.frequency
         .includes(date.weekday())
-        .then(|| resolve_local(prefs.time_zone, date.and_time(prefs.send_time)))
+        .then(|| resolve_local(t.time_zone, date.and_time(t.send_time)))
 }
 
 /// The digest that is due at `now`, if any: due at or before `now` and
@@ -65,10 +69,15 @@ pub fn due_on(prefs: &Preferences, date: NaiveDate) -> Option<DateTime<Utc>> {
 /// yesterday, so a late-evening send time missed just before local
 /// midnight is still made up within the window.
 pub fn due_now(prefs: &Preferences, now: DateTime<Utc>, window: Duration) -> Option<Due> {
-    let today = now.with_timezone(&prefs.time_zone).date_naive();
+    timing_due_now(&prefs.timing(), now, window)
+}
+
+/// [`due_now`] from the timing alone.
+pub fn timing_due_now(t: &Timing, now: DateTime<Utc>, window: Duration) -> Option<Due> {
+    let today = now.with_timezone(&t.time_zone).date_naive();
     let mut best: Option<Due> = None;
     for date in [today.pred_opt()?, today] {
-        if let Some(due_at) = due_on(prefs, date) {
+        if let Some(due_at) = timing_due_on(t, date) {
             if due_at <= now && now - due_at <= window {
                 // Prefer the most recent day when both qualify.
                 best = Some(Due {
@@ -81,11 +90,31 @@ pub fn due_now(prefs: &Preferences, now: DateTime<Utc>, window: Duration) -> Opt
     best
 }
 
+/// The first instant strictly after `after` at which a digest becomes
+/// due (`None` only for a frequency that never sends).
+///
+/// Planning stores this per subscriber and reads only the rows whose
+/// instant has come, so a tick costs what is due, not what is stored.
+/// Between two evaluations at `t1 < t2`, [`due_now`] can only change its
+/// answer at such an instant, which is why skipping the rows in between
+/// plans exactly what evaluating every subscriber at every tick would.
+pub fn next_due_after(t: &Timing, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let local = after.with_timezone(&t.time_zone).date_naive();
+    // Yesterday's local date can still be due after `after` (a send time
+    // pushed past midnight UTC by a large offset); a week and a day
+    // covers every frequency.
+    (-1..=8)
+        .filter_map(|d| local.checked_add_signed(Duration::days(d)))
+        .filter_map(|date| timing_due_on(t, date))
+        .filter(|due| *due > after)
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Frequency;
-    use chrono::{NaiveTime, Weekday};
+    use chrono::{NaiveTime, Timelike, Weekday};
 
     fn prefs(tz: &str, time: &str, frequency: Frequency) -> Preferences {
         Preferences {
@@ -185,5 +214,106 @@ mod tests {
         let late = prefs("UTC", "23:30", Frequency::Daily);
         let due = due_now(&late, utc("2026-11-28T01:00:00Z"), WINDOW).unwrap();
         assert_eq!(due.digest_date.to_string(), "2026-11-27");
+    }
+
+    /// Plans over `ticks` the way the store does: evaluate a subscriber
+    /// only once its stored next-due instant has come.
+    fn plan_by_next_due(t: &Timing, ticks: &[DateTime<Utc>]) -> Vec<NaiveDate> {
+        let mut planned = std::collections::BTreeSet::new();
+        let mut next = ticks[0] - Duration::days(30);
+        let mut first = true;
+        for &now in ticks {
+            if first || next <= now {
+                if let Some(d) = timing_due_now(t, now, WINDOW) {
+                    planned.insert(d.digest_date);
+                }
+                next = next_due_after(t, now).unwrap();
+                assert!(next > now);
+                first = false;
+            }
+        }
+        planned.into_iter().collect()
+    }
+
+    fn plan_by_scanning(t: &Timing, ticks: &[DateTime<Utc>]) -> Vec<NaiveDate> {
+        let planned: std::collections::BTreeSet<_> = ticks
+            .iter()
+            .filter_map(|&now| timing_due_now(t, now, WINDOW).map(|d| d.digest_date))
+            .collect();
+        planned.into_iter().collect()
+    }
+
+    #[test]
+    fn evaluating_only_at_the_next_due_instant_plans_what_scanning_every_tick_plans() {
+        let zones = [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Pacific/Kiritimati",
+            "Asia/Kathmandu",
+        ];
+        let times = ["00:00", "00:30", "01:30", "02:30", "08:00", "23:45"];
+        let freqs = [
+            Frequency::Daily,
+            Frequency::Weekdays,
+            Frequency::Weekly(Weekday::Sun),
+        ];
+        // Across both 2026 European DST changes (and Lord Howe's 30-minute
+        // ones), every 7 minutes, and with the daemon "down" for 10 hours.
+        for (start, end) in [
+            ("2026-03-20T00:00:00Z", "2026-04-06T00:00:00Z"),
+            ("2026-10-20T00:00:00Z", "2026-11-06T00:00:00Z"),
+        ] {
+            let ticks: Vec<DateTime<Utc>> = {
+                let (mut t, end) = (utc(start), utc(end));
+                let mut v = Vec::new();
+                while t < end {
+                    let down = t.day() == 25 && t.hour() < 10;
+                    if !down {
+                        v.push(t);
+                    }
+                    t += Duration::minutes(7);
+                }
+                v
+            };
+            for tz in zones {
+                for time in times {
+                    for f in freqs {
+                        let t = prefs(tz, time, f).timing();
+                        assert_eq!(
+                            plan_by_next_due(&t, &ticks),
+                            plan_by_scanning(&t, &ticks),
+                            "{tz} {time} {f:?} from {start}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_next_due_instant_is_the_first_send_time_after_now() {
+        let p = prefs("Europe/Berlin", "08:00", Frequency::Daily).timing();
+        // 08:00 CET is 07:00Z; just after it, tomorrow's is next.
+        assert_eq!(
+            next_due_after(&p, utc("2026-11-27T06:59:00Z")),
+            Some(utc("2026-11-27T07:00:00Z"))
+        );
+        assert_eq!(
+            next_due_after(&p, utc("2026-11-27T07:00:00Z")),
+            Some(utc("2026-11-28T07:00:00Z"))
+        );
+        let weekly = prefs("UTC", "08:00", Frequency::Weekly(Weekday::Wed)).timing();
+        // From Wednesday 2026-12-02 after the send time: next Wednesday.
+        assert_eq!(
+            next_due_after(&weekly, utc("2026-12-02T09:00:00Z")),
+            Some(utc("2026-12-09T08:00:00Z"))
+        );
+        let gap = prefs("Europe/Berlin", "02:30", Frequency::Daily).timing();
+        assert_eq!(
+            next_due_after(&gap, utc("2026-03-28T12:00:00Z")),
+            Some(utc("2026-03-29T01:30:00Z"))
+        );
     }
 }

@@ -14,6 +14,6 @@ pub use paper::{
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,
     weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,
-    SubscriberState,
+    SubscriberState, Timing,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};

@@ -152,6 +152,25 @@ pub struct Preferences {
     pub fallback_trending: bool,
 }
 
+/// When a subscriber's digest is due: the part of [`Preferences`] the
+/// schedule reads, and all that planning loads per subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub frequency: Frequency,
+    pub send_time: NaiveTime,
+    pub time_zone: Tz,
+}
+
+impl Preferences {
+    pub fn timing(&self) -> Timing {
+        Timing {
+            frequency: self.frequency,
+            send_time: self.send_time,
+            time_zone: self.time_zone,
+        }
+    }
+}
+
 mod tz_serde {
     use chrono_tz::Tz;
     use serde::{Deserialize, Deserializer, Serializer};

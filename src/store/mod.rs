@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod deliveries;
+pub mod events;
 pub mod feedback;
 pub mod outbox;
 pub mod papers;
+pub mod retention;
+pub mod schedule;
 pub mod subscribers;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and

@@ -9,6 +9,7 @@ mod forms;
 mod handlers;
 mod preview_cache;
 mod recovery;
+mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
 pub use preview_cache::{Availability, PreviewCache};
@@ -97,6 +98,16 @@ pub fn router(app: App) -> Router {
         .route("/static/subscribe.js", get(assets::subscribe_js))
         .route("/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
+        // Provider bounce and complaint webhooks (issue 14), with a larger
+        // body limit of their own.
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/webhooks/{provider}/{secret}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -1,5 +1,7 @@
 //! One integration-test binary (linked once); each module is one area.
 
+mod bounce_mailbox;
+mod bounces;
 mod browser;
 mod cli;
 mod crash;
@@ -7,6 +9,7 @@ mod daemon;
 mod digest;
 mod feedback;
 mod pages;
+mod scale;
 mod sources;
 mod subscriptions;
 mod support;
