@@ -6,6 +6,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
+COPY static ./static
 COPY config ./config
 COPY build.rs ./
 COPY benches ./benches

@@ -35,9 +35,8 @@ pub struct AppInner {
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
     /// Candidates and index behind the live preview and the trending list,
-    /// rebuilt at most every few minutes rather than per keystroke.
-    pub preview_cache:
-        tokio::sync::Mutex<Option<(std::time::Instant, Arc<crate::digest::RankPicker>)>>,
+    /// rebuilt when papers are stored rather than per keystroke.
+    pub preview_cache: crate::web::PreviewCache,
     /// Per-IP limit for the live preview (typing sends many requests, so
     /// it has its own budget, separate from the form posts).
     pub preview_limiter: crate::web::RateLimiter,
@@ -112,7 +111,7 @@ impl App {
             fetcher,
             synonyms,
             digest_lock: tokio::sync::Mutex::new(()),
-            preview_cache: tokio::sync::Mutex::new(None),
+            preview_cache: crate::web::PreviewCache::default(),
             preview_limiter: crate::web::RateLimiter::new(120),
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
@@ -125,17 +124,9 @@ impl App {
         self.clock.now()
     }
 
-    /// The ranker over recent stored papers, for previews; cached for
-    /// five minutes.
+    /// The ranker over recent stored papers, for previews; shared until
+    /// papers are stored (see [`crate::web::PreviewCache`]).
     pub async fn preview_picker(&self) -> anyhow::Result<Arc<crate::digest::RankPicker>> {
-        let mut cache = self.preview_cache.lock().await;
-        if let Some((at, picker)) = cache.as_ref() {
-            if at.elapsed() < std::time::Duration::from_secs(300) {
-                return Ok(picker.clone());
-            }
-        }
-        let picker = Arc::new(crate::digest::RankPicker::for_run(self, self.now()).await?);
-        *cache = Some((std::time::Instant::now(), picker.clone()));
-        Ok(picker)
+        Ok(self.preview_cache.get(self).await?.0)
     }
 }

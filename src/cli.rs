@@ -443,9 +443,8 @@ async fn preview(
             );
             if views.is_empty() {
                 println!(
-                    "No stored paper listed {} matches ({} candidates). Run `paperboy fetch` first?",
-                    window.describe(),
-                    picker.candidates().len(),
+                    "{}",
+                    preview_empty_text(&app, picker.candidates().len(), &window.describe()).await?
                 );
             }
             for (i, v) in views.iter().enumerate() {
@@ -462,6 +461,24 @@ async fn preview(
     }
     app.store.close().await;
     Ok(())
+}
+
+/// Why `paperboy preview` found nothing: no paper stored at all, none in
+/// the candidate window, or candidates that these topics do not match.
+async fn preview_empty_text(
+    app: &App,
+    candidates: usize,
+    searched: &str,
+) -> anyhow::Result<String> {
+    Ok(if candidates > 0 {
+        format!(
+            "None of the {candidates} candidates listed {searched} matches these topics. Try broader words or fewer exclusions."
+        )
+    } else if app.store.papers_stored().await? == 0 {
+        "No papers are stored yet. Run `paperboy fetch` first.".to_string()
+    } else {
+        format!("No stored paper was listed {searched}. Run `paperboy fetch` to get today's.")
+    })
 }
 
 /// `paperboy digest`: one run now (or at `--now`), under the instance lock

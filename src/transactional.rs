@@ -109,7 +109,7 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
                 .insert_confirm_token(sub.id, &token.hash(), now, now + ttl)
                 .await?;
             let data = json!({
-                "preheader": "One click to confirm your paperboy digest.",
+                "preheader": "Open the link and press Confirm to start your paperboy digest.",
                 "confirm_url": app.links.confirm_url(&token),
                 "ttl_hours": app.config.subscribe.confirm_ttl_hours,
                 "topics": sub.preferences.topics,
@@ -120,7 +120,7 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
         OutboxKind::ManageLink => {
             let unsubscribe = app.links.unsubscribe_url(&manage);
             let data = json!({
-                "preheader": "You are already subscribed; here is your settings link.",
+                "preheader": "Your paperboy settings link.",
                 "manage_url": app.links.manage_url(&manage),
                 "unsubscribe_url": unsubscribe,
                 "home_url": app.links.home_url(),

@@ -43,6 +43,10 @@ const PAGES: &[(&str, &str)] = &[
     ),
     ("message", include_str!("../../templates/pages/message.hbs")),
     ("confirm", include_str!("../../templates/pages/confirm.hbs")),
+    (
+        "confirmed",
+        include_str!("../../templates/pages/confirmed.hbs"),
+    ),
     ("manage", include_str!("../../templates/pages/manage.hbs")),
     (
         "unsubscribe",

@@ -260,6 +260,9 @@ async fn write_paper(
     Ok(())
 }
 
+/// The `settings` key of [`Store::papers_version`].
+const PAPERS_VERSION_KEY: &str = "papers_version";
+
 impl Store {
     /// Upserts a batch of papers (merge rule in the module docs), records
     /// upvote observations (observation rule) and saves the validators, all
@@ -338,8 +341,36 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        if stats.inserted + stats.updated + stats.observations > 0 {
+            // Readers in any process (the daemon's preview cache after a
+            // `paperboy fetch`) compare this to know their copy is stale.
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES (?, '1') \
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            )
+            .bind(PAPERS_VERSION_KEY)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(stats)
+    }
+
+    /// A number that changes whenever stored papers or their upvotes
+    /// change (0 before the first write). Cheap: one keyed row.
+    pub async fn papers_version(&self) -> Result<i64> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(PAPERS_VERSION_KEY)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// How many papers are stored at all, whatever their listing day.
+    pub async fn papers_stored(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM papers")
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// One paper by canonical id.

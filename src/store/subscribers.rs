@@ -759,6 +759,42 @@ impl Store {
         Ok(ConfirmOutcome::Confirmed(Box::new(sub)))
     }
 
+    /// The subscriber who already used this confirmation link, when they
+    /// are still subscribed (active or paused): reopening a used link
+    /// shows "already confirmed" rather than "invalid". Expired, revoked
+    /// and never-used links give None.
+    pub async fn used_confirm_link_owner(&self, token_hash: &str) -> Result<Option<SubscriberId>> {
+        let mut conn = self.pool.acquire().await?;
+        used_confirm_owner(&mut conn, token_hash).await
+    }
+
+    /// "Mail me my settings link" from a used confirmation link: queues
+    /// the manage-link mail under the same per-address and global limits
+    /// as confirmations (R32). False when nothing was queued (not a used
+    /// link of a subscribed address, suppressed, or over a limit); the
+    /// caller answers the same either way.
+    pub async fn request_settings_link(
+        &self,
+        token_hash: &str,
+        limits: &ConfirmLimits,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let Some(id) = used_confirm_owner(&mut tx, token_hash).await? else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let sub = load(&mut tx, id).await?;
+        if suppression_of(&mut tx, &sub.email).await?.is_some() {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let queued =
+            queue_limited(&mut tx, id, &sub.email.hash(), "manage_link", limits, now).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     pub async fn subscriber(&self, id: SubscriberId) -> Result<Subscriber> {
         let mut conn = self.pool.acquire().await?;
         load(&mut conn, id).await
@@ -1218,6 +1254,21 @@ async fn insert_import_children(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+async fn used_confirm_owner(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> Result<Option<SubscriberId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT t.subscriber_id FROM tokens t JOIN subscribers s ON s.id = t.subscriber_id \
+         WHERE t.hash = ? AND t.purpose = 'confirm' AND t.used_at IS NOT NULL \
+         AND t.revoked_at IS NULL AND s.state IN ('active', 'paused')",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(SubscriberId))
 }
 
 async fn token_owner(

@@ -1,7 +1,7 @@
 //! Route handlers.
 
 use super::forms::{field, opt_field, parse_urlencoded, FormError};
-use super::{client_ip, html_page, is_cross_site, token_page, WebError};
+use super::{client_ip, html_page, is_cross_site, token_page, Availability, WebError};
 use crate::app::App;
 use crate::domain::{
     weekday_name, EmailAddress, FieldError, Preferences, PreferencesInput, SubscriberState, Token,
@@ -223,21 +223,26 @@ pub(super) struct PreviewItem {
     /// "118 upvotes (+12 in a day)", for the trending list.
     #[serde(skip)]
     popularity: String,
+    /// (upvotes, gained in a day), the trending list's sort key.
+    #[serde(skip)]
+    votes: (i64, i64),
 }
 
+/// The preview for `profile`, and whether candidates exist at all (None
+/// when the store could not be read: the page still renders).
 async fn preview_items(
     app: &App,
     profile: &crate::rank::Profile,
     limit: usize,
-) -> Vec<PreviewItem> {
-    let picker = match app.preview_picker().await {
+) -> (Vec<PreviewItem>, Option<Availability>) {
+    let (picker, availability) = match app.preview_cache.get(app).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "preview unavailable");
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
-    crate::rank::preview(
+    let items = crate::rank::preview(
         picker.candidates(),
         profile,
         &app.synonyms,
@@ -246,7 +251,8 @@ async fn preview_items(
     )
     .into_iter()
     .map(|p| PreviewItem::new(&picker.candidates()[p.index].paper, &p))
-    .collect()
+    .collect();
+    (items, Some(availability))
 }
 
 impl PreviewItem {
@@ -262,23 +268,40 @@ impl PreviewItem {
                 (Some(u), _) => format!("{u} upvotes"),
                 _ => String::new(),
             },
+            votes: (
+                p.reason.upvotes.unwrap_or(0),
+                p.reason.upvotes_gained.unwrap_or(0),
+            ),
             reason: p.reason.summary(),
             score: (p.score * 1000.0).round() / 1000.0,
         }
     }
 }
 
-/// Today's trending papers for the subscribe page.
+/// The sentence shown instead of an empty preview or trending list.
+fn empty_note(app: &App, availability: Option<Availability>, query: bool) -> String {
+    match availability {
+        Some(a) => a.empty_note(app.config.digest.candidate_days, query),
+        None => "The preview is unavailable right now; your settings still work.".to_string(),
+    }
+}
+
+/// Today's trending papers for the subscribe page, most upvoted first:
+/// the list shows upvotes, so it is ordered by them (ties by upvotes
+/// gained in a day, then title), and the page says so.
 async fn trending(app: &App) -> Value {
     let mut profile = crate::rank::Profile::topics(Vec::<String>::new());
     profile.fallback_trending = true;
-    let items = preview_items(app, &profile, app.config.rank.preview_size).await;
-    Value::Array(
-        items
-            .into_iter()
+    let (mut items, availability) =
+        preview_items(app, &profile, app.config.rank.preview_size).await;
+    items.sort_by(|a, b| b.votes.cmp(&a.votes).then_with(|| a.title.cmp(&b.title)));
+    json!({
+        "papers": items
+            .iter()
             .map(|i| json!({ "title": i.title, "url": i.url, "meta": i.popularity }))
-            .collect(),
-    )
+            .collect::<Vec<_>>(),
+        "empty_note": items.is_empty().then(|| empty_note(app, availability, false)),
+    })
 }
 
 /// `GET /preview?topics=…&excluded=…&authors=…[&format=json]`: what these
@@ -309,16 +332,23 @@ pub(super) async fn preview(
         crate::domain::split_lines_only(get("authors")),
         crate::domain::limits::MAX_AUTHORS,
     );
-    let items = if topics.is_empty() && profile.authors.is_empty() {
-        Vec::new()
+    let (items, note) = if topics.is_empty() && profile.authors.is_empty() {
+        (
+            Vec::new(),
+            "Enter a topic or an author to see a preview.".to_string(),
+        )
     } else {
-        preview_items(&app, &profile, app.config.rank.preview_size).await
+        let (items, availability) =
+            preview_items(&app, &profile, app.config.rank.preview_size).await;
+        let note = if items.is_empty() {
+            empty_note(&app, availability, true)
+        } else {
+            String::new()
+        };
+        (items, note)
     };
-    let searched = super::next_digest::public_window(&app).describe();
     if get("format") == "json" {
-        let note = items.is_empty().then(|| {
-            format!("Nothing listed {searched} matches yet; your digest waits for papers that do.")
-        });
+        let note = (!note.is_empty()).then_some(note);
         return Ok((
             StatusCode::OK,
             [(header::CACHE_CONTROL, "no-store")],
@@ -327,9 +357,7 @@ pub(super) async fn preview(
             .into_response());
     }
     let paragraphs: Vec<String> = if items.is_empty() {
-        vec![format!(
-            "Nothing listed {searched} matches these topics yet."
-        )]
+        vec![note]
     } else {
         items
             .iter()
@@ -442,7 +470,7 @@ pub(super) async fn subscribe(
 }
 
 /// The per-address and global confirmation-mail limits from config (R32).
-fn confirm_limits(app: &App) -> ConfirmLimits {
+pub(super) fn confirm_limits(app: &App) -> ConfirmLimits {
     let s = &app.config.subscribe;
     ConfirmLimits {
         min_interval: chrono::Duration::minutes(s.per_address_min_interval_minutes as i64),
@@ -463,7 +491,7 @@ fn subscribe_ack(app: &App) -> Result<Response> {
 }
 
 /// Decodes the path token; malformed tokens never reach the database.
-fn path_token(raw: &str) -> Option<Token> {
+pub(super) fn path_token(raw: &str) -> Option<Token> {
     Token::decode(raw)
 }
 
@@ -492,7 +520,7 @@ pub(super) async fn confirm_page(
         .await?
         .is_some();
     if !valid {
-        return invalid_link(&app);
+        return super::recovery::used_or_invalid(&app, &token).await;
     }
     let data = merge(
         base(&app, "Confirm your subscription"),
@@ -520,7 +548,8 @@ pub(super) async fn confirm(
         return invalid_link(&app);
     };
     match app.store.confirm(&token.hash(), app.now()).await? {
-        ConfirmOutcome::Invalid => invalid_link(&app),
+        // A second press (reload, double click) finds the link used.
+        ConfirmOutcome::Invalid => super::recovery::used_or_invalid(&app, &token).await,
         ConfirmOutcome::Confirmed(sub) => {
             Metrics::inc(&app.metrics.confirmations);
             tracing::info!(subscriber = %sub.id, "subscription confirmed");

@@ -3,13 +3,17 @@
 //! Handlers parse input, call the store and render; they hold no business
 //! rules of their own beyond choosing which page to show.
 
+mod assets;
 mod feedback;
 mod forms;
 mod handlers;
 mod next_digest;
+mod preview_cache;
+mod recovery;
 mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
+pub use preview_cache::{Availability, PreviewCache};
 
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
@@ -71,6 +75,10 @@ pub fn router(app: App) -> Router {
             get(handlers::confirm_page).post(handlers::confirm),
         )
         .route(
+            "/confirm/{token}/settings-link",
+            post(recovery::settings_link),
+        )
+        .route(
             "/manage/{token}",
             get(handlers::manage_page).post(handlers::manage),
         )
@@ -86,6 +94,12 @@ pub fn router(app: App) -> Router {
             get(feedback::feedback_page).post(feedback::feedback),
         )
         .route("/manage/{token}/preview", get(next_digest::preview))
+        // Stylesheet, scripts and icon (CSP: no inline code).
+        .route("/static/app.css", get(assets::app_css))
+        .route("/static/preview.js", get(assets::preview_js))
+        .route("/static/subscribe.js", get(assets::subscribe_js))
+        .route("/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
         // Provider bounce and complaint webhooks (issue 14), with a larger
         // body limit of their own.
         .route(
@@ -111,6 +125,14 @@ pub fn router(app: App) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(assets::CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(assets::PERMISSIONS_POLICY),
         ))
         .with_state(app)
 }

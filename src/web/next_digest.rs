@@ -17,17 +17,6 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-/// The window of the public preview (subscribe page): a first daily
-/// digest today, as `App::preview_picker` loads it.
-pub(super) fn public_window(app: &App) -> Window {
-    crate::domain::window(
-        Frequency::Daily,
-        None,
-        app.now().date_naive(),
-        app.config.window_limits(),
-    )
-}
-
 /// The frequency the form shows: `frequency` (daily, weekdays, weekly)
 /// with `weekly_day`; `None` when absent or not one of those.
 fn form_frequency(q: &HashMap<String, String>) -> Option<Frequency> {

@@ -249,3 +249,57 @@ fn one_mailbox_typed_three_ways_is_one_subscriber_sent_to_the_first_form() {
         vec![("Keeper@example.com".into(), "active".into())]
     );
 }
+
+/// Stores one paper about `title`, listed on `day`, in the CLI's database.
+fn store_paper(cli: &Cli, id: &str, title: &str, day: chrono::NaiveDate) {
+    let env = std::collections::HashMap::from([(
+        "PAPERBOY__DATABASE__PATH".to_string(),
+        cli.data_dir().join("paperboy.sqlite").display().to_string(),
+    )]);
+    let config = paperboy::config::Config::load_with_env(None, env).unwrap();
+    let (id, _) = paperboy::domain::PaperId::parse_arxiv(id).unwrap();
+    let mut paper = paperboy::domain::Paper::new(id, title, "An abstract about it.");
+    paper.listed_on = Some(day);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = paperboy::store::Store::open(&config.database)
+            .await
+            .unwrap();
+        store
+            .upsert_papers(paperboy::store::papers::PaperBatch {
+                source: paperboy::domain::SourceKind::ArxivApi,
+                papers: &[paper],
+                observed_at: chrono::Utc::now(),
+                validators: &[],
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+}
+
+#[test]
+fn preview_says_whether_no_papers_are_stored_or_none_match() {
+    let cli = Cli::new();
+    let out = cli.ok(&["preview", "--topic", "graph neural networks"]);
+    assert!(out.contains("No papers are stored yet"), "{out}");
+
+    let today = chrono::Utc::now().date_naive();
+    store_paper(
+        &cli,
+        "2401.00001",
+        "Old news on graph neural networks",
+        today - chrono::Duration::days(60),
+    );
+    let out = cli.ok(&["preview", "--topic", "graph neural networks"]);
+    assert!(
+        out.contains("No stored paper was listed in the last"),
+        "{out}"
+    );
+
+    store_paper(&cli, "2401.00002", "Speculative decoding at scale", today);
+    let out = cli.ok(&["preview", "--topic", "graph neural networks"]);
+    assert!(out.contains("None of the 1 candidates"), "{out}");
+    assert!(!out.contains("paperboy fetch"), "{out}");
+    let out = cli.ok(&["preview", "--topic", "speculative decoding"]);
+    assert!(out.contains("Speculative decoding at scale"), "{out}");
+}

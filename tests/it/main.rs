@@ -2,11 +2,13 @@
 
 mod bounce_mailbox;
 mod bounces;
+mod browser;
 mod cli;
 mod crash;
 mod daemon;
 mod digest;
 mod feedback;
+mod pages;
 mod scale;
 mod sources;
 mod subscriptions;

@@ -38,11 +38,15 @@ async fn the_whole_lifecycle_from_subscribe_to_one_click_unsubscribe() {
         .find(|l| l.contains("/manage/"))
         .unwrap();
 
-    // The confirm link is single use.
-    assert_eq!(
-        t.client.post(&link).send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    // The confirm link is single use: pressing again says so and offers
+    // the settings link by mail instead of confirming anything twice.
+    let again = t.client.post(&link).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("You are already subscribed"));
 
     // Manage: changes are saved and shown.
     let saved = t

@@ -1,0 +1,87 @@
+//! Finding the way back after confirming: reopening a used confirmation
+//! link says so and offers to mail the settings link, since before the
+//! first digest no other mail carries it.
+//!
+//! The confirmation token in the path is the only authority, as for
+//! confirming itself; the answer to a request is the same whether a mail
+//! was queued or held back by the per-address and global limits (R32),
+//! and the mail only ever goes to the subscribed address.
+
+use super::handlers::{
+    confirm_limits, forbidden_cross_site, invalid_link, message, path_token, rate_limited,
+};
+use super::{client_ip, is_cross_site, token_page, WebError};
+use crate::app::App;
+use crate::domain::Token;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+use std::net::SocketAddr;
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+/// The page for a confirmation link that no longer confirms: "already
+/// subscribed" with the settings-link button when it was used by a
+/// subscriber who still is one, the invalid-link page otherwise.
+pub(super) async fn used_or_invalid(app: &App, token: &Token) -> Result<Response> {
+    if app
+        .store
+        .used_confirm_link_owner(&token.hash())
+        .await?
+        .is_none()
+    {
+        return invalid_link(app);
+    }
+    let data = json!({
+        "title": "You are already subscribed",
+        "home_url": app.links.home_url(),
+        "noindex": true,
+        "action_url": format!("{}/settings-link", app.links.confirm_url(token)),
+    });
+    Ok(token_page(
+        StatusCode::OK,
+        app.renderer.page("confirmed", &data)?,
+    ))
+}
+
+/// `POST /confirm/{token}/settings-link`: queue the settings-link mail.
+pub(super) async fn settings_link(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    if is_cross_site(&app, &headers) {
+        return forbidden_cross_site(&app);
+    }
+    let Some(token) = path_token(&raw) else {
+        return invalid_link(&app);
+    };
+    let hash = token.hash();
+    if app.store.used_confirm_link_owner(&hash).await?.is_none() {
+        return invalid_link(&app);
+    }
+    let queued = app
+        .store
+        .request_settings_link(&hash, &confirm_limits(&app), app.now())
+        .await?;
+    if queued {
+        app.outbox_wake.notify_one();
+    }
+    tracing::info!(
+        queued,
+        "settings link requested from a used confirmation link"
+    );
+    message(
+        &app,
+        StatusCode::OK,
+        "Check your inbox",
+        &["Your settings link is on its way to your address. We send at most one such mail every few minutes, so if one arrived just now, use that one."],
+        None,
+        true,
+    )
+}

@@ -1,0 +1,49 @@
+// Live preview: as topics (or, on the settings page, the frequency) are
+// edited, ask the server what the next digest would give from the papers
+// stored now; its note names the listing days searched. Plain DOM with textContent (never innerHTML), debounced;
+// without JavaScript the form works the same, just without the preview.
+(function () {
+  var box = document.getElementById('preview');
+  var url = box && box.dataset.url;
+  var topics = document.getElementById('topics');
+  var excluded = document.getElementById('excluded');
+  var frequency = document.getElementById('frequency');
+  var weeklyDay = document.getElementById('weekly_day');
+  var list = document.getElementById('preview-list');
+  if (!url || !topics || !window.fetch) return;
+  var timer = null, seq = 0;
+  function render(papers, note) {
+    var noteEl = document.getElementById('preview-note');
+    while (list.firstChild) list.removeChild(list.firstChild);
+    papers.forEach(function (p) {
+      var li = document.createElement('li');
+      var title = document.createElement(p.url && p.url.indexOf('https://') === 0 ? 'a' : 'span');
+      if (title.tagName === 'A') { title.href = p.url; title.rel = 'noopener'; }
+      title.textContent = p.title;
+      var meta = document.createElement('span');
+      meta.className = 'meta';
+      meta.textContent = ' ' + p.reason;
+      li.appendChild(title); li.appendChild(meta); list.appendChild(li);
+    });
+    noteEl.textContent = papers.length ? '' : (note || 'Nothing matches yet; your digest waits for papers that do.');
+    box.hidden = false;
+  }
+  function update() {
+    var q = 'format=json&topics=' + encodeURIComponent(topics.value);
+    if (excluded) q += '&excluded=' + encodeURIComponent(excluded.value);
+    if (frequency) q += '&frequency=' + encodeURIComponent(frequency.value);
+    if (weeklyDay) q += '&weekly_day=' + encodeURIComponent(weeklyDay.value);
+    if (!topics.value.trim()) { box.hidden = true; return; }
+    var mine = ++seq;
+    fetch(url + '?' + q, { headers: { 'Accept': 'application/json' } })
+      .then(function (r) { return r.ok ? r.json() : { papers: [], note: r.status === 429 ? 'Too many preview requests; wait a moment.' : 'The preview is unavailable right now.' }; })
+      .then(function (d) { if (mine === seq) render(d.papers || [], d.note); })
+      .catch(function () {});
+  }
+  function schedule() { clearTimeout(timer); timer = setTimeout(update, 400); }
+  topics.addEventListener('input', schedule);
+  if (excluded) excluded.addEventListener('input', schedule);
+  if (frequency) frequency.addEventListener('change', schedule);
+  if (weeklyDay) weeklyDay.addEventListener('change', schedule);
+  if (topics.value.trim()) update();
+})();

@@ -1,0 +1,224 @@
+//! The pages as a new user meets them: a first run that shows papers as
+//! soon as any process stores them, distinct empty states, the security
+//! headers and served assets, and the way back after confirming.
+
+use crate::support::{links_in, TestApp};
+use chrono::{DateTime, Utc};
+use paperboy::domain::{Paper, SourceKind};
+use paperboy::store::papers::PaperBatch;
+use paperboy::store::Store;
+use reqwest::StatusCode;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+fn hf_fixture() -> Vec<Paper> {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hf_daily_papers_2026-06-12.json"
+    ))
+    .unwrap();
+    paperboy::sources::parse_hf(&bytes, None).unwrap()
+}
+
+/// Stores papers through a second, independent connection pool on the
+/// same file, as `paperboy fetch` in another process would.
+async fn store_from_another_process(t: &TestApp, papers: &[Paper], observed: &str) {
+    let other = Store::open(&t.app.config.database).await.unwrap();
+    other
+        .upsert_papers(PaperBatch {
+            source: SourceKind::HuggingFace,
+            papers,
+            observed_at: at(observed),
+            validators: &[],
+        })
+        .await
+        .unwrap();
+    other.close().await;
+}
+
+async fn home(t: &TestApp) -> String {
+    let r = t.client.get(t.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.text().await.unwrap()
+}
+
+async fn preview_json(t: &TestApp, topics: &str) -> serde_json::Value {
+    t.client
+        .get(t.url("/preview"))
+        .query(&[("topics", topics), ("format", "json")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn papers_stored_by_another_process_show_at_once_on_the_home_page() {
+    let (t, _clock) = TestApp::spawn_at(at("2026-06-12T12:00:00Z"), &[]).await;
+
+    // Empty store: the page says why there is nothing, and the preview
+    // says the same rather than "your topics match nothing".
+    let page = home(&t).await;
+    assert!(
+        page.contains("No papers fetched yet (fetching now"),
+        "{page}"
+    );
+    let empty = preview_json(&t, "video generation").await;
+    assert_eq!(empty["papers"].as_array().unwrap().len(), 0);
+    assert!(empty["note"]
+        .as_str()
+        .unwrap()
+        .contains("No papers fetched yet"));
+
+    // A fetch elsewhere stores papers: the very next request shows them,
+    // though an (empty) copy was cached a moment ago.
+    let mut papers = hf_fixture();
+    store_from_another_process(&t, &papers, "2026-06-12T09:00:00Z").await;
+    let page = home(&t).await;
+    assert!(page.contains("id=\"trending\""), "{page}");
+    assert!(!page.contains("No papers fetched yet"));
+
+    // A later fetch changes upvotes: again visible at once, and the list
+    // is in descending order of the upvotes it shows.
+    papers[7].upvotes = Some(100_000);
+    store_from_another_process(&t, &papers[7..8], "2026-06-12T11:00:00Z").await;
+    let page = home(&t).await;
+    let list = &page[page.find("id=\"trending\"").unwrap()..];
+    let first = &list[list.find("<li>").unwrap()..list.find("</li>").unwrap()];
+    let title = paperboy::render::escape_html(&papers[7].title);
+    assert!(first.contains(&title), "most upvoted first: {first}");
+    let votes: Vec<i64> = list[..list.find("</ol>").unwrap()]
+        .split("<span class=\"meta\">")
+        .skip(1)
+        .filter_map(|s| s.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(votes.len() >= 2, "{list}");
+    assert!(votes.windows(2).all(|w| w[0] >= w[1]), "{votes:?}");
+    assert!(page.contains("equal upvotes by upvotes gained"));
+
+    // Stored candidates that a topic does not match: a different note.
+    let none = preview_json(&t, "zzqx unmatched phrase").await;
+    assert_eq!(none["papers"].as_array().unwrap().len(), 0);
+    let note = none["note"].as_str().unwrap();
+    assert!(note.contains("match nothing in the last"), "{note}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_and_load_only_served_files() {
+    let t = TestApp::spawn().await;
+    let r = t.client.get(t.url("/")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"));
+    assert!(!csp.contains("unsafe-inline"));
+    assert!(r.headers()["permissions-policy"]
+        .to_str()
+        .unwrap()
+        .contains("camera=()"));
+    let html = r.text().await.unwrap();
+    // No inline code for the policy to block: every script has a src,
+    // and there is no <style> element or style attribute.
+    assert!(!html.contains("<style") && !html.contains(" style="));
+    for tag in html.split("<script").skip(1) {
+        assert!(tag.trim_start().starts_with("src="), "inline script: {tag}");
+    }
+    for (path, kind) in [
+        ("/static/app.css", "text/css"),
+        ("/static/preview.js", "text/javascript"),
+        ("/static/subscribe.js", "text/javascript"),
+        ("/favicon.ico", "image/svg+xml"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = t.client.get(t.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+        assert!(
+            html.contains(path) || path == "/favicon.ico",
+            "{path} is linked"
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn reopening_a_used_confirmation_link_offers_the_settings_link_by_mail() {
+    // No per-address pause, so the request right after confirming sends.
+    let t = TestApp::spawn_with(&[("PAPERBOY__SUBSCRIBE__PER_ADDRESS_MIN_INTERVAL_MINUTES", "0")])
+        .await;
+    let email = "grace@example.org";
+    assert_eq!(t.subscribe_email(email).await.status(), StatusCode::OK);
+    let link = t.confirmation_link(email, 1).await;
+    let raw = t.sink.messages_to(email)[0].data.clone();
+    let mail = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = mail.body_text(0).unwrap().replace('\n', " ");
+    assert!(
+        text.contains("open this link and press \"Confirm subscription\""),
+        "{text}"
+    );
+    // The raw link wraps instead of widening a phone screen.
+    assert!(mail
+        .body_html(0)
+        .unwrap()
+        .contains("overflow-wrap:anywhere"));
+    assert!(t
+        .client
+        .post(&link)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+
+    // Reopening the used link: no "invalid link", a way to the settings.
+    let page = t.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("You are already subscribed"), "{body}");
+    let action = format!("{link}/settings-link");
+    assert!(body.contains(&action));
+
+    let asked = t.client.post(&action).send().await.unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    let answer = asked.text().await.unwrap();
+    assert!(answer.contains("on its way"));
+    let msgs = t.sink.wait_for(email, 2).await;
+    let manage = links_in(&msgs[1])
+        .into_iter()
+        .find(|l| l.contains("/manage/"))
+        .expect("the mail carries the settings link");
+    let settings = t.client.get(&manage).send().await.unwrap();
+    assert_eq!(settings.status(), StatusCode::OK);
+
+    // A second request at once is held back by the per-day and global
+    // limits only; answers stay the same whatever is queued.
+    let again = t.client.post(&action).send().await.unwrap();
+    assert_eq!(again.text().await.unwrap(), answer);
+
+    // A link that was never a confirmation link gets the invalid page,
+    // and so does its settings-link action.
+    let bogus = t.url("/confirm/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(
+        t.client.get(&bogus).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.client
+            .post(format!("{bogus}/settings-link"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    t.stop().await;
+}
