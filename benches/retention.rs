@@ -56,8 +56,14 @@ async fn simulate(n: u64, retention: bool) {
     let config = Config::load_with_env(
         None,
         [
-            ("PAPERBOY__DATABASE__PATH".to_string(), path.display().to_string()),
-            ("PAPERBOY__SOURCES__HUGGINGFACE__ENABLED".into(), "false".into()),
+            (
+                "PAPERBOY__DATABASE__PATH".to_string(),
+                path.display().to_string(),
+            ),
+            (
+                "PAPERBOY__SOURCES__HUGGINGFACE__ENABLED".into(),
+                "false".into(),
+            ),
         ],
     )
     .unwrap();
@@ -79,7 +85,10 @@ async fn simulate(n: u64, retention: bool) {
         let mut prune_s = 0.0;
         if retention {
             let t = Instant::now();
-            app.store.prune(&policy, day(d) + Duration::hours(1)).await.unwrap();
+            app.store
+                .prune(&policy, day(d) + Duration::hours(1))
+                .await
+                .unwrap();
             prune_s = t.elapsed().as_secs_f64();
         }
         if (d + 1) % 5 == 0 {
@@ -114,7 +123,10 @@ async fn add_subscribers(app: &App, n: u64) -> Vec<SubscriberId> {
                     time_zone: chrono_tz::UTC,
                     fallback_trending: true,
                 };
-                (EmailAddress::parse(&format!("reader{k}@example.org")).unwrap(), prefs)
+                (
+                    EmailAddress::parse(&format!("reader{k}@example.org")).unwrap(),
+                    prefs,
+                )
             })
             .collect();
         ids.extend(
@@ -134,7 +146,11 @@ async fn list_papers(app: &App, d: u32) -> Vec<String> {
         .map(|i| {
             let id = format!("2610.{:05}", d * PAPERS_PER_DAY + i);
             let (id, _) = PaperId::parse_arxiv(&id).unwrap();
-            let mut p = Paper::new(id, &format!("Paper {i} of day {d}"), &"Abstract words. ".repeat(60));
+            let mut p = Paper::new(
+                id,
+                &format!("Paper {i} of day {d}"),
+                &"Abstract words. ".repeat(60),
+            );
             p.listed_on = Some(day(d).date_naive());
             p.authors = vec!["Ada Lovelace".into(), "Alan Turing".into()];
             p
