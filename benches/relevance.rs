@@ -60,12 +60,28 @@ fn main() {
         &synonyms,
     );
     let no_syn = index(RankParams::default(), &Synonyms::none());
+    let no_forms = index(
+        RankParams {
+            variant_weight: 0.0,
+            ..RankParams::default()
+        },
+        &synonyms,
+    );
+    let no_partial = index(
+        RankParams {
+            partial_min_saturation: 0.0,
+            ..RankParams::default()
+        },
+        &synonyms,
+    );
     let bm25 = Bm25Baseline::new(&candidates);
     let rows = vec![
         Row::new("bm25", |q| bm25.picks(q, K)),
         Row::new("lexical", |q| eval::lexical_picks(&lexical, q, K)),
         Row::new("lex-no-trend", |q| eval::lexical_picks(&no_trend, q, K)),
         Row::new("lex-no-syn", |q| eval::lexical_picks(&no_syn, q, K)),
+        Row::new("lex-no-forms", |q| eval::lexical_picks(&no_forms, q, K)),
+        Row::new("lex-no-partial", |q| eval::lexical_picks(&no_partial, q, K)),
     ];
 
     if args.iter().any(|a| a == "--dump") {

@@ -49,6 +49,9 @@ pub struct AppInner {
     pub shutdown: CancellationToken,
     /// Background work to wait for during a graceful shutdown.
     pub tasks: TaskTracker,
+    /// Deliveries whose outcome became unknown when start-up reclaimed a
+    /// dead process's leases; the next digest run reports them as its own.
+    pub unknown_at_startup: std::sync::atomic::AtomicU64,
 }
 
 impl Deref for App {
@@ -114,6 +117,7 @@ impl App {
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            unknown_at_startup: std::sync::atomic::AtomicU64::new(0),
         })))
     }
 

@@ -280,7 +280,7 @@ pub async fn run_daemon(
     app.transport.check().await;
     app.store.outbox_retry_now(app.now()).await?;
     app.tasks.spawn(crate::transactional::run(app.clone()));
-    app.store.recover_expired_leases(app.now()).await?;
+    reclaim_leases(&app).await?;
     initial_fetch(&app).await;
     let mut sched = crate::jobs::start(&app, crate::jobs::schedule(&app)).await?;
 
@@ -313,6 +313,24 @@ pub async fn run_daemon(
     app.store.close().await;
     tracing::info!("paperboy stopped");
     result.context("web server failed")
+}
+
+/// At start-up of `serve` and `digest`, under the instance lock: every
+/// delivery lease left belongs to a process that died, so it is recovered
+/// now rather than when it expires.
+async fn reclaim_leases(app: &App) -> anyhow::Result<()> {
+    let (pending, unknown) = app.store.reclaim_leases_at_startup().await?;
+    app.unknown_at_startup
+        .fetch_add(unknown, std::sync::atomic::Ordering::Relaxed);
+    if pending + unknown > 0 {
+        tracing::warn!(
+            back_to_pending = pending,
+            unknown,
+            policy = %app.config.digest.unknown_policy,
+            "recovered deliveries an earlier process left leased"
+        );
+    }
+    Ok(())
 }
 
 /// At start-up, fetch in the background when nothing is stored for today,
@@ -440,21 +458,63 @@ async fn digest(
             report.counts.planned, report.counts.skipped
         );
     } else {
+        reclaim_leases(&app).await?;
         app.transport.check().await;
-        let report = crate::digest::run(&app, &picker, now).await?;
+        let report = run_until_signal(&app, &picker, now, shutdown_signal()).await?;
         let c = report.counts;
         println!(
             "digest run at {now}: planned {}, sent {}, retried {}, failed {}, skipped {}, unknown {} ({})",
             c.planned, c.sent, c.retried, c.failed, c.skipped, c.unknown,
-            serde_json::to_value(report.state)?.as_str().unwrap_or("")
+            report.state.as_str()
         );
         if let Some(note) = report.note {
             println!("note: {note}");
         }
+        let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+        let left = app.store.delivery_backlog(now, resend).await?;
+        println!(
+            "left: {} due, {} in flight, {} stuck, {} unknown outcome",
+            left.due, left.in_flight, left.stuck, left.unknown
+        );
         app.transport.shutdown().await;
     }
     app.store.close().await;
     Ok(())
+}
+
+/// One digest run that stops gracefully on `signal` (SIGINT / SIGTERM),
+/// as `serve` does: no more claims, in-flight sends finish and are
+/// recorded within `server.shutdown_grace_secs`, unsent claims go back to
+/// `pending`, and the run is closed as `interrupted`. Past the grace
+/// period it gives up with an error; the leases it leaves are reclaimed
+/// at the next start.
+async fn run_until_signal(
+    app: &App,
+    picker: &crate::digest::RankPicker,
+    now: chrono::DateTime<chrono::Utc>,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<crate::digest::RunReport> {
+    let run = crate::digest::run(app, picker, now);
+    tokio::pin!(run);
+    tokio::select! {
+        report = &mut run => report,
+        () = signal => {
+            let grace = app.config.shutdown_grace();
+            eprintln!(
+                "interrupted: no new sends; finishing the ones in flight (up to {} s)",
+                grace.as_secs()
+            );
+            app.shutdown.cancel();
+            match tokio::time::timeout(grace, run).await {
+                Ok(report) => report,
+                Err(_) => bail!(
+                    "in-flight sends did not finish within server.shutdown_grace_secs ({} s); \
+                     their deliveries are recovered at the next start",
+                    grace.as_secs()
+                ),
+            }
+        }
+    }
 }
 
 fn default_prefs(config: &Config) -> anyhow::Result<Preferences> {

@@ -65,7 +65,26 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
             },
         ));
     }
+    if cfg.bounces.mailbox.enabled {
+        jobs.push(Scheduled::new(
+            "bounce-mailbox",
+            &cfg.bounces.mailbox.cron,
+            bounce_mailbox,
+        ));
+    }
     jobs
+}
+
+/// Polls the bounce mailbox once and logs what it did.
+pub async fn bounce_mailbox(app: App) {
+    match crate::bounces::mailbox::poll(&app).await {
+        Ok(r) if r.read > 0 => tracing::info!(report = %r, "bounce mailbox polled"),
+        Ok(_) => {}
+        Err(e) => {
+            Metrics::inc(&app.metrics.bounces.mailbox_polls_failed);
+            tracing::error!(error = %e, "bounce mailbox poll failed");
+        }
+    }
 }
 
 /// Fetches one source (or all enabled ones) and logs the report.

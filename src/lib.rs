@@ -6,6 +6,7 @@
 //! `web` and `jobs` on top and `domain` shared by all.
 
 pub mod app;
+pub mod bounces;
 pub mod cli;
 pub mod clock;
 pub mod config;

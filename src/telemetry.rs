@@ -35,6 +35,7 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     pub fetch_ok: AtomicU64,
     pub fetch_errors: AtomicU64,
+    pub bounces: BounceMetrics,
 }
 
 impl Metrics {
@@ -120,5 +121,64 @@ pub fn write_gauge(out: &mut String, name: &str, help: &str, label: &str, values
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (l, v) in values {
         let _ = writeln!(out, "{name}{{{label}=\"{l}\"}} {v}");
+    }
+}
+
+/// Counters of asynchronous delivery feedback (bounces and complaints
+/// from the bounce mailbox and provider webhooks).
+#[derive(Debug, Default)]
+pub struct BounceMetrics {
+    pub hard_bounces: AtomicU64,
+    pub soft_bounces: AtomicU64,
+    pub complaints: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub unmatched: AtomicU64,
+    pub forged: AtomicU64,
+    /// Bounce-mailbox messages that are not reports paperboy understands
+    /// (left in the mailbox), counted once per poll that saw them.
+    pub unparseable: AtomicU64,
+    /// Webhook requests refused (bad secret, bad signature, malformed).
+    pub webhooks_rejected: AtomicU64,
+    pub mailbox_polls_failed: AtomicU64,
+}
+
+impl BounceMetrics {
+    /// Appends the feedback counters in Prometheus text format.
+    pub fn write(&self, out: &mut String) {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
+        let mut family = |name: &str, help: &str, label: &str, values: &[(&str, i64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (l, n) in values {
+                let _ = writeln!(out, "{name}{{{label}=\"{l}\"}} {n}");
+            }
+        };
+        family(
+            "paperboy_bounces_total",
+            "Asynchronous bounces recorded, by type.",
+            "type",
+            &[
+                ("hard", v(&self.hard_bounces)),
+                ("soft", v(&self.soft_bounces)),
+            ],
+        );
+        family(
+            "paperboy_complaints_total",
+            "Spam complaints recorded.",
+            "source",
+            &[("all", v(&self.complaints))],
+        );
+        family(
+            "paperboy_bounce_reports_ignored_total",
+            "Bounce and complaint reports not acted on, by reason.",
+            "reason",
+            &[
+                ("duplicate", v(&self.duplicates)),
+                ("unmatched", v(&self.unmatched)),
+                ("forged", v(&self.forged)),
+                ("unparseable", v(&self.unparseable)),
+                ("webhook_rejected", v(&self.webhooks_rejected)),
+                ("mailbox_poll_failed", v(&self.mailbox_polls_failed)),
+            ],
+        );
     }
 }

@@ -91,7 +91,7 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
             .await;
     }
     if let Some(reason) = app.store.suppression(&sub.email).await? {
-        if !reason.liftable_by_opt_in() {
+        if !reason.lifted_by_own_opt_in() {
             return app
                 .store
                 .outbox_skipped(item.id, "address suppressed")

@@ -12,6 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use url::Url;
 
+mod bounces;
+pub use bounces::{BouncesConfig, MailboxConfig, WebhooksConfig};
+
 /// The defaults, embedded so an installed binary needs no config file.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -85,6 +88,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub logging: LoggingConfig,
     pub retention: RetentionConfig,
+    pub bounces: BouncesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -498,6 +502,7 @@ impl Config {
         validate_log_level(&self.logging.level)?;
         self.validate_retention()?;
         self.domain_limits()?;
+        self.bounces.validate()?;
         Ok(())
     }
 

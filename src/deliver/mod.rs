@@ -204,11 +204,28 @@ impl Composer {
         &self,
         to: &EmailAddress,
     ) -> Result<lettre::address::Envelope, DeliverError> {
+        self.envelope_from(to, None)
+    }
+
+    /// The SMTP envelope for a message to `to` whose `MAIL FROM` is
+    /// `sender` (a VERP bounce address, see `bounces::verp`), or the
+    /// configured From address when `None`.
+    pub fn envelope_from(
+        &self,
+        to: &EmailAddress,
+        sender: Option<&str>,
+    ) -> Result<lettre::address::Envelope, DeliverError> {
         let to: Address = to
             .as_str()
             .parse()
             .map_err(|e| DeliverError::Compose(format!("recipient address: {e}")))?;
-        lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
+        let from = match sender {
+            Some(s) => s
+                .parse()
+                .map_err(|e| DeliverError::Compose(format!("envelope sender: {e}")))?,
+            None => self.from.email.clone(),
+        };
+        lettre::address::Envelope::new(Some(from), vec![to])
             .map_err(|e| DeliverError::Compose(e.to_string()))
     }
 

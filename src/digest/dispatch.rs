@@ -235,6 +235,7 @@ async fn deliver_one(
     // Only from here on may a crash leave the outcome unknown; rows of the
     // batch not handed over yet go back to `pending` after a crash.
     starts.mark(id).await?;
+    fault_point("before_send");
     let result = app.transport.send(&r.composed).await;
     match result {
         Ok(()) => {

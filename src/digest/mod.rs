@@ -76,7 +76,11 @@ pub trait Picker: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Nothing due is left.
     Done,
+    /// The run found nothing more to claim, but deliveries are still due
+    /// or leased (see the note): run again.
+    Incomplete,
     /// The error budget was exhausted; remaining deliveries wait for the
     /// next run.
     PausedErrors,
@@ -88,6 +92,7 @@ impl RunState {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunState::Done => "done",
+            RunState::Incomplete => "incomplete",
             RunState::PausedErrors => "paused_errors",
             RunState::Interrupted => "interrupted",
         }
@@ -112,16 +117,48 @@ pub struct RunReport {
 }
 
 /// Fault injection for the crash tests (R54): when the environment
-/// variable `PAPERBOY_FAULT_INJECT` names this point, the process aborts
-/// here, like a power cut. Read once per process (this sits on the
-/// per-message path); never set in production.
+/// variable `PAPERBOY_FAULT_INJECT` names this point (`after_send`), or
+/// its n-th pass (`after_send#37`), the process dies here like a power
+/// cut: `std::process::abort`, or SIGKILL when `PAPERBOY_FAULT_KILL` is
+/// set. Read once per process (this sits on the per-message path); never
+/// set in production.
 pub(crate) fn fault_point(point: &str) {
-    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("PAPERBOY_FAULT_INJECT").ok());
-    if armed.as_deref() == Some(point) {
-        eprintln!("fault injection: aborting at {point}");
-        std::process::abort();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    struct Armed {
+        point: String,
+        nth: u64,
+        passes: AtomicU64,
+        kill: bool,
     }
+    static ARMED: std::sync::OnceLock<Option<Armed>> = std::sync::OnceLock::new();
+    let armed = ARMED.get_or_init(|| {
+        let spec = std::env::var("PAPERBOY_FAULT_INJECT").ok()?;
+        let (point, nth) = match spec.split_once('#') {
+            Some((p, n)) => (p.to_string(), n.parse().ok()?),
+            None => (spec, 1),
+        };
+        Some(Armed {
+            point,
+            nth,
+            passes: AtomicU64::new(0),
+            kill: std::env::var_os("PAPERBOY_FAULT_KILL").is_some(),
+        })
+    });
+    let Some(a) = armed.as_ref().filter(|a| a.point == point) else {
+        return;
+    };
+    if a.passes.fetch_add(1, Ordering::Relaxed) + 1 != a.nth {
+        return;
+    }
+    eprintln!("fault injection: aborting at {point} (pass {})", a.nth);
+    if a.kill {
+        // The real thing: no handler, no unwinding, no flush.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+    std::process::abort();
 }
 
 /// Runs the digest for `now`: plan, then send what is due.
@@ -132,14 +169,29 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     let mut counts = RunCounts::default();
 
     let (_, unknown) = app.store.recover_expired_leases(now).await?;
+    let unknown = unknown
+        + app
+            .unknown_at_startup
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
     if unknown > 0 {
         tracing::warn!(unknown, policy = %cfg.unknown_policy, "deliveries interrupted mid-send have an unknown outcome");
     }
     counts.unknown += unknown;
 
+    fault_point("before_plan");
     counts.planned = plan(app, now).await?;
-    let state = send_due(app, picker, now, &mut counts).await;
+    fault_point("after_plan");
+    // Too many spam complaints lately: send nothing until the rate drops
+    // (issue 14). Planned rows wait, as after an error-budget pause.
+    let state = match crate::bounces::sending_paused(app, now).await? {
+        Some(why) => {
+            tracing::warn!(reason = %why, "digest sending paused");
+            Ok((RunState::PausedErrors, Some(why)))
+        }
+        None => send_due(app, picker, now, &mut counts).await,
+    };
     let (state, note) = match state {
+        Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
         Ok(s) => s,
         Err(e) => {
             app.store
@@ -155,6 +207,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
             return Err(e);
         }
     };
+    fault_point("before_finish");
     app.store
         .finish_run(run_id, &counts, state.as_str(), note.as_deref(), app.now())
         .await?;
@@ -165,6 +218,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
         "counts": counts,
         "note": note,
         "seconds": started.elapsed().as_secs_f64(),
+        "bounces_last_24h": crate::bounces::recent_counts(app, now).await?,
     });
     app.store
         .set_setting("last_digest_run", &summary.to_string())
@@ -196,6 +250,26 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
         note,
         dry_run: Vec::new(),
     })
+}
+
+/// `Done` only when nothing due or leased is left at `now`; otherwise
+/// `Incomplete`, with what is left in the note.
+async fn complete_or_not(
+    app: &App,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(RunState, Option<String>)> {
+    let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+    let left = app.store.delivery_backlog(now, resend).await?;
+    if left.due + left.in_flight + left.stuck == 0 {
+        return Ok((RunState::Done, None));
+    }
+    Ok((
+        RunState::Incomplete,
+        Some(format!(
+            "{} deliveries still due, {} in flight, {} stuck (lease expired); run again",
+            left.due, left.in_flight, left.stuck
+        )),
+    ))
 }
 
 async fn send_due(

@@ -136,7 +136,10 @@ async fn prepare(
         } else if let Some(sealed) = &claim.message {
             // A retry or the single unknown-outcome resend: the identical bytes.
             let composed = Composed {
-                envelope: app.composer.envelope_for(&sub.email)?,
+                envelope: app.composer.envelope_from(
+                    &sub.email,
+                    crate::bounces::envelope_sender(app, claim.id).as_deref(),
+                )?,
                 bytes: sealer.open(sealed)?,
                 message_id: claim.message_id.clone().unwrap_or_default(),
             };
@@ -227,13 +230,23 @@ fn build_digest(
         &claim.digest_date.format("%Y%m%d").to_string(),
     );
     let token = app.links.manage_token(sub.id, sub.token_generation);
-    let composed = match app.composer.compose(&Outgoing {
-        to: &sub.email,
-        content: &content,
-        message_id,
-        unsubscribe_url: Some(app.links.unsubscribe_url(&token)),
-        date: Some(now.max(claim.due_at)),
-    }) {
+    let composed = match app
+        .composer
+        .compose(&Outgoing {
+            to: &sub.email,
+            content: &content,
+            message_id,
+            unsubscribe_url: Some(app.links.unsubscribe_url(&token)),
+            date: Some(now.max(claim.due_at)),
+        })
+        .and_then(|mut c| {
+            // With VERP on, the envelope sender names this delivery (the
+            // message bytes are the same either way).
+            if let Some(sender) = crate::bounces::envelope_sender(app, claim.id) {
+                c.envelope = app.composer.envelope_from(&sub.email, Some(&sender))?;
+            }
+            Ok(c)
+        }) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(delivery = claim.id, subscriber = %sub.id, error = %e, "cannot build digest");

@@ -16,11 +16,12 @@
 //!   factor, so it reorders and can add a close neighbour of a liked
 //!   paper, but excluded words, the category filter and papers already
 //!   sent still apply;
-//! - at most `max_per_seed` picks of one digest owe their boost to the same
-//!   liked paper (one click never floods a digest with near-duplicates);
-//!   further neighbours compete on their score without the boost;
-//! - a boosted pick's reason names that paper: `Similar to “…”, which you
-//!   liked`.
+//! - at most `max_per_seed` picks of one digest are pulled up by the same
+//!   liked paper (feedback gives at least a quarter of their score), so
+//!   one click never floods a digest with near-duplicates; further
+//!   neighbours compete on their score without the boost;
+//! - a pick that feedback raised names the liked paper most similar to
+//!   it in its reason: `Similar to “…”, which you liked`.
 
 use super::vectors::{DenseSpace, LexicalSpace, PaperSpace};
 use super::{CandidateIndex, Pick, Prepared, Profile};
@@ -53,10 +54,13 @@ pub struct FeedbackParams {
 impl Default for FeedbackParams {
     fn default() -> Self {
         FeedbackParams {
+            // Chosen on the simulated readers (`cargo bench --bench
+            // feedback`): a strong "not for me" also buried the relevant
+            // papers that share the topic's words with the rejected ones.
             weight: 0.6,
-            negative_weight: 0.8,
+            negative_weight: 0.2,
             half_life_days: 60.0,
-            lexical_floor: 0.05,
+            lexical_floor: 0.02,
             dense_floor: 0.35,
             max_per_seed: 3,
             max_papers: 200,
@@ -323,24 +327,20 @@ impl CandidateIndex {
             }
             let d = e.doc as usize;
             let mut similar_to = None;
+            // Feedback "pulled" this pick up when it gives a good share of
+            // the score: only such picks count against the liked paper's cap.
+            let pulled = e.boosted
+                && (base[d].is_none()
+                    || adj.pos[d] * self.trend_factor(e.doc) >= PULLED_SHARE * e.score);
             if e.boosted {
-                match self.seed(space, e.doc, items, weights) {
-                    Some(s)
-                        if per_seed.get(&s).copied().unwrap_or(0)
-                            < self.params.feedback.max_per_seed =>
-                    {
-                        *per_seed.entry(s).or_default() += 1;
-                        let p = &items[s].paper;
-                        similar_to = Some(super::SimilarTo {
-                            id: p.id.clone(),
-                            title: p.title.clone(),
-                            action: items[s].action,
-                        });
-                    }
-                    _ => {
+                let seed = self.seed(space, e.doc, items, weights);
+                let cap = self.params.feedback.max_per_seed;
+                match seed {
+                    Some(s) if pulled && per_seed.get(&s).copied().unwrap_or(0) >= cap => {
                         // This liked paper has pulled up enough today:
                         // compete without its boost.
-                        let score = base[d].unwrap_or(0.0) - adj.neg[d] * self.trend_factor(e.doc);
+                        let f = self.trend_factor(e.doc);
+                        let score = base[d].unwrap_or(0.0) - adj.neg[d] * f;
                         if base[d].is_some() && score > 0.0 {
                             heap.push(Entry {
                                 score,
@@ -350,6 +350,18 @@ impl CandidateIndex {
                         }
                         continue;
                     }
+                    Some(s) => {
+                        if pulled {
+                            *per_seed.entry(s).or_default() += 1;
+                        }
+                        let p = &items[s].paper;
+                        similar_to = Some(super::SimilarTo {
+                            id: p.id.clone(),
+                            title: p.title.clone(),
+                            action: items[s].action,
+                        });
+                    }
+                    None => {}
                 }
             }
             let mut reason = self.reason(e.doc, profile, &q.topics, &q.by_author, false);
@@ -363,7 +375,12 @@ impl CandidateIndex {
     }
 }
 
+/// Share of a pick's score that feedback must provide for the pick to
+/// count as pulled up by a liked paper.
+const PULLED_SHARE: f64 = 0.25;
+
 /// Cosine above `floor`, rescaled to `[0, 1]`.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn rescale(cos: f32, floor: f32) -> f64 {
     if cos.is_nan() || cos <= floor {
         return 0.0;

@@ -53,6 +53,14 @@ pub struct RankParams {
     /// "representation" unable to match "representation engineering"
     /// alone).
     pub min_coverage: f32,
+    /// A paper that has only one of a multi-word topic's words must carry
+    /// it more than in passing: its BM25 saturation `tf / (k1 + tf)` must
+    /// exceed this. 0.5 means more than one mention in an abstract of
+    /// average length; a mention in the title or the keywords passes. So
+    /// "engine" once in an abstract does not make a paper about
+    /// "representation engineering", nor "context" one about "long
+    /// context". 0 turns the rule off.
+    pub partial_min_saturation: f32,
     /// Final score = relevance × (1 + trending_weight × trending).
     pub trending_weight: f64,
     /// Added to the relevance of a paper by a followed author.
@@ -74,6 +82,7 @@ impl Default for RankParams {
             phrase_weight: 0.6,
             variant_weight: 0.6,
             min_coverage: 0.5,
+            partial_min_saturation: 0.5,
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
@@ -369,7 +378,10 @@ impl CandidateIndex {
 
         // Token → term, cached: stemming dominates analysis otherwise.
         let mut token_terms: HashMap<String, Option<u32>> = HashMap::new();
-        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        // Per term, the family its words are derived forms of; `None` once
+        // one of its words is not (so "informational" → "formational"
+        // does not drag "information" into the family of "formation").
+        let mut derived_from: HashMap<u32, Option<String>> = HashMap::new();
         let mut surfaces: HashMap<u32, Box<str>> = HashMap::new();
         let mut seen_ids: HashMap<&PaperId, ()> = HashMap::new();
         let mut docs = Vec::with_capacity(candidates.len());
@@ -393,12 +405,15 @@ impl CandidateIndex {
                                 let stem = stemming.term(tok);
                                 let t = intern(&mut vocab, &mut terms, &stem);
                                 surfaces.entry(t).or_insert_with(|| tok.into());
-                                if let Some(key) = stemming.derived_family(tok, &stem) {
-                                    let members = families.entry(key).or_default();
-                                    if !members.contains(&t) {
-                                        members.push(t);
-                                    }
-                                }
+                                let key = stemming.derived_family(tok, &stem);
+                                derived_from
+                                    .entry(t)
+                                    .and_modify(|k| {
+                                        if *k != key {
+                                            *k = None;
+                                        }
+                                    })
+                                    .or_insert(key);
                                 t
                             });
                             token_terms.insert(tok.to_string(), t);
@@ -510,6 +525,16 @@ impl CandidateIndex {
                 trending: trending(c, now),
                 concepts,
             });
+        }
+
+        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        for (t, key) in derived_from {
+            if let Some(key) = key {
+                families.entry(key).or_default().push(t);
+            }
+        }
+        for members in families.values_mut() {
+            members.sort_unstable();
         }
 
         let mut field_factor = vec![[0f32; FIELDS]; docs.len()];
@@ -793,6 +818,11 @@ impl CandidateIndex {
                 if coverage <= p.min_coverage {
                     continue;
                 }
+                // One word of several: `score / cov` is its saturation.
+                let alone = query.terms.len() > 1 && mask.count_ones() == 1;
+                if alone && score <= p.partial_min_saturation * cov {
+                    continue;
+                }
                 let mut total = score * coverage * coverage;
                 let mut mask = mask;
                 if multi && mask == all_mask && variant == 0 {
@@ -830,7 +860,7 @@ impl CandidateIndex {
             s.cov[d] += idf;
             s.mask[d] |= bit;
         }
-        if qt.variants.is_empty() {
+        if qt.variants.is_empty() || self.params.variant_weight <= 0.0 {
             return;
         }
         s.forms.clear();

@@ -17,14 +17,25 @@
 //! paper matches a topic when the topic words it contains carry more than
 //! half of the topic's IDF mass (so the rare, specific word decides); the
 //! relevance is normalised to the topic's ideal score so topics compare.
+//! Three refinements of that rule: a topic word that no candidate uses in
+//! any form weighs as the topic's average word (it neither sinks the topic
+//! nor vanishes, so one generic word left cannot carry it); where a paper
+//! lacks a topic word, a derived form of it ("instability" for
+//! "stability", "nonlinear" for "linear", "optimise" for "optimize")
+//! counts as weaker evidence; and a
+//! paper with only one word of a multi-word topic must have it more than
+//! in passing (title, keywords, or repeatedly).
 //! Trending multiplies relevance by at most `1 + trending_weight`, so it
 //! reorders relevant papers but never adds an off-topic one.
 //!
 //! Known limits: a multi-word synonym in a topic ("text-to-image") no
-//! longer matches its words scattered; a homonym is resolved per paper by
-//! context words listed in the data file, so a paper using both senses gets
-//! the one with more cues; author names match on surname plus first name
-//! or initial, without accent folding.
+//! longer matches its words scattered; words scattered over an abstract
+//! still match a topic they do not mean together ("loss" + "training" +
+//! "stable" for "loss spikes training stability"), and Porter2 conflates
+//! some unrelated words ("engine" / "engineering"); a homonym is resolved
+//! per paper by context words listed in the data file, so a paper using
+//! both senses gets the one with more cues; author names match on surname
+//! plus first name or initial, without accent folding.
 
 mod index;
 mod synonyms;

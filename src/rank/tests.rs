@@ -564,6 +564,44 @@ fn a_topic_of_only_unknown_words_matches_nothing() {
 }
 
 #[test]
+fn a_word_mentioned_in_passing_does_not_carry_a_topic_it_is_half_of() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "A drone simulator for control",
+            "Built on a physics engine, with rendering.",
+        ),
+        paper(
+            "2606.00002",
+            "Engines of discovery",
+            "Search engines and inference engines for science.",
+        ),
+        paper(
+            "2606.00003",
+            "Representation learning for graphs",
+            "Node representation from random walks.",
+        ),
+        paper(
+            "2606.00004",
+            "Image representation",
+            "A representation of images.",
+        ),
+        paper(
+            "2606.00005",
+            "Representation of sound",
+            "Audio representation.",
+        ),
+    ]);
+    // "engine" is the rarer word, so it alone carries the coverage rule;
+    // a single mention in an abstract is not enough, a title mention is.
+    let picks = rank(&cands, &Profile::topics(["representation engineering"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00002"]);
+    // Every word present: no such bar.
+    let picks = rank(&cands, &Profile::topics(["physics engine"]), 10);
+    assert_eq!(ids(&picks)[0], "2606.00001");
+}
+
+#[test]
 fn a_derived_form_matches_below_the_word_itself() {
     let cands = corpus(vec![
         paper(
@@ -595,6 +633,26 @@ fn a_derived_form_matches_below_the_word_itself() {
         shown.contains(&"instability") && shown.contains(&"unstable"),
         "{shown:?}"
     );
+}
+
+#[test]
+fn a_word_that_only_looks_negated_joins_no_family() {
+    // "informational" reads as in- + "formational", but "information"
+    // (the same stem) is no form of "formation".
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Formation flight of drones",
+            "Drones keep a formation.",
+        ),
+        paper(
+            "2606.00002",
+            "Information flow in networks",
+            "An informational view of information.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["formation"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
 }
 
 #[test]

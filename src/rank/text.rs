@@ -92,8 +92,9 @@ impl Stemming {
     }
 
     /// The derivational family of a lower-cased, non-stop-word token: the
-    /// term of the word with a negation prefix taken off and `-bility`
-    /// read as `-ble`, so "instability", "stability", "stable",
+    /// term of the word with a negation prefix taken off, British `-ise`,
+    /// `-yse` and `-our` spelt the American way, and `-bility` read as
+    /// `-ble`, so "instability", "stability", "stable",
     /// "unstable" and "stabilize" share one family, which Porter2 alone
     /// does not give them. Words of one family are related forms, not the
     /// same word: the index matches them as weaker evidence.
@@ -109,10 +110,10 @@ impl Stemming {
         if self.abbreviations.contains(token) {
             return self.term(token);
         }
-        let base = strip_negation(token);
+        let base = american_spelling(strip_negation(token));
         let base = match base.strip_suffix("bility") {
             Some(stem) if stem.len() >= 2 => format!("{stem}ble"),
-            _ => base.to_string(),
+            _ => base,
         };
         let mut term = self.term(&base);
         // "stabilize" stems to "stabil", "stable" to "stabl".
@@ -127,8 +128,12 @@ impl Stemming {
     /// differs from `term` (the token is a derived form); cheap for the
     /// many tokens that cannot be.
     pub(crate) fn derived_family(&self, token: &str, term: &str) -> Option<String> {
-        let maybe =
-            token.starts_with(['u', 'n', 'i']) || token.contains("bility") || term.ends_with("bil");
+        let maybe = token.starts_with(['u', 'n', 'i'])
+            || token.contains("bility")
+            || term.ends_with("bil")
+            || token.contains("is")
+            || token.contains("ys")
+            || token.contains("our");
         if !maybe {
             return None;
         }
@@ -154,6 +159,42 @@ const NEGATABLE_ENDINGS: &[&str] = &[
     "ity", "ities", "ble", "bly", "al", "ally", "ar", "ent", "ently", "ency", "ant", "ive", "ic",
     "ical", "ous", "ile", "ite", "ete", "ect", "ate", "ness",
 ];
+
+/// British endings and their American spelling, longest first.
+const BRITISH_ENDINGS: &[(&str, &str)] = &[
+    ("isations", "izations"),
+    ("isation", "ization"),
+    ("ysing", "yzing"),
+    ("ising", "izing"),
+    ("ysed", "yzed"),
+    ("yses", "yzes"),
+    ("ised", "ized"),
+    ("ises", "izes"),
+    ("iser", "izer"),
+    ("yse", "yze"),
+    ("ise", "ize"),
+    ("ourally", "orally"),
+    ("ouring", "oring"),
+    ("oural", "oral"),
+    ("oured", "ored"),
+    ("ours", "ors"),
+    ("our", "or"),
+];
+
+/// "optimise" → "optimize", "analysed" → "analyzed", "behaviour" →
+/// "behavior", for words of six letters or more. A word that only looks
+/// British ("precise", "noise") gets a spelling no other word has, which
+/// changes nothing.
+fn american_spelling(token: &str) -> String {
+    for (british, american) in BRITISH_ENDINGS {
+        if let Some(stem) = token.strip_suffix(british) {
+            if stem.len() + british.len() >= 6 && stem.len() >= 3 {
+                return format!("{stem}{american}");
+            }
+        }
+    }
+    token.to_string()
+}
 
 /// `token` without a negation prefix, or `token` itself.
 fn strip_negation(token: &str) -> &str {
@@ -242,6 +283,12 @@ mod tests {
         assert_eq!(f("irregular"), f("regular"));
         assert_eq!(f("immobile"), f("mobility"));
         assert_eq!(f("inefficient"), f("efficient"));
+        assert_eq!(f("optimise"), f("optimization"));
+        assert_eq!(f("optimisation"), f("optimize"));
+        assert_eq!(f("analysed"), f("analyze"));
+        assert_eq!(f("behaviour"), f("behavior"));
+        assert_eq!(f("behavioural"), f("behavioral"));
+        assert_eq!(f("colours"), f("color"));
     }
 
     #[test]

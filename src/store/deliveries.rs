@@ -56,6 +56,23 @@ pub struct RunCounts {
     pub unknown: u64,
 }
 
+/// What is left undone in the deliveries table at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryBacklog {
+    /// Waiting and due now (pending or retry; unknown with its single
+    /// resend unused, under `resend`): a run at this instant sends them.
+    pub due: u64,
+    /// Leased to a run that is sending them now.
+    pub in_flight: u64,
+    /// Leased, but the lease ran out: the run holding it died or hangs.
+    /// Recovered by the next run or restart; until then `/healthz` says
+    /// `degraded`.
+    pub stuck: u64,
+    /// Outcome unknown (interrupted mid-send): under `skip` they stay so
+    /// and need an operator's look; under `resend` until resent.
+    pub unknown: u64,
+}
+
 /// id, subscriber_id, digest_date, due_at, attempts, message_id, papers.
 type ClaimRow = (
     i64,
@@ -142,12 +159,27 @@ impl Store {
         self.subscribers_page(Some("active"), after, limit).await
     }
 
-    /// At start-up and before each run: `sending` rows whose lease expired
-    /// were interrupted. Those never handed to the transport (no
+    /// Before each run: `sending` rows whose lease expired were
+    /// interrupted. Those never handed to the transport (no
     /// `send_started_at`) go back to `pending`, keeping any prepared
     /// message; the others' outcome is unknown (R54). Returns (back to
     /// pending, now unknown).
     pub async fn recover_expired_leases(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
+        self.recover_leases(&ts(now)).await
+    }
+
+    /// At start-up of `serve` and `digest`: every lease is recovered at
+    /// once, expired or not. Only the process holding the instance lock
+    /// writes deliveries, so any lease that exists when it starts belongs
+    /// to a process that died; waiting for it to expire only delays (or,
+    /// with `digest --now`, loses) those digests. Same outcome per row as
+    /// [`Store::recover_expired_leases`].
+    pub async fn reclaim_leases_at_startup(&self) -> Result<(u64, u64)> {
+        // Later than any lease: timestamps compare as text.
+        self.recover_leases("9999-12-31T23:59:59.999Z").await
+    }
+
+    async fn recover_leases(&self, cutoff: &str) -> Result<(u64, u64)> {
         let mut tx = self.begin_write().await?;
         // The single resend of an unknown outcome, interrupted before it
         // was handed over: still unknown, the resend still unused.
@@ -156,7 +188,7 @@ impl Store {
              WHERE state = 'sending' AND lease_until <= ? AND resent = 1 \
                AND send_started_at IS NULL AND message_id IS NOT NULL",
         )
-        .bind(ts(now))
+        .bind(cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -165,7 +197,7 @@ impl Store {
              WHERE state = 'sending' AND lease_until <= ? \
                AND (send_started_at IS NULL OR message_id IS NULL)",
         )
-        .bind(ts(now))
+        .bind(cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -175,12 +207,41 @@ impl Store {
              WHERE state = 'sending' AND lease_until <= ? \
                AND send_started_at IS NOT NULL AND message_id IS NOT NULL",
         )
-        .bind(ts(now))
+        .bind(cutoff)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         tx.commit().await?;
         Ok((pending, unknown + unknown_again))
+    }
+
+    /// Deliveries that keep a run from being complete at `now`, for the
+    /// run's end state, `digest`, `/healthz` and `/metrics`.
+    pub async fn delivery_backlog(
+        &self,
+        now: DateTime<Utc>,
+        resend_unknown: bool,
+    ) -> Result<DeliveryBacklog> {
+        let (due, in_flight, stuck, unknown): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT \
+               coalesce(sum(state IN ('pending', 'retry') AND next_attempt_at <= ?1 \
+                   OR (?2 AND state = 'unknown' AND resent = 0 AND message_id IS NOT NULL \
+                       AND next_attempt_at <= ?1)), 0), \
+               coalesce(sum(state = 'sending' AND lease_until > ?1), 0), \
+               coalesce(sum(state = 'sending' AND (lease_until IS NULL OR lease_until <= ?1)), 0), \
+               coalesce(sum(state = 'unknown'), 0) \
+             FROM deliveries WHERE state IN ('pending', 'retry', 'sending', 'unknown')",
+        )
+        .bind(ts(now))
+        .bind(resend_unknown)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(DeliveryBacklog {
+            due: due as u64,
+            in_flight: in_flight as u64,
+            stuck: stuck as u64,
+            unknown: unknown as u64,
+        })
     }
 
     /// Claims up to `limit` due deliveries, leasing them until `lease_until`

@@ -102,6 +102,15 @@ impl SuppressionReason {
         matches!(self, SuppressionReason::Deleted | SuppressionReason::Manual)
     }
 
+    /// Whether the person's own new, confirmed opt-in (the web form and
+    /// its confirmation link) lifts it: everything but a hard bounce. A
+    /// complaint is never lifted otherwise (issue 14), but someone who
+    /// marked a digest as spam and later subscribes again themselves has
+    /// said they want it.
+    pub fn lifted_by_own_opt_in(self) -> bool {
+        !matches!(self, SuppressionReason::HardBounce)
+    }
+
     fn parse(s: &str) -> Option<SuppressionReason> {
         Some(match s {
             "hard_bounce" => SuppressionReason::HardBounce,
@@ -543,7 +552,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let hash = email.hash();
         if let Some(reason) = suppression_of(&mut tx, email).await? {
-            if !reason.liftable_by_opt_in() {
+            if !reason.lifted_by_own_opt_in() {
                 tx.commit().await?;
                 return Ok((SubscribeOutcome::Suppressed, None));
             }
@@ -700,7 +709,7 @@ impl Store {
 
     /// `POST /confirm/{token}` (R29): marks the token used and activates
     /// the subscriber in one transaction. A later fresh opt-in also lifts a
-    /// `deleted` / `manual` suppression of the address (R46).
+    /// `deleted` / `manual` / `complaint` suppression of the address (R46, issue 14).
     pub async fn confirm(&self, token_hash: &str, now: DateTime<Utc>) -> Result<ConfirmOutcome> {
         let mut tx = self.begin_write().await?;
         let Some(id) = token_owner(&mut tx, token_hash, TokenPurpose::Confirm, now).await? else {
@@ -732,7 +741,7 @@ impl Store {
         let sub = load(&mut tx, id).await?;
         sqlx::query(
             "DELETE FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?)) \
-             AND reason IN ('deleted', 'manual')",
+             AND reason IN ('deleted', 'manual', 'complaint')",
         )
         .bind(to_json(&sub.email.suppression_hashes()))
         .execute(&mut *tx)
@@ -958,6 +967,7 @@ impl Store {
         });
         let history = self.delivery_history_json(id).await?;
         export["deliveries"] = history;
+        export["bounces"] = self.bounce_history_json(id).await?;
         export["feedback"] = self.feedback_export_json(id).await?;
         Ok(export)
     }

@@ -856,11 +856,17 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         .flatten()
         .map(crate::store::ts);
     let last_digest = app.store.setting("last_digest_run").await.ok().flatten();
+    let backlog = delivery_backlog(&app).await;
+    // Stuck rows (a lease outlived its run) degrade the status but not the
+    // HTTP code: the daemon still works, and the next run recovers them.
+    let stuck = backlog.is_some_and(|b| b.stuck > 0);
     let body = json!({
-        "status": if db { "ok" } else { "degraded" },
+        "status": if db && !stuck { "ok" } else { "degraded" },
         "database": db,
+        "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
     });
     let status = if db {
         StatusCode::OK
@@ -868,6 +874,13 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// Deliveries due, in flight, stuck and unknown now; `None` when the
+/// database cannot say.
+async fn delivery_backlog(app: &App) -> Option<crate::store::deliveries::DeliveryBacklog> {
+    let resend = app.config.unknown_policy().ok()? == crate::config::UnknownPolicy::Resend;
+    app.store.delivery_backlog(app.now(), resend).await.ok()
 }
 
 pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
@@ -913,6 +926,20 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         "state",
         &values,
     );
+    if let Some(b) = delivery_backlog(&app).await {
+        write_gauge(
+            &mut out,
+            "paperboy_digest_backlog",
+            "Digest deliveries not done now: due, in flight, stuck (lease expired), unknown outcome.",
+            "kind",
+            &[
+                ("due", b.due as i64),
+                ("in_flight", b.in_flight as i64),
+                ("stuck", b.stuck as i64),
+                ("unknown", b.unknown as i64),
+            ],
+        );
+    }
     if let Some(last) = app.store.setting("last_digest_run").await? {
         if let Ok(v) = serde_json::from_str::<Value>(&last) {
             let c = &v["counts"];
@@ -934,6 +961,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         }
     }
     app.metrics.write_counters(&mut out);
+    app.metrics.bounces.write(&mut out);
     write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
         StatusCode::OK,

@@ -6,6 +6,7 @@
 mod feedback;
 mod forms;
 mod handlers;
+mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
 
@@ -83,6 +84,16 @@ pub fn router(app: App) -> Router {
             get(feedback::feedback_page).post(feedback::feedback),
         )
         .route("/manage/{token}/preview", get(feedback::manage_preview))
+        // Provider bounce and complaint webhooks (issue 14), with a larger
+        // body limit of their own.
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/webhooks/{provider}/{secret}",
+            post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

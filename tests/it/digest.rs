@@ -14,7 +14,7 @@ use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
 
 /// Offers the same papers to everyone, minus those already sent.
-struct FixedPicker(Vec<Paper>);
+pub(crate) struct FixedPicker(pub(crate) Vec<Paper>);
 
 impl Picker for FixedPicker {
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
@@ -50,7 +50,7 @@ pub fn paper(n: u32, title: &str) -> Paper {
     p
 }
 
-fn papers(n: u32) -> FixedPicker {
+pub(crate) fn papers(n: u32) -> FixedPicker {
     FixedPicker(
         (1..=n)
             .map(|i| paper(i, &format!("Paper number {i}")))
@@ -68,7 +68,7 @@ async fn active(t: &TestApp, email: &str) -> SubscriberId {
 }
 
 /// Adds an active subscriber to `app`: daily at 08:00 UTC.
-async fn add_active(
+pub(crate) async fn add_active(
     app: &paperboy::app::App,
     email: &str,
     topics: &[&str],
@@ -771,5 +771,36 @@ async fn a_relay_that_stalls_past_the_timeout_leaves_an_unknown_outcome_resent_o
         2,
         "never a third copy"
     );
+    t.stop().await;
+}
+
+/// "done" means nothing due is left: a run that finds a delivery still
+/// leased (here by a run that is still going) says so instead.
+#[tokio::test]
+async fn a_run_that_leaves_a_leased_delivery_reports_incomplete_not_done() {
+    let t = TestApp::spawn().await;
+    let busy = active(&t, "busy@example.org").await;
+    active(&t, "free@example.org").await;
+    sqlx::query(
+        "INSERT INTO deliveries (subscriber_id, digest_date, state, due_at, next_attempt_at, \
+         lease_until, created_at) VALUES (?, '2026-11-27', 'sending', '2026-11-27T08:00:00.000Z', \
+         '2026-11-27T08:00:00.000Z', '2026-11-27T08:06:00.000Z', '2026-11-27T08:00:00.000Z')",
+    )
+    .bind(busy.0)
+    .execute(t.app.store.pool())
+    .await
+    .unwrap();
+    let r = digest::run(&t.app, &papers(3), at("2026-11-27T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.counts.sent, 1);
+    assert_eq!(r.state, digest::RunState::Incomplete);
+    let note = r.note.unwrap();
+    assert!(note.contains("1 in flight"), "{note}");
+    // Once the lease has run out, the next run recovers and finishes it.
+    let r = digest::run(&t.app, &papers(3), at("2026-11-27T08:07:00Z"))
+        .await
+        .unwrap();
+    assert_eq!((r.counts.sent, r.state), (1, digest::RunState::Done));
     t.stop().await;
 }

@@ -1,5 +1,7 @@
 //! One integration-test binary (linked once); each module is one area.
 
+mod bounce_mailbox;
+mod bounces;
 mod cli;
 mod crash;
 mod daemon;

@@ -839,6 +839,41 @@ async fn healthz_and_metrics_report_state() {
 }
 
 #[tokio::test]
+async fn healthz_is_degraded_and_metrics_count_a_delivery_whose_lease_ran_out() {
+    let t = TestApp::spawn().await;
+    t.subscribe_and_confirm("stuck@example.org").await;
+    // A run that died (or hangs) holding a lease that has expired.
+    sqlx::query(
+        "INSERT INTO deliveries (subscriber_id, digest_date, state, due_at, next_attempt_at, \
+         lease_until, created_at) SELECT id, '2026-01-01', 'sending', '2026-01-01T08:00:00.000Z', \
+         '2026-01-01T08:00:00.000Z', '2026-01-01T08:05:00.000Z', '2026-01-01T08:00:00.000Z' \
+         FROM subscribers",
+    )
+    .execute(t.app.store.pool())
+    .await
+    .unwrap();
+    let res = t.client.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the daemon still works");
+    let h: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["deliveries"]["stuck"], 1, "{h}");
+    let text = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("paperboy_digest_backlog{kind=\"stuck\"} 1"),
+        "{text}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn the_live_preview_ranks_todays_papers_for_typed_topics() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
         .unwrap()

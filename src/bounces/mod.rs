@@ -1,0 +1,349 @@
+//! Asynchronous delivery feedback (issue 14, R56): bounces and spam
+//! complaints that arrive after the relay accepted a digest.
+//!
+//! Reports come in two ways, both normalised to a [`BounceEvent`]:
+//! - the bounce mailbox, polled over IMAP ([`mailbox`]), whose messages
+//!   are DSNs, ARF complaints or plain bounce texts ([`report`]);
+//! - provider webhooks (Amazon SES via SNS, Postmark, SendGrid, Mailgun;
+//!   [`providers`], [`sns`]), served by `web::webhooks`.
+//!
+//! [`record`] matches each to a subscriber (the VERP envelope sender of
+//! [`verp`] first, then the original Message-ID, then the recipient
+//! address) and lets the store apply the policy: a hard bounce
+//! suppresses, soft bounces suppress after `soft_bounce_limit` within
+//! `soft_bounce_window_days`, a complaint unsubscribes and suppresses.
+
+pub mod mailbox;
+pub mod providers;
+pub mod report;
+pub mod sns;
+pub mod verp;
+
+use crate::app::App;
+use crate::domain::EmailAddress;
+use crate::store::events::NewBounceEvent;
+use crate::telemetry::Metrics;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+pub use verp::{Verp, VerpMatch};
+
+/// What the report says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BounceKind {
+    /// 5.x.x or `Action: failed`: the address is dead.
+    HardBounce,
+    /// 4.x.x or `Action: delayed`: mailbox full, greylisting, a relay
+    /// that gave up for now.
+    SoftBounce,
+    /// The reader marked the digest as spam.
+    Complaint,
+}
+
+impl BounceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceKind::HardBounce => "hard_bounce",
+            BounceKind::SoftBounce => "soft_bounce",
+            BounceKind::Complaint => "complaint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BounceKind> {
+        Some(match s {
+            "hard_bounce" => BounceKind::HardBounce,
+            "soft_bounce" => BounceKind::SoftBounce,
+            "complaint" => BounceKind::Complaint,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportSource {
+    Mailbox,
+    Ses,
+    Postmark,
+    Sendgrid,
+    Mailgun,
+}
+
+impl ReportSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportSource::Mailbox => "mailbox",
+            ReportSource::Ses => "ses",
+            ReportSource::Postmark => "postmark",
+            ReportSource::Sendgrid => "sendgrid",
+            ReportSource::Mailgun => "mailgun",
+        }
+    }
+}
+
+/// What recording an event did to the subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BounceAction {
+    /// The address is on the suppression list now (or already was).
+    Suppressed,
+    /// Unsubscribed and suppressed (a complaint).
+    Unsubscribed,
+    /// A soft bounce below the limit: only counted.
+    Counted,
+}
+
+impl BounceAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceAction::Suppressed => "suppressed",
+            BounceAction::Unsubscribed => "unsubscribed",
+            BounceAction::Counted => "counted",
+        }
+    }
+}
+
+/// `bounces.soft_bounce_limit` soft bounces within
+/// `bounces.soft_bounce_window_days` suppress the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftBouncePolicy {
+    pub limit: u32,
+    pub window_days: u32,
+}
+
+/// One bounce or complaint, whatever its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceEvent {
+    pub kind: BounceKind,
+    pub source: ReportSource,
+    /// The source's identity of this event; a repeat is ignored.
+    pub event_key: String,
+    /// The address that bounced or complained, when known.
+    pub recipient: Option<String>,
+    /// Addresses that may be paperboy's VERP envelope sender.
+    pub envelope_hints: Vec<String>,
+    /// The original message's Message-ID (`<…>`), when known.
+    pub message_id: Option<String>,
+    pub status: Option<String>,
+    pub detail: String,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "action")]
+pub enum Outcome {
+    Applied(BounceAction),
+    /// The same event was recorded before.
+    Duplicate,
+    /// No subscriber matches (an address paperboy never mailed, or one
+    /// deleted since).
+    Unmatched,
+    /// It names a VERP address whose mac does not verify: ignored.
+    Forged,
+}
+
+/// The first RFC 3463 status code (`5.1.1`) in a text.
+pub fn status_code(text: &str) -> Option<String> {
+    crate::deliver::enhanced_status(text)
+}
+
+/// The configured VERP addresses, if `bounces.verp_address` is set.
+pub fn verp(app: &App) -> Option<Verp> {
+    let base = &app.config.bounces.verp_address;
+    if base.is_empty() {
+        None
+    } else {
+        Verp::new(base, app.links.clone())
+    }
+}
+
+/// The VERP envelope sender for a delivery, when VERP is on.
+pub fn envelope_sender(app: &App, delivery_id: i64) -> Option<String> {
+    verp(app).map(|v| v.address(delivery_id))
+}
+
+/// Bounces and complaints recorded in the 24 hours before `now`, by kind,
+/// for the digest run summary.
+pub async fn recent_counts(app: &App, now: DateTime<Utc>) -> anyhow::Result<serde_json::Value> {
+    let counts = app
+        .store
+        .bounce_counts_since(now - chrono::Duration::hours(24))
+        .await?;
+    let n = |k: BounceKind| counts.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n);
+    Ok(serde_json::json!({
+        "hard": n(BounceKind::HardBounce),
+        "soft": n(BounceKind::SoftBounce),
+        "complaints": n(BounceKind::Complaint),
+    }))
+}
+
+/// Which subscriber (and delivery) an event is about.
+enum Target {
+    Found(crate::domain::SubscriberId, Option<i64>),
+    Unmatched,
+    Forged,
+}
+
+async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
+    if let Some(v) = verp(app) {
+        for hint in &f.envelope_hints {
+            match v.parse(hint) {
+                VerpMatch::NotVerp => {}
+                VerpMatch::Forged => return Ok(Target::Forged),
+                VerpMatch::Delivery(id) => {
+                    if let Some(sub) = app.store.delivery_subscriber(id).await? {
+                        return Ok(Target::Found(sub, Some(id)));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mid) = &f.message_id {
+        if let Some((delivery, sub)) = app.store.delivery_by_message_id(mid).await? {
+            return Ok(Target::Found(sub, Some(delivery)));
+        }
+    }
+    if let Some(r) = f
+        .recipient
+        .as_deref()
+        .and_then(|r| EmailAddress::parse(r).ok())
+    {
+        if let Some(s) = app.store.subscriber_by_email(&r).await? {
+            return Ok(Target::Found(s.id, None));
+        }
+    }
+    Ok(Target::Unmatched)
+}
+
+/// Matches one event to its subscriber and applies the policy (see the
+/// module docs). Logged by subscriber id, never by address.
+pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
+    let m = &app.metrics.bounces;
+    let (sub, delivery) = match target(app, f).await? {
+        Target::Found(s, d) => (s, d),
+        Target::Unmatched => {
+            Metrics::inc(&m.unmatched);
+            tracing::info!(
+                source = f.source.as_str(),
+                kind = f.kind.as_str(),
+                "bounce report matches no subscriber; ignored"
+            );
+            return Ok(Outcome::Unmatched);
+        }
+        Target::Forged => {
+            Metrics::inc(&m.forged);
+            tracing::warn!(
+                source = f.source.as_str(),
+                "bounce report names a VERP address with a bad mac; ignored"
+            );
+            return Ok(Outcome::Forged);
+        }
+    };
+    let detail = crate::render::sanitize_header_text(&f.detail, 300);
+    let policy = SoftBouncePolicy {
+        limit: app.config.bounces.soft_bounce_limit,
+        window_days: app.config.bounces.soft_bounce_window_days,
+    };
+    let recorded = match app
+        .store
+        .record_bounce_event(
+            &NewBounceEvent {
+                subscriber: sub,
+                delivery,
+                kind: f.kind,
+                source: f.source,
+                event_key: &f.event_key,
+                status: f.status.as_deref(),
+                detail: &detail,
+            },
+            policy,
+            app.now(),
+        )
+        .await
+    {
+        Ok(r) => r,
+        // Deleted between matching and recording: nobody to act on.
+        Err(crate::store::StoreError::NotFound) => {
+            Metrics::inc(&m.unmatched);
+            return Ok(Outcome::Unmatched);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(action) = recorded else {
+        Metrics::inc(&m.duplicates);
+        return Ok(Outcome::Duplicate);
+    };
+    Metrics::inc(match f.kind {
+        BounceKind::HardBounce => &m.hard_bounces,
+        BounceKind::SoftBounce => &m.soft_bounces,
+        BounceKind::Complaint => &m.complaints,
+    });
+    tracing::warn!(
+        subscriber = %sub,
+        delivery,
+        source = f.source.as_str(),
+        kind = f.kind.as_str(),
+        status = f.status.as_deref().unwrap_or(""),
+        action = action.as_str(),
+        "bounce or complaint recorded"
+    );
+    Ok(Outcome::Applied(action))
+}
+
+/// Why sending is paused, if it is: more than
+/// `bounces.complaint_max_percent` of the digests sent in the last
+/// `bounces.complaint_window_hours` drew a complaint (once at least
+/// `bounces.complaint_min_sent` were sent in that window). The pause
+/// lifts by itself once the complaints age out of the window.
+pub async fn sending_paused(app: &App, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+    let cfg = &app.config.bounces;
+    let since = now - chrono::Duration::hours(cfg.complaint_window_hours as i64);
+    let (complaints, sent) = app.store.complaints_and_sent_since(since).await?;
+    Ok(complaint_pause(
+        complaints,
+        sent,
+        cfg.complaint_min_sent,
+        cfg.complaint_max_percent,
+    ))
+}
+
+/// The pure rule behind [`sending_paused`].
+pub fn complaint_pause(
+    complaints: i64,
+    sent: i64,
+    min_sent: u64,
+    max_percent: f64,
+) -> Option<String> {
+    if sent <= 0 || (sent as u64) < min_sent {
+        return None;
+    }
+    let rate = complaints as f64 * 100.0 / sent as f64;
+    (rate > max_percent).then(|| {
+        format!(
+            "sending paused: complaint rate {rate:.2}% ({complaints} of {sent} digests) above bounces.complaint_max_percent = {max_percent}%"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_complaint_pause_needs_enough_mail_and_a_rate_above_the_threshold() {
+        assert_eq!(
+            complaint_pause(5, 100, 1000, 0.3),
+            None,
+            "too few sent to judge"
+        );
+        assert_eq!(
+            complaint_pause(3, 1000, 1000, 0.3),
+            None,
+            "exactly 0.3% is allowed"
+        );
+        let p = complaint_pause(4, 1000, 1000, 0.3).unwrap();
+        assert!(p.contains("0.40%") && p.contains("4 of 1000"), "{p}");
+        assert_eq!(complaint_pause(0, 0, 0, 0.3), None);
+    }
+}

@@ -1,0 +1,393 @@
+//! The bounce and complaint notifications of email providers, in their
+//! documented JSON shapes, as [`BounceEvent`] events. Pure: JSON in, events
+//! out. Events that are neither bounces nor complaints (deliveries,
+//! opens, clicks) give no event; a payload that is not the provider's
+//! shape is an error.
+//!
+//! - Amazon SES: the notification inside an SNS message
+//!   (`notificationType` or, with event publishing, `eventType`:
+//!   `Bounce` / `Complaint`).
+//! - Postmark: the bounce and spam-complaint webhooks (`RecordType`).
+//! - SendGrid: the event webhook, an array of events (`bounce`,
+//!   `blocked`, `deferred`, `dropped`, `spamreport`).
+//! - Mailgun: the webhook `{signature, event-data}` (`failed` with
+//!   `severity`, `complained`).
+
+use super::{status_code, BounceEvent, BounceKind, ReportSource};
+use serde_json::Value;
+
+/// A payload that is not what the provider documents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("body is not JSON: {0}")]
+    Json(String),
+    #[error("not a {provider} notification: {what}")]
+    Shape {
+        provider: &'static str,
+        what: String,
+    },
+}
+
+fn shape(provider: &'static str, what: impl Into<String>) -> ProviderError {
+    ProviderError::Shape {
+        provider,
+        what: what.into(),
+    }
+}
+
+pub fn json(body: &[u8]) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| ProviderError::Json(e.to_string()))
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `<id@host>` whether or not the provider kept the angle brackets.
+fn bracketed(id: &str) -> String {
+    let id = id.trim();
+    if id.starts_with('<') {
+        id.to_string()
+    } else {
+        format!("<{id}>")
+    }
+}
+
+/// An Amazon SES notification (the `Message` of an SNS notification).
+pub fn ses(message: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
+    const P: &str = "Amazon SES";
+    let ty = str_at(message, "notificationType")
+        .or_else(|| str_at(message, "eventType"))
+        .ok_or_else(|| shape(P, "no notificationType or eventType"))?;
+    let mail = message
+        .get("mail")
+        .ok_or_else(|| shape(P, "no mail object"))?;
+    let hints: Vec<String> = str_at(mail, "source")
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    let message_id = mail
+        .pointer("/commonHeaders/messageId")
+        .and_then(Value::as_str)
+        .map(bracketed)
+        .or_else(|| {
+            mail.get("headers")?.as_array()?.iter().find_map(|h| {
+                str_at(h, "name")
+                    .filter(|n| n.eq_ignore_ascii_case("message-id"))
+                    .and(str_at(h, "value"))
+                    .map(bracketed)
+            })
+        });
+    let event = |kind, key: String, recipient: &Value, status: Option<String>, detail: String| {
+        BounceEvent {
+            kind,
+            source: ReportSource::Ses,
+            event_key: key,
+            recipient: str_at(recipient, "emailAddress").map(str::to_string),
+            envelope_hints: hints.clone(),
+            message_id: message_id.clone(),
+            status,
+            detail,
+        }
+    };
+    match ty {
+        "Bounce" => {
+            let b = message
+                .get("bounce")
+                .ok_or_else(|| shape(P, "Bounce without a bounce object"))?;
+            let kind = match str_at(b, "bounceType") {
+                Some("Permanent") => BounceKind::HardBounce,
+                Some("Transient") | Some("Undetermined") => BounceKind::SoftBounce,
+                other => return Err(shape(P, format!("unknown bounceType {other:?}"))),
+            };
+            let id =
+                str_at(b, "feedbackId").ok_or_else(|| shape(P, "bounce without feedbackId"))?;
+            let recipients = b
+                .get("bouncedRecipients")
+                .and_then(Value::as_array)
+                .ok_or_else(|| shape(P, "bounce without bouncedRecipients"))?;
+            Ok(recipients
+                .iter()
+                .map(|r| {
+                    let diag = str_at(r, "diagnosticCode").unwrap_or("");
+                    let status = str_at(r, "status")
+                        .and_then(status_code)
+                        .or_else(|| status_code(diag));
+                    let detail = format!(
+                        "{} {}: {diag}",
+                        str_at(b, "bounceType").unwrap_or(""),
+                        str_at(b, "bounceSubType").unwrap_or("")
+                    );
+                    let who = str_at(r, "emailAddress").unwrap_or("");
+                    event(kind, format!("{id}/{who}"), r, status, detail)
+                })
+                .collect())
+        }
+        "Complaint" => {
+            let c = message
+                .get("complaint")
+                .ok_or_else(|| shape(P, "Complaint without a complaint object"))?;
+            if str_at(c, "complaintFeedbackType") == Some("not-spam") {
+                return Ok(Vec::new());
+            }
+            let id =
+                str_at(c, "feedbackId").ok_or_else(|| shape(P, "complaint without feedbackId"))?;
+            let recipients = c
+                .get("complainedRecipients")
+                .and_then(Value::as_array)
+                .ok_or_else(|| shape(P, "complaint without complainedRecipients"))?;
+            let detail = format!(
+                "complaint: {}",
+                str_at(c, "complaintFeedbackType").unwrap_or("unspecified")
+            );
+            Ok(recipients
+                .iter()
+                .map(|r| {
+                    let who = str_at(r, "emailAddress").unwrap_or("");
+                    event(
+                        BounceKind::Complaint,
+                        format!("{id}/{who}"),
+                        r,
+                        None,
+                        detail.clone(),
+                    )
+                })
+                .collect())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A Postmark bounce or spam-complaint webhook.
+pub fn postmark(v: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
+    const P: &str = "Postmark";
+    let record = str_at(v, "RecordType").unwrap_or("Bounce");
+    if !matches!(record, "Bounce" | "SpamComplaint") {
+        return Ok(Vec::new());
+    }
+    let ty = str_at(v, "Type").ok_or_else(|| shape(P, "no Type"))?;
+    let kind = match ty {
+        "HardBounce" | "BadEmailAddress" | "ManuallyDeactivated" => BounceKind::HardBounce,
+        "SoftBounce" | "Transient" | "DnsError" | "Blocked" => BounceKind::SoftBounce,
+        "SpamComplaint" | "SpamNotification" => BounceKind::Complaint,
+        // Auto-responders, subscribe requests, challenge mails…: no bounce.
+        _ => return Ok(Vec::new()),
+    };
+    let id = v
+        .get("ID")
+        .filter(|i| i.is_u64() || i.is_i64() || i.is_string())
+        .map(|i| i.to_string().trim_matches('"').to_string())
+        .ok_or_else(|| shape(P, "no ID"))?;
+    let email = str_at(v, "Email").ok_or_else(|| shape(P, "no Email"))?;
+    let details = str_at(v, "Details").unwrap_or("");
+    Ok(vec![BounceEvent {
+        kind,
+        source: ReportSource::Postmark,
+        event_key: id,
+        recipient: Some(email.to_string()),
+        envelope_hints: Vec::new(),
+        message_id: None,
+        status: status_code(details),
+        detail: format!("{ty}: {}", str_at(v, "Description").unwrap_or(details)),
+    }])
+}
+
+/// A SendGrid event webhook post (an array of events).
+pub fn sendgrid(v: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
+    const P: &str = "SendGrid";
+    let events = v
+        .as_array()
+        .ok_or_else(|| shape(P, "the body must be a JSON array of events"))?;
+    let mut out = Vec::new();
+    for e in events {
+        let ev = str_at(e, "event").ok_or_else(|| shape(P, "an event without \"event\""))?;
+        let reason = str_at(e, "reason")
+            .or_else(|| str_at(e, "response"))
+            .unwrap_or("");
+        let kind = match (ev, str_at(e, "type")) {
+            ("bounce", Some("blocked")) => BounceKind::SoftBounce,
+            ("bounce", _) => BounceKind::HardBounce,
+            ("blocked", _) | ("deferred", _) => BounceKind::SoftBounce,
+            ("dropped", _) if reason.contains("Bounced Address") || reason.contains("Invalid") => {
+                BounceKind::HardBounce
+            }
+            ("spamreport", _) => BounceKind::Complaint,
+            _ => continue,
+        };
+        let key =
+            str_at(e, "sg_event_id").ok_or_else(|| shape(P, "an event without sg_event_id"))?;
+        let email = str_at(e, "email").ok_or_else(|| shape(P, "an event without email"))?;
+        out.push(BounceEvent {
+            kind,
+            source: ReportSource::Sendgrid,
+            event_key: key.to_string(),
+            recipient: Some(email.to_string()),
+            envelope_hints: Vec::new(),
+            message_id: str_at(e, "smtp-id").map(bracketed),
+            status: str_at(e, "status")
+                .and_then(status_code)
+                .or_else(|| status_code(reason)),
+            detail: format!("{ev}: {reason}"),
+        });
+    }
+    Ok(out)
+}
+
+/// A Mailgun webhook (`{"signature": …, "event-data": …}`).
+pub fn mailgun(v: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
+    const P: &str = "Mailgun";
+    let d = v
+        .get("event-data")
+        .ok_or_else(|| shape(P, "no event-data"))?;
+    let ev = str_at(d, "event").ok_or_else(|| shape(P, "no event"))?;
+    let kind = match (ev, str_at(d, "severity")) {
+        ("failed", Some("permanent")) => BounceKind::HardBounce,
+        ("failed", _) => BounceKind::SoftBounce,
+        ("complained", _) => BounceKind::Complaint,
+        _ => return Ok(Vec::new()),
+    };
+    let id = str_at(d, "id").ok_or_else(|| shape(P, "no event-data.id"))?;
+    let recipient = str_at(d, "recipient").ok_or_else(|| shape(P, "no recipient"))?;
+    let ds = d.get("delivery-status").cloned().unwrap_or(Value::Null);
+    let text = [str_at(&ds, "message"), str_at(&ds, "description")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let status = str_at(&ds, "enhanced-code")
+        .and_then(status_code)
+        .or_else(|| status_code(&text))
+        .or_else(|| {
+            ds.get("code")
+                .and_then(Value::as_u64)
+                .filter(|c| (400..600).contains(c))
+                .map(|c| format!("{}.0.0", c / 100))
+        });
+    Ok(vec![BounceEvent {
+        kind,
+        source: ReportSource::Mailgun,
+        event_key: id.to_string(),
+        recipient: Some(recipient.to_string()),
+        envelope_hints: d
+            .pointer("/envelope/sender")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        message_id: d
+            .pointer("/message/headers/message-id")
+            .and_then(Value::as_str)
+            .map(bracketed),
+        status,
+        detail: format!("{ev}: {} {text}", str_at(d, "reason").unwrap_or("")),
+    }])
+}
+
+/// Mailgun's signature: hex HMAC-SHA256 of `timestamp ‖ token` under the
+/// webhook signing key, compared in constant time.
+pub fn mailgun_signature_ok(v: &Value, signing_key: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    use subtle::ConstantTimeEq;
+    let sig = v.get("signature");
+    let field = |k| sig.and_then(|s| str_at(s, k));
+    let (Some(ts), Some(token), Some(given)) =
+        (field("timestamp"), field("token"), field("signature"))
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(signing_key.as_bytes()) else {
+        return false;
+    };
+    mac.update(ts.as_bytes());
+    mac.update(token.as_bytes());
+    let expected = data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes());
+    let given = given.to_ascii_lowercase();
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/webhooks/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        json(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    /// The SES notification inside a recorded SNS envelope.
+    fn ses_message(name: &str) -> Value {
+        let sns = fixture(name);
+        serde_json::from_str(sns["Message"].as_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ses_bounces_and_complaints_are_classified() {
+        let hard = ses(&ses_message("ses-bounce-permanent.json")).unwrap();
+        assert_eq!(hard.len(), 1);
+        assert_eq!(hard[0].kind, BounceKind::HardBounce);
+        assert_eq!(hard[0].status.as_deref(), Some("5.1.1"));
+        assert_eq!(hard[0].recipient.as_deref(), Some("gone@example.net"));
+        assert!(hard[0].message_id.as_deref().unwrap().starts_with('<'));
+        let soft = ses(&ses_message("ses-bounce-transient.json")).unwrap();
+        assert_eq!(soft[0].kind, BounceKind::SoftBounce);
+        let complaint = ses(&ses_message("ses-complaint.json")).unwrap();
+        assert_eq!(complaint[0].kind, BounceKind::Complaint);
+        let delivery = serde_json::json!({"notificationType": "Delivery", "mail": {}});
+        assert!(ses(&delivery).unwrap().is_empty());
+        assert!(ses(&serde_json::json!({"mail": {}})).is_err());
+    }
+
+    #[test]
+    fn postmark_bounce_types_map_to_kinds() {
+        let hard = postmark(&fixture("postmark-bounce-hard.json")).unwrap();
+        assert_eq!(hard[0].kind, BounceKind::HardBounce);
+        assert_eq!(hard[0].recipient.as_deref(), Some("gone@example.net"));
+        let spam = postmark(&fixture("postmark-spam-complaint.json")).unwrap();
+        assert_eq!(spam[0].kind, BounceKind::Complaint);
+        let auto = serde_json::json!({"RecordType": "Bounce", "Type": "AutoResponder", "ID": 1, "Email": "a@b.c"});
+        assert!(postmark(&auto).unwrap().is_empty());
+        assert!(postmark(&serde_json::json!({"Type": "HardBounce"})).is_err());
+    }
+
+    #[test]
+    fn sendgrid_events_keep_only_bounces_and_spam_reports() {
+        let events = sendgrid(&fixture("sendgrid-events.json")).unwrap();
+        let kinds: Vec<BounceKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                BounceKind::HardBounce,
+                BounceKind::SoftBounce,
+                BounceKind::Complaint
+            ]
+        );
+        assert!(events[0].message_id.is_some());
+        assert!(sendgrid(&serde_json::json!({"event": "bounce"})).is_err());
+    }
+
+    #[test]
+    fn mailgun_failures_follow_their_severity() {
+        let hard = mailgun(&fixture("mailgun-failed-permanent.json")).unwrap();
+        assert_eq!(hard[0].kind, BounceKind::HardBounce);
+        assert_eq!(hard[0].status.as_deref(), Some("5.1.1"));
+        let soft = mailgun(&fixture("mailgun-failed-temporary.json")).unwrap();
+        assert_eq!(soft[0].kind, BounceKind::SoftBounce);
+        let c = mailgun(&fixture("mailgun-complained.json")).unwrap();
+        assert_eq!(c[0].kind, BounceKind::Complaint);
+    }
+
+    #[test]
+    fn a_mailgun_signature_verifies_only_with_its_key() {
+        let v = fixture("mailgun-failed-permanent.json");
+        // The fixture is signed with this key (see tests/fixtures/webhooks/README.md).
+        assert!(mailgun_signature_ok(&v, "key-test-mailgun-signing"));
+        assert!(!mailgun_signature_ok(&v, "another-key"));
+        assert!(!mailgun_signature_ok(
+            &serde_json::json!({}),
+            "key-test-mailgun-signing"
+        ));
+    }
+}

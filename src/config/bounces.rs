@@ -1,0 +1,191 @@
+//! `[bounces]`: asynchronous bounces and complaints (issue 14): the VERP
+//! envelope sender, the policy, the bounce mailbox and provider webhooks.
+
+use super::{invalid, ConfigError, Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    pub verp_address: String,
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_window_days: u32,
+    pub complaint_max_percent: f64,
+    pub complaint_window_hours: u32,
+    pub complaint_min_sent: u64,
+    pub mailbox: MailboxConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password_env: String,
+    pub password_file: String,
+    pub folder: String,
+    pub processed_folder: String,
+    pub ca_file: String,
+    pub cron: String,
+    pub timeout_secs: u64,
+    pub max_messages: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub enabled: bool,
+    pub secret_env: String,
+    pub secret_file: String,
+    pub sns_cert_base_url: String,
+    pub mailgun_signing_key_env: String,
+}
+
+/// Reads a secret the way the SMTP password is read: the first line of
+/// `file` when set, else the variable named by `env`.
+fn secret_from(file_key: &str, file: &str, env: &str) -> Result<Option<Secret>, ConfigError> {
+    if !file.is_empty() {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| invalid(file_key, format!("cannot read: {e}")))?;
+        return Ok(Some(Secret::new(text.lines().next().unwrap_or("").trim())));
+    }
+    if !env.is_empty() {
+        if let Ok(v) = std::env::var(env) {
+            return Ok(Some(Secret::new(v)));
+        }
+    }
+    Ok(None)
+}
+
+impl BouncesConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.verp_address.is_empty() {
+            let ok = self
+                .verp_address
+                .rsplit_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !l.contains('+') && d.contains('.'));
+            if !ok {
+                return Err(invalid(
+                    "bounces.verp_address",
+                    "must be an address like bounces@example.org (no '+'), or empty",
+                ));
+            }
+        }
+        if self.soft_bounce_limit == 0 {
+            return Err(invalid("bounces.soft_bounce_limit", "must be at least 1"));
+        }
+        if self.soft_bounce_window_days == 0 {
+            return Err(invalid(
+                "bounces.soft_bounce_window_days",
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.complaint_max_percent) {
+            return Err(invalid("bounces.complaint_max_percent", "must be 0–100"));
+        }
+        if self.complaint_window_hours == 0 {
+            return Err(invalid(
+                "bounces.complaint_window_hours",
+                "must be at least 1",
+            ));
+        }
+        let mb = &self.mailbox;
+        if mb.enabled {
+            if mb.host.is_empty() {
+                return Err(invalid(
+                    "bounces.mailbox.host",
+                    "required when the mailbox is enabled",
+                ));
+            }
+            if mb.username.is_empty() {
+                return Err(invalid(
+                    "bounces.mailbox.username",
+                    "required when the mailbox is enabled",
+                ));
+            }
+            if mb.folder.is_empty() {
+                return Err(invalid("bounces.mailbox.folder", "must not be empty"));
+            }
+            super::validate_cron("bounces.mailbox.cron", &mb.cron)?;
+            if mb.timeout_secs == 0 {
+                return Err(invalid(
+                    "bounces.mailbox.timeout_secs",
+                    "must be at least 1",
+                ));
+            }
+            if mb.max_messages == 0 {
+                return Err(invalid(
+                    "bounces.mailbox.max_messages",
+                    "must be at least 1",
+                ));
+            }
+            if !mb.ca_file.is_empty() && !std::path::Path::new(&mb.ca_file).is_file() {
+                return Err(invalid(
+                    "bounces.mailbox.ca_file",
+                    format!("{} is not a readable file", mb.ca_file),
+                ));
+            }
+            if self.mailbox_password()?.is_none() {
+                return Err(invalid(
+                    "bounces.mailbox.password_env",
+                    "no password found in `bounces.mailbox.password_file` or the variable this names",
+                ));
+            }
+        }
+        if self.webhooks.enabled {
+            match self.webhook_secret()? {
+                Some(s) if s.expose().len() >= 16 => {}
+                _ => {
+                    return Err(invalid(
+                        "bounces.webhooks.secret_env",
+                        "webhooks are enabled but no secret of at least 16 characters was found in `bounces.webhooks.secret_file` or the variable this names",
+                    ))
+                }
+            }
+            let base = &self.webhooks.sns_cert_base_url;
+            if !base.is_empty() && url::Url::parse(base).is_err() {
+                return Err(invalid(
+                    "bounces.webhooks.sns_cert_base_url",
+                    "must be a URL or empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounce mailbox password.
+    pub fn mailbox_password(&self) -> Result<Option<Secret>, ConfigError> {
+        let mb = &self.mailbox;
+        secret_from(
+            "bounces.mailbox.password_file",
+            &mb.password_file,
+            &mb.password_env,
+        )
+    }
+
+    /// The shared secret that authenticates webhook requests.
+    pub fn webhook_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        let w = &self.webhooks;
+        secret_from(
+            "bounces.webhooks.secret_file",
+            &w.secret_file,
+            &w.secret_env,
+        )
+    }
+
+    /// Mailgun's webhook signing key, when configured: its signature is
+    /// then checked too.
+    pub fn mailgun_signing_key(&self) -> Option<Secret> {
+        let env = &self.webhooks.mailgun_signing_key_env;
+        if env.is_empty() {
+            return None;
+        }
+        std::env::var(env)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    }
+}
