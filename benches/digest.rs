@@ -30,9 +30,10 @@
 //! fixture vocabulary (as `benches/rank.rs` does), all due at `NOW`, all
 //! with the trending fallback (so everyone gets a digest); the candidates,
 //! synthesised the same way, are upserted through the papers store as two
-//! Hugging Face fetches a day apart, so each has an upvote history and
-//! `RankPicker::for_run` loads them. It is a subscriber's first digest, so
-//! nothing was mailed to them before.
+//! Hugging Face fetches a day apart, so each has an upvote history, and
+//! the run's one window (every subscriber's first daily digest) is loaded
+//! as candidates before the timed run. It is a subscriber's first digest,
+//! so nothing was mailed to them before.
 //!
 //! `--features system-alloc` builds the same with the system allocator
 //! instead of mimalloc.
@@ -40,7 +41,7 @@
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use paperboy::app::{App, Overrides};
 use paperboy::config::Config;
-use paperboy::digest::{self, RankPicker};
+use paperboy::digest::{self, Picker, WindowPickers};
 use paperboy::domain::{EmailAddress, Frequency, Paper, Preferences, SourceKind, SubscriberState};
 use paperboy::store::papers::PaperBatch;
 use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
@@ -477,7 +478,16 @@ fn run(n: u64, port: u16, idle_secs: u64) {
 
         let cpu0 = procfs::cpu_secs();
         let t0 = Instant::now();
-        let picker = RankPicker::for_run(&app, now()).await.unwrap();
+        // Every subscriber's first daily digest shares one window: its
+        // index is built here, as the run would on first use.
+        let picker = WindowPickers::new(&app.synonyms, now());
+        let window = paperboy::domain::window(
+            Frequency::Daily,
+            None,
+            now().date_naive(),
+            app.config.window_limits(),
+        );
+        picker.load(window, app.store.candidates_in(&window).await.unwrap());
         let index_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = digest::run(&app, &picker, now()).await.unwrap();
@@ -515,9 +525,19 @@ async fn idle_serve(app: App, dir: &std::path::Path, port: u16, secs: u64) -> f6
         due: None,
         next_due: digest::schedule::next_due_after(t, wall),
     };
+    let limits = app.config.window_limits();
+    let window_of = move |t: &paperboy::domain::Timing, date, last| {
+        paperboy::domain::window(t.frequency, last, date, limits)
+    };
     while app
         .store
-        .plan_due_page(wall, 10_000, chrono_tz::IANA_TZDB_VERSION, &advance)
+        .plan_due_page(
+            wall,
+            10_000,
+            chrono_tz::IANA_TZDB_VERSION,
+            &advance,
+            &window_of,
+        )
         .await
         .unwrap()
         .evaluated

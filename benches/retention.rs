@@ -193,7 +193,20 @@ async fn list_papers(app: &App, d: u32) -> Vec<String> {
 /// Plans, claims, prepares and records every subscriber's digest of day `d`.
 async fn send_day(app: &App, subs: &[SubscriberId], d: u32, papers: &[String]) {
     let at = day(d);
-    let items: Vec<_> = subs.iter().map(|s| (*s, at.date_naive(), at)).collect();
+    let date = at.date_naive();
+    let window = paperboy::domain::Window {
+        since: date - Duration::days(3),
+        until: date,
+    };
+    let items: Vec<_> = subs
+        .iter()
+        .map(|s| paperboy::store::deliveries::PlanItem {
+            subscriber: *s,
+            digest_date: date,
+            due_at: at,
+            window,
+        })
+        .collect();
     for chunk in items.chunks(10_000) {
         app.store.plan_deliveries(chunk, at).await.unwrap();
     }

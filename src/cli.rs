@@ -57,6 +57,8 @@ pub enum Command {
         limit: usize,
         #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
+        #[command(flatten)]
+        window: PreviewWindow,
     },
     /// Plan and send the digests due now.
     Digest {
@@ -218,7 +220,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             authors,
             limit,
             format,
-        } => preview(config, topics, excluded, authors, limit, format).await,
+            window,
+        } => preview(config, topics, excluded, authors, limit, format, window).await,
         Command::Digest { now, dry_run } => {
             digest(config, now.map(|t| t.with_timezone(&chrono::Utc)), dry_run).await
         }
@@ -373,6 +376,36 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Which digest `paperboy preview` shows: the next one of a reader with
+/// this frequency whose previous digest covered up to `--since`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewWindow {
+    /// daily, weekdays, weekly (on Monday) or weekly:DAY, e.g.
+    /// weekly:friday.
+    #[arg(long, default_value = "daily", value_parser = parse_frequency)]
+    frequency: crate::domain::Frequency,
+    /// The last listing day the reader's previous digest covered
+    /// (YYYY-MM-DD); without it, a first digest.
+    #[arg(long)]
+    since: Option<chrono::NaiveDate>,
+}
+
+fn parse_frequency(s: &str) -> Result<crate::domain::Frequency, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = if s == "weekly" { "weekly:monday" } else { &s };
+    crate::domain::Frequency::decode(s).ok_or_else(|| {
+        format!("{s:?} is not a frequency: use daily, weekdays, weekly or weekly:DAY (e.g. weekly:friday)")
+    })
+}
+
+impl PreviewWindow {
+    /// The window of the reader's next digest, as of `today`.
+    fn window(&self, config: &Config, today: chrono::NaiveDate) -> crate::domain::Window {
+        let day = crate::domain::next_digest_day(self.frequency, today);
+        crate::domain::window(self.frequency, self.since, day, config.window_limits())
+    }
+}
+
 async fn preview(
     config: Config,
     topics: Vec<String>,
@@ -380,32 +413,36 @@ async fn preview(
     authors: Vec<String>,
     limit: usize,
     format: ListFormat,
+    which: PreviewWindow,
 ) -> anyhow::Result<()> {
     if topics.is_empty() && authors.is_empty() {
         bail!("give at least one --topic or --author");
     }
     let app = App::build(config, Overrides::default()).await?;
     let now = app.now();
-    let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+    let window = which.window(&app.config, now.date_naive());
+    let picker = crate::digest::RankPicker::for_window(&app, &window, now).await?;
     let mut profile = crate::rank::Profile::topics(topics);
     profile.excluded = excluded;
     profile.authors = authors;
-    let picks = crate::rank::preview(
-        picker.candidates(),
-        &profile,
-        &app.synonyms,
-        now,
-        limit.clamp(1, 100),
-    );
+    let picks = picker
+        .index()
+        .rank(&profile, &Default::default(), limit.clamp(1, 100));
     let views: Vec<_> = picks.iter().map(|p| p.view(picker.candidates())).collect();
     match format {
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
         ListFormat::Text => {
+            println!(
+                "{} digest of {}: papers listed {}",
+                which.frequency.encode(),
+                window.until.format("%A %-d %B"),
+                window.describe()
+            );
             if views.is_empty() {
                 println!(
-                    "No stored paper matches ({} candidates from the last {} days). Run `paperboy fetch` first?",
+                    "No stored paper listed {} matches ({} candidates). Run `paperboy fetch` first?",
+                    window.describe(),
                     picker.candidates().len(),
-                    app.config.digest.candidate_days
                 );
             }
             for (i, v) in views.iter().enumerate() {
@@ -438,16 +475,17 @@ async fn digest(
     };
     let app = App::build(config, Overrides::default()).await?;
     let now = now.unwrap_or_else(|| app.now());
-    let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+    let picker = crate::digest::WindowPickers::new(&app.synonyms, now);
     if dry_run {
         let report = crate::digest::dry_run(&app, &picker, now).await?;
         for e in &report.dry_run {
             println!(
-                "{} (sub#{}) for {}: {} papers",
+                "{} (sub#{}) for {}: {} papers (listed {})",
                 e.email,
                 e.subscriber,
                 e.digest_date,
-                e.papers.len()
+                e.papers.len(),
+                e.window.describe()
             );
             for (id, title, reason) in &e.papers {
                 println!("    {id}  {title}\n          {reason}");
@@ -490,7 +528,7 @@ async fn digest(
 /// at the next start.
 async fn run_until_signal(
     app: &App,
-    picker: &crate::digest::RankPicker,
+    picker: &dyn crate::digest::Picker,
     now: chrono::DateTime<chrono::Utc>,
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<crate::digest::RunReport> {

@@ -123,7 +123,7 @@ pub async fn digest_tick(app: App) {
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot tell whether digests are due"),
     }
     let result = async {
-        let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+        let picker = crate::digest::WindowPickers::new(&app.synonyms, now);
         crate::digest::run(&app, &picker, now).await
     }
     .await;

@@ -201,6 +201,9 @@ pub struct DigestConfig {
     pub default_size: u8,
     pub catch_up_hours: u32,
     pub candidate_days: u32,
+    /// The longest window a digest covers (first digest after a long
+    /// pause or downtime); see `domain::window`.
+    pub max_window_days: u32,
     pub unknown_policy: String,
     pub max_per_second: u32,
     pub concurrency: u32,
@@ -466,6 +469,7 @@ impl Config {
         if d.candidate_days == 0 || d.candidate_days > 30 {
             return Err(invalid("digest.candidate_days", "must be 1–30"));
         }
+        self.validate_window()?;
         self.unknown_policy()?;
         if d.max_per_second == 0 {
             return Err(invalid("digest.max_per_second", "must be at least 1"));
@@ -501,6 +505,7 @@ impl Config {
         }
         validate_log_level(&self.logging.level)?;
         self.validate_retention()?;
+        self.validate_window_retention()?;
         self.domain_limits()?;
         self.bounces.validate()?;
         Ok(())
@@ -625,6 +630,46 @@ impl Config {
     pub fn default_time_zone(&self) -> Result<Tz, ConfigError> {
         crate::domain::parse_time_zone(&self.digest.default_time_zone)
             .ok_or_else(|| invalid("digest.default_time_zone", "must be an IANA time zone name"))
+    }
+
+    /// `digest.max_window_days` covers a weekly digest's 7 days and
+    /// `digest.candidate_days`, and stays within 60 days.
+    fn validate_window(&self) -> Result<(), ConfigError> {
+        let d = &self.digest;
+        if d.max_window_days < 7 || d.max_window_days < d.candidate_days || d.max_window_days > 60 {
+            return Err(invalid(
+                "digest.max_window_days",
+                "must be 7–60 and at least digest.candidate_days (a weekly digest covers 7 days)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A paper still inside some reader's window must keep its
+    /// never-repeat rows (one day of slack for time zones). Checked after
+    /// `[retention]` itself is valid.
+    fn validate_window_retention(&self) -> Result<(), ConfigError> {
+        let d = &self.digest;
+        let keep = self.retention.never_repeat_days;
+        if keep != 0 && keep <= d.max_window_days + 1 {
+            return Err(invalid(
+                "digest.max_window_days",
+                format!(
+                    "must be less than retention.never_repeat_days − 1 ({}): a paper inside \
+                     a digest's window must not be mailed twice",
+                    keep.saturating_sub(1)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bounds of every digest's window of listing days.
+    pub fn window_limits(&self) -> crate::domain::WindowLimits {
+        crate::domain::WindowLimits {
+            min_days: self.digest.candidate_days,
+            max_days: self.digest.max_window_days,
+        }
     }
 
     pub fn unknown_policy(&self) -> Result<UnknownPolicy, ConfigError> {
@@ -964,6 +1009,38 @@ mod tests {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(&format!("`{key}`")), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_window_cap_shorter_than_a_week_or_the_candidate_days_is_refused() {
+        for (cap, days) in [("6", "3"), ("61", "3"), ("10", "12")] {
+            let err = load_env(&[
+                ("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", cap),
+                ("PAPERBOY__DIGEST__CANDIDATE_DAYS", days),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("`digest.max_window_days`"),
+                "{cap}/{days}: {err}"
+            );
+        }
+        let c = load_env(&[("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", "7")]).unwrap();
+        assert_eq!(c.window_limits().max_days, 7);
+        assert_eq!(c.window_limits().min_days, 3);
+        // Never-repeat rows must outlive every window.
+        let err = load_env(&[
+            ("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", "14"),
+            ("PAPERBOY__RETENTION__NEVER_REPEAT_DAYS", "14"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`digest.max_window_days`"), "{err}");
+        assert!(load_env(&[
+            ("PAPERBOY__DIGEST__MAX_WINDOW_DAYS", "30"),
+            ("PAPERBOY__RETENTION__NEVER_REPEAT_DAYS", "0"),
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -24,12 +24,14 @@ mod produce;
 pub mod schedule;
 mod seal;
 pub mod view;
+mod windows;
 
 pub use pacer::{next_attempt, Pacer};
 pub use picker::RankPicker;
 pub use plan::{dry_run, plan, work_due};
 pub use produce::render_digest;
 pub use seal::Sealer;
+pub use windows::WindowPickers;
 
 use crate::app::App;
 use crate::domain::{Paper, Preferences};
@@ -53,22 +55,42 @@ pub struct DigestPick {
     pub topic: Option<String>,
 }
 
-/// Chooses a subscriber's papers from the run's candidates. Built once per
-/// run over the same candidates and shared by every send task.
+/// Chooses a subscriber's papers from the candidates of their digest's
+/// window. Built once per run and shared by every send task.
 pub trait Picker: Send + Sync {
-    /// At most `prefs.digest_size` picks, best first, none of them in
-    /// `sent` (canonical ids already mailed to this subscriber).
-    fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick>;
+    /// At most `prefs.digest_size` picks from the papers listed in
+    /// `window`, best first, none of them in `sent` (canonical ids already
+    /// mailed to this subscriber).
+    fn pick(
+        &self,
+        window: &crate::domain::Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick>;
+
+    /// Of `windows`, those whose candidates the engine must [`load`]
+    /// before picking from them. By default none: the picker's candidates
+    /// do not depend on the window.
+    ///
+    /// [`load`]: Picker::load
+    fn missing(&self, _windows: &[crate::domain::Window]) -> Vec<crate::domain::Window> {
+        Vec::new()
+    }
+
+    /// Takes the candidates listed in `window`, as [`Picker::missing`]
+    /// asked.
+    fn load(&self, _window: crate::domain::Window, _candidates: Vec<crate::domain::Candidate>) {}
 
     /// [`Picker::pick`] adapted to the reader's feedback. A picker that
     /// does not learn ignores it.
     fn pick_with_feedback(
         &self,
+        window: &crate::domain::Window,
         prefs: &Preferences,
         sent: &HashSet<String>,
         _feedback: &crate::rank::ReaderFeedback,
     ) -> Vec<DigestPick> {
-        self.pick(prefs, sent)
+        self.pick(window, prefs, sent)
     }
 }
 
@@ -105,6 +127,8 @@ pub struct DryRunEntry {
     pub subscriber: i64,
     pub email: String,
     pub digest_date: NaiveDate,
+    /// The listing days searched.
+    pub window: crate::domain::Window,
     pub papers: Vec<(String, String, String)>,
 }
 

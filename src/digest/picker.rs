@@ -1,9 +1,11 @@
 //! The production [`Picker`]: the `rank` module over the run's candidates.
+//! A [`RankPicker`] ranks the papers of one window; `WindowPickers` keeps
+//! one per distinct window of a run.
 
 use super::{DigestPick, Picker};
 use crate::app::App;
-use crate::domain::{Candidate, Paper, PaperId, Preferences};
-use crate::rank::{CandidateIndex, Pick, Profile, ReaderFeedback};
+use crate::domain::{Candidate, Paper, PaperId, Preferences, Span, Window};
+use crate::rank::{CandidateIndex, Pick, Profile, RankParams, ReaderFeedback};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -34,12 +36,41 @@ impl RankPicker {
         Ok(RankPicker::new(candidates, &app.synonyms, now))
     }
 
+    /// Papers listed in `window`, with trending over the window's span.
+    pub async fn for_window(
+        app: &App,
+        window: &Window,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<RankPicker> {
+        let candidates = app.store.candidates_in(window).await?;
+        Ok(RankPicker::over(
+            candidates,
+            &app.synonyms,
+            now,
+            window.span(),
+        ))
+    }
+
     pub fn new(
         candidates: Vec<Candidate>,
         synonyms: &crate::rank::Synonyms,
         now: DateTime<Utc>,
     ) -> RankPicker {
-        let index = CandidateIndex::build(&candidates, synonyms, now);
+        RankPicker::over(candidates, synonyms, now, Span::Day)
+    }
+
+    /// [`RankPicker::new`] with trending measured over `span`.
+    pub fn over(
+        candidates: Vec<Candidate>,
+        synonyms: &crate::rank::Synonyms,
+        now: DateTime<Utc>,
+        span: Span,
+    ) -> RankPicker {
+        let params = RankParams {
+            span,
+            ..RankParams::default()
+        };
+        let index = CandidateIndex::build_with(&candidates, synonyms, now, params);
         let papers = candidates
             .iter()
             .map(|c| Arc::new(c.paper.clone()))
@@ -55,6 +86,11 @@ impl RankPicker {
         &self.candidates
     }
 
+    /// The index over the candidates (previews rank on it directly).
+    pub fn index(&self) -> &CandidateIndex {
+        &self.index
+    }
+
     /// The ranking for a profile with the reader's feedback (the live
     /// preview on the settings page).
     pub fn rank_with_feedback(
@@ -68,14 +104,22 @@ impl RankPicker {
     }
 }
 
+/// A `RankPicker` ranks its own candidates, whatever the window asked
+/// for: it is one window's picker (`WindowPickers` routes to it).
 impl Picker for RankPicker {
-    fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+    fn pick(
+        &self,
+        window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick> {
         let none = ReaderFeedback::none(DateTime::<Utc>::UNIX_EPOCH);
-        self.pick_with_feedback(prefs, sent, &none)
+        self.pick_with_feedback(window, prefs, sent, &none)
     }
 
     fn pick_with_feedback(
         &self,
+        _window: &Window,
         prefs: &Preferences,
         sent: &HashSet<String>,
         feedback: &ReaderFeedback,

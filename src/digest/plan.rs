@@ -32,11 +32,16 @@ pub async fn plan(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
         due: schedule::timing_due_now(t, now, window).map(|d| (d.digest_date, d.due_at)),
         next_due: schedule::next_due_after(t, now),
     };
+    // Each digest covers the listing days since its reader's last one.
+    let limits = app.config.window_limits();
+    let window_of = move |t: &Timing, date, last_covered| {
+        crate::domain::window(t.frequency, last_covered, date, limits)
+    };
     let mut planned = 0;
     loop {
         let page = app
             .store
-            .plan_due_page(now, PLAN_PAGE, TZDB, &evaluate)
+            .plan_due_page(now, PLAN_PAGE, TZDB, &evaluate, &window_of)
             .await?;
         planned += page.planned;
         if page.evaluated < PLAN_PAGE as usize {
@@ -97,13 +102,21 @@ pub async fn dry_run(
                 continue;
             }
             counts.planned += 1;
+            let covered = app.store.last_covered_of(&[s.id]).await?;
+            let covers = crate::digest::windows::digest_window(
+                app,
+                &s.preferences,
+                covered.get(&s.id).copied(),
+                due.digest_date,
+            );
+            crate::digest::windows::ensure_loaded(app, picker, &[covers]).await?;
             let sent = app.store.sent_paper_ids(s.id).await?;
             let mut fb = app.store.feedback_with_papers(&[s.id]).await?;
             let fb = crate::rank::ReaderFeedback::from_entries(
                 fb.remove(&s.id).unwrap_or_default(),
                 now,
             );
-            let picks = picker.pick_with_feedback(&s.preferences, &sent, &fb);
+            let picks = picker.pick_with_feedback(&covers, &s.preferences, &sent, &fb);
             if picks.is_empty() {
                 counts.skipped += 1;
             }
@@ -111,6 +124,7 @@ pub async fn dry_run(
                 subscriber: s.id.0,
                 email: s.email.as_str().to_string(),
                 digest_date: due.digest_date,
+                window: covers,
                 papers: picks
                     .iter()
                     .map(|p| {

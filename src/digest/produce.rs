@@ -115,13 +115,13 @@ async fn prepare(
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    let mut skips: Vec<(i64, &'static str)> = Vec::new();
+    let mut skips: Vec<(i64, String)> = Vec::new();
     let mut live = Vec::with_capacity(claims.len());
     for claim in claims {
         match subs.remove(&claim.subscriber_id) {
-            None => skips.push((claim.id, "subscriber deleted")),
+            None => skips.push((claim.id, "subscriber deleted".into())),
             Some(s) if s.state != SubscriberState::Active => {
-                skips.push((claim.id, "not active at send time"))
+                skips.push((claim.id, "not active at send time".into()))
             }
             Some(s) => live.push((claim, s)),
         }
@@ -132,7 +132,7 @@ async fn prepare(
     let mut fresh = Vec::with_capacity(live.len());
     for ((claim, sub), suppressed) in live.into_iter().zip(suppressed) {
         if suppressed {
-            skips.push((claim.id, "address suppressed"));
+            skips.push((claim.id, "address suppressed".into()));
         } else if let Some(sealed) = &claim.message {
             // A retry or the single unknown-outcome resend: the identical bytes.
             let composed = Composed {
@@ -158,18 +158,21 @@ async fn prepare(
     let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
     let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
     let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
+    let windows: Vec<crate::domain::Window> = fresh
+        .iter()
+        .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
+        .collect();
+    crate::digest::windows::ensure_loaded(app, picker, &windows).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
-    for (claim, sub) in fresh {
+    for ((claim, sub), window) in fresh.into_iter().zip(windows) {
         let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
-        let picks = picker.pick_with_feedback(
-            &sub.preferences,
-            &sent.remove(&sub.id).unwrap_or_default(),
-            &fb,
-        );
+        let sent = sent.remove(&sub.id).unwrap_or_default();
+        let picks = picker.pick_with_feedback(&window, &sub.preferences, &sent, &fb);
         if picks.is_empty() {
-            skips.push((claim.id, "no matching papers today"));
+            let why = format!("no matching papers listed {}", window.describe());
+            skips.push((claim.id, why));
         } else {
-            jobs.push((claim, sub, picks));
+            jobs.push((claim, sub, picks, window.span()));
         }
     }
     let mut prepared = Vec::with_capacity(jobs.len());
@@ -180,7 +183,9 @@ async fn prepare(
         let (app, sealer) = (app.clone(), sealer.clone());
         chunks.push(tokio::task::spawn_blocking(move || {
             rest.into_iter()
-                .map(|(claim, sub, picks)| build_digest(&app, &sealer, claim, sub, &picks, now))
+                .map(|(claim, sub, picks, span)| {
+                    build_digest(&app, &sealer, claim, sub, &picks, span, now)
+                })
                 .collect::<anyhow::Result<Vec<Prepare>>>()
         }));
     }
@@ -210,15 +215,17 @@ async fn prepare(
 }
 
 /// Renders, composes and seals one new digest. Blocking: CPU only.
+#[allow(clippy::too_many_arguments)]
 fn build_digest(
     app: &App,
     sealer: &Sealer,
     claim: ClaimedDelivery,
     sub: Subscriber,
     picks: &[DigestPick],
+    span: crate::domain::Span,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Prepare> {
-    let content = render_digest(app, &sub, picks, claim.digest_date)?;
+    let content = render_digest(app, &sub, picks, claim.digest_date, span)?;
     let message_id = app.composer.message_id(
         &app.links,
         "digest",
@@ -286,12 +293,13 @@ fn feedback_urls(app: &App, sub: &Subscriber, paper: &PaperId) -> FeedbackUrls {
     }
 }
 
-/// Renders one subscriber's digest.
+/// Renders one subscriber's digest; a digest over a week reads as one.
 pub fn render_digest(
     app: &App,
     sub: &Subscriber,
     picks: &[DigestPick],
     date: NaiveDate,
+    span: crate::domain::Span,
 ) -> anyhow::Result<crate::render::RenderedEmail> {
     let papers: Vec<PaperView> = picks
         .iter()
@@ -306,15 +314,11 @@ pub fn render_digest(
         .collect();
     let fallback = picks.iter().all(|p| p.topic.is_none());
     let top_topic = picks.iter().find_map(|p| p.topic.as_deref());
-    let (subject, preheader) = subject_and_preheader(&papers, top_topic);
+    let (subject, preheader) = subject_and_preheader(&papers, top_topic, span);
     let token = app.links.manage_token(sub.id, sub.token_generation);
     let topics = &sub.preferences.topics;
     let view = DigestView {
-        heading: if fallback {
-            "Nothing matched your topics today; here is what is trending".into()
-        } else {
-            "Today's papers on your topics".to_string()
-        },
+        heading: crate::digest::view::heading(fallback, span),
         subject,
         preheader,
         date: date.format("%A, %-d %B %Y").to_string(),

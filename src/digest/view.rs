@@ -2,7 +2,7 @@
 //! `templates/email/digest.*` receive. Every link is built and checked
 //! here (R40); every string is plain text that the HTML registry escapes.
 
-use crate::domain::Paper;
+use crate::domain::{Paper, Span};
 use crate::render::safe_link;
 use serde::Serialize;
 
@@ -119,17 +119,35 @@ impl PaperView {
 }
 
 /// Subject and preheader from the picks (R10, R11): the count and the top
-/// topic, then the top title.
-pub fn subject_and_preheader(papers: &[PaperView], top_topic: Option<&str>) -> (String, String) {
+/// topic, then the top title. A weekly digest says "this week".
+pub fn subject_and_preheader(
+    papers: &[PaperView],
+    top_topic: Option<&str>,
+    span: Span,
+) -> (String, String) {
     let n = papers.len();
     let noun = if n == 1 { "paper" } else { "papers" };
-    let subject = match top_topic {
-        Some(t) => format!("{n} new {noun} on {t}"),
-        None => format!("{n} trending {noun} today"),
+    let subject = match (top_topic, span) {
+        (Some(t), Span::Day) => format!("{n} new {noun} on {t}"),
+        (Some(t), Span::Week) => format!("{n} new {noun} on {t} this week"),
+        (None, _) => format!("{n} trending {noun} {}", span.phrase()),
     };
     let first = papers.first().map(|p| p.title.as_str()).unwrap_or("");
     let pre = format!("{subject} — top: {first}");
     (subject, excerpt(&pre, PREHEADER_CHARS))
+}
+
+/// The digest's heading: "Today's papers on your topics", "This week's
+/// papers…", or the trending fallback's apology for the span.
+pub fn heading(fallback: bool, span: Span) -> String {
+    match (fallback, span) {
+        (true, _) => format!(
+            "Nothing matched your topics {}; here is what is trending",
+            span.phrase()
+        ),
+        (false, Span::Day) => "Today's papers on your topics".into(),
+        (false, Span::Week) => "This week's papers on your topics".into(),
+    }
 }
 
 #[cfg(test)]
@@ -181,8 +199,30 @@ mod tests {
             hf_url: None,
             feedback: None,
         };
-        let (s, pre) = subject_and_preheader(&[p.clone(), p], Some("speculative decoding"));
+        let two = [p.clone(), p];
+        let (s, pre) = subject_and_preheader(&two, Some("speculative decoding"), Span::Day);
         assert_eq!(s, "2 new papers on speculative decoding");
         assert!(pre.starts_with(&s) && pre.chars().count() <= PREHEADER_CHARS + 1);
+        let (s, _) = subject_and_preheader(&two, Some("speculative decoding"), Span::Week);
+        assert_eq!(s, "2 new papers on speculative decoding this week");
+        let (s, _) = subject_and_preheader(&two[..1], None, Span::Week);
+        assert_eq!(s, "1 trending paper this week");
+    }
+
+    #[test]
+    fn a_weekly_heading_says_this_week() {
+        assert_eq!(heading(false, Span::Day), "Today's papers on your topics");
+        assert_eq!(
+            heading(false, Span::Week),
+            "This week's papers on your topics"
+        );
+        assert_eq!(
+            heading(true, Span::Week),
+            "Nothing matched your topics this week; here is what is trending"
+        );
+        assert_eq!(
+            heading(true, Span::Day),
+            "Nothing matched your topics today; here is what is trending"
+        );
     }
 }

@@ -5,6 +5,7 @@ mod feedback;
 mod paper;
 mod subscriber;
 mod token;
+mod window;
 
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
 pub use feedback::{FeedbackAction, FeedbackEntry};
@@ -17,3 +18,4 @@ pub use subscriber::{
     SubscriberState, Timing,
 };
 pub use token::{Token, TokenPurpose, TOKEN_LEN};
+pub use window::{next_digest_day, period_days, window, Span, Window, WindowLimits};

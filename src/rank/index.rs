@@ -5,7 +5,7 @@
 use super::synonyms::{Synonyms, MAX_VARIANT_WORDS};
 use super::text::{for_each_token, is_stop_word, Stemming};
 use super::trending::{trending, Trending};
-use crate::domain::{Candidate, PaperId};
+use crate::domain::{Candidate, PaperId, Span};
 use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -69,6 +69,9 @@ pub struct RankParams {
     pub extra_topic_weight: f64,
     /// Cached topic results stop growing past about this many bytes.
     pub cache_budget_bytes: usize,
+    /// Over what span trending is measured: today's growth for a daily
+    /// digest, the week's for a weekly one (see `trending`).
+    pub span: Span,
     /// How reader feedback moves the ranking.
     pub feedback: super::FeedbackParams,
 }
@@ -87,6 +90,7 @@ impl Default for RankParams {
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
             cache_budget_bytes: 128 << 20,
+            span: Span::Day,
             feedback: super::FeedbackParams::default(),
         }
     }
@@ -522,7 +526,7 @@ impl CandidateIndex {
                     .iter()
                     .map(|c| c.to_ascii_lowercase())
                     .collect(),
-                trending: trending(c, now),
+                trending: trending(c, now, params.span),
                 concepts,
             });
         }

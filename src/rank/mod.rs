@@ -52,7 +52,7 @@ pub use index::{CandidateIndex, RankParams};
 pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
 pub use trending::{trending, Trending};
 
-use crate::domain::{Candidate, PaperId, Preferences};
+use crate::domain::{Candidate, PaperId, Preferences, Span};
 use chrono::{DateTime, Utc};
 use index::PHRASE_BIT;
 use serde::Serialize;
@@ -119,8 +119,10 @@ pub struct Reason {
     /// Followed authors of this paper, as the paper prints them.
     pub authors: Vec<String>,
     pub upvotes: Option<i64>,
-    /// Upvotes gained over about the last day, when known.
+    /// Upvotes gained over about the span (a day or the week), when known.
     pub upvotes_gained: Option<i64>,
+    /// The span trending was measured over (wording of the summary).
+    pub span: Span,
     /// Picked only because it is trending and nothing matched today.
     pub trending_fallback: bool,
     /// The liked or saved paper that pulled this one up, if feedback did.
@@ -147,7 +149,10 @@ impl Reason {
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         if self.trending_fallback {
-            parts.push("Trending today (nothing matched your topics)".into());
+            parts.push(format!(
+                "Trending {} (nothing matched your topics)",
+                self.span.phrase()
+            ));
         }
         if !self.topics.is_empty() {
             let shown: Vec<String> = self
@@ -179,7 +184,7 @@ impl Reason {
         match (self.upvotes, self.upvotes_gained) {
             (Some(1), _) => parts.push("1 upvote".into()),
             (Some(u), Some(g)) if u > 0 && g > 0 => {
-                parts.push(format!("{u} upvotes (+{g} in a day)"))
+                parts.push(format!("{u} upvotes (+{g} {})", self.span.gained_over()))
             }
             (Some(u), _) if u > 0 => parts.push(format!("{u} upvotes")),
             _ => {}
@@ -450,6 +455,7 @@ impl CandidateIndex {
             authors,
             upvotes: t.upvotes,
             upvotes_gained: t.gained,
+            span: self.params.span,
             trending_fallback: fallback,
             similar_to: None,
         }

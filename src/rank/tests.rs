@@ -293,6 +293,60 @@ fn trending_puts_the_hot_paper_first_among_comparably_relevant_ones() {
 }
 
 #[test]
+fn a_weekly_index_ranks_by_the_weeks_upvotes_and_says_so() {
+    let observe = |c: Candidate, votes: &[(i64, i64)]| {
+        let mut c = c;
+        c.paper.listed_on = Some((now() - Duration::days(6)).date_naive());
+        c.paper.upvotes = votes.last().map(|v| v.1);
+        c.history = votes
+            .iter()
+            .map(|&(hours_ago, upvotes)| UpvoteObservation {
+                at: now() - Duration::hours(hours_ago),
+                upvotes,
+            })
+            .collect();
+        c
+    };
+    let text = (
+        "Sparse attention for long context",
+        "Sparse attention kernels.",
+    );
+    // The week's hit: 150 upvotes early in the week, quiet today.
+    let week_hit = observe(
+        paper("2606.00001", text.0, text.1),
+        &[(150, 0), (120, 150), (24, 150), (0, 150)],
+    );
+    // Today's riser: quiet all week, 40 upvotes today.
+    let riser = observe(
+        paper("2606.00002", text.0, text.1),
+        &[(150, 0), (24, 0), (0, 40)],
+    );
+    let cands = corpus(vec![week_hit, riser]);
+    let profile = Profile::topics(["sparse attention"]);
+    let daily = rank(&cands, &profile, 10);
+    assert_eq!(ids(&daily), vec!["2606.00002", "2606.00001"]);
+    let weekly = RankParams {
+        span: Span::Week,
+        ..RankParams::default()
+    };
+    let picks = CandidateIndex::build_with(&cands, &Synonyms::embedded(), now(), weekly).rank(
+        &profile,
+        &HashSet::new(),
+        10,
+    );
+    assert_eq!(ids(&picks), vec!["2606.00001", "2606.00002"]);
+    assert_eq!(picks[0].reason.upvotes_gained, Some(150));
+    assert!(
+        picks[0]
+            .reason
+            .summary()
+            .ends_with("150 upvotes (+150 this week)"),
+        "{}",
+        picks[0].reason.summary()
+    );
+}
+
+#[test]
 fn an_off_topic_trending_paper_never_displaces_a_relevant_one() {
     let relevant = paper(
         "2606.00001",

@@ -6,7 +6,7 @@
 
 use super::subscribers::Subscriber;
 use super::{parse_ts, ts, value_rows, Result, Store};
-use crate::domain::SubscriberId;
+use crate::domain::{SubscriberId, Window};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +25,19 @@ pub struct ClaimedDelivery {
     pub papers: Vec<String>,
     /// This claim is the one resend allowed for an unknown outcome.
     pub unknown_resend: bool,
+    /// The listing days the digest covers, recorded at planning (`None`
+    /// only for a row damaged by hand).
+    pub window: Option<Window>,
+}
+
+/// One delivery to plan: a subscriber's digest for a local date, due at
+/// an instant, covering a window of listing days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanItem {
+    pub subscriber: SubscriberId,
+    pub digest_date: NaiveDate,
+    pub due_at: DateTime<Utc>,
+    pub window: Window,
 }
 
 /// A message prepared for a claimed delivery.
@@ -73,13 +86,16 @@ pub struct DeliveryBacklog {
     pub unknown: u64,
 }
 
-/// id, subscriber_id, digest_date, due_at, attempts, message_id, papers.
+/// id, subscriber_id, digest_date, due_at, attempts, message_id, papers,
+/// window_since, window_until.
 type ClaimRow = (
     i64,
     i64,
     String,
     String,
     i64,
+    Option<String>,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -89,44 +105,75 @@ fn parse_date(s: &str) -> Result<NaiveDate> {
         .map_err(|e| super::StoreError::Corrupt(format!("bad digest date {s:?}: {e}")))
 }
 
+fn read_window(since: Option<&str>, until: Option<&str>) -> Result<Option<Window>> {
+    Ok(match (since, until) {
+        (Some(s), Some(u)) => Some(Window {
+            since: parse_date(s)?,
+            until: parse_date(u)?,
+        }),
+        _ => None,
+    })
+}
+
 /// The inserts of [`Store::plan_deliveries`], inside the caller's
 /// transaction.
 pub(super) async fn insert_planned(
     conn: &mut sqlx::SqliteConnection,
-    items: &[(SubscriberId, NaiveDate, DateTime<Utc>)],
+    items: &[PlanItem],
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let now = ts(now);
     let mut n = 0;
     for chunk in items.chunks(1000) {
         let sql = format!(
-            "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, created_at) \
+            "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, \
+             created_at, window_since, window_until) \
              VALUES {} ON CONFLICT (subscriber_id, digest_date) DO NOTHING",
-            value_rows(chunk.len(), 5)
+            value_rows(chunk.len(), 7)
         );
         let mut q = sqlx::query(&sql);
-        for (sub, date, due) in chunk {
+        for item in chunk {
             q = q
-                .bind(sub.0)
-                .bind(date.to_string())
-                .bind(ts(*due))
-                .bind(ts(*due))
-                .bind(&now);
+                .bind(item.subscriber.0)
+                .bind(item.digest_date.to_string())
+                .bind(ts(item.due_at))
+                .bind(ts(item.due_at))
+                .bind(&now)
+                .bind(item.window.since.to_string())
+                .bind(item.window.until.to_string());
         }
         n += q.execute(&mut *conn).await?.rows_affected();
     }
     Ok(n)
 }
 
+/// [`Store::last_covered_of`] on the caller's connection (planning asks
+/// inside its transaction). One query; each lookup walks the subscriber's
+/// deliveries newest first and stops at the first sent one.
+pub(super) async fn last_covered_in(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[SubscriberId],
+) -> Result<HashMap<SubscriberId, NaiveDate>> {
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT j.value, (SELECT d.window_until FROM deliveries d \
+           WHERE d.subscriber_id = j.value AND d.state = 'sent' \
+           ORDER BY d.digest_date DESC LIMIT 1) \
+         FROM json_each(?) j",
+    )
+    .bind(super::json_ids(ids.iter().map(|i| i.0)))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .filter_map(|(id, until)| until.map(|u| (id, u)))
+        .map(|(id, u)| Ok((SubscriberId(id), parse_date(&u)?)))
+        .collect()
+}
+
 impl Store {
-    /// Inserts one pending delivery per `(subscriber, local date, due
-    /// instant)`, ignoring those that exist (R48: planning is idempotent).
-    /// Returns how many were new.
-    pub async fn plan_deliveries(
-        &self,
-        items: &[(SubscriberId, NaiveDate, DateTime<Utc>)],
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
+    /// Inserts one pending delivery per item, ignoring those whose
+    /// (subscriber, local date) exists (R48: planning is idempotent; an
+    /// existing row keeps its window). Returns how many were new.
+    pub async fn plan_deliveries(&self, items: &[PlanItem], now: DateTime<Utc>) -> Result<u64> {
         if items.is_empty() {
             return Ok(0);
         }
@@ -297,7 +344,8 @@ impl Store {
         let rows: Vec<ClaimRow> = sqlx::query_as(
             "UPDATE deliveries SET state = 'sending', lease_until = ?, attempts = attempts + 1, \
              send_started_at = NULL, resent = resent OR state = 'unknown' WHERE id IN (SELECT value FROM json_each(?)) \
-             RETURNING id, subscriber_id, digest_date, due_at, attempts, message_id, papers",
+             RETURNING id, subscriber_id, digest_date, due_at, attempts, message_id, papers, \
+             window_since, window_until",
         )
         .bind(ts(lease_until))
         .bind(super::json_ids(due.iter().map(|(id, _, _)| *id)))
@@ -323,7 +371,7 @@ impl Store {
         let mut out = rows
             .into_iter()
             .map(
-                |(id, sub, date, due_at, attempts, mut message_id, papers)| {
+                |(id, sub, date, due_at, attempts, mut message_id, papers, since, until)| {
                     let message = messages.remove(&id);
                     if message_id.is_some() && message.is_none() {
                         // Only a damaged database gets here. Failing the claim
@@ -352,6 +400,7 @@ impl Store {
                             })?
                             .unwrap_or_default(),
                         unknown_resend: unknown.contains(&id),
+                        window: read_window(since.as_deref(), until.as_deref())?,
                     })
                 },
             )
@@ -577,6 +626,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The last listing day the latest sent digest of each subscriber
+    /// covered: where their next digest's window starts. A subscriber
+    /// never mailed has no entry.
+    pub async fn last_covered_of(
+        &self,
+        ids: &[SubscriberId],
+    ) -> Result<HashMap<SubscriberId, NaiveDate>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut conn = self.pool.acquire().await?;
+        last_covered_in(&mut conn, ids).await
+    }
+
     /// Delivery counts by state, for /metrics.
     pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>> {
         Ok(
@@ -693,11 +756,77 @@ mod tests {
             .unwrap()
     }
 
+    /// A delivery to plan, covering the three days before its date.
+    fn item(subscriber: SubscriberId, digest_date: NaiveDate, due_at: DateTime<Utc>) -> PlanItem {
+        PlanItem {
+            subscriber,
+            digest_date,
+            due_at,
+            window: Window {
+                since: digest_date - chrono::Duration::days(3),
+                until: digest_date,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_covered_day_is_the_end_of_the_latest_sent_digests_window() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let a = subscriber(&store, now, "a@example.org").await;
+        let never = subscriber(&store, now, "never@example.org").await;
+        // a: sent on the 23rd (covering 16–23), skipped on the 27th, and
+        // one pending for today.
+        for (date, state) in [
+            ("2026-11-23", "sent"),
+            ("2026-11-27", "skipped"),
+            ("2026-11-30", ""),
+        ] {
+            let mut it = item(a, day(date), now);
+            it.window.since = day("2026-11-16");
+            store.plan_deliveries(&[it], now).await.unwrap();
+            let claim = store
+                .claim_deliveries(now, now + chrono::Duration::minutes(5), 10, true)
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!(
+                claim.window,
+                Some(it.window),
+                "the claim carries its window"
+            );
+            match state {
+                "sent" => store
+                    .deliveries_sent(
+                        &[SentDelivery {
+                            id: claim.id,
+                            subscriber: a,
+                            digest_date: claim.digest_date,
+                            papers: vec![],
+                        }],
+                        now,
+                    )
+                    .await
+                    .unwrap(),
+                "skipped" => store
+                    .delivery_outcome(claim.id, "skipped", None, None, "nothing", None)
+                    .await
+                    .unwrap(),
+                _ => store.release_delivery(claim.id).await.unwrap(),
+            }
+        }
+        let covered = store.last_covered_of(&[a, never]).await.unwrap();
+        assert_eq!(covered.get(&a), Some(&day("2026-11-23")));
+        assert_eq!(covered.get(&never), None);
+        assert!(store.last_covered_of(&[]).await.unwrap().is_empty());
+    }
+
     /// A subscriber's delivery for today, claimed and prepared.
     async fn one_claimed(store: &Store, now: DateTime<Utc>, email: &str) -> ClaimedDelivery {
         let id = subscriber(store, now, email).await;
         store
-            .plan_deliveries(&[(id, now.date_naive(), now)], now)
+            .plan_deliveries(&[item(id, now.date_naive(), now)], now)
             .await
             .unwrap();
         let mut claims = store
@@ -751,7 +880,7 @@ mod tests {
             let id = subscriber(&store, now, email).await;
             let due = now - chrono::Duration::minutes(ago);
             store
-                .plan_deliveries(&[(id, now.date_naive(), due)], now)
+                .plan_deliveries(&[item(id, now.date_naive(), due)], now)
                 .await
                 .unwrap();
             pending.push(id);
@@ -1022,6 +1151,14 @@ mod migration_tests {
                 .await
                 .unwrap();
         assert!(!columns.iter().any(|c| c == "message"), "{columns:?}");
+        // Rows from before windows existed covered the three days before
+        // their date.
+        let windows: Vec<(String, String)> =
+            sqlx::query_as("SELECT window_since, window_until FROM deliveries WHERE id = 1")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(windows, vec![("2026-06-07".into(), "2026-06-10".into())]);
         let ids: Vec<Option<String>> =
             sqlx::query_scalar("SELECT message_id FROM deliveries ORDER BY id")
                 .fetch_all(store.pool())

@@ -31,7 +31,7 @@
 //! at time t" (velocity over a quiet period is 0, not unknown).
 
 use super::{parse_ts, parse_ts_opt, ts, Result, Store, StoreError};
-use crate::domain::{Candidate, Paper, PaperId, SourceKind, UpvoteObservation};
+use crate::domain::{Candidate, Paper, PaperId, SourceKind, UpvoteObservation, Window};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -355,19 +355,40 @@ impl Store {
     /// history oldest first (empty for papers HF never reported). Ordered
     /// by listing day (newest first), then id.
     pub async fn candidates(&self, listed_since: NaiveDate) -> Result<Vec<Candidate>> {
-        let since = listed_since.format("%Y-%m-%d").to_string();
+        self.candidates_between(listed_since, None).await
+    }
+
+    /// [`Store::candidates`] listed inside a digest's window (both ends
+    /// included).
+    pub async fn candidates_in(&self, window: &Window) -> Result<Vec<Candidate>> {
+        self.candidates_between(window.since, Some(window.until))
+            .await
+    }
+
+    async fn candidates_between(
+        &self,
+        since: NaiveDate,
+        until: Option<NaiveDate>,
+    ) -> Result<Vec<Candidate>> {
+        let since = since.format("%Y-%m-%d").to_string();
+        // Listing days are ISO dates, so they compare as text; "9" sorts
+        // after every year this code will see.
+        let until = until.map_or("9".to_string(), |u| u.format("%Y-%m-%d").to_string());
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM papers WHERE listed_on >= ? ORDER BY listed_on DESC, id"
+            "SELECT {COLUMNS} FROM papers WHERE listed_on >= ? AND listed_on <= ? \
+             ORDER BY listed_on DESC, id"
         ))
         .bind(&since)
+        .bind(&until)
         .fetch_all(self.pool())
         .await?;
         let obs: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT o.paper_id, o.observed_at, o.upvotes FROM upvote_observations o \
-             JOIN papers p ON p.id = o.paper_id WHERE p.listed_on >= ? \
+             JOIN papers p ON p.id = o.paper_id WHERE p.listed_on >= ? AND p.listed_on <= ? \
              ORDER BY o.paper_id, o.observed_at",
         )
         .bind(&since)
+        .bind(&until)
         .fetch_all(self.pool())
         .await?;
         let mut history: HashMap<String, Vec<UpvoteObservation>> = HashMap::new();
@@ -677,6 +698,20 @@ mod tests {
             c[0].history.iter().map(|o| o.upvotes).collect::<Vec<_>>(),
             vec![1, 9]
         );
+        let window = |since, until| Window {
+            since: NaiveDate::from_ymd_opt(2026, 6, since).unwrap(),
+            until: NaiveDate::from_ymd_opt(2026, 6, until).unwrap(),
+        };
+        let listed = |c: Vec<Candidate>| c.into_iter().map(|c| c.paper.id).collect::<Vec<_>>();
+        let in_window = |since, until| {
+            let w = window(since, until);
+            let store = &store;
+            async move { store.candidates_in(&w).await.unwrap() }
+        };
+        assert_eq!(listed(in_window(1, 1).await), vec![id("2606.00001")]);
+        assert_eq!(in_window(1, 12).await.len(), 2);
+        assert_eq!(in_window(12, 12).await[0].history.len(), 2);
+        assert!(in_window(2, 11).await.is_empty());
         assert_eq!(
             store
                 .papers_listed_on(NaiveDate::from_ymd_opt(2026, 6, 12).unwrap())

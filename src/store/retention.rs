@@ -365,11 +365,28 @@ mod tests {
         .unwrap();
     }
 
+    /// A delivery to plan for `date`, covering the three days before it.
+    fn planned(
+        subscriber: SubscriberId,
+        date: NaiveDate,
+        due_at: DateTime<Utc>,
+    ) -> crate::store::deliveries::PlanItem {
+        crate::store::deliveries::PlanItem {
+            subscriber,
+            digest_date: date,
+            due_at,
+            window: crate::domain::Window {
+                since: date - Duration::days(3),
+                until: date,
+            },
+        }
+    }
+
     /// Sends `papers` to each subscriber on `at`'s date through the real
     /// delivery statements (plan, claim, prepare, record).
     async fn send_day(store: &Store, subs: &[SubscriberId], at: DateTime<Utc>, papers: &[&str]) {
         let date = at.date_naive();
-        let items: Vec<_> = subs.iter().map(|s| (*s, date, at)).collect();
+        let items: Vec<_> = subs.iter().map(|s| planned(*s, date, at)).collect();
         store.plan_deliveries(&items, at).await.unwrap();
         let claims = store
             .claim_deliveries(at, at + Duration::minutes(5), 100, false)
@@ -429,7 +446,11 @@ mod tests {
         // An old delivery that never finished stays.
         store
             .plan_deliveries(
-                &[(b, NaiveDate::from_ymd_opt(2026, 10, 2).unwrap(), day(1))],
+                &[planned(
+                    b,
+                    NaiveDate::from_ymd_opt(2026, 10, 2).unwrap(),
+                    day(1),
+                )],
                 day(1),
             )
             .await

@@ -14,10 +14,10 @@
 //! last evaluation (a run for an earlier `now`, e.g. `digest --now` in the
 //! past, needs the answers for that earlier instant).
 
-use super::deliveries::insert_planned;
+use super::deliveries::{insert_planned, last_covered_in, PlanItem};
 use super::subscribers::{Subscriber, SubscriberRow, SUBSCRIBER_COLUMNS};
 use super::{parse_ts, ts, value_rows, Result, Store, StoreError};
-use crate::domain::{Frequency, SubscriberId, Timing};
+use crate::domain::{Frequency, SubscriberId, Timing, Window};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 const TZDB_KEY: &str = "schedule.tzdb_version";
@@ -57,6 +57,12 @@ pub struct DuePage {
 
 /// The evaluation [`Store::plan_due_page`] applies to each due row.
 pub type Evaluate<'a> = &'a (dyn Fn(&Timing) -> Evaluation + Send + Sync);
+
+/// The window of listing days [`Store::plan_due_page`] records with each
+/// digest it plans, from the subscriber's timing, the digest's local date
+/// and the last day their latest sent digest covered (`domain::window`
+/// with the configured limits).
+pub type WindowOf<'a> = &'a (dyn Fn(&Timing, NaiveDate, Option<NaiveDate>) -> Window + Send + Sync);
 
 fn timing_of(id: i64, frequency: &str, send_time: &str, zone: &str) -> Result<Timing> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("subscriber {id}: bad {what}"));
@@ -124,6 +130,7 @@ impl Store {
         limit: u32,
         tzdb_version: &str,
         evaluate: Evaluate<'_>,
+        window_of: WindowOf<'_>,
     ) -> Result<DuePage> {
         let mut tx = self.begin_write().await?;
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
@@ -141,9 +148,10 @@ impl Store {
         let mut due = Vec::new();
         let mut next = Vec::with_capacity(rows.len());
         for (id, frequency, send_time, zone) in &rows {
-            let e = evaluate(&timing_of(*id, frequency, send_time, zone)?);
+            let timing = timing_of(*id, frequency, send_time, zone)?;
+            let e = evaluate(&timing);
             if let Some((date, at)) = e.due {
-                due.push((SubscriberId(*id), date, at));
+                due.push((SubscriberId(*id), date, at, timing));
             }
             let next_due = match e.next_due {
                 Some(t) if t > now => ts(t),
@@ -158,7 +166,18 @@ impl Store {
             };
             next.push((*id, next_due));
         }
-        let planned = insert_planned(&mut tx, &due, now).await?;
+        let ids: Vec<SubscriberId> = due.iter().map(|d| d.0).collect();
+        let covered = last_covered_in(&mut tx, &ids).await?;
+        let items: Vec<PlanItem> = due
+            .iter()
+            .map(|(id, date, at, timing)| PlanItem {
+                subscriber: *id,
+                digest_date: *date,
+                due_at: *at,
+                window: window_of(timing, *date, covered.get(id).copied()),
+            })
+            .collect();
+        let planned = insert_planned(&mut tx, &items, now).await?;
         for chunk in next.chunks(500) {
             let sql = format!(
                 "UPDATE subscribers SET next_due_at = v.column2 \
@@ -302,6 +321,14 @@ mod tests {
         }
     }
 
+    /// A first digest's window: the three days before its date.
+    fn first_windows(_t: &Timing, date: NaiveDate, _last: Option<NaiveDate>) -> Window {
+        Window {
+            since: date - Duration::days(3),
+            until: date,
+        }
+    }
+
     #[tokio::test]
     async fn a_tick_evaluates_only_the_subscribers_who_are_due() {
         let (store, _dir) = temp_store().await;
@@ -315,21 +342,21 @@ mod tests {
         assert!(store.digest_work_due(at(1), true).await.unwrap());
         // 01:00: both evaluated, nothing due yet, both next due at 08:00.
         let p = store
-            .plan_due_page(at(1), 100, "2025a", &daily_eight(at(1)))
+            .plan_due_page(at(1), 100, "2025a", &daily_eight(at(1)), &first_windows)
             .await
             .unwrap();
         assert_eq!((p.evaluated, p.planned), (2, 0));
         assert_eq!(store.next_due_of(b).await.unwrap(), Some(at(8)));
         // 02:00: nobody due, nothing read, no work at all.
         let p = store
-            .plan_due_page(at(2), 100, "2025a", &daily_eight(at(2)))
+            .plan_due_page(at(2), 100, "2025a", &daily_eight(at(2)), &first_windows)
             .await
             .unwrap();
         assert_eq!(p, DuePage::default());
         assert!(!store.digest_work_due(at(2), true).await.unwrap());
         // 08:00: both planned, and tomorrow is next.
         let p = store
-            .plan_due_page(at(8), 100, "2025a", &daily_eight(at(8)))
+            .plan_due_page(at(8), 100, "2025a", &daily_eight(at(8)), &first_windows)
             .await
             .unwrap();
         assert_eq!((p.evaluated, p.planned), (2, 2));
@@ -343,17 +370,17 @@ mod tests {
         // A page limit smaller than the due set: the rest come next page.
         store.reset_schedule("2025a", at(9)).await.unwrap();
         let p = store
-            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)))
+            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)), &first_windows)
             .await
             .unwrap();
         assert_eq!((p.evaluated, p.planned), (1, 0), "planning is idempotent");
         let p = store
-            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)))
+            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)), &first_windows)
             .await
             .unwrap();
         assert_eq!(p.evaluated, 1);
         let p = store
-            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)))
+            .plan_due_page(at(9), 1, "2025a", &daily_eight(at(9)), &first_windows)
             .await
             .unwrap();
         assert_eq!(p.evaluated, 0);
@@ -365,7 +392,7 @@ mod tests {
         let id = add(&store, "a@example.org").await;
         let settle = |store: Store| async move {
             store
-                .plan_due_page(at(1), 100, "x", &daily_eight(at(1)))
+                .plan_due_page(at(1), 100, "x", &daily_eight(at(1)), &first_windows)
                 .await
                 .unwrap();
         };
@@ -410,7 +437,7 @@ mod tests {
             next_due: Some(at(1)),
         };
         let err = store
-            .plan_due_page(at(1), 100, "x", &stuck)
+            .plan_due_page(at(1), 100, "x", &stuck, &first_windows)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is not after"), "{err}");

@@ -1,6 +1,7 @@
 //! The feedback links of the digests (*More like this*, *Not for me*,
 //! *Save*), the reading list and feedback on the settings page, and the
-//! settings page's live preview with feedback.
+//! address of the settings page's live preview (served by
+//! `web::next_digest`, which applies the reader's feedback and window).
 //!
 //! A feedback link's token is an HMAC (see [`crate::links`]): nothing
 //! about it is stored, and it stops working when the manage link is
@@ -11,23 +12,22 @@
 
 use super::forms::field;
 use super::handlers::{
-    bad_form, base, forbidden_cross_site, invalid_link, manage_subscriber, manage_view, merge,
-    rate_limited, read_form,
+    bad_form, base, forbidden_cross_site, invalid_link, manage_view, merge, rate_limited, read_form,
 };
 use super::{client_ip, token_page, WebError};
 use crate::app::App;
 use crate::domain::{FeedbackAction, FeedbackEntry, Paper, PaperId, PreferencesInput, Token};
 use crate::links::FeedbackClaim;
-use crate::rank::{suggest_authors, Profile, ReaderFeedback};
+use crate::rank::suggest_authors;
 use crate::store::feedback::Recorded;
 use crate::store::subscribers::Subscriber;
 use crate::store::StoreError;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 type Result<T, E = WebError> = std::result::Result<T, E>;
@@ -302,76 +302,4 @@ pub(super) async fn manage_action(
     };
     let input = PreferencesInput::from_preferences(&sub.preferences);
     manage_view(app, StatusCode::OK, token, &sub, &input, &[], Some(notice)).await
-}
-
-/// `GET /manage/{token}/preview?topics=…&excluded=…&format=json`: the
-/// settings page's live preview, with the reader's feedback applied.
-pub(super) async fn manage_preview(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response> {
-    if !app.preview_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    let Some((_, sub)) = manage_subscriber(&app, &raw).await? else {
-        return invalid_link(&app);
-    };
-    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    let cap = |v: Vec<String>, n: usize| v.into_iter().take(n).collect::<Vec<_>>();
-    let mut profile = Profile::from_preferences(&sub.preferences);
-    profile.topics = cap(
-        crate::domain::split_lines_only(get("topics")),
-        crate::domain::limits::MAX_TOPICS,
-    );
-    profile.excluded = cap(
-        crate::domain::split_lines(get("excluded")),
-        crate::domain::limits::MAX_EXCLUDED,
-    );
-    let papers = preview_papers(&app, &sub, &profile).await;
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        axum::Json(json!({ "papers": papers })),
-    )
-        .into_response())
-}
-
-async fn preview_papers(app: &App, sub: &Subscriber, profile: &Profile) -> Vec<Value> {
-    let picker = match app.preview_picker().await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "preview unavailable");
-            return Vec::new();
-        }
-    };
-    let feedback = match app.store.feedback_with_papers(&[sub.id]).await {
-        Ok(mut m) => ReaderFeedback::from_entries(m.remove(&sub.id).unwrap_or_default(), app.now()),
-        Err(e) => {
-            tracing::warn!(error = %e, "feedback unavailable for the preview");
-            ReaderFeedback::none(app.now())
-        }
-    };
-    // Papers the reader already judged are not news to them.
-    let judged: HashSet<PaperId> = feedback.items.iter().map(|i| i.paper.id.clone()).collect();
-    let size = app.config.rank.preview_size;
-    picker
-        .rank_with_feedback(profile, &judged, size, &feedback)
-        .into_iter()
-        .map(|p| {
-            let paper = &picker.candidates()[p.index].paper;
-            json!({
-                "id": paper.id.as_str(),
-                "title": paper.title,
-                "url": paper.abs_url(),
-                "reason": p.reason.summary(),
-                "score": (p.score * 1000.0).round() / 1000.0,
-            })
-        })
-        .collect()
 }

@@ -214,7 +214,7 @@ async fn subscribe_form(
 
 /// One preview entry, as JSON for the live preview and as a page row.
 #[derive(serde::Serialize)]
-struct PreviewItem {
+pub(super) struct PreviewItem {
     id: String,
     title: String,
     url: Option<String>,
@@ -245,22 +245,27 @@ async fn preview_items(
         limit,
     )
     .into_iter()
-    .map(|p| {
-        let paper = &picker.candidates()[p.index].paper;
+    .map(|p| PreviewItem::new(&picker.candidates()[p.index].paper, &p))
+    .collect()
+}
+
+impl PreviewItem {
+    pub(super) fn new(paper: &crate::domain::Paper, p: &crate::rank::Pick) -> PreviewItem {
         PreviewItem {
             id: paper.id.to_string(),
             title: paper.title.clone(),
             url: paper.abs_url(),
             popularity: match (p.reason.upvotes, p.reason.upvotes_gained) {
-                (Some(u), Some(g)) if g > 0 => format!("{u} upvotes (+{g} in a day)"),
+                (Some(u), Some(g)) if g > 0 => {
+                    format!("{u} upvotes (+{g} {})", p.reason.span.gained_over())
+                }
                 (Some(u), _) => format!("{u} upvotes"),
                 _ => String::new(),
             },
             reason: p.reason.summary(),
             score: (p.score * 1000.0).round() / 1000.0,
         }
-    })
-    .collect()
+    }
 }
 
 /// Today's trending papers for the subscribe page.
@@ -309,16 +314,22 @@ pub(super) async fn preview(
     } else {
         preview_items(&app, &profile, app.config.rank.preview_size).await
     };
+    let searched = super::next_digest::public_window(&app).describe();
     if get("format") == "json" {
+        let note = items.is_empty().then(|| {
+            format!("Nothing listed {searched} matches yet; your digest waits for papers that do.")
+        });
         return Ok((
             StatusCode::OK,
             [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({ "papers": items })),
+            axum::Json(json!({ "papers": items, "note": note })),
         )
             .into_response());
     }
     let paragraphs: Vec<String> = if items.is_empty() {
-        vec!["Nothing in today's papers matches these topics yet.".to_string()]
+        vec![format!(
+            "Nothing listed {searched} matches these topics yet."
+        )]
     } else {
         items
             .iter()

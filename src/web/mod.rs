@@ -6,6 +6,7 @@
 mod feedback;
 mod forms;
 mod handlers;
+mod next_digest;
 mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
@@ -78,12 +79,13 @@ pub fn router(app: App) -> Router {
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
         .route("/preview", get(handlers::preview))
-        // Feedback links and the settings page's feedback-aware preview.
+        // Feedback links, and the settings page's preview of the reader's
+        // next digest (their window, with their feedback).
         .route(
             "/feedback/{token}",
             get(feedback::feedback_page).post(feedback::feedback),
         )
-        .route("/manage/{token}/preview", get(feedback::manage_preview))
+        .route("/manage/{token}/preview", get(next_digest::preview))
         // Provider bounce and complaint webhooks (issue 14), with a larger
         // body limit of their own.
         .route(

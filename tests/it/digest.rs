@@ -9,15 +9,23 @@ use crate::support::TestApp;
 use chrono::{DateTime, Duration, Utc};
 use mail_parser::MimeHeaders;
 use paperboy::digest::{self, DigestPick, Picker, RunState};
-use paperboy::domain::{EmailAddress, Paper, PaperId, Preferences, SubscriberId, SubscriberState};
+use paperboy::domain::{
+    EmailAddress, Paper, PaperId, Preferences, Span, SubscriberId, SubscriberState, Window,
+};
 use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
 
 /// Offers the same papers to everyone, minus those already sent.
 pub(crate) struct FixedPicker(pub(crate) Vec<Paper>);
 
+/// Whatever the window: these tests are about delivery.
 impl Picker for FixedPicker {
-    fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+    fn pick(
+        &self,
+        _window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick> {
         self.0
             .iter()
             .filter(|p| !sent.contains(p.id.as_str()))
@@ -637,13 +645,13 @@ async fn the_rendered_digest_matches_the_golden_files() {
         },
     ];
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-    let mail = digest::render_digest(&app, &sub, &picks, date).unwrap();
+    let mail = digest::render_digest(&app, &sub, &picks, date, Span::Day).unwrap();
     assert_eq!(mail.subject, "2 new papers on speculative decoding");
     golden("digest.txt", &mail.text);
     golden("digest.html", &mail.html);
     // Rendering is deterministic.
     assert_eq!(
-        digest::render_digest(&app, &sub, &picks, date).unwrap(),
+        digest::render_digest(&app, &sub, &picks, date, Span::Day).unwrap(),
         mail
     );
 }
@@ -684,7 +692,7 @@ async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
 
     let send_at = at("2026-06-12T08:00:30Z");
     clock.set(send_at);
-    let picker = digest::RankPicker::for_run(&t.app, send_at).await.unwrap();
+    let picker = digest::WindowPickers::new(&t.app.synonyms, send_at);
     let report = digest::run(&t.app, &picker, send_at).await.unwrap();
     assert_eq!((report.counts.planned, report.counts.sent), (1, 1));
 
@@ -725,7 +733,7 @@ async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
     // The next day's run sends nothing.
     let next = at("2026-06-13T08:00:30Z");
     clock.set(next);
-    let picker = digest::RankPicker::for_run(&t.app, next).await.unwrap();
+    let picker = digest::WindowPickers::new(&t.app.synonyms, next);
     let report = digest::run(&t.app, &picker, next).await.unwrap();
     assert_eq!((report.counts.planned, report.counts.sent), (0, 0));
     assert_eq!(t.sink.messages_to("e2e@example.org").len(), 2);

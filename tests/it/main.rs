@@ -11,3 +11,4 @@ mod scale;
 mod sources;
 mod subscriptions;
 mod support;
+mod window;

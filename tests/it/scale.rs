@@ -13,7 +13,12 @@ use std::collections::HashSet;
 struct Two;
 
 impl Picker for Two {
-    fn pick(&self, _prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+    fn pick(
+        &self,
+        _window: &paperboy::domain::Window,
+        _prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick> {
         (1..=2)
             .map(|i| paper(i, &format!("Paper {i}")))
             .filter(|p| !sent.contains(p.id.as_str()))

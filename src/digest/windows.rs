@@ -1,0 +1,239 @@
+//! One [`RankPicker`] per distinct window of a run.
+//!
+//! Every digest covers its own window of listing days (`domain::window`),
+//! but the windows of one run are few: subscribers with the same frequency
+//! and a digest yesterday share one, so readers are grouped by window and
+//! each group shares one candidate index (each topic scored once per
+//! window, not once per reader). Indexes are built on first use and kept
+//! for the run.
+
+use super::{DigestPick, Picker, RankPicker};
+use crate::app::App;
+use crate::domain::{Candidate, Preferences, Window};
+use crate::rank::Synonyms;
+use crate::store::deliveries::ClaimedDelivery;
+use crate::store::subscribers::Subscriber;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+/// The window of a subscriber's digest for the local date `date`, given
+/// the last day their previous digest covered (`domain::window` with the
+/// configured limits).
+pub fn digest_window(
+    app: &App,
+    prefs: &Preferences,
+    last_covered: Option<NaiveDate>,
+    date: NaiveDate,
+) -> Window {
+    crate::domain::window(
+        prefs.frequency,
+        last_covered,
+        date,
+        app.config.window_limits(),
+    )
+}
+
+/// The window a claimed delivery covers: the one recorded when it was
+/// planned (a row without one, damaged by hand, gets a first digest's).
+pub fn claim_window(app: &App, claim: &ClaimedDelivery, sub: &Subscriber) -> Window {
+    claim
+        .window
+        .unwrap_or_else(|| digest_window(app, &sub.preferences, None, claim.digest_date))
+}
+
+/// Loads into `picker` the candidates of each of `windows` it lacks, one
+/// query per window.
+pub async fn ensure_loaded(
+    app: &App,
+    picker: &dyn Picker,
+    windows: &[Window],
+) -> anyhow::Result<()> {
+    for window in picker.missing(windows) {
+        let candidates = app.store.candidates_in(&window).await?;
+        tracing::debug!(
+            ?window,
+            candidates = candidates.len(),
+            "digest window loaded"
+        );
+        picker.load(window, candidates);
+    }
+    Ok(())
+}
+
+/// The production picker of a run: a map from window to its `RankPicker`.
+pub struct WindowPickers {
+    synonyms: Synonyms,
+    now: DateTime<Utc>,
+    by_window: RwLock<HashMap<Window, Arc<RankPicker>>>,
+}
+
+impl std::fmt::Debug for WindowPickers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowPickers")
+            .field("windows", &self.windows())
+            .finish()
+    }
+}
+
+impl WindowPickers {
+    /// Empty; the engine loads each window's candidates on first use
+    /// ([`Picker::missing`], [`Picker::load`]). `now` fixes trending.
+    pub fn new(synonyms: &Synonyms, now: DateTime<Utc>) -> WindowPickers {
+        WindowPickers {
+            synonyms: synonyms.clone(),
+            now,
+            by_window: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The windows loaded so far, in order.
+    pub fn windows(&self) -> Vec<Window> {
+        let mut w: Vec<Window> = self.read().keys().copied().collect();
+        w.sort();
+        w
+    }
+
+    /// The picker of `window`, if loaded.
+    pub fn get(&self, window: &Window) -> Option<Arc<RankPicker>> {
+        self.read().get(window).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Window, Arc<RankPicker>>> {
+        self.by_window.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Picker for WindowPickers {
+    /// Picks from `window`'s candidates; a window never loaded has none.
+    fn pick(
+        &self,
+        window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+    ) -> Vec<DigestPick> {
+        match self.get(window) {
+            Some(p) => p.pick(window, prefs, sent),
+            None => {
+                tracing::warn!(
+                    ?window,
+                    "digest window picked before its candidates were loaded"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn pick_with_feedback(
+        &self,
+        window: &Window,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        feedback: &crate::rank::ReaderFeedback,
+    ) -> Vec<DigestPick> {
+        match self.get(window) {
+            Some(p) => p.pick_with_feedback(window, prefs, sent, feedback),
+            None => self.pick(window, prefs, sent),
+        }
+    }
+
+    fn missing(&self, windows: &[Window]) -> Vec<Window> {
+        let loaded = self.read();
+        let mut missing: Vec<Window> = windows
+            .iter()
+            .filter(|w| !loaded.contains_key(w))
+            .copied()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    fn load(&self, window: Window, candidates: Vec<Candidate>) {
+        let picker = RankPicker::over(candidates, &self.synonyms, self.now, window.span());
+        self.by_window
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(window)
+            .or_insert_with(|| Arc::new(picker));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Frequency, Paper, PaperId};
+    use chrono::{NaiveDate, NaiveTime, TimeZone};
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    fn listed(id: &str, d: u32) -> Candidate {
+        let mut p = Paper::new(
+            PaperId::parse_arxiv(id).unwrap().0,
+            "Speculative decoding with draft models",
+            "Speculative decoding drafts tokens and verifies them.",
+        );
+        p.listed_on = Some(day(d));
+        Candidate {
+            paper: p,
+            history: Vec::new(),
+        }
+    }
+
+    fn prefs() -> Preferences {
+        Preferences {
+            topics: vec!["speculative decoding".into()],
+            excluded: vec![],
+            authors: vec![],
+            categories: vec![],
+            digest_size: 10,
+            frequency: Frequency::Daily,
+            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        }
+    }
+
+    #[test]
+    fn each_window_picks_from_its_own_candidates_and_loads_once() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+        let pickers = WindowPickers::new(&Synonyms::embedded(), now);
+        let week = Window {
+            since: day(23),
+            until: day(30),
+        };
+        let days = Window {
+            since: day(27),
+            until: day(30),
+        };
+        assert_eq!(pickers.missing(&[days, week, days]), vec![week, days]);
+        pickers.load(
+            week,
+            vec![listed("2611.00001", 24), listed("2611.00002", 29)],
+        );
+        pickers.load(days, vec![listed("2611.00002", 29)]);
+        assert!(pickers.missing(&[days, week]).is_empty());
+        let ids = |w: &Window| -> Vec<String> {
+            pickers
+                .pick(w, &prefs(), &HashSet::new())
+                .iter()
+                .map(|p| p.paper.id.to_string())
+                .collect()
+        };
+        assert_eq!(ids(&days), vec!["2611.00002"]);
+        let mut weekly = ids(&week);
+        weekly.sort();
+        assert_eq!(weekly, vec!["2611.00001", "2611.00002"]);
+        let other = Window {
+            since: day(1),
+            until: day(2),
+        };
+        assert!(
+            ids(&other).is_empty(),
+            "a window never loaded has no papers"
+        );
+        assert_eq!(pickers.windows(), vec![week, days]);
+    }
+}
