@@ -90,8 +90,9 @@ impl Store {
     }
 
     /// One batch of the never-repeat pass: for the next deliveries (by id)
-    /// created before `cutoff`, deletes their `sent_papers` rows unless
-    /// the paper was listed at or after `cutoff`. `None` when no delivery
+    /// created a day before `cutoff` or earlier, deletes their
+    /// `sent_papers` rows unless the paper was listed on or after
+    /// `cutoff`'s date. `None` when no delivery
     /// that old is left to visit.
     async fn prune_sent_papers_batch(
         &self,
@@ -106,8 +107,11 @@ impl Store {
             .and_then(|v: String| v.parse().ok())
             .unwrap_or(0);
         // By id (the primary key) and cut in Rust: a `created_at` filter
-        // in SQL would scan every newer row to find nothing.
-        let cutoff_ts = ts(cutoff);
+        // in SQL would scan every newer row to find nothing. A delivery is
+        // visited once, so only when a day more than the window has
+        // passed: then its papers, listed on or before the day it was
+        // planned, are listed before `cutoff`'s date unless listed again.
+        let cutoff_ts = ts(cutoff - Duration::days(1));
         let rows: Vec<(i64, i64, Option<String>, String)> = sqlx::query_as(
             "SELECT id, subscriber_id, papers, created_at FROM deliveries \
              WHERE id > ? ORDER BY id LIMIT ?",
