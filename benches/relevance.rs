@@ -12,6 +12,9 @@ use paperboy::rank::{CandidateIndex, Profile, RankParams, Synonyms};
 use std::collections::HashSet;
 use std::path::Path;
 
+#[path = "common/hybrid.rs"]
+mod hybrid;
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
@@ -99,6 +102,7 @@ fn main() {
         col(&relevance_only, |s| s.ranker),
         col(&no_synonyms, |s| s.ranker)
     );
+    hybrid::report(root, &candidates, &set, &synonyms, now);
 }
 
 /// Every paper of the HF and arXiv fixtures, first occurrence of an id kept.

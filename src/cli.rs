@@ -77,6 +77,11 @@ pub enum Command {
         command: ConfigCommand,
     },
     /// Database commands.
+    /// The sentence-embedding model (relevance by meaning).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     Db {
         #[command(subcommand)]
         command: DbCommand,
@@ -198,6 +203,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .fetch(crate::sources::FetchRequest { source, date }, app.now())
                 .await;
             println!("{report}");
+            let semantic = prepare_semantic(&app).await;
+            println!("Ranking {}", semantic.describe());
             app.store.close().await;
             if !report.is_ok() {
                 bail!("at least one source failed");
@@ -240,6 +247,38 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Subscribers { command } => subscribers(command, config).await,
+        Command::Model { command } => model(command, config).await,
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download `rank.semantic.model` from the Hub into the data directory
+    /// ahead of first use (sizes and hashes checked), then load it once.
+    Fetch,
+}
+
+/// `paperboy model fetch`.
+async fn model(command: ModelCommand, config: Config) -> anyhow::Result<()> {
+    match command {
+        ModelCommand::Fetch => {
+            if config.rank.semantic.model_dir.is_some() {
+                bail!("rank.semantic.model_dir is set: paperboy reads that folder and downloads nothing");
+            }
+            let semantic = crate::embed::Semantic::new(
+                config.rank.semantic.clone(),
+                crate::app::models_dir(&config.database.path),
+            );
+            let dir = semantic.fetch_model().await?;
+            println!("{} is in {}", config.rank.semantic.model, dir.display());
+            match semantic.load().await {
+                crate::embed::Status::Ready { identity } => {
+                    println!("loaded: {identity}");
+                    Ok(())
+                }
+                other => bail!("downloaded, but {}", other.describe()),
+            }
+        }
     }
 }
 
@@ -273,6 +312,7 @@ pub async fn run_daemon(
     app.store.outbox_retry_now(app.now()).await?;
     app.tasks.spawn(crate::transactional::run(app.clone()));
     app.store.recover_expired_leases(app.now()).await?;
+    app.start_semantic();
     initial_fetch(&app).await;
     let mut sched = crate::jobs::start(&app, crate::jobs::schedule(&app)).await?;
 
@@ -360,21 +400,20 @@ async fn preview(
     }
     let app = App::build(config, Overrides::default()).await?;
     let now = app.now();
-    let picker = crate::digest::RankPicker::for_run(&app, now).await?;
+    let semantic = prepare_semantic(&app).await;
+    let picker = crate::digest::RankPicker::for_preview(&app, now).await?;
     let mut profile = crate::rank::Profile::topics(topics);
     profile.excluded = excluded;
     profile.authors = authors;
-    let picks = crate::rank::preview(
-        picker.candidates(),
-        &profile,
-        &app.synonyms,
-        now,
-        limit.clamp(1, 100),
-    );
+    let picks = picker.preview(&app, &profile, limit.clamp(1, 100)).await;
     let views: Vec<_> = picks.iter().map(|p| p.view(picker.candidates())).collect();
     match format {
-        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+        ListFormat::Json => {
+            eprintln!("Ranking {}", semantic.describe());
+            println!("{}", serde_json::to_string_pretty(&views)?)
+        }
         ListFormat::Text => {
+            println!("Ranking {}", semantic.describe());
             if views.is_empty() {
                 println!(
                     "No stored paper matches ({} candidates from the last {} days). Run `paperboy fetch` first?",
@@ -398,6 +437,15 @@ async fn preview(
     Ok(())
 }
 
+/// For one-shot commands: loads the model (downloading it if needed) and
+/// embeds the stored papers that have no vector yet. Never fails: without
+/// a model the status says why, and ranking is lexical.
+async fn prepare_semantic(app: &App) -> crate::embed::Status {
+    let status = app.semantic.load().await;
+    app.embed_papers().await;
+    status
+}
+
 /// `paperboy digest`: one run now (or at `--now`), under the instance lock
 /// so it never races a running daemon.
 async fn digest(
@@ -412,6 +460,8 @@ async fn digest(
     };
     let app = App::build(config, Overrides::default()).await?;
     let now = now.unwrap_or_else(|| app.now());
+    let semantic = prepare_semantic(&app).await;
+    println!("Ranking {}", semantic.describe());
     let picker = crate::digest::RankPicker::for_run(&app, now).await?;
     if dry_run {
         let report = crate::digest::dry_run(&app, &picker, now).await?;

@@ -85,6 +85,9 @@ pub async fn fetch(app: App, source: Option<SourceName>) {
     } else {
         tracing::error!(report = %report, "fetch failed");
     }
+    // New papers get their vectors in the background; ingest is done.
+    let embed = app.clone();
+    app.tasks.spawn(async move { embed.embed_papers().await });
 }
 
 /// One scheduler tick: plan and send what is due now. Skipped while the

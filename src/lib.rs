@@ -12,6 +12,7 @@ pub mod config;
 pub mod deliver;
 pub mod digest;
 pub mod domain;
+pub mod embed;
 pub mod jobs;
 pub mod links;
 pub mod rank;

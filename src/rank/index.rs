@@ -124,7 +124,7 @@ pub(crate) struct Query {
     /// Distinct terms, in topic order.
     pub(crate) terms: Vec<QTerm>,
     /// The whole sequence (indices into `terms`), for phrase matching.
-    sequence: Vec<usize>,
+    pub(crate) sequence: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +247,8 @@ pub struct CandidateIndex {
     topic_cache: RwLock<HashMap<String, Arc<TopicHits>>>,
     excluded_cache: RwLock<HashMap<String, Arc<DocSet>>>,
     cache_bytes: AtomicUsize,
+    /// Paper and topic vectors for the dense side (see `dense.rs`).
+    pub(crate) dense: super::dense::Dense,
 }
 
 impl std::fmt::Debug for CandidateIndex {
@@ -504,6 +506,7 @@ impl CandidateIndex {
             topic_cache: RwLock::new(HashMap::new()),
             excluded_cache: RwLock::new(HashMap::new()),
             cache_bytes: AtomicUsize::new(0),
+            dense: Default::default(),
         }
     }
 
@@ -758,7 +761,7 @@ impl CandidateIndex {
         {
             return h;
         }
-        let hits = Arc::new(self.score_topic(text));
+        let hits = Arc::new(self.fuse_dense(&key, self.score_topic(text)));
         let size = key.len()
             + 64
             + hits.hits.len() * std::mem::size_of::<Hit>()
@@ -770,6 +773,20 @@ impl CandidateIndex {
             }
         }
         hits
+    }
+
+    /// Drops every cached topic result (the dense side changed).
+    pub(crate) fn clear_topic_cache(&self) {
+        if let Ok(mut m) = self.topic_cache.write() {
+            m.clear();
+        }
+    }
+
+    /// Drops the cached result of one topic (its vector changed).
+    pub(crate) fn forget_topic(&self, key: &str) {
+        if let Ok(mut m) = self.topic_cache.write() {
+            m.remove(key);
+        }
     }
 
     /// The cached document set of an excluded entry.
@@ -834,7 +851,7 @@ impl CandidateIndex {
 
 /// Lower case, single spaces: "Speculative  Decoding" and "speculative
 /// decoding" share a cache entry.
-fn cache_key(text: &str) -> String {
+pub(crate) fn cache_key(text: &str) -> String {
     let mut key = String::with_capacity(text.len());
     for w in text.split_whitespace() {
         if !key.is_empty() {

@@ -26,6 +26,7 @@
 //! the one with more cues; author names match on surname plus first name
 //! or initial, without accent folding.
 
+mod dense;
 mod index;
 mod synonyms;
 mod text;
@@ -33,6 +34,7 @@ mod trending;
 
 pub mod eval;
 
+pub use dense::HybridParams;
 pub use index::{CandidateIndex, RankParams};
 pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
 pub use trending::{trending, Trending};
@@ -121,6 +123,9 @@ pub struct TopicMatch {
     pub words: Vec<String>,
     /// The topic's words occur together and in order.
     pub phrase: bool,
+    /// Matched by meaning (sentence embeddings) without sharing the
+    /// topic's words; `words` is then empty.
+    pub by_meaning: bool,
 }
 
 impl Reason {
@@ -131,26 +136,13 @@ impl Reason {
         if self.trending_fallback {
             parts.push("Trending today (nothing matched your topics)".into());
         }
-        if !self.topics.is_empty() {
-            let shown: Vec<String> = self
-                .topics
-                .iter()
-                .take(2)
-                .map(|t| {
-                    if t.words.is_empty() {
-                        format!("\"{}\"", t.topic)
-                    } else {
-                        format!("\"{}\" ({})", t.topic, t.words.join(", "))
-                    }
-                })
-                .collect();
-            let mut s = format!("Matches {}", shown.join(" and "));
-            match self.topics.len().saturating_sub(2) {
-                0 => {}
-                1 => s.push_str(" and 1 more topic"),
-                n => s.push_str(&format!(" and {n} more topics")),
-            }
-            parts.push(s);
+        let (words, meaning): (Vec<&TopicMatch>, Vec<&TopicMatch>) =
+            self.topics.iter().partition(|t| !t.by_meaning);
+        if !words.is_empty() {
+            parts.push(topic_list("Matches", &words, ""));
+        }
+        if !meaning.is_empty() {
+            parts.push(topic_list("Related to", &meaning, " by meaning"));
         }
         if !self.authors.is_empty() {
             parts.push(format!("By {}", self.authors.join(", ")));
@@ -165,6 +157,29 @@ impl Reason {
         }
         parts.join(" · ")
     }
+}
+
+/// `Matches "A" (a, b) and "B" and 1 more topic`: at most two topics
+/// shown, the rest counted.
+fn topic_list(verb: &str, topics: &[&TopicMatch], tail: &str) -> String {
+    let shown: Vec<String> = topics
+        .iter()
+        .take(2)
+        .map(|t| {
+            if t.words.is_empty() {
+                format!("\"{}\"", t.topic)
+            } else {
+                format!("\"{}\" ({})", t.topic, t.words.join(", "))
+            }
+        })
+        .collect();
+    let mut s = format!("{verb} {}{tail}", shown.join(" and "));
+    match topics.len().saturating_sub(2) {
+        0 => {}
+        1 => s.push_str(" and 1 more topic"),
+        n => s.push_str(&format!(" and {n} more topics")),
+    }
+    s
 }
 
 /// A pick with its title, for `paperboy preview --format json` and the
@@ -357,6 +372,7 @@ impl CandidateIndex {
                 hit.rel,
                 TopicMatch {
                     topic: profile.topics[ti].clone(),
+                    by_meaning: words.is_empty() && hit.mask == 0,
                     words,
                     phrase: hit.mask & PHRASE_BIT != 0,
                 },

@@ -159,7 +159,7 @@ pub fn merge_paper(
     (m, text_source)
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, version, title, abstract, authors, categories, published_at, listed_on, \
      upvotes, comments, github_repo, project_page, ai_summary, ai_keywords, organization, doi, \
      journal_ref, sources, text_source";
@@ -181,7 +181,7 @@ fn read_source(s: &str) -> Result<SourceKind> {
     SourceKind::parse(s).ok_or_else(|| corrupt("source", s))
 }
 
-fn row_to_paper(row: &SqliteRow) -> Result<(Paper, SourceKind)> {
+pub(super) fn row_to_paper(row: &SqliteRow) -> Result<(Paper, SourceKind)> {
     let day: Option<String> = row.try_get("listed_on")?;
     let listed_on = day
         .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|e| corrupt("listed_on", e)))

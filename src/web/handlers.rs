@@ -234,30 +234,26 @@ async fn preview_items(
             return Vec::new();
         }
     };
-    crate::rank::preview(
-        picker.candidates(),
-        profile,
-        &app.synonyms,
-        app.now(),
-        limit,
-    )
-    .into_iter()
-    .map(|p| {
-        let paper = &picker.candidates()[p.index].paper;
-        PreviewItem {
-            id: paper.id.to_string(),
-            title: paper.title.clone(),
-            url: paper.abs_url(),
-            popularity: match (p.reason.upvotes, p.reason.upvotes_gained) {
-                (Some(u), Some(g)) if g > 0 => format!("{u} upvotes (+{g} in a day)"),
-                (Some(u), _) => format!("{u} upvotes"),
-                _ => String::new(),
-            },
-            reason: p.reason.summary(),
-            score: (p.score * 1000.0).round() / 1000.0,
-        }
-    })
-    .collect()
+    picker
+        .preview(app, profile, limit)
+        .await
+        .into_iter()
+        .map(|p| {
+            let paper = &picker.candidates()[p.index].paper;
+            PreviewItem {
+                id: paper.id.to_string(),
+                title: paper.title.clone(),
+                url: paper.abs_url(),
+                popularity: match (p.reason.upvotes, p.reason.upvotes_gained) {
+                    (Some(u), Some(g)) if g > 0 => format!("{u} upvotes (+{g} in a day)"),
+                    (Some(u), _) => format!("{u} upvotes"),
+                    _ => String::new(),
+                },
+                reason: p.reason.summary(),
+                score: (p.score * 1000.0).round() / 1000.0,
+            }
+        })
+        .collect()
 }
 
 /// Today's trending papers for the subscribe page.
@@ -848,6 +844,7 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         "database": db,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "ranking": semantic_health(&app),
     });
     let status = if db {
         StatusCode::OK
@@ -855,6 +852,16 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// The embedding model's state for `/healthz`: lexical ranking is a
+/// degraded mode worth seeing, not a failure (the status stays 200).
+fn semantic_health(app: &App) -> Value {
+    let s = app.semantic.status();
+    json!({
+        "semantic": s.name(),
+        "detail": s.describe(),
+    })
 }
 
 pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
@@ -921,6 +928,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
         }
     }
     app.metrics.write_counters(&mut out);
+    app.semantic.write_metrics(&mut out);
     write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
         StatusCode::OK,

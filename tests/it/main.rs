@@ -3,6 +3,7 @@
 mod crash;
 mod daemon;
 mod digest;
+mod semantic;
 mod sources;
 mod subscriptions;
 mod support;
