@@ -71,7 +71,13 @@ impl App {
     /// Opens the store (running migrations), loads the secret key, compiles
     /// templates and builds the transport. Fails with the reason when any
     /// part is unusable, so problems surface at start-up.
-    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<App> {
+    /// The transport is built before the database is opened, so a
+    /// configuration that cannot send creates no database or key.
+    pub async fn build(config: Config, mut overrides: Overrides) -> anyhow::Result<App> {
+        if overrides.transport.is_none() {
+            overrides.transport =
+                Some(Transport::from_config(&config).context("setting up the mail transport")?);
+        }
         let store = Store::open(&config.database)
             .await
             .with_context(|| format!("opening database {}", config.database.path.display()))?;

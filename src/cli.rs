@@ -4,8 +4,9 @@
 use crate::app::{App, Overrides};
 use crate::config::Config;
 use crate::domain::{EmailAddress, Preferences, PreferencesInput, SubscriberState};
-use crate::store::subscribers::{ConsentInput, ConsentMethod, Subscriber, SuppressionReason};
-use crate::store::{InstanceLock, Store};
+use crate::store::subscribers::{ConsentInput, ConsentMethod, ImportCounts, SuppressionReason};
+use crate::store::{InstanceLock, Store, StoreError};
+use crate::subscriber_file::{write_rows, ImportRules, Planned, Row, RowError, RowReader};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::future::Future;
@@ -110,18 +111,15 @@ pub enum ListFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DataFormat {
-    /// Comma-separated values with a header row; lists joined with "; ".
-    Csv,
-    /// One JSON object per line.
-    Jsonl,
-}
+pub use crate::subscriber_file::DataFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum SubscribersCommand {
     /// Add one subscriber. Without --confirmed the address gets a
-    /// confirmation mail (sent by the running daemon).
+    /// confirmation mail (sent by the running daemon). A suppressed
+    /// address (bounced, complained, removed or deleted by its owner) is
+    /// refused: only the person's own opt-in on the subscribe page lifts
+    /// a suppression.
     Add {
         email: String,
         /// A topic phrase; repeat for several.
@@ -155,15 +153,25 @@ pub enum SubscribersCommand {
         output: Option<PathBuf>,
     },
     /// Import subscribers from a CSV or JSON-lines file (the export format;
-    /// only `email` is required). Existing addresses are skipped.
+    /// only `email` is required). All or nothing: the whole file is
+    /// checked first, every invalid line is listed, and nothing is written
+    /// unless all are valid. Unknown columns and values are errors.
+    /// Existing addresses are left unchanged; suppressed addresses (any
+    /// reason) are never imported; rows with state `unsubscribed` are
+    /// skipped. Each is counted.
     Import {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
         format: DataFormat,
-        /// The list was opted in elsewhere: import as active, recorded as
-        /// an operator import. Otherwise each address gets a confirmation.
+        /// The list was opted in elsewhere: import as active (or paused,
+        /// per the `state` column), recorded as an operator import.
+        /// Otherwise each address gets a confirmation mail.
         #[arg(long)]
         confirmed: bool,
+        /// Import the valid rows and list the invalid ones, instead of
+        /// importing nothing when any row is invalid.
+        #[arg(long)]
+        skip_invalid: bool,
     },
     /// Remove a subscriber and keep only a suppression hash, so the
     /// address is never mailed again unless it opts in anew.
@@ -262,7 +270,7 @@ pub enum ModelCommand {
 async fn model(command: ModelCommand, config: Config) -> anyhow::Result<()> {
     match command {
         ModelCommand::Fetch => {
-            if config.rank.semantic.model_dir.is_some() {
+            if config.rank.semantic.local_dir().is_some() {
                 bail!("rank.semantic.model_dir is set: paperboy reads that folder and downloads nothing");
             }
             let semantic = crate::embed::Semantic::new(
@@ -522,81 +530,29 @@ fn operator_consent(method: ConsentMethod) -> ConsentInput {
     }
 }
 
-/// One subscriber as exported / imported.
-#[derive(Debug, serde::Serialize, serde::Deserialize, Default)]
-#[serde(default)]
-struct Row {
-    email: String,
-    state: String,
-    topics: String,
-    excluded: String,
-    authors: String,
-    categories: String,
-    digest_size: String,
-    frequency: String,
-    send_time: String,
-    time_zone: String,
-    fallback_trending: bool,
-    created_at: String,
-    confirmed_at: String,
+async fn open_app(config: Config) -> anyhow::Result<App> {
+    App::build(config, Overrides::default()).await
 }
 
-impl Row {
-    fn from_subscriber(s: &Subscriber) -> Row {
-        let input = PreferencesInput::from_preferences(&s.preferences);
-        let join = |v: &[String]| v.join("; ");
-        Row {
-            email: s.email.as_str().to_string(),
-            state: s.state.as_str().to_string(),
-            topics: join(&s.preferences.topics),
-            excluded: join(&s.preferences.excluded),
-            authors: join(&s.preferences.authors),
-            categories: join(&s.preferences.categories),
-            digest_size: s.preferences.digest_size.to_string(),
-            frequency: s.preferences.frequency.encode(),
-            send_time: input.send_time.unwrap_or_default(),
-            time_zone: s.preferences.time_zone.name().to_string(),
-            fallback_trending: s.preferences.fallback_trending,
-            created_at: crate::store::ts(s.created_at),
-            confirmed_at: s.confirmed_at.map(crate::store::ts).unwrap_or_default(),
-        }
-    }
-
-    /// Validates through the same rules as the web forms.
-    fn preferences(&self, defaults: &Preferences) -> Result<Preferences, String> {
-        let lines = |s: &str| s.split(';').map(str::trim).collect::<Vec<_>>().join("\n");
-        let (frequency, weekly_day) = match self.frequency.split_once(':') {
-            Some(("weekly", day)) => (Some("weekly".to_string()), Some(day.to_string())),
-            _ => (Some(self.frequency.clone()), None),
-        };
-        PreferencesInput {
-            topics: lines(&self.topics),
-            excluded: lines(&self.excluded),
-            authors: lines(&self.authors),
-            categories: lines(&self.categories),
-            digest_size: Some(self.digest_size.clone()),
-            frequency,
-            weekly_day,
-            send_time: Some(self.send_time.clone()),
-            time_zone: Some(self.time_zone.clone()),
-            fallback_trending: self.fallback_trending,
-        }
-        .validate(defaults)
-        .map_err(|errs| {
-            errs.iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
+fn field_errors(errs: &[crate::domain::FieldError]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        errs.iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
+fn parse_email(raw: &str) -> anyhow::Result<EmailAddress> {
+    EmailAddress::parse(raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))
+}
+
+/// `paperboy subscribers …`. Each command checks its input before it
+/// opens the database, so a typo creates no data directory, database or
+/// key.
 async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Result<()> {
-    let app = App::build(config, Overrides::default()).await?;
-    let store = &app.store;
-    let links = app.links.clone();
-    let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
-    let defaults = default_prefs(&app.config)?;
+    let defaults = default_prefs(&config)?;
     match command {
         SubscribersCommand::Add {
             email,
@@ -605,8 +561,7 @@ async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Res
             send_time,
             time_zone,
         } => {
-            let email =
-                EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+            let email = parse_email(&email)?;
             let prefs = PreferencesInput {
                 topics: topics.join("\n"),
                 send_time,
@@ -614,48 +569,8 @@ async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Res
                 ..Default::default()
             }
             .validate(&defaults)
-            .map_err(|errs| {
-                anyhow::anyhow!(
-                    "{}",
-                    errs.iter()
-                        .map(|e| format!("{}: {}", e.field, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            })?;
-            if let Some(reason) = store.suppression(&email).await? {
-                if !reason.liftable_by_opt_in() {
-                    bail!(
-                        "{} is suppressed ({}); not adding it",
-                        email.masked(),
-                        reason.as_str()
-                    );
-                }
-            }
-            let state = if confirmed {
-                SubscriberState::Active
-            } else {
-                SubscriberState::Pending
-            };
-            let id = store
-                .add_subscriber(
-                    &email,
-                    &prefs,
-                    state,
-                    &operator_consent(ConsentMethod::OperatorImport),
-                    &hash_fn,
-                    app.now(),
-                )
-                .await
-                .with_context(|| format!("adding {}", email.masked()))?;
-            if confirmed {
-                println!("added {} as {} (active, operator import)", email, id);
-            } else {
-                println!(
-                    "added {} as {} (pending; the running daemon sends the confirmation)",
-                    email, id
-                );
-            }
+            .map_err(|errs| field_errors(&errs))?;
+            add_subscriber(open_app(config).await?, email, prefs, confirmed).await
         }
         SubscribersCommand::List { state, format } => {
             let state = state
@@ -667,166 +582,244 @@ async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Res
                     })
                 })
                 .transpose()?;
-            let subs = store.list_subscribers(state).await?;
-            let mut out = std::io::stdout().lock();
-            for s in &subs {
-                match format {
-                    ListFormat::Text => writeln!(
-                        out,
-                        "{}\t{}\t{}\t{} {}\t{}",
-                        s.id.0,
-                        s.email,
-                        s.state.as_str(),
-                        s.preferences.send_time.format("%H:%M"),
-                        s.preferences.time_zone.name(),
-                        s.preferences.topics.join("; ")
-                    )?,
-                    ListFormat::Json => {
-                        writeln!(out, "{}", serde_json::to_string(&Row::from_subscriber(s))?)?
-                    }
-                }
-            }
+            list_subscribers(open_app(config).await?, state, format).await
         }
         SubscribersCommand::Export { format, output } => {
-            let subs = store.list_subscribers(None).await?;
-            let mut sink: Box<dyn Write> = match &output {
-                Some(p) => Box::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("creating {}", p.display()))?,
-                ),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            write_rows(&mut sink, format, subs.iter().map(Row::from_subscriber))?;
-            sink.flush()?;
-            if let Some(p) = output {
-                eprintln!("exported {} subscribers to {}", subs.len(), p.display());
-            }
+            export_subscribers(open_app(config).await?, format, output).await
         }
         SubscribersCommand::Import {
             file,
             format,
             confirmed,
+            skip_invalid,
         } => {
-            let rows = read_rows(&file, format)?;
-            let (mut added, mut skipped) = (0, 0);
-            let mut errors = Vec::new();
-            for (line, row) in rows {
-                let email = match EmailAddress::parse(&row.email) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        errors.push(format!("line {line}: {e}"));
-                        continue;
-                    }
-                };
-                let prefs = match row.preferences(&defaults) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        errors.push(format!("line {line}: {e}"));
-                        continue;
-                    }
-                };
-                if store.subscriber_by_email(&email).await?.is_some()
-                    || store
-                        .suppression(&email)
-                        .await?
-                        .is_some_and(|r| !r.liftable_by_opt_in())
-                {
-                    skipped += 1;
-                    continue;
-                }
-                let state = if confirmed {
-                    SubscriberState::Active
-                } else {
-                    SubscriberState::Pending
-                };
-                store
-                    .add_subscriber(
-                        &email,
-                        &prefs,
-                        state,
-                        &operator_consent(ConsentMethod::OperatorImport),
-                        &hash_fn,
-                        app.now(),
-                    )
-                    .await?;
-                added += 1;
-            }
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            println!(
-                "imported {added}, skipped {skipped} existing or suppressed, {} invalid",
-                errors.len()
-            );
-            if !errors.is_empty() {
-                bail!("{} rows were invalid and not imported", errors.len());
-            }
+            let rules = ImportRules {
+                confirmed,
+                defaults,
+            };
+            import_subscribers(config, &file, format, &rules, skip_invalid).await
         }
         SubscribersCommand::Remove { email } => {
-            let email =
-                EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
-            match store.subscriber_by_email(&email).await? {
+            let email = parse_email(&email)?;
+            let app = open_app(config).await?;
+            let result = match app.store.subscriber_by_email(&email).await? {
                 Some(s) => {
-                    store
+                    app.store
                         .delete_subscriber(s.id, SuppressionReason::Manual, app.now())
                         .await?;
                     println!("removed {} and kept a suppression hash", email);
+                    Ok(())
                 }
-                None => bail!("no subscriber with address {email}"),
-            }
+                None => Err(anyhow::anyhow!("no subscriber with address {email}")),
+            };
+            app.store.close().await;
+            result
         }
     }
-    app.store.close().await;
-    Ok(())
 }
 
-fn write_rows(
-    out: &mut dyn Write,
-    format: DataFormat,
-    rows: impl Iterator<Item = Row>,
+async fn add_subscriber(
+    app: App,
+    email: EmailAddress,
+    prefs: Preferences,
+    confirmed: bool,
 ) -> anyhow::Result<()> {
-    match format {
-        DataFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            for r in rows {
-                w.serialize(r)?;
-            }
-            w.flush()?;
-        }
-        DataFormat::Jsonl => {
-            for r in rows {
-                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    let links = app.links.clone();
+    let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+    let state = if confirmed {
+        SubscriberState::Active
+    } else {
+        SubscriberState::Pending
+    };
+    let added = app
+        .store
+        .add_subscriber(
+            &email,
+            &prefs,
+            state,
+            &operator_consent(ConsentMethod::OperatorImport),
+            &hash_fn,
+            app.now(),
+        )
+        .await;
+    app.store.close().await;
+    let id = match added {
+        Ok(id) => id,
+        Err(StoreError::Suppressed(reason)) => bail!(
+            "{} is suppressed ({reason}); not adding it. Only the person's own opt-in on the \
+             subscribe page lifts a suppression",
+            email.masked()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("adding {}", email.masked())),
+    };
+    if confirmed {
+        println!("added {} as {} (active, operator import)", email, id);
+    } else {
+        println!(
+            "added {} as {} (pending; the running daemon sends the confirmation)",
+            email, id
+        );
+    }
+    Ok(())
+}
+
+async fn list_subscribers(
+    app: App,
+    state: Option<SubscriberState>,
+    format: ListFormat,
+) -> anyhow::Result<()> {
+    let subs = app.store.list_subscribers(state).await?;
+    app.store.close().await;
+    let mut out = std::io::stdout().lock();
+    for s in &subs {
+        match format {
+            ListFormat::Text => writeln!(
+                out,
+                "{}\t{}\t{}\t{} {}\t{}",
+                s.id.0,
+                s.email,
+                s.state.as_str(),
+                s.preferences.send_time.format("%H:%M"),
+                s.preferences.time_zone.name(),
+                s.preferences.topics.join("; ")
+            )?,
+            ListFormat::Json => {
+                writeln!(out, "{}", serde_json::to_string(&Row::from_subscriber(s))?)?
             }
         }
     }
     Ok(())
 }
 
-/// Rows with their 1-based line (CSV: record) numbers, for error messages.
-fn read_rows(path: &Path, format: DataFormat) -> anyhow::Result<Vec<(usize, Row)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    match format {
-        DataFormat::Csv => {
-            let mut r = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_reader(text.as_bytes());
-            for (i, rec) in r.deserialize::<Row>().enumerate() {
-                let row = rec.with_context(|| format!("{}: record {}", path.display(), i + 1))?;
-                rows.push((i + 2, row));
-            }
+async fn export_subscribers(
+    app: App,
+    format: DataFormat,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let subs = app.store.list_subscribers(None).await?;
+    app.store.close().await;
+    let mut sink: Box<dyn Write> = match &output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
-        DataFormat::Jsonl => {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let row: Row = serde_json::from_str(line)
-                    .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
-                rows.push((i + 1, row));
-            }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    write_rows(&mut sink, format, subs.iter().map(Row::from_subscriber))?;
+    sink.flush()?;
+    if let Some(p) = output {
+        eprintln!("exported {} subscribers to {}", subs.len(), p.display());
+    }
+    Ok(())
+}
+
+/// Rows per import transaction: thousands per commit keep a large import
+/// fast, and each commit short enough that a running daemon's writes
+/// wait at most a fraction of a second.
+const IMPORT_BATCH: usize = 5_000;
+
+/// What an import did, for its summary line.
+#[derive(Debug, Default)]
+struct ImportTally {
+    counts: ImportCounts,
+    unsubscribed: u64,
+    invalid: u64,
+}
+
+/// Lists the row's problems on stderr; returns how many rows were invalid
+/// (0 or 1).
+fn report_invalid(path: &Path, errs: &[RowError]) -> u64 {
+    for e in errs {
+        eprintln!("{}: {e}", path.display());
+    }
+    1
+}
+
+/// Pass 1 of an all-or-nothing import: reads the whole file, lists every
+/// invalid line, writes nothing. Returns the number of invalid rows.
+fn check_import_file(path: &Path, format: DataFormat, rules: &ImportRules) -> anyhow::Result<u64> {
+    let mut reader = RowReader::open(path, format)?;
+    let mut invalid = 0;
+    while let Some((_, row)) = reader.next_row(rules)? {
+        if let Err(errs) = row {
+            invalid += report_invalid(path, &errs);
         }
     }
-    Ok(rows)
+    Ok(invalid)
+}
+
+/// `subscribers import`: unless `skip_invalid`, a first pass checks the
+/// whole file and nothing is written (nor the database created) when any
+/// row is invalid; then the file is streamed into the database in
+/// transactions of [`IMPORT_BATCH`] rows.
+async fn import_subscribers(
+    config: Config,
+    path: &Path,
+    format: DataFormat,
+    rules: &ImportRules,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    if !skip_invalid {
+        let invalid = check_import_file(path, format, rules)?;
+        if invalid > 0 {
+            bail!(
+                "{invalid} invalid rows (listed above); nothing was imported. Fix them, or \
+                 pass --skip-invalid to import only the valid rows"
+            );
+        }
+    }
+    let reader = RowReader::open(path, format)?;
+    let app = open_app(config).await?;
+    let result = load_import(&app, path, reader, rules, skip_invalid).await;
+    app.store.close().await;
+    let tally = result?;
+    let c = tally.counts;
+    println!(
+        "imported {}, skipped {} existing, {} suppressed, {} unsubscribed, {} invalid",
+        c.added, c.existing, c.suppressed, tally.unsubscribed, tally.invalid
+    );
+    Ok(())
+}
+
+/// Pass 2: streams valid rows into the database, a batch per commit.
+async fn load_import(
+    app: &App,
+    path: &Path,
+    mut reader: RowReader,
+    rules: &ImportRules,
+    skip_invalid: bool,
+) -> anyhow::Result<ImportTally> {
+    let links = app.links.clone();
+    let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+    let consent = operator_consent(ConsentMethod::OperatorImport);
+    let mut tally = ImportTally::default();
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    loop {
+        let next = reader.next_row(rules)?;
+        let end = next.is_none();
+        match next {
+            None => {}
+            Some((_, Ok(Planned::Add(row)))) => batch.push(row),
+            Some((_, Ok(Planned::Unsubscribed))) => tally.unsubscribed += 1,
+            Some((_, Err(errs))) if skip_invalid => tally.invalid += report_invalid(path, &errs),
+            Some((line, Err(errs))) => {
+                report_invalid(path, &errs);
+                bail!(
+                    "{} changed during the import: line {line} is invalid now; {} rows were \
+                     imported before it",
+                    path.display(),
+                    tally.counts.added
+                );
+            }
+        }
+        if batch.len() >= IMPORT_BATCH || (end && !batch.is_empty()) {
+            tally.counts += app
+                .store
+                .import_subscribers(&batch, &consent, &hash_fn, app.now())
+                .await?;
+            batch.clear();
+        }
+        if end {
+            return Ok(tally);
+        }
+    }
 }

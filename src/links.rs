@@ -8,7 +8,9 @@
 //! file beside the database (or in config), not in the database, so a
 //! leaked database backup does not leak working links.
 
-use crate::domain::{SubscriberId, Token};
+use crate::domain::{FeedbackAction, PaperId, SubscriberId, Token};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::Path;
@@ -68,6 +70,55 @@ impl Links {
         self.mac(&[label.as_bytes(), data])
     }
 
+    /// The signed token of a digest's feedback link: subscriber, action
+    /// and paper in the clear, then `HMAC(key, "feedback" ‖ id ‖ manage
+    /// generation ‖ paper ‖ action)`. Nothing is stored; rotating the
+    /// manage link (or deleting the subscriber) invalidates every
+    /// feedback link too. Shape: `42.more.<base64url paper id>.<base64url MAC>`.
+    pub fn feedback_token(
+        &self,
+        id: SubscriberId,
+        generation: i64,
+        paper: &PaperId,
+        action: FeedbackAction,
+    ) -> String {
+        let mac = self.feedback_mac(id, generation, paper, action);
+        format!(
+            "{}.{}.{}.{}",
+            id.0,
+            action.as_str(),
+            URL_SAFE_NO_PAD.encode(paper.as_str()),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
+    }
+
+    fn feedback_mac(
+        &self,
+        id: SubscriberId,
+        generation: i64,
+        paper: &PaperId,
+        action: FeedbackAction,
+    ) -> [u8; 32] {
+        self.mac(&[
+            b"paperboy/feedback/v1",
+            &id.0.to_be_bytes(),
+            &generation.to_be_bytes(),
+            paper.as_str().as_bytes(),
+            action.as_str().as_bytes(),
+        ])
+    }
+
+    /// Whether a parsed feedback token was signed by us for this
+    /// subscriber's current manage generation (constant-time compare).
+    pub fn verify_feedback(&self, claim: &FeedbackClaim, generation: i64) -> bool {
+        let want = self.feedback_mac(claim.subscriber, generation, &claim.paper, claim.action);
+        constant_time_eq(&want, &claim.mac)
+    }
+
+    pub fn feedback_url(&self, token: &str) -> String {
+        self.join(&format!("/feedback/{token}")).to_string()
+    }
+
     fn join(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         let base_path = url.path().trim_end_matches('/').to_string();
@@ -106,6 +157,68 @@ impl Links {
             _ => String::new(),
         }
     }
+}
+
+/// What a feedback token claims, before its MAC is checked against the
+/// subscriber's current generation ([`Links::verify_feedback`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FeedbackClaim {
+    pub subscriber: SubscriberId,
+    pub action: FeedbackAction,
+    pub paper: PaperId,
+    mac: [u8; 32],
+}
+
+impl std::fmt::Debug for FeedbackClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedbackClaim")
+            .field("subscriber", &self.subscriber)
+            .field("action", &self.action)
+            .field("paper", &self.paper)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest paper id a feedback token may carry (ids are ~10–30 bytes).
+const MAX_TOKEN_PAPER_BYTES: usize = 128;
+
+impl FeedbackClaim {
+    /// Parses the token's shape only: canonical base64url, a known
+    /// action, a positive id. Anything else is `None` and never reaches
+    /// the database.
+    pub fn parse(token: &str) -> Option<FeedbackClaim> {
+        let mut parts = token.split('.');
+        let (id, action, paper, mac) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || id.len() > 19 || paper.len() > MAX_TOKEN_PAPER_BYTES * 2 {
+            return None;
+        }
+        if !id.bytes().all(|b| b.is_ascii_digit()) || id.starts_with('0') {
+            return None;
+        }
+        let id: i64 = id.parse().ok()?;
+        let action = FeedbackAction::parse(action)?;
+        let paper_bytes = canonical_b64(paper)?;
+        let paper = String::from_utf8(paper_bytes).ok()?;
+        if paper.is_empty() || paper.len() > MAX_TOKEN_PAPER_BYTES {
+            return None;
+        }
+        let mac: [u8; 32] = canonical_b64(mac)?.try_into().ok()?;
+        Some(FeedbackClaim {
+            subscriber: SubscriberId(id),
+            action,
+            paper: PaperId::from_stored(paper),
+            mac,
+        })
+    }
+}
+
+fn canonical_b64(s: &str) -> Option<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+    (URL_SAFE_NO_PAD.encode(&bytes) == s).then_some(bytes)
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Loads the HMAC key: the configured one, else `secret.key` beside the
@@ -184,6 +297,72 @@ mod tests {
         assert!(Token::decode(a.as_str()).is_some());
         let other_key = Links::new(Url::parse("https://p.example.org").unwrap(), vec![8; 32]);
         assert_ne!(a, other_key.manage_token(SubscriberId(1), 0));
+    }
+
+    #[test]
+    fn feedback_tokens_verify_only_for_their_subscriber_generation_paper_and_action() {
+        let l = links("https://p.example.org");
+        let (paper, _) = PaperId::parse_arxiv("hep-th/9901001").unwrap();
+        let t = l.feedback_token(SubscriberId(42), 3, &paper, FeedbackAction::More);
+        let c = FeedbackClaim::parse(&t).unwrap();
+        assert_eq!(
+            (c.subscriber, c.action, c.paper.as_str()),
+            (SubscriberId(42), FeedbackAction::More, "hep-th/9901001")
+        );
+        assert!(l.verify_feedback(&c, 3));
+        assert!(
+            !l.verify_feedback(&c, 4),
+            "a rotated manage link invalidates it"
+        );
+        let other_key = Links::new(Url::parse("https://p.example.org").unwrap(), vec![8; 32]);
+        assert!(!other_key.verify_feedback(&c, 3));
+        // Changing any clear part breaks the MAC.
+        let parts: Vec<&str> = t.split('.').collect();
+        let forged = [
+            format!("43.{}.{}.{}", parts[1], parts[2], parts[3]),
+            format!("{}.not_for_me.{}.{}", parts[0], parts[2], parts[3]),
+            format!(
+                "{}.{}.{}.{}",
+                parts[0],
+                parts[1],
+                URL_SAFE_NO_PAD.encode("2606.00001"),
+                parts[3]
+            ),
+        ];
+        for f in &forged {
+            let c = FeedbackClaim::parse(f).unwrap();
+            assert!(!l.verify_feedback(&c, 3), "{f}");
+        }
+        assert!(l
+            .feedback_url(&t)
+            .starts_with("https://p.example.org/feedback/42.more."));
+    }
+
+    #[test]
+    fn malformed_feedback_tokens_do_not_parse() {
+        let l = links("https://p.example.org");
+        let (paper, _) = PaperId::parse_arxiv("2606.00001").unwrap();
+        let t = l.feedback_token(SubscriberId(7), 0, &paper, FeedbackAction::Save);
+        for bad in [
+            String::new(),
+            "7.save".to_string(),
+            format!("{t}.x"),
+            t.replacen("7.", "07.", 1),
+            t.replacen("7.", "-7.", 1),
+            t.replacen(".save.", ".like.", 1),
+            t[..t.len() - 1].to_string(),
+            format!("{t}A"),
+            "99999999999999999999.more.MA.AAAA".to_string(),
+        ] {
+            assert!(FeedbackClaim::parse(&bad).is_none(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_feedback_tokens_never_panics(s in ".{0,120}") {
+            let _ = FeedbackClaim::parse(&s);
+        }
     }
 
     #[test]

@@ -1,7 +1,6 @@
-//! Lexical vs hybrid (lexical + MiniLM sentence embeddings) on the judged
-//! set: nDCG@10 and the precision of what would be sent (judged relevant /
-//! sent, over all topics), in the same run, plus a sweep of the fusion
-//! weight and the similarity floor.
+//! The hybrid ranker (lexical + MiniLM sentence embeddings) for the
+//! relevance bench: an index with the corpus's and the judged topics'
+//! vectors attached, and a sweep of the fusion parameters.
 //!
 //! The model comes from `PAPERBOY_TEST_MODEL_DIR` (scripts/test extracts
 //! the MiniLM weights into `target/test-model/all-MiniLM-L6-v2`).
@@ -9,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use paperboy::domain::{Candidate, PaperId};
 use paperboy::embed::{Encoder, Family, Side};
-use paperboy::rank::eval::{ndcg_at, RelevanceSet};
-use paperboy::rank::{CandidateIndex, HybridParams, Profile, Synonyms};
-use std::collections::{HashMap, HashSet};
+use paperboy::rank::eval::{self, RelevanceSet};
+use paperboy::rank::{CandidateIndex, HybridParams, Synonyms};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Where the MiniLM weights are, if installed.
@@ -22,37 +21,30 @@ pub fn model_dir(root: &Path) -> Option<PathBuf> {
     dir.join("model.safetensors").is_file().then_some(dir)
 }
 
-/// One configuration's scores over the set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Scores {
-    pub ndcg: f64,
-    pub sent: usize,
-    pub relevant_sent: usize,
-    /// Topics with relevant papers that got nothing.
-    pub empty: usize,
-}
-
-impl Scores {
-    pub fn precision(&self) -> f64 {
-        if self.sent == 0 {
-            1.0
-        } else {
-            self.relevant_sent as f64 / self.sent as f64
-        }
-    }
-}
-
-/// The corpus and topic vectors, embedded once.
+/// The corpus's and the set's topic vectors, embedded once.
 pub struct Embedded {
     papers: HashMap<PaperId, Vec<f32>>,
+    topics: HashMap<String, Vec<f32>>,
     dims: usize,
-    family: Family,
-    encoder: Encoder,
+    pub family: Family,
 }
 
-pub fn embed(dir: &Path, candidates: &[Candidate]) -> Embedded {
+/// Embeds the corpus and every judged topic (as the dense side sees it);
+/// `None` without the weights.
+pub fn embed(
+    root: &Path,
+    candidates: &[Candidate],
+    set: &RelevanceSet,
+    synonyms: &Synonyms,
+    now: DateTime<Utc>,
+) -> Option<Embedded> {
+    let Some(dir) = model_dir(root) else {
+        println!("hybrid: no MiniLM weights (run scripts/test once to install them); skipped");
+        return None;
+    };
+    let started = std::time::Instant::now();
     let encoder = Encoder::load(
-        dir,
+        &dir,
         "sentence-transformers/all-MiniLM-L6-v2",
         Family::Auto,
         256,
@@ -64,112 +56,66 @@ pub fn embed(dir: &Path, candidates: &[Candidate]) -> Embedded {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = encoder.encode(&refs, Side::Passage).expect("corpus embeds");
-    Embedded {
+    let index = CandidateIndex::build(candidates, synonyms, now);
+    let queries: Vec<String> = set
+        .topic
+        .iter()
+        .map(|t| index.dense_text(&t.query))
+        .collect();
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let topic_vectors = encoder.encode(&refs, Side::Query).expect("topics embed");
+    eprintln!(
+        "hybrid: {} papers and {} topics embedded in {:.1} s",
+        candidates.len(),
+        queries.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Some(Embedded {
         papers: candidates
             .iter()
             .map(|c| c.paper.id.clone())
             .zip(vectors)
             .collect(),
-        dims: encoder.dims(),
-        family: encoder.family(),
-        encoder,
-    }
-}
-
-/// Scores the ranker on `set`: lexical when `hybrid` is `None`.
-pub fn score(
-    candidates: &[Candidate],
-    set: &RelevanceSet,
-    synonyms: &Synonyms,
-    now: DateTime<Utc>,
-    emb: &Embedded,
-    hybrid: Option<HybridParams>,
-    k: usize,
-) -> (Scores, Vec<f64>) {
-    let mut index = CandidateIndex::build(candidates, synonyms, now);
-    if let Some(p) = hybrid {
-        index.attach_vectors(emb.dims, p, |id| emb.papers.get(id).map(Vec::as_slice));
-        let texts: Vec<String> = set
+        topics: set
             .topic
             .iter()
-            .map(|j| index.dense_text(&j.query))
-            .collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = emb
-            .encoder
-            .encode(&refs, Side::Query)
-            .expect("topics embed");
-        for (j, v) in set.topic.iter().zip(vectors) {
-            index.add_topic_vector(&j.query, v.into());
-        }
-    }
-    let none = HashSet::new();
-    let mut s = Scores::default();
-    let mut per_topic = Vec::new();
-    for j in &set.topic {
-        let picks = index.rank(&Profile::topics([j.query.as_str()]), &none, k);
-        let ids: Vec<&str> = picks.iter().map(|p| p.id.as_str()).collect();
-        let n = ndcg_at(&ids, &j.relevant, k);
-        per_topic.push(n);
-        s.ndcg += n;
-        s.sent += ids.len();
-        s.relevant_sent += ids.iter().filter(|i| j.relevant.contains_key(**i)).count();
-        if ids.is_empty() && !j.relevant.is_empty() {
-            s.empty += 1;
-        }
-    }
-    s.ndcg /= set.topic.len().max(1) as f64;
-    (s, per_topic)
+            .map(|t| t.query.clone())
+            .zip(topic_vectors)
+            .collect(),
+        dims: encoder.dims(),
+        family: encoder.family(),
+    })
 }
 
-/// Prints the lexical-vs-hybrid table and the sweep.
-pub fn report(
-    root: &Path,
+/// The production ranker with the dense side on.
+pub fn index(
+    emb: &Embedded,
+    candidates: &[Candidate],
+    synonyms: &Synonyms,
+    now: DateTime<Utc>,
+    params: HybridParams,
+) -> CandidateIndex {
+    let mut index = CandidateIndex::build(candidates, synonyms, now);
+    index.attach_vectors(emb.dims, params, |id| emb.papers.get(id).map(Vec::as_slice));
+    for (q, v) in &emb.topics {
+        index.add_topic_vector(q, v.clone().into());
+    }
+    index
+}
+
+/// nDCG@k and pooled precision over fusion weights, floors and
+/// stand-out margins, to choose the defaults (printed, one line each).
+pub fn sweep(
+    emb: &Embedded,
     candidates: &[Candidate],
     set: &RelevanceSet,
     synonyms: &Synonyms,
     now: DateTime<Utc>,
+    k: usize,
 ) {
-    let Some(dir) = model_dir(root) else {
-        println!("\nhybrid: no MiniLM weights (run scripts/test once to install them); skipped");
-        return;
-    };
-    let started = std::time::Instant::now();
-    let emb = embed(&dir, candidates);
-    println!(
-        "\nhybrid: {} papers embedded in {:.1} s",
-        candidates.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let k = 10;
-    let default = HybridParams::for_family(emb.family);
-    let (lex, lex_t) = score(candidates, set, synonyms, now, &emb, None, k);
-    let (hyb, hyb_t) = score(
-        candidates,
-        set,
-        synonyms,
-        now,
-        &emb,
-        Some(default.clone()),
-        k,
-    );
-    println!("{:<44} {:>8} {:>8}", "topic", "lexical", "hybrid");
-    for ((j, a), b) in set.topic.iter().zip(&lex_t).zip(&hyb_t) {
-        println!("{:<44} {:>8.3} {:>8.3}", j.query, a, b);
-    }
-    let row = |name: &str, s: &Scores| {
-        println!(
-            "{name:<30} nDCG@{k} {:.3}  precision {:.3} ({}/{} sent)  topics with nothing {}",
-            s.ndcg,
-            s.precision(),
-            s.relevant_sent,
-            s.sent,
-            s.empty
-        )
-    };
-    row("lexical", &lex);
-    row("hybrid (default)", &hyb);
-    println!("sweep:");
+    println!();
+    println!("hybrid sweep (all rounds): weight, floor, stand-out sd → nDCG@{k}, precision, sent, missed, empty-sent");
+    let base = HybridParams::for_family(emb.family);
     for w in [0.3, 0.5, 0.7] {
         for floor in [0.25, 0.30, 0.35] {
             for stand_out in [1.5, 2.0, 2.5] {
@@ -177,10 +123,20 @@ pub fn report(
                     dense_weight: w,
                     floor,
                     stand_out,
-                    ..default.clone()
+                    ..base.clone()
                 };
-                let (s, _) = score(candidates, set, synonyms, now, &emb, Some(p), k);
-                row(&format!("w {w} floor {floor} sd {stand_out}"), &s);
+                let idx = index(emb, candidates, synonyms, now, p);
+                let runs = eval::evaluate(set, k, |q| eval::lexical_picks(&idx, q, k));
+                let s = eval::summarise(&runs);
+                println!(
+                    "w {w:.1} floor {floor:.2} sd {stand_out:.1} → {:.3} {} {} {} {}/{}",
+                    s.ndcg,
+                    s.precision.map_or("-".into(), |p| format!("{p:.3}")),
+                    s.picks_sent,
+                    s.missed_topics,
+                    s.expect_nothing_sent,
+                    s.expect_nothing
+                );
             }
         }
     }

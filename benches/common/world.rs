@@ -8,7 +8,6 @@
 
 use chrono::{Duration, Utc};
 use paperboy::domain::{Candidate, Paper, PaperId, UpvoteObservation};
-use paperboy::rank::eval;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
@@ -25,7 +24,8 @@ pub struct World {
 impl World {
     pub fn from_fixtures() -> World {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let papers: Vec<Candidate> = eval::fixture_candidates(&dir, Utc::now());
+        let papers: Vec<Candidate> =
+            paperboy::fixtures::recorded_candidates(&dir, Utc::now()).expect("tests/fixtures");
         let mut freq: HashMap<String, usize> = HashMap::new();
         let mut keywords: Vec<String> = Vec::new();
         let mut authors: Vec<String> = Vec::new();

@@ -224,8 +224,9 @@ pub struct SemanticConfig {
     /// Hugging Face Hub repository of a BERT-family sentence encoder.
     pub model: String,
     /// A local folder with `config.json`, `tokenizer.json` and
-    /// `model.safetensors`, used instead of downloading `model`.
-    pub model_dir: Option<std::path::PathBuf>,
+    /// `model.safetensors`, used instead of downloading `model`; empty:
+    /// download.
+    pub model_dir: String,
     /// Base URL of the Hub (a mirror, or a test server).
     pub hub_url: String,
     /// Query/passage prefixes: `auto` (from the model name), `e5`, `bge`
@@ -235,9 +236,9 @@ pub struct SemanticConfig {
     pub max_tokens: usize,
     /// Weight of meaning in the fused score, 0 to 1.
     pub dense_weight: f32,
-    /// Cosine below which a paper is unrelated to a topic; unset: the
-    /// model family's calibrated floor.
-    pub min_similarity: Option<f32>,
+    /// Cosine below which a paper is unrelated to a topic; 0: the model
+    /// family's calibrated floor.
+    pub min_similarity: f32,
     /// Papers listed within this many days are embedded (older ones are
     /// never candidates again).
     pub embed_days: u32,
@@ -344,6 +345,9 @@ impl Config {
             }
             "smtp" => {
                 self.smtp_tls()?;
+                // Read now, so an unreadable file fails `config check` and
+                // start-up before anything is created on disk.
+                self.smtp_password()?;
             }
             other => {
                 return Err(invalid(
@@ -388,6 +392,14 @@ impl Config {
                     "required when DKIM is enabled",
                 ));
             }
+            std::fs::metadata(&self.mail.dkim.private_key_file)
+                .and_then(|_| std::fs::File::open(&self.mail.dkim.private_key_file))
+                .map_err(|e| {
+                    invalid(
+                        "mail.dkim.private_key_file",
+                        format!("cannot read {}: {e}", self.mail.dkim.private_key_file),
+                    )
+                })?;
         }
 
         let s = &self.subscribe;
@@ -511,8 +523,7 @@ impl Config {
         if !matches!(self.logging.format.as_str(), "text" | "json") {
             return Err(invalid("logging.format", "must be \"text\" or \"json\""));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.logging.level)
-            .map_err(|e| invalid("logging.level", e.to_string()))?;
+        validate_log_level(&self.logging.level)?;
         Ok(())
     }
 
@@ -774,6 +785,45 @@ fn env_value(raw: &str, like: &toml::Value) -> toml::Value {
     }
 }
 
+/// `logging.level`: comma-separated directives, each a level (`info`) or
+/// `target=level` (`paperboy::digest=debug`). The tracing filter itself
+/// takes any bare word as a target name, so a typo such as `verbose`
+/// would be accepted and silently log nothing.
+fn validate_log_level(s: &str) -> Result<(), ConfigError> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let bad = |d: &str, why: &str| {
+        invalid(
+            "logging.level",
+            format!(
+                "{d:?} {why}; expected a level (trace, debug, info, warn, error, off) or \
+                 target=level, comma-separated"
+            ),
+        )
+    };
+    if s.trim().is_empty() {
+        return Err(bad(s, "is empty"));
+    }
+    for d in s.split(',').map(str::trim) {
+        match d.split_once('=') {
+            None if d.is_empty() => return Err(bad(d, "is an empty directive")),
+            None if !is_level(d) => return Err(bad(d, "is not a level")),
+            None => {}
+            Some((_, level)) if !is_level(level) => return Err(bad(d, "does not end in a level")),
+            Some((target, _)) => {
+                let path = target.split('[').next().unwrap_or("");
+                let module_char = |c: char| c.is_ascii_alphanumeric() || "_:-.".contains(c);
+                if path.is_empty() || !path.chars().all(module_char) {
+                    return Err(bad(d, "does not start with a module path"));
+                }
+            }
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map_err(|e| invalid("logging.level", e.to_string()))?;
+    Ok(())
+}
+
 fn parse_http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(s).map_err(|e| invalid(key, format!("{s:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -786,6 +836,13 @@ fn parse_http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
 }
 
 /// tokio-cron-scheduler uses croner with seconds: six fields.
+impl SemanticConfig {
+    /// The local model folder, when one is configured.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        (!self.model_dir.trim().is_empty()).then(|| self.model_dir.trim().into())
+    }
+}
+
 impl Config {
     /// `[rank.semantic]`: ranges, a Hub URL, a `owner/name` model.
     fn validate_semantic(&self) -> Result<(), ConfigError> {
@@ -793,8 +850,11 @@ impl Config {
         if !(0.0..=1.0).contains(&s.dense_weight) {
             return Err(invalid("rank.semantic.dense_weight", "must be 0–1"));
         }
-        if s.min_similarity.is_some_and(|m| !(-1.0..=1.0).contains(&m)) {
-            return Err(invalid("rank.semantic.min_similarity", "must be -1–1"));
+        if !(0.0..1.0).contains(&s.min_similarity) {
+            return Err(invalid(
+                "rank.semantic.min_similarity",
+                "must be 0 (auto) or below 1",
+            ));
         }
         if !(16..=512).contains(&s.max_tokens) {
             return Err(invalid("rank.semantic.max_tokens", "must be 16–512"));
@@ -951,6 +1011,9 @@ mod tests {
                 "security.secret_key",
             ),
             ("PAPERBOY__LOGGING__FORMAT", "xml", "logging.format"),
+            ("PAPERBOY__LOGGING__LEVEL", "verbose??", "logging.level"),
+            ("PAPERBOY__LOGGING__LEVEL", "paperboy=loud", "logging.level"),
+            ("PAPERBOY__LOGGING__LEVEL", "info,", "logging.level"),
             (
                 "PAPERBOY__SOURCES__ARXIV__CATEGORIES",
                 "[\"Not A Cat\"]",

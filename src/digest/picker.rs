@@ -3,7 +3,7 @@
 use super::{DigestPick, Picker};
 use crate::app::App;
 use crate::domain::{Candidate, Paper, PaperId, Preferences};
-use crate::rank::{CandidateIndex, Profile};
+use crate::rank::{CandidateIndex, Pick, Profile, ReaderFeedback};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -133,17 +133,39 @@ impl RankPicker {
     pub fn candidates(&self) -> &[Candidate] {
         &self.candidates
     }
+
+    /// The ranking for a profile with the reader's feedback (the live
+    /// preview on the settings page).
+    pub fn rank_with_feedback(
+        &self,
+        profile: &Profile,
+        sent: &HashSet<PaperId>,
+        k: usize,
+        feedback: &ReaderFeedback,
+    ) -> Vec<Pick> {
+        self.index.rank_with_feedback(profile, sent, k, feedback)
+    }
 }
 
 impl Picker for RankPicker {
     fn pick(&self, prefs: &Preferences, sent: &HashSet<String>) -> Vec<DigestPick> {
+        let none = ReaderFeedback::none(DateTime::<Utc>::UNIX_EPOCH);
+        self.pick_with_feedback(prefs, sent, &none)
+    }
+
+    fn pick_with_feedback(
+        &self,
+        prefs: &Preferences,
+        sent: &HashSet<String>,
+        feedback: &ReaderFeedback,
+    ) -> Vec<DigestPick> {
         let profile = Profile::from_preferences(prefs);
         let sent: HashSet<PaperId> = sent
             .iter()
             .map(|s| PaperId::from_stored(s.clone()))
             .collect();
         self.index
-            .rank(&profile, &sent, prefs.digest_size as usize)
+            .rank_with_feedback(&profile, &sent, prefs.digest_size as usize, feedback)
             .into_iter()
             .map(|p| DigestPick {
                 paper: self.papers[p.index].clone(),

@@ -21,6 +21,18 @@ pub struct PaperView {
     pub upvotes: Option<i64>,
     pub code_url: Option<String>,
     pub hf_url: Option<String>,
+    /// The reader's feedback links for this paper (signed, per reader).
+    pub feedback: Option<FeedbackUrls>,
+}
+
+/// *More like this*, *Not for me* and *Save* under a paper: links to
+/// paperboy's own one-button pages (the paper's own links are never
+/// rewritten).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackUrls {
+    pub more: String,
+    pub not_for_me: String,
+    pub save: String,
 }
 
 /// Everything the digest templates use.
@@ -96,7 +108,13 @@ impl PaperView {
             upvotes: paper.upvotes.filter(|u| *u > 0),
             code_url: paper.github_repo.as_deref().and_then(code_link),
             hf_url: paper.hf_url(),
+            feedback: None,
         }
+    }
+
+    pub fn with_feedback(mut self, urls: FeedbackUrls) -> PaperView {
+        self.feedback = Some(urls);
+        self
     }
 }
 
@@ -161,6 +179,7 @@ mod tests {
             upvotes: None,
             code_url: None,
             hf_url: None,
+            feedback: None,
         };
         let (s, pre) = subject_and_preheader(&[p.clone(), p], Some("speculative decoding"));
         assert_eq!(s, "2 new papers on speculative decoding");

@@ -37,10 +37,13 @@ pub enum EmailError {
 impl EmailAddress {
     /// Trims, rejects controls and over-long input, requires both lettre's
     /// parser and `email_address` (no display text, no domain literal,
-    /// a TLD required) to accept, and derives the canonical key: the local
-    /// part as typed, the domain lower-cased and in punycode. No provider
-    /// specific folding (Gmail dots) happens: that would merge distinct
-    /// mailboxes on other providers.
+    /// a TLD required) to accept, and derives the canonical key: the whole
+    /// address lower-cased (the local part is ASCII), the domain in
+    /// punycode. Case folding makes `Keeper@`, `keeper@` and `KEEPER@` one
+    /// subscriber: RFC 5321 lets a host treat local parts case-sensitively,
+    /// but no mailbox provider in practice does, and three subscriptions
+    /// for one person is the real harm. No provider-specific folding
+    /// (Gmail dots) happens: that would merge distinct mailboxes elsewhere.
     pub fn parse(raw: &str) -> Result<EmailAddress, EmailError> {
         let s = raw.trim();
         if s.is_empty() {
@@ -87,7 +90,11 @@ impl EmailAddress {
         }
         Ok(EmailAddress {
             display: s.to_string(),
-            canonical: format!("{local}@{}", ascii_domain.to_ascii_lowercase()),
+            canonical: format!(
+                "{}@{}",
+                local.to_ascii_lowercase(),
+                ascii_domain.to_ascii_lowercase()
+            ),
         })
     }
 
@@ -111,6 +118,28 @@ impl EmailAddress {
     /// tables store instead of the address.
     pub fn hash(&self) -> String {
         hash_canonical(&self.canonical)
+    }
+
+    /// The hash this address had when canonical keys kept the local part's
+    /// case (before migration `20261204000400`). Suppressions store only
+    /// hashes, so the ones recorded then cannot be re-keyed; lookups check
+    /// this hash too, which still matches the address as it was typed.
+    pub fn legacy_hash(&self) -> String {
+        let local = self.display.rsplit_once('@').map_or("", |(l, _)| l);
+        let domain = self.canonical.rsplit_once('@').map_or("", |(_, d)| d);
+        hash_canonical(&format!("{local}@{domain}"))
+    }
+
+    /// Every hash a suppression of this address may be stored under: the
+    /// current one, then the [legacy](EmailAddress::legacy_hash) one when
+    /// it differs.
+    pub fn suppression_hashes(&self) -> Vec<String> {
+        let (now, old) = (self.hash(), self.legacy_hash());
+        if now == old {
+            vec![now]
+        } else {
+            vec![now, old]
+        }
     }
 
     /// `j***@example.org`: safe for logs (R36).
@@ -140,7 +169,7 @@ mod tests {
         let accepted = [
             ("alice@example.org", "alice@example.org"),
             ("  alice@example.org  ", "alice@example.org"),
-            ("Alice@Example.ORG", "Alice@example.org"),
+            ("Alice@Example.ORG", "alice@example.org"),
             ("alice+papers@example.org", "alice+papers@example.org"),
             (
                 "first.last@sub.example.co.uk",
@@ -198,6 +227,34 @@ mod tests {
     fn masking_hides_the_local_part() {
         let a = EmailAddress::parse("jane.doe@example.com").unwrap();
         assert_eq!(a.masked(), "j***@example.com");
+    }
+
+    #[test]
+    fn one_mailbox_typed_three_ways_has_one_canonical_key() {
+        let forms = [
+            "keeper@example.com",
+            "Keeper@example.com",
+            "KEEPER@EXAMPLE.COM",
+        ];
+        let parsed: Vec<EmailAddress> = forms
+            .iter()
+            .map(|f| EmailAddress::parse(f).unwrap())
+            .collect();
+        for (a, form) in parsed.iter().zip(forms) {
+            assert_eq!(a.canonical(), "keeper@example.com");
+            assert_eq!(a.hash(), parsed[0].hash());
+            // Mail still goes to the form the person typed.
+            assert_eq!(a.as_str(), form);
+        }
+    }
+
+    #[test]
+    fn the_legacy_hash_keeps_the_typed_local_part() {
+        let a = EmailAddress::parse("Keeper@EXAMPLE.com").unwrap();
+        assert_eq!(a.legacy_hash(), hash_canonical("Keeper@example.com"));
+        assert_eq!(a.suppression_hashes().len(), 2);
+        let b = EmailAddress::parse("keeper@example.com").unwrap();
+        assert_eq!(b.suppression_hashes(), vec![b.hash()]);
     }
 
     #[test]

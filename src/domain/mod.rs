@@ -1,11 +1,13 @@
 //! Plain types shared by every module. No I/O happens here.
 
 mod email;
+mod feedback;
 mod paper;
 mod subscriber;
 mod token;
 
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
+pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };

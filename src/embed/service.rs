@@ -129,7 +129,8 @@ impl Semantic {
     pub fn hybrid_params(&self, family: Family) -> HybridParams {
         let mut p = HybridParams::for_family(family);
         p.dense_weight = self.cfg.dense_weight;
-        if let Some(f) = self.cfg.min_similarity {
+        let f = self.cfg.min_similarity;
+        if f > 0.0 {
             p.floor = f;
             p.high = p.high.max(f + 0.1);
         }
@@ -139,8 +140,8 @@ impl Semantic {
     /// The folder the model is read from: `model_dir`, else the Hub
     /// model's folder under the data directory.
     pub fn model_folder(&self) -> PathBuf {
-        match &self.cfg.model_dir {
-            Some(d) => d.clone(),
+        match self.cfg.local_dir() {
+            Some(d) => d,
             None => hub::model_folder(&self.models_dir, &self.cfg.model),
         }
     }
@@ -194,8 +195,8 @@ impl Semantic {
     }
 
     async fn try_load(&self) -> Result<Arc<Encoder>, EmbedError> {
-        let (dir, name) = match &self.cfg.model_dir {
-            Some(d) => (d.clone(), folder_name(d)),
+        let (dir, name) = match self.cfg.local_dir() {
+            Some(d) => (d.clone(), folder_name(&d)),
             None => (self.fetch_model().await?, self.cfg.model.clone()),
         };
         let (family, max_tokens) = (self.cfg.prefixes, self.cfg.max_tokens);

@@ -123,31 +123,37 @@ impl CandidateIndex {
                 count += 1;
             }
         }
-        self.dense.papers = Some(PaperVectors {
+        // The same vectors serve feedback (`with_embeddings`).
+        self.dense = Some(
+            (0..self.docs.len())
+                .map(|d| has[d].then(|| Arc::from(&data[d * dims..(d + 1) * dims])))
+                .collect(),
+        );
+        self.semantic.papers = Some(PaperVectors {
             dims,
             data,
             has,
             count,
         });
-        self.dense.params = params;
+        self.semantic.params = params;
         self.clear_topic_cache();
     }
 
     /// Length of the attached vectors, if any are attached.
     pub fn vector_dims(&self) -> Option<usize> {
-        self.dense.papers.as_ref().map(|p| p.dims)
+        self.semantic.papers.as_ref().map(|p| p.dims)
     }
 
     /// How many candidates have a vector.
     pub fn vectors_attached(&self) -> usize {
-        self.dense.papers.as_ref().map_or(0, |p| p.count)
+        self.semantic.papers.as_ref().map_or(0, |p| p.count)
     }
 
     /// The unit vector of the candidate at `candidate_index` (an index
     /// into the slice the index was built from, as [`super::Pick::index`]),
     /// if it has one. For feedback (Rocchio) built on top of ranking.
     pub fn paper_vector(&self, candidate_index: usize) -> Option<&[f32]> {
-        let p = self.dense.papers.as_ref()?;
+        let p = self.semantic.papers.as_ref()?;
         let d = self.docs.iter().position(|d| d.index == candidate_index)?;
         p.has[d].then(|| &p.data[d * p.dims..(d + 1) * p.dims])
     }
@@ -180,7 +186,7 @@ impl CandidateIndex {
     /// Replaces any result already computed for that topic in this index.
     pub fn add_topic_vector(&self, topic: &str, vector: Arc<[f32]>) {
         let key = super::index::cache_key(topic);
-        if let Ok(mut m) = self.dense.topics.write() {
+        if let Ok(mut m) = self.semantic.topics.write() {
             m.insert(key.clone(), vector);
         }
         self.forget_topic(&key);
@@ -189,17 +195,20 @@ impl CandidateIndex {
     /// Whether a topic has a registered vector.
     pub fn has_topic_vector(&self, topic: &str) -> bool {
         let key = super::index::cache_key(topic);
-        self.dense.topics.read().is_ok_and(|m| m.contains_key(&key))
+        self.semantic
+            .topics
+            .read()
+            .is_ok_and(|m| m.contains_key(&key))
     }
 
     /// The lexical hits of a topic fused with the dense side (see the
     /// module docs); the lexical hits unchanged without vectors.
     pub(crate) fn fuse_dense(&self, key: &str, lexical: TopicHits) -> TopicHits {
-        let Some(pv) = self.dense.papers.as_ref().filter(|p| p.count > 0) else {
+        let Some(pv) = self.semantic.papers.as_ref().filter(|p| p.count > 0) else {
             return lexical;
         };
         let Some(q) = self
-            .dense
+            .semantic
             .topics
             .read()
             .ok()
@@ -210,7 +219,7 @@ impl CandidateIndex {
         if q.len() != pv.dims {
             return lexical;
         }
-        let p = &self.dense.params;
+        let p = &self.semantic.params;
         let sims: Vec<f32> = (0..self.docs.len())
             .map(|d| crate::embed::dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
             .collect();
@@ -250,6 +259,7 @@ impl CandidateIndex {
                     doc: d,
                     rel: (rel + if exact { 1.0 } else { 0.0 }) / 2.0,
                     mask: hit.map_or(0, |h| h.mask),
+                    variant: hit.map_or(0, |h| h.variant),
                 });
             }
         }

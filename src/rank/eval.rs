@@ -1,12 +1,15 @@
-//! Offline evaluation of the ranker: a judged relevance set, nDCG@k, and
-//! a plain BM25 baseline (one field, no stemming, synonyms or phrases) to
-//! compare against. Used by `benches/relevance.rs` and the tests; the
-//! minimal fixture readers here only feed evaluation (the `sources`
-//! module owns real parsing).
+//! Offline evaluation of rankers, pure: a judged relevance set, nDCG@k,
+//! the precision of what a digest would carry, and a plain BM25 baseline
+//! (one field, no stemming, synonyms or phrases) to compare against.
+//!
+//! Reading the set and the recorded papers is the caller's job
+//! (`benches/relevance.rs`, the tests; [`crate::fixtures`] reads the
+//! recorded upstream responses). A ranker is evaluated through what it
+//! sends for each topic ([`evaluate`]), so the lexical ranker, the
+//! baseline and any later ranker are rows of the same table.
 
-use super::{CandidateIndex, Profile, RankParams, Synonyms};
-use crate::domain::{Candidate, Paper};
-use chrono::{DateTime, Utc};
+use super::{CandidateIndex, Profile};
+use crate::domain::Candidate;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -22,10 +25,25 @@ pub struct RelevanceSet {
 #[serde(deny_unknown_fields)]
 pub struct Judged {
     pub query: String,
+    /// Which round of judging added the topic (1: the original set).
+    #[serde(default = "first_round")]
+    pub round: u32,
+    /// Empty: nothing in the corpus fits, so the right digest is none.
     #[serde(default)]
     pub relevant: BTreeMap<String, u8>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+fn first_round() -> u32 {
+    1
+}
+
+impl Judged {
+    /// Whether no paper fits the topic (a digest should send nothing).
+    pub fn expects_nothing(&self) -> bool {
+        !self.relevant.values().any(|&g| g > 0)
+    }
 }
 
 impl RelevanceSet {
@@ -56,7 +74,115 @@ pub fn ndcg_at(ranked: &[&str], judged: &BTreeMap<String, u8>, k: usize) -> f64 
     if idcg == 0.0 {
         return if ranked.is_empty() { 1.0 } else { 0.0 };
     }
-    dcg / idcg
+    // `+ 0.0` turns the -0.0 of an empty sum into 0.
+    dcg / idcg + 0.0
+}
+
+/// How one ranker did on one topic, from the picks it would send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRun {
+    pub query: String,
+    pub round: u32,
+    pub ndcg: f64,
+    /// Picks sent (at most `k`).
+    pub sent: usize,
+    /// Of those, judged relevant (grade ≥ 1).
+    pub relevant_sent: usize,
+    /// The set says nothing fits this topic.
+    pub expects_nothing: bool,
+}
+
+/// Judges what was sent for one topic: the first `k` of `sent`.
+pub fn judge(topic: &Judged, sent: &[&str], k: usize) -> TopicRun {
+    let sent = &sent[..sent.len().min(k)];
+    TopicRun {
+        query: topic.query.clone(),
+        round: topic.round,
+        ndcg: ndcg_at(sent, &topic.relevant, k),
+        sent: sent.len(),
+        relevant_sent: sent
+            .iter()
+            .filter(|id| topic.relevant.get(**id).is_some_and(|&g| g > 0))
+            .count(),
+        expects_nothing: topic.expects_nothing(),
+    }
+}
+
+/// Runs `rank` (topic → ids of the papers a digest would carry, best
+/// first) on every topic of `set` and judges the first `k` picks.
+pub fn evaluate<F>(set: &RelevanceSet, k: usize, mut rank: F) -> Vec<TopicRun>
+where
+    F: FnMut(&str) -> Vec<String>,
+{
+    set.topic
+        .iter()
+        .map(|t| {
+            let ids = rank(&t.query);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            judge(t, &ids, k)
+        })
+        .collect()
+}
+
+/// One ranker over a set of topics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub topics: usize,
+    /// Mean nDCG@k over all topics (an empty-expected topic scores 1 when
+    /// nothing is sent, else 0).
+    pub ndcg: f64,
+    /// Judged relevant / sent, over all picks of all topics: a topic
+    /// sending nothing adds nothing; an empty-expected topic that sends
+    /// adds only misses. `None` when nothing was sent at all.
+    pub precision: Option<f64>,
+    /// Mean per-topic precision over the topics that sent something.
+    pub mean_topic_precision: Option<f64>,
+    pub picks_sent: usize,
+    /// Topics with relevant papers for which nothing was sent.
+    pub missed_topics: usize,
+    /// Topics the set expects nothing for, and how many of them sent.
+    pub expect_nothing: usize,
+    pub expect_nothing_sent: usize,
+}
+
+/// Aggregates the runs of one ranker.
+pub fn summarise(runs: &[TopicRun]) -> Summary {
+    let n = runs.len();
+    let picks: usize = runs.iter().map(|r| r.sent).sum();
+    let hits: usize = runs.iter().map(|r| r.relevant_sent).sum();
+    let sending: Vec<&TopicRun> = runs.iter().filter(|r| r.sent > 0).collect();
+    Summary {
+        topics: n,
+        ndcg: runs.iter().map(|r| r.ndcg).sum::<f64>() / n.max(1) as f64,
+        precision: (picks > 0).then(|| hits as f64 / picks as f64),
+        mean_topic_precision: (!sending.is_empty()).then(|| {
+            sending
+                .iter()
+                .map(|r| r.relevant_sent as f64 / r.sent as f64)
+                .sum::<f64>()
+                / sending.len() as f64
+        }),
+        picks_sent: picks,
+        missed_topics: runs
+            .iter()
+            .filter(|r| !r.expects_nothing && r.sent == 0)
+            .count(),
+        expect_nothing: runs.iter().filter(|r| r.expects_nothing).count(),
+        expect_nothing_sent: runs
+            .iter()
+            .filter(|r| r.expects_nothing && r.sent > 0)
+            .count(),
+    }
+}
+
+/// The lexical ranker as a digest uses it: the ids of the first `k` picks
+/// for a profile of this one topic.
+pub fn lexical_picks(index: &CandidateIndex, topic: &str, k: usize) -> Vec<String> {
+    index
+        .rank(&Profile::topics([topic]), &HashSet::new(), k)
+        .into_iter()
+        .map(|p| p.id.as_str().to_string())
+        .collect()
 }
 
 /// Textbook Okapi BM25 (k1 = 1.2, b = 0.75) over title, abstract and
@@ -66,6 +192,7 @@ pub struct Bm25Baseline {
     postings: HashMap<String, Vec<(usize, u32)>>,
     lens: Vec<u32>,
     avg: f64,
+    ids: Vec<String>,
 }
 
 impl Bm25Baseline {
@@ -95,6 +222,10 @@ impl Bm25Baseline {
             postings,
             lens,
             avg,
+            ids: candidates
+                .iter()
+                .map(|c| c.paper.id.as_str().to_string())
+                .collect(),
         }
     }
 
@@ -122,101 +253,13 @@ impl Bm25Baseline {
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v.into_iter().take(k).map(|(d, _)| d).collect()
     }
-}
 
-/// nDCG@k of one topic for the ranker and for the baseline.
-#[derive(Debug, Clone)]
-pub struct TopicScore {
-    pub query: String,
-    pub ranker: f64,
-    pub baseline: f64,
-}
-
-/// Evaluates the ranker (with `params`) and the BM25 baseline on a set.
-pub fn evaluate(
-    candidates: &[Candidate],
-    set: &RelevanceSet,
-    synonyms: &Synonyms,
-    params: RankParams,
-    now: DateTime<Utc>,
-    k: usize,
-) -> Vec<TopicScore> {
-    let index = CandidateIndex::build_with(candidates, synonyms, now, params);
-    let baseline = Bm25Baseline::new(candidates);
-    let none = HashSet::new();
-    set.topic
-        .iter()
-        .map(|j| {
-            let picks = index.rank(&Profile::topics([j.query.as_str()]), &none, k);
-            let ours: Vec<&str> = picks.iter().map(|p| p.id.as_str()).collect();
-            let base: Vec<&str> = baseline
-                .search(&j.query, k)
-                .into_iter()
-                .map(|i| candidates[i].paper.id.as_str())
-                .collect();
-            TopicScore {
-                query: j.query.clone(),
-                ranker: ndcg_at(&ours, &j.relevant, k),
-                baseline: ndcg_at(&base, &j.relevant, k),
-            }
-        })
-        .collect()
-}
-
-/// Every paper in the recorded fixtures of `dir` (Hugging Face lists,
-/// arXiv feeds and export-API responses), parsed with the real `sources`
-/// parsers; the first occurrence of an id is kept and papers with upvotes
-/// get one observation at `observed`. Files that are not listings (or are
-/// error feeds) are skipped.
-pub fn fixture_candidates(dir: &std::path::Path, observed: DateTime<Utc>) -> Vec<Candidate> {
-    use crate::sources::{parse_arxiv_api, parse_arxiv_rss, parse_hf};
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    let mut out: Vec<Candidate> = Vec::new();
-    for path in names {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let papers: Vec<Paper> = if name.starts_with("hf_daily_papers") {
-            parse_hf(&bytes, None).unwrap_or_default()
-        } else if name.starts_with("arxiv_rss") {
-            parse_arxiv_rss(&bytes)
-                .map(|l| l.items.into_iter().map(|i| i.paper).collect())
-                .unwrap_or_default()
-        } else if name.starts_with("arxiv_api") {
-            parse_arxiv_api(&bytes)
-                .map(|p| p.papers)
-                .unwrap_or_default()
-        } else {
-            continue;
-        };
-        for paper in papers {
-            if out.iter().any(|o| o.paper.id == paper.id) {
-                continue;
-            }
-            let history = paper
-                .upvotes
-                .map(|u| {
-                    vec![crate::domain::UpvoteObservation {
-                        at: observed,
-                        upvotes: u,
-                    }]
-                })
-                .unwrap_or_default();
-            out.push(Candidate { paper, history });
-        }
+    /// Ids of the best `k` candidates: what a digest built on the
+    /// baseline would carry (it always fills the slots it can).
+    pub fn picks(&self, query: &str, k: usize) -> Vec<String> {
+        self.search(query, k)
+            .into_iter()
+            .map(|d| self.ids[d].clone())
+            .collect()
     }
-    out
 }

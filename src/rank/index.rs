@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 pub(crate) const TITLE: usize = 0;
 pub(crate) const ABSTRACT: usize = 1;
@@ -38,10 +38,20 @@ pub struct RankParams {
     pub field_b: [f32; 3],
     /// Weight of the whole-phrase match relative to the sum of its words.
     pub phrase_weight: f32,
+    /// Weight of a derived form of a topic word ("instability" for
+    /// "stability", see `text::Stemming::family`) where the paper lacks
+    /// the word itself; its evidence is also capped at the rarer of the
+    /// two words, so a rare word never borrows a common form's matches.
+    pub variant_weight: f32,
     /// A paper matches a topic of several words when the words it contains
     /// carry more than this share of the topic's IDF mass: "EEG" alone
     /// matches "EEG classification", "decoding" alone does not match
-    /// "speculative decoding" (the rarer word carries the topic).
+    /// "speculative decoding" (the rarer word carries the topic). A topic
+    /// word no candidate uses in any form counts as an average word of
+    /// the topic: it cannot sink the topic, and what remains must still
+    /// carry more than this share (so "engineering" missing today leaves
+    /// "representation" unable to match "representation engineering"
+    /// alone).
     pub min_coverage: f32,
     /// Final score = relevance × (1 + trending_weight × trending).
     pub trending_weight: f64,
@@ -51,6 +61,8 @@ pub struct RankParams {
     pub extra_topic_weight: f64,
     /// Cached topic results stop growing past about this many bytes.
     pub cache_budget_bytes: usize,
+    /// How reader feedback moves the ranking.
+    pub feedback: super::FeedbackParams,
 }
 
 impl Default for RankParams {
@@ -60,11 +72,13 @@ impl Default for RankParams {
             field_weights: [2.5, 1.0, 1.5],
             field_b: [0.3, 0.75, 0.5],
             phrase_weight: 0.6,
+            variant_weight: 0.6,
             min_coverage: 0.5,
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
             cache_budget_bytes: 128 << 20,
+            feedback: super::FeedbackParams::default(),
         }
     }
 }
@@ -130,6 +144,9 @@ pub(crate) struct Query {
 #[derive(Debug, Clone)]
 pub(crate) struct QTerm {
     term: u32,
+    /// Terms of the same derivational family that candidates use (not a
+    /// concept's), matched as weaker evidence where `term` is absent.
+    variants: Vec<u32>,
     /// The words as the topic wrote them (lower case).
     pub(crate) surface: String,
     /// Set for a concept term: its index in the synonyms and the variant
@@ -151,6 +168,8 @@ pub(crate) struct Hit {
     pub(crate) rel: f32,
     /// Bit `i`: term `i` occurs; `PHRASE_BIT`: the phrase occurs.
     pub(crate) mask: u32,
+    /// Bit `i`: term `i` occurs only as a derived form.
+    pub(crate) variant: u32,
 }
 
 /// Documents matching an excluded entry, as a bit set.
@@ -216,8 +235,13 @@ impl AuthorKey {
 #[derive(Default)]
 struct Scratch {
     acc: Vec<f32>,
+    /// IDF evidence of the topic words matched.
+    cov: Vec<f32>,
     mask: Vec<u32>,
+    variant: Vec<u32>,
     touched: Vec<u32>,
+    /// One term's derived-form matches: (doc, score, evidence).
+    forms: Vec<(u32, f32, f32)>,
 }
 
 thread_local! {
@@ -235,6 +259,11 @@ pub struct CandidateIndex {
     vocab: HashMap<String, u32>,
     terms: Vec<TermPostings>,
     pub(crate) docs: Vec<Doc>,
+    /// Derived-form terms by family key (`text::Stemming::family`); the
+    /// term equal to the key, if any, is the family's plain form.
+    families: HashMap<String, Vec<u32>>,
+    /// A word of the candidates for each term, for reasons.
+    surfaces: HashMap<u32, Box<str>>,
     /// Per document, `w_f / (1 - b_f + b_f · len_f / avglen_f)` for each
     /// field (kept apart from `docs` for cache locality when scoring).
     field_factor: Vec<[f32; FIELDS]>,
@@ -247,8 +276,13 @@ pub struct CandidateIndex {
     topic_cache: RwLock<HashMap<String, Arc<TopicHits>>>,
     excluded_cache: RwLock<HashMap<String, Arc<DocSet>>>,
     cache_bytes: AtomicUsize,
+    /// Unit TF-IDF vectors of the documents, built on the first ranking
+    /// with feedback (readers without feedback never pay for them).
+    lexical: OnceLock<super::vectors::LexicalVectors>,
+    /// Unit embeddings per document, when the candidates carry them.
+    pub(crate) dense: Option<Vec<Option<Arc<[f32]>>>>,
     /// Paper and topic vectors for the dense side (see `dense.rs`).
-    pub(crate) dense: super::dense::Dense,
+    pub(crate) semantic: super::dense::Dense,
 }
 
 impl std::fmt::Debug for CandidateIndex {
@@ -337,6 +371,8 @@ impl CandidateIndex {
 
         // Token → term, cached: stemming dominates analysis otherwise.
         let mut token_terms: HashMap<String, Option<u32>> = HashMap::new();
+        let mut families: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut surfaces: HashMap<u32, Box<str>> = HashMap::new();
         let mut seen_ids: HashMap<&PaperId, ()> = HashMap::new();
         let mut docs = Vec::with_capacity(candidates.len());
         let mut lens: Vec<[u32; FIELDS]> = Vec::with_capacity(candidates.len());
@@ -355,8 +391,18 @@ impl CandidateIndex {
                     let term = match token_terms.get(tok) {
                         Some(t) => *t,
                         None => {
-                            let t = (!is_stop_word(tok))
-                                .then(|| intern(&mut vocab, &mut terms, &stemming.term(tok)));
+                            let t = (!is_stop_word(tok)).then(|| {
+                                let stem = stemming.term(tok);
+                                let t = intern(&mut vocab, &mut terms, &stem);
+                                surfaces.entry(t).or_insert_with(|| tok.into());
+                                if let Some(key) = stemming.derived_family(tok, &stem) {
+                                    let members = families.entry(key).or_default();
+                                    if !members.contains(&t) {
+                                        members.push(t);
+                                    }
+                                }
+                                t
+                            });
                             token_terms.insert(tok.to_string(), t);
                             t
                         }
@@ -498,6 +544,8 @@ impl CandidateIndex {
             vocab,
             terms,
             docs,
+            families,
+            surfaces,
             field_factor,
             matcher,
             synonyms: synonyms.clone(),
@@ -506,7 +554,9 @@ impl CandidateIndex {
             topic_cache: RwLock::new(HashMap::new()),
             excluded_cache: RwLock::new(HashMap::new()),
             cache_bytes: AtomicUsize::new(0),
-            dense: Default::default(),
+            lexical: OnceLock::new(),
+            dense: None,
+            semantic: Default::default(),
         }
     }
 
@@ -530,6 +580,7 @@ impl CandidateIndex {
     pub(crate) fn analyse_query(&self, text: &str) -> Query {
         let mut toks: Vec<Tok> = Vec::new();
         let mut surfaces: Vec<String> = Vec::new();
+        let mut forms: Vec<Vec<u32>> = Vec::new();
         let mut next = 0u32;
         for_each_token(text, |tok, _| {
             if is_stop_word(tok) {
@@ -542,6 +593,7 @@ impl CandidateIndex {
                 .unwrap_or(UNKNOWN);
             toks.push(Tok { pos: next, term });
             surfaces.push(tok.to_string());
+            forms.push(self.derived_forms(tok, term));
             next += 1;
         });
         let own: std::collections::HashSet<u32> = toks.iter().map(|t| t.term).collect();
@@ -559,6 +611,7 @@ impl CandidateIndex {
                 Some(&(s, e, (ci, vi))) => (
                     QTerm {
                         term: self.matcher.concept_term[ci as usize],
+                        variants: Vec::new(),
                         surface: surfaces[s..=e].join(" "),
                         concept: Some((ci, vi)),
                     },
@@ -567,6 +620,7 @@ impl CandidateIndex {
                 None => (
                     QTerm {
                         term: toks[i].term,
+                        variants: std::mem::take(&mut forms[i]),
                         surface: surfaces[i].clone(),
                         concept: None,
                     },
@@ -590,10 +644,46 @@ impl CandidateIndex {
         Query { terms, sequence }
     }
 
+    /// The other terms of a topic token's derivational family that
+    /// candidates use.
+    fn derived_forms(&self, token: &str, term: u32) -> Vec<u32> {
+        let key = self.stemming.family(token);
+        let plain = self.vocab.get(&key).copied();
+        let derived = self.families.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+        let mut out: Vec<u32> = plain
+            .into_iter()
+            .chain(derived.iter().copied())
+            .filter(|&t| t != term && !self.postings(t).is_empty())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     fn idf(&self, term: u32) -> f32 {
-        let n = self.docs.len() as f32;
-        let df = self.postings(term).len() as f32;
+        self.idf_of_df(self.postings(term).len())
+    }
+
+    fn idf_of_df(&self, df: usize) -> f32 {
+        let (n, df) = (self.docs.len() as f32, df as f32);
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// The evidence a topic term can give: the IDF of the term, or, for a
+    /// term only derived forms of occur, of those forms together. `None`
+    /// for a word no candidate uses in any form.
+    fn term_idf(&self, qt: &QTerm) -> Option<f32> {
+        if !self.postings(qt.term).is_empty() {
+            return Some(self.idf(qt.term));
+        }
+        let mut docs: Vec<u32> = qt
+            .variants
+            .iter()
+            .flat_map(|&v| self.postings(v).iter().map(|p| p.doc))
+            .collect();
+        docs.sort_unstable();
+        docs.dedup();
+        (!docs.is_empty()).then(|| self.idf_of_df(docs.len()))
     }
 
     fn postings(&self, term: u32) -> &[Posting] {
@@ -647,45 +737,46 @@ impl CandidateIndex {
         (0..FIELDS).map(|f| tf[f] as f32 * ff[f]).sum()
     }
 
-    /// Scores a topic against every candidate: BM25F over its terms plus a
-    /// phrase component, normalised by the topic's ideal score. Only
-    /// papers that match the topic are returned.
+    /// Scores a topic against every candidate: BM25F over its terms (and,
+    /// where a paper lacks a term, its derived forms at
+    /// `variant_weight`) plus a phrase component, normalised by the
+    /// topic's ideal score. Only papers that match the topic (see
+    /// `RankParams::min_coverage`) are returned.
     pub(crate) fn score_topic(&self, text: &str) -> TopicHits {
         let query = self.analyse_query(text);
         let p = &self.params;
-        let idfs: Vec<f32> = query.terms.iter().map(|t| self.idf(t.term)).collect();
-        let idf_sum: f32 = idfs.iter().sum();
+        let idfs: Vec<Option<f32>> = query.terms.iter().map(|t| self.term_idf(t)).collect();
+        let known: Vec<f32> = idfs.iter().flatten().copied().collect();
+        let mut hits = Vec::new();
+        if known.is_empty() {
+            return TopicHits { query, hits };
+        }
+        let known_sum: f32 = known.iter().sum();
+        // A word no candidate uses weighs as the topic's average word.
+        let unknown = (query.terms.len() - known.len()) as f32;
+        let mass = known_sum + unknown * known_sum / known.len() as f32;
         let multi = query.sequence.len() > 1;
         let phrase_idf = if multi {
-            p.phrase_weight * idf_sum
+            p.phrase_weight * known_sum
         } else {
             0.0
         };
-        let ideal = idf_sum + phrase_idf;
-        let all_mask: u32 = if query.terms.is_empty() {
-            0
-        } else {
-            (1u32 << query.terms.len()) - 1
-        };
-        let mut hits = Vec::new();
-        if query.terms.is_empty() || ideal <= 0.0 {
+        let ideal = known_sum + phrase_idf;
+        let all_mask: u32 = (1u32 << query.terms.len()) - 1;
+        if ideal <= 0.0 {
             return TopicHits { query, hits };
         }
         SCRATCH.with(|s| {
             let s = &mut *s.borrow_mut();
             if s.acc.len() < self.docs.len() {
                 s.acc.resize(self.docs.len(), 0.0);
+                s.cov.resize(self.docs.len(), 0.0);
                 s.mask.resize(self.docs.len(), 0);
+                s.variant.resize(self.docs.len(), 0);
             }
             for (i, qt) in query.terms.iter().enumerate() {
-                for post in self.postings(qt.term) {
-                    let d = post.doc as usize;
-                    if s.mask[d] == 0 {
-                        s.touched.push(post.doc);
-                    }
-                    let tf = self.field_tf(post.doc, &post.tf);
-                    s.acc[d] += idfs[i] * tf / (p.k1 + tf);
-                    s.mask[d] |= 1 << i;
+                if let Some(idf) = idfs[i] {
+                    self.accumulate_term(s, i, qt, idf);
                 }
             }
             // Hits must come out by document: scan the dense arrays when
@@ -698,20 +789,16 @@ impl CandidateIndex {
                 s.touched.sort_unstable();
             }
             for &d in &s.touched {
-                let (score, mask) = (s.acc[d as usize], s.mask[d as usize]);
-                s.acc[d as usize] = 0.0;
-                s.mask[d as usize] = 0;
-                let matched: f32 = (0..query.terms.len())
-                    .filter(|i| mask & (1 << i) != 0)
-                    .map(|i| idfs[i])
-                    .sum();
-                let coverage = matched / idf_sum;
+                let di = d as usize;
+                let (score, cov, mask, variant) = (s.acc[di], s.cov[di], s.mask[di], s.variant[di]);
+                (s.acc[di], s.cov[di], s.mask[di], s.variant[di]) = (0.0, 0.0, 0, 0);
+                let coverage = cov / mass;
                 if coverage <= p.min_coverage {
                     continue;
                 }
                 let mut total = score * coverage * coverage;
                 let mut mask = mask;
-                if multi && mask == all_mask {
+                if multi && mask == all_mask && variant == 0 {
                     let ptf = self.field_tf(d, &self.phrase_tf(&query, d));
                     if ptf > 0.0 {
                         total += phrase_idf * ptf / (p.k1 + ptf);
@@ -722,11 +809,64 @@ impl CandidateIndex {
                     doc: d,
                     rel: total / ideal,
                     mask,
+                    variant,
                 });
             }
             s.touched.clear();
         });
         TopicHits { query, hits }
+    }
+
+    /// Adds topic term `i` (worth `idf`) to the scratch scores: its own
+    /// postings, then its derived forms in papers that lack it, each paper
+    /// keeping its best form.
+    fn accumulate_term(&self, s: &mut Scratch, i: usize, qt: &QTerm, idf: f32) {
+        let k1 = self.params.k1;
+        let bit = 1u32 << i;
+        for post in self.postings(qt.term) {
+            let d = post.doc as usize;
+            if s.mask[d] == 0 {
+                s.touched.push(post.doc);
+            }
+            let tf = self.field_tf(post.doc, &post.tf);
+            s.acc[d] += idf * tf / (k1 + tf);
+            s.cov[d] += idf;
+            s.mask[d] |= bit;
+        }
+        if qt.variants.is_empty() {
+            return;
+        }
+        s.forms.clear();
+        for &v in &qt.variants {
+            let evidence = self.params.variant_weight * idf.min(self.idf(v));
+            for post in self.postings(v) {
+                if s.mask[post.doc as usize] & bit != 0 {
+                    continue;
+                }
+                let tf = self.field_tf(post.doc, &post.tf);
+                s.forms
+                    .push((post.doc, evidence * tf / (k1 + tf), evidence));
+            }
+        }
+        // Best form per paper: by document, then score descending.
+        s.forms
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut last = None;
+        for j in 0..s.forms.len() {
+            let (doc, score, evidence) = s.forms[j];
+            if last == Some(doc) {
+                continue;
+            }
+            last = Some(doc);
+            let d = doc as usize;
+            if s.mask[d] == 0 {
+                s.touched.push(doc);
+            }
+            s.acc[d] += score;
+            s.cov[d] += evidence;
+            s.mask[d] |= bit;
+            s.variant[d] |= bit;
+        }
     }
 
     /// Documents containing an excluded word or phrase (synonyms
@@ -825,6 +965,16 @@ impl CandidateIndex {
         }
     }
 
+    /// The paper's word for a topic term it matched only in a derived
+    /// form ("instability" for "stability").
+    pub(crate) fn derived_word(&self, qt: &QTerm, doc: u32) -> String {
+        qt.variants
+            .iter()
+            .find(|&&v| self.posting(v, doc).is_some())
+            .and_then(|v| self.surfaces.get(v))
+            .map_or_else(|| qt.surface.clone(), |w| w.to_string())
+    }
+
     /// The words to show for a matched query term in a document: for a
     /// concept, the topic's own wording if the paper uses it, else the
     /// first wording the paper uses; for a plain term, the topic's word.
@@ -846,6 +996,80 @@ impl CandidateIndex {
             }
         }
         qt.surface.clone()
+    }
+}
+
+/// Paper vectors for feedback (see `vectors.rs`).
+impl CandidateIndex {
+    pub(crate) fn vocab_len(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// The documents' unit TF-IDF vectors, built once per index.
+    pub(crate) fn lexical_vectors(&self) -> &super::vectors::LexicalVectors {
+        self.lexical.get_or_init(|| {
+            let mut docs: Vec<Vec<(u32, f32)>> = vec![Vec::new(); self.docs.len()];
+            for (t, tp) in self.terms.iter().enumerate() {
+                if tp.postings.is_empty() {
+                    continue;
+                }
+                let idf = self.idf(t as u32);
+                for post in &tp.postings {
+                    let tf = self.field_tf(post.doc, &post.tf);
+                    docs[post.doc as usize].push((t as u32, idf * tf / (self.params.k1 + tf)));
+                }
+            }
+            let by_id = self
+                .docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.id.clone(), i as u32))
+                .collect();
+            super::vectors::LexicalVectors::new(docs, by_id)
+        })
+    }
+
+    /// The unit TF-IDF vector of a paper that is not a candidate (an older
+    /// liked paper), over the candidates' vocabulary and statistics: words
+    /// no candidate uses cannot make it similar to one, so they are
+    /// dropped. Synonym concepts are not matched here.
+    pub(crate) fn text_vector(&self, paper: &crate::domain::Paper) -> Vec<(u32, f32)> {
+        let mut tf: HashMap<u32, f32> = HashMap::new();
+        let w = self.params.field_weights;
+        let mut add = |text: &str, weight: f32| {
+            for_each_token(text, |tok, _| {
+                if is_stop_word(tok) {
+                    return;
+                }
+                if let Some(&t) = self.vocab.get(&self.stemming.term(tok)) {
+                    *tf.entry(t).or_default() += weight;
+                }
+            });
+        };
+        add(&paper.title, w[TITLE]);
+        add(&paper.abstract_text, w[ABSTRACT]);
+        for k in &paper.ai_keywords {
+            add(k, w[KEYWORDS]);
+        }
+        let mut v: Vec<(u32, f32)> = tf
+            .into_iter()
+            .map(|(t, tf)| (t, self.idf(t) * tf / (self.params.k1 + tf)))
+            .collect();
+        v.sort_unstable_by_key(|&(t, _)| t);
+        v
+    }
+
+    /// Attaches one unit embedding per candidate (indexed like the
+    /// `candidates` slice the index was built from), so feedback ranks
+    /// by meaning instead of by words. `None` entries fall back to words.
+    pub fn with_embeddings(mut self, per_candidate: &[Option<Arc<[f32]>>]) -> CandidateIndex {
+        self.dense = Some(
+            self.docs
+                .iter()
+                .map(|d| per_candidate.get(d.index).cloned().flatten())
+                .collect(),
+        );
+        self
     }
 }
 

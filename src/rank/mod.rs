@@ -31,10 +31,14 @@ mod index;
 mod synonyms;
 mod text;
 mod trending;
+mod vectors;
 
 pub mod eval;
+pub mod feedback;
+pub mod simulated;
 
 pub use dense::HybridParams;
+pub use feedback::{suggest_authors, FeedbackItem, FeedbackParams, ReaderFeedback, SimilarTo};
 pub use index::{CandidateIndex, RankParams};
 pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
 pub use trending::{trending, Trending};
@@ -110,6 +114,9 @@ pub struct Reason {
     pub upvotes_gained: Option<i64>,
     /// Picked only because it is trending and nothing matched today.
     pub trending_fallback: bool,
+    /// The liked or saved paper that pulled this one up, if feedback did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similar_to: Option<SimilarTo>,
 }
 
 /// One topic a paper matched, and on which words.
@@ -143,6 +150,9 @@ impl Reason {
         }
         if !meaning.is_empty() {
             parts.push(topic_list("Related to", &meaning, " by meaning"));
+        }
+        if let Some(s) = &self.similar_to {
+            parts.push(s.summary());
         }
         if !self.authors.is_empty() {
             parts.push(format!("By {}", self.authors.join(", ")));
@@ -227,6 +237,13 @@ thread_local! {
     static MERGE: std::cell::RefCell<Merge> = std::cell::RefCell::new(Merge::default());
 }
 
+/// A profile's analysed parts, looked up once per ranking.
+pub(crate) struct Prepared {
+    pub(crate) topics: Vec<std::sync::Arc<index::TopicHits>>,
+    excluded: Vec<std::sync::Arc<index::DocSet>>,
+    pub(crate) by_author: Vec<(u32, String)>,
+}
+
 impl CandidateIndex {
     /// The best `k` papers for `profile`, best first, never one whose id is
     /// in `already_sent` (ids are version-less, so this covers every
@@ -236,13 +253,71 @@ impl CandidateIndex {
         if k == 0 {
             return Vec::new();
         }
-        let topics: Vec<_> = profile.topics.iter().map(|t| self.topic(t)).collect();
-        let excluded: Vec<_> = profile.excluded.iter().map(|e| self.excluded(e)).collect();
+        let q = self.prepare(profile);
+        let mut scored = self.scores(&q);
+        let order = |a: &(f64, u32), b: &(f64, u32)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.docs[a.1 as usize].id.cmp(&self.docs[b.1 as usize].id))
+        };
+        // Take the best in batches: sort only as much as the filters need.
+        let mut picks = Vec::new();
+        let mut rest: &mut [(f64, u32)] = &mut scored;
+        while picks.len() < k && !rest.is_empty() {
+            let want = ((k - picks.len()) * 2 + 8).min(rest.len());
+            if want < rest.len() {
+                rest.select_nth_unstable_by(want - 1, order);
+            }
+            let (batch, tail) = rest.split_at_mut(want);
+            batch.sort_unstable_by(order);
+            for &(score, doc) in batch.iter() {
+                if !self.allowed(doc, profile, &q, already_sent) {
+                    continue;
+                }
+                let reason = self.reason(doc, profile, &q.topics, &q.by_author, false);
+                picks.push(self.pick(doc, score, reason));
+                if picks.len() == k {
+                    break;
+                }
+            }
+            rest = tail;
+        }
+        if picks.is_empty() && profile.fallback_trending {
+            picks = self.trending_fallback(profile, &q, already_sent, k);
+        }
+        picks
+    }
+
+    pub(crate) fn prepare(&self, profile: &Profile) -> Prepared {
         let mut by_author: Vec<(u32, String)> = Vec::new();
         for a in &profile.authors {
             self.author_docs(a, &mut by_author);
         }
+        Prepared {
+            topics: profile.topics.iter().map(|t| self.topic(t)).collect(),
+            excluded: profile.excluded.iter().map(|e| self.excluded(e)).collect(),
+            by_author,
+        }
+    }
 
+    /// Whether a document may be picked: not sent before, no excluded
+    /// word, and in the category filter unless by a followed author.
+    pub(crate) fn allowed(
+        &self,
+        doc: u32,
+        profile: &Profile,
+        q: &Prepared,
+        already_sent: &HashSet<PaperId>,
+    ) -> bool {
+        let d = &self.docs[doc as usize];
+        let author = q.by_author.iter().any(|a| a.0 == doc);
+        !already_sent.contains(&d.id)
+            && !q.excluded.iter().any(|x| x.contains(doc))
+            && (author || in_categories(&d.categories, &profile.categories))
+    }
+
+    /// (score, doc) of every document matching a topic or a followed
+    /// author, unfiltered and unsorted.
+    pub(crate) fn scores(&self, q: &Prepared) -> Vec<(f64, u32)> {
         let p = &self.params;
         let mut scored: Vec<(f64, u32)> = Vec::new();
         MERGE.with(|m| {
@@ -252,7 +327,7 @@ impl CandidateIndex {
                 m.sum.resize(self.docs.len(), 0.0);
                 m.seen.resize(self.docs.len(), 0);
             }
-            for t in &topics {
+            for t in &q.topics {
                 for h in &t.hits {
                     let d = h.doc as usize;
                     if m.seen[d] == 0 {
@@ -263,7 +338,7 @@ impl CandidateIndex {
                     m.sum[d] += h.rel;
                 }
             }
-            for &(doc, _) in &by_author {
+            for &(doc, _) in &q.by_author {
                 if m.seen[doc as usize] == 0 {
                     m.touched.push(doc);
                 }
@@ -277,65 +352,50 @@ impl CandidateIndex {
                 if m.seen[d] & SEEN_AUTHOR != 0 {
                     rel += p.author_bonus;
                 }
-                let trend = self.docs[d].trending.score;
-                scored.push((rel * (1.0 + p.trending_weight * trend), doc));
+                scored.push((rel * self.trend_factor(doc), doc));
                 m.best[d] = 0.0;
                 m.sum[d] = 0.0;
                 m.seen[d] = 0;
             }
             m.touched.clear();
         });
-        let order = |a: &(f64, u32), b: &(f64, u32)| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| self.docs[a.1 as usize].id.cmp(&self.docs[b.1 as usize].id))
-        };
+        scored
+    }
 
-        let allowed = |doc: u32, author: bool| {
-            let d = &self.docs[doc as usize];
-            !already_sent.contains(&d.id)
-                && !excluded.iter().any(|x| x.contains(doc))
-                && (author || in_categories(&d.categories, &profile.categories))
-        };
-        // Take the best in batches: sort only as much as the filters need.
+    /// Relevance is multiplied by this: `1 + trending_weight × trending`.
+    pub(crate) fn trend_factor(&self, doc: u32) -> f64 {
+        1.0 + self.params.trending_weight * self.docs[doc as usize].trending.score
+    }
+
+    /// The top trending allowed papers, for a day when nothing matched.
+    pub(crate) fn trending_fallback(
+        &self,
+        profile: &Profile,
+        q: &Prepared,
+        already_sent: &HashSet<PaperId>,
+        k: usize,
+    ) -> Vec<Pick> {
         let mut picks = Vec::new();
-        let mut rest: &mut [(f64, u32)] = &mut scored;
-        while picks.len() < k && !rest.is_empty() {
-            let want = ((k - picks.len()) * 2 + 8).min(rest.len());
-            if want < rest.len() {
-                rest.select_nth_unstable_by(want - 1, order);
+        let none = Prepared {
+            topics: Vec::new(),
+            excluded: q.excluded.clone(),
+            by_author: Vec::new(),
+        };
+        for &doc in &self.by_trending {
+            if !self.allowed(doc, profile, &none, already_sent) {
+                continue;
             }
-            let (batch, tail) = rest.split_at_mut(want);
-            batch.sort_unstable_by(order);
-            for &(score, doc) in batch.iter() {
-                let author = by_author.iter().any(|a| a.0 == doc);
-                if !allowed(doc, author) {
-                    continue;
-                }
-                let reason = self.reason(doc, profile, &topics, &by_author, false);
-                picks.push(self.pick(doc, score, reason));
-                if picks.len() == k {
-                    break;
-                }
-            }
-            rest = tail;
-        }
-        if picks.is_empty() && profile.fallback_trending {
-            for &doc in &self.by_trending {
-                if !allowed(doc, false) {
-                    continue;
-                }
-                let score = self.docs[doc as usize].trending.score;
-                let reason = self.reason(doc, profile, &[], &[], true);
-                picks.push(self.pick(doc, score, reason));
-                if picks.len() == k {
-                    break;
-                }
+            let score = self.docs[doc as usize].trending.score;
+            let reason = self.reason(doc, profile, &[], &[], true);
+            picks.push(self.pick(doc, score, reason));
+            if picks.len() == k {
+                break;
             }
         }
         picks
     }
 
-    fn pick(&self, doc: u32, score: f64, reason: Reason) -> Pick {
+    pub(crate) fn pick(&self, doc: u32, score: f64, reason: Reason) -> Pick {
         let d = &self.docs[doc as usize];
         Pick {
             index: d.index,
@@ -345,7 +405,7 @@ impl CandidateIndex {
         }
     }
 
-    fn reason(
+    pub(crate) fn reason(
         &self,
         doc: u32,
         profile: &Profile,
@@ -362,7 +422,11 @@ impl CandidateIndex {
             let mut words: Vec<String> = Vec::new();
             for (qi, qt) in t.query.terms.iter().enumerate() {
                 if hit.mask & (1 << qi) != 0 {
-                    let w = self.display_word(qt, doc);
+                    let w = if hit.variant & (1 << qi) != 0 {
+                        self.derived_word(qt, doc)
+                    } else {
+                        self.display_word(qt, doc)
+                    };
                     if !words.contains(&w) {
                         words.push(w);
                     }
@@ -392,6 +456,7 @@ impl CandidateIndex {
             upvotes: t.upvotes,
             upvotes_gained: t.gained,
             trending_fallback: fallback,
+            similar_to: None,
         }
     }
 }

@@ -494,22 +494,151 @@ fn the_index_can_be_shared_across_threads() {
     }
 }
 
+// ---- Words no candidate uses, and derived forms ---------------------------
+
+/// Papers of an ML day: the loss-explosion paper of issue #10 and others
+/// sharing its generic words.
+fn training_day() -> Vec<Candidate> {
+    corpus(vec![
+        paper(
+            "2606.00001",
+            "Predicting loss explosions before they happen",
+            "Training instability in large transformers shows up as sudden loss \
+             explosions; we forecast them from gradient statistics.",
+        ),
+        paper(
+            "2606.00002",
+            "Curriculum training for retrieval",
+            "We order the training data of a retriever by difficulty.",
+        ),
+        paper(
+            "2606.00003",
+            "Stability of steady states in reaction networks",
+            "We prove the stability of positive equilibria.",
+        ),
+        paper(
+            "2606.00004",
+            "Learning disentangled representation for faces",
+            "An identity representation and an attribute representation are \
+             learned apart.",
+        ),
+        paper(
+            "2606.00005",
+            "Representation learning for graphs",
+            "Node representation from random walks.",
+        ),
+    ])
+}
+
+#[test]
+fn a_topic_word_no_candidate_uses_does_not_sink_the_topic() {
+    // "spikes" occurs nowhere; "stability" only as "instability".
+    let cands = training_day();
+    let picks = rank(
+        &cands,
+        &Profile::topics(["loss spikes training stability"]),
+        10,
+    );
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+    let words = &picks[0].reason.topics[0].words;
+    assert_eq!(words, &["loss", "training", "instability"]);
+    assert!(!picks[0].reason.topics[0].phrase);
+}
+
+#[test]
+fn one_generic_word_left_cannot_match_a_two_word_topic() {
+    // "engineering" occurs nowhere: "representation" alone is not the topic.
+    let cands = training_day();
+    let picks = rank(&cands, &Profile::topics(["representation engineering"]), 10);
+    assert_eq!(ids(&picks), Vec::<&str>::new());
+    // The word alone is a topic of its own.
+    let picks = rank(&cands, &Profile::topics(["representation"]), 10);
+    assert_eq!(picks.len(), 2);
+}
+
+#[test]
+fn a_topic_of_only_unknown_words_matches_nothing() {
+    let cands = training_day();
+    let picks = rank(&cands, &Profile::topics(["superconducting qubits"]), 10);
+    assert!(picks.is_empty());
+}
+
+#[test]
+fn a_derived_form_matches_below_the_word_itself() {
+    let cands = corpus(vec![
+        paper(
+            "2606.00001",
+            "Training instability in transformers",
+            "Why optimisers diverge.",
+        ),
+        paper(
+            "2606.00002",
+            "Training stability in transformers",
+            "Why optimisers diverge.",
+        ),
+        paper(
+            "2606.00003",
+            "Unstable training in transformers",
+            "Why optimisers diverge.",
+        ),
+    ]);
+    let picks = rank(&cands, &Profile::topics(["training stability"]), 10);
+    assert_eq!(ids(&picks)[0], "2606.00002");
+    assert_eq!(picks.len(), 3, "{picks:?}");
+    assert!(picks[0].score > picks[1].score);
+    assert!(picks[0].reason.topics[0].phrase);
+    let shown: Vec<&str> = picks[1..]
+        .iter()
+        .map(|p| p.reason.topics[0].words[1].as_str())
+        .collect();
+    assert!(
+        shown.contains(&"instability") && shown.contains(&"unstable"),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn a_rare_word_does_not_borrow_the_matches_of_a_common_form() {
+    // "learning" is everywhere; "unlearning" is the topic.
+    let mut extra: Vec<Candidate> = (0..6)
+        .map(|i| {
+            paper(
+                &format!("2606.{:05}", 10 + i),
+                &format!("Machine learning for problem {i}"),
+                "Learning from data with machine learning.",
+            )
+        })
+        .collect();
+    extra.push(paper(
+        "2606.00001",
+        "Certified machine unlearning",
+        "Removing a sample's influence from a trained model.",
+    ));
+    let picks = rank(&corpus(extra), &Profile::topics(["machine unlearning"]), 10);
+    assert_eq!(ids(&picks), vec!["2606.00001"]);
+}
+
 // ---- On the recorded fixtures -------------------------------------------
 
 fn fixture_corpus() -> Vec<Candidate> {
-    eval::fixture_candidates(
+    crate::fixtures::recorded_candidates(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
         now(),
     )
+    .expect("tests/fixtures")
+}
+
+fn judged_set() -> RelevanceSet {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/relevance/judgements.toml");
+    RelevanceSet::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
 fn on_the_judged_set_the_ranker_beats_plain_bm25() {
     let cands = fixture_corpus();
     assert!(cands.len() > 90, "{}", cands.len());
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/relevance/judgements.toml");
-    let set = RelevanceSet::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert!(set.topic.len() >= 15);
+    let set = judged_set();
+    assert!(set.topic.len() >= 60);
     for j in &set.topic {
         for id in j.relevant.keys() {
             assert!(
@@ -519,18 +648,72 @@ fn on_the_judged_set_the_ranker_beats_plain_bm25() {
             );
         }
     }
-    let scores = eval::evaluate(
-        &cands,
-        &set,
-        &Synonyms::embedded(),
-        RankParams::default(),
-        now(),
-        10,
+    let index = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+    let baseline = eval::Bm25Baseline::new(&cands);
+    let ours = eval::summarise(&eval::evaluate(&set, 10, |q| {
+        eval::lexical_picks(&index, q, 10)
+    }));
+    let base = eval::summarise(&eval::evaluate(&set, 10, |q| baseline.picks(q, 10)));
+    assert!(
+        ours.ndcg > base.ndcg,
+        "nDCG@10: ranker {:.3} vs bm25 {:.3}",
+        ours.ndcg,
+        base.ndcg
     );
-    let mean =
-        |f: fn(&eval::TopicScore) -> f64| scores.iter().map(f).sum::<f64>() / scores.len() as f64;
-    let (ours, base) = (mean(|s| s.ranker), mean(|s| s.baseline));
-    assert!(ours > base, "ranker {ours:.3} vs bm25 {base:.3}");
+    let (p_ours, p_base) = (ours.precision.unwrap(), base.precision.unwrap());
+    assert!(
+        p_ours > p_base,
+        "precision: ranker {p_ours:.3} vs bm25 {p_base:.3}"
+    );
+    assert!(
+        ours.expect_nothing_sent < base.expect_nothing_sent,
+        "topics that expect nothing but got picks: ranker {} vs bm25 {}",
+        ours.expect_nothing_sent,
+        base.expect_nothing_sent
+    );
+}
+
+#[test]
+fn precision_counts_every_pick_sent_and_an_empty_digest_adds_nothing() {
+    let set = RelevanceSet::parse(
+        r#"
+        [[topic]]
+        query = "a"
+        relevant = { "x" = 3, "y" = 1 }
+        [[topic]]
+        query = "b"
+        relevant = { "z" = 2 }
+        [[topic]]
+        query = "nothing fits"
+        round = 2
+        relevant = {}
+        "#,
+    )
+    .unwrap();
+    let sent = |q: &str| -> Vec<String> {
+        match q {
+            "a" => vec!["x".into(), "w".into(), "y".into(), "v".into()],
+            "b" => vec![],
+            _ => vec!["x".into()],
+        }
+    };
+    let runs = eval::evaluate(&set, 10, sent);
+    assert_eq!((runs[0].sent, runs[0].relevant_sent), (4, 2));
+    assert_eq!(runs[2].round, 2);
+    let s = eval::summarise(&runs);
+    // 2 relevant of 5 picks; topic "b" sent nothing and is a miss, not a
+    // precision loss; the empty-expected topic's pick is a loss.
+    assert_eq!(s.precision, Some(0.4));
+    assert_eq!(s.mean_topic_precision, Some((0.5 + 0.0) / 2.0));
+    assert_eq!(
+        (s.missed_topics, s.expect_nothing, s.expect_nothing_sent),
+        (1, 1, 1)
+    );
+    assert_eq!(runs[2].ndcg, 0.0);
+    assert_eq!(
+        eval::summarise(&eval::evaluate(&set, 10, |_| vec![])).ndcg,
+        1.0 / 3.0
+    );
 }
 
 #[test]

@@ -91,6 +91,51 @@ impl Stemming {
         self.stemmer.stem(token).into_owned()
     }
 
+    /// The derivational family of a lower-cased, non-stop-word token: the
+    /// term of the word with a negation prefix taken off and `-bility`
+    /// read as `-ble`, so "instability", "stability", "stable",
+    /// "unstable" and "stabilize" share one family, which Porter2 alone
+    /// does not give them. Words of one family are related forms, not the
+    /// same word: the index matches them as weaker evidence.
+    ///
+    /// `un-` and `non-` are taken off any word leaving five letters or
+    /// more. `in-`, `im-`, `il-` and `ir-` begin too many unrelated words
+    /// ("information", "improved", "instance"), so they are taken off
+    /// only words with an adjective's or a quality's ending ("-ity",
+    /// "-ble", "-al", "-ent", "-ive", "-ous", …) and only in their spelling
+    /// before the next letter (`im-` before b, m, p; `il-` before l; `ir-`
+    /// before r; `in-` before any other letter).
+    pub(crate) fn family(&self, token: &str) -> String {
+        if self.abbreviations.contains(token) {
+            return self.term(token);
+        }
+        let base = strip_negation(token);
+        let base = match base.strip_suffix("bility") {
+            Some(stem) if stem.len() >= 2 => format!("{stem}ble"),
+            _ => base.to_string(),
+        };
+        let mut term = self.term(&base);
+        // "stabilize" stems to "stabil", "stable" to "stabl".
+        if term.ends_with("bil") {
+            term.truncate(term.len() - 3);
+            term.push_str("bl");
+        }
+        term
+    }
+
+    /// [`Stemming::family`] of a token whose own term is `term`, when it
+    /// differs from `term` (the token is a derived form); cheap for the
+    /// many tokens that cannot be.
+    pub(crate) fn derived_family(&self, token: &str, term: &str) -> Option<String> {
+        let maybe =
+            token.starts_with(['u', 'n', 'i']) || token.contains("bility") || term.ends_with("bil");
+        if !maybe {
+            return None;
+        }
+        let family = self.family(token);
+        (family != term).then_some(family)
+    }
+
     /// Terms of a short text (a topic, a synonym), stop words dropped.
     pub(crate) fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -100,6 +145,48 @@ impl Stemming {
             }
         });
         out
+    }
+}
+
+/// Endings of the words `in-`, `im-`, `il-` and `ir-` negate: qualities
+/// and adjectives ("instability", "inconsistent", "irregular").
+const NEGATABLE_ENDINGS: &[&str] = &[
+    "ity", "ities", "ble", "bly", "al", "ally", "ar", "ent", "ently", "ency", "ant", "ive", "ic",
+    "ical", "ous", "ile", "ite", "ete", "ect", "ate", "ness",
+];
+
+/// `token` without a negation prefix, or `token` itself.
+fn strip_negation(token: &str) -> &str {
+    const MIN_REST: usize = 5;
+    for prefix in ["non", "un"] {
+        if let Some(rest) = token.strip_prefix(prefix) {
+            if rest.len() >= MIN_REST {
+                return rest;
+            }
+        }
+    }
+    if !NEGATABLE_ENDINGS.iter().any(|e| token.ends_with(e)) {
+        return token;
+    }
+    let Some(rest) = token.strip_prefix('i') else {
+        return token;
+    };
+    let mut chars = rest.chars();
+    let (Some(p), Some(next)) = (chars.next(), chars.next()) else {
+        return token;
+    };
+    let fits = match p {
+        'm' => matches!(next, 'b' | 'm' | 'p'),
+        'l' => next == 'l',
+        'r' => next == 'r',
+        'n' => !matches!(next, 'b' | 'm' | 'p' | 'l' | 'r'),
+        _ => false,
+    };
+    let rest = &rest[1..];
+    if fits && rest.len() >= MIN_REST {
+        rest
+    } else {
+        token
     }
 }
 
@@ -135,5 +222,41 @@ mod tests {
         assert_eq!(s.terms("LLMs for decoding"), vec!["llm", "decod"]);
         assert_eq!(s.terms("the LLM"), vec!["llm"]);
         assert_eq!(s.terms("Speculative"), s.terms("speculation"));
+    }
+
+    #[test]
+    fn negated_and_derived_forms_share_a_family() {
+        let s = Stemming::new(HashSet::new());
+        let f = |w: &str| s.family(w);
+        for w in [
+            "instability",
+            "stable",
+            "unstable",
+            "stabilize",
+            "stabilization",
+        ] {
+            assert_eq!(f(w), f("stability"), "{w}");
+        }
+        assert_eq!(f("nonlinear"), f("linear"));
+        assert_eq!(f("inconsistent"), f("consistency"));
+        assert_eq!(f("irregular"), f("regular"));
+        assert_eq!(f("immobile"), f("mobility"));
+        assert_eq!(f("inefficient"), f("efficient"));
+    }
+
+    #[test]
+    fn words_that_only_begin_like_a_negation_keep_their_family() {
+        let s = Stemming::new(HashSet::new());
+        let f = |w: &str| s.family(w);
+        for (w, other) in [
+            ("information", "formation"),
+            ("improved", "proved"),
+            ("instance", "stance"),
+            ("impose", "pose"),
+            ("interest", "terest"),
+        ] {
+            assert_ne!(f(w), f(other), "{w}");
+            assert_eq!(f(w), s.term(w), "{w}");
+        }
     }
 }

@@ -48,6 +48,10 @@ const PAGES: &[(&str, &str)] = &[
         "unsubscribe",
         include_str!("../../templates/pages/unsubscribe.hbs"),
     ),
+    (
+        "feedback",
+        include_str!("../../templates/pages/feedback.hbs"),
+    ),
 ];
 
 /// (name, subject, text, html) of every embedded email template.

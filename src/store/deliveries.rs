@@ -362,7 +362,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE deliveries SET state = 'sent', sent_at = ?, lease_until = NULL, \
-             last_code = 250, last_error = NULL WHERE id IN (SELECT value FROM json_each(?))",
+             last_code = 250, last_enhanced_status = NULL, last_error = NULL \
+             WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ts(now))
         .bind(super::json_ids(sent.iter().map(|s| s.id)))
@@ -700,6 +701,46 @@ mod tests {
         let first = store.claim_deliveries(now, lease, 1, true).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].id, b.id);
+    }
+
+    /// A retried delivery that ends `sent` shows the success, not the
+    /// earlier temporary failure's details.
+    #[tokio::test]
+    async fn a_delivery_sent_after_a_retry_keeps_no_stale_failure_details() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
+        let a = one_claimed(&store, now, "a@example.org").await;
+        store
+            .delivery_outcome(
+                a.id,
+                "retry",
+                Some(451),
+                Some("4.7.28"),
+                "rate limited",
+                Some(now),
+            )
+            .await
+            .unwrap();
+        let again = store
+            .claim_deliveries(now, now + chrono::Duration::minutes(5), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        let sent = SentDelivery {
+            id: a.id,
+            subscriber: a.subscriber_id,
+            digest_date: a.digest_date,
+            papers: vec![],
+        };
+        store.deliveries_sent(&[sent], now).await.unwrap();
+        let row: (String, Option<i64>, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT state, last_code, last_enhanced_status, last_error FROM deliveries WHERE id = ?",
+        )
+        .bind(a.id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(row, ("sent".into(), Some(250), None, None));
     }
 
     async fn stored_messages(store: &Store) -> i64 {

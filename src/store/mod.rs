@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub mod deliveries;
 pub mod embeddings;
+pub mod feedback;
 pub mod outbox;
 pub mod papers;
 pub mod subscribers;
@@ -30,6 +31,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The address is on the suppression list (the reason); only its
+    /// owner's own confirmed opt-in lifts that.
+    #[error("the address is suppressed ({0}); only its owner's own confirmed opt-in lifts that")]
+    Suppressed(&'static str),
     #[error(
         "another paperboy process is using {0}; stop it first (only one daemon may own a database)"
     )]
@@ -220,12 +225,22 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.create_if_missing(false))
             .await?;
-        Ok(Store {
+        let store = Store {
             pool,
             writer,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
             path: Arc::new(cfg.path.clone()),
-        })
+        };
+        for m in store.finish_mailbox_merges().await? {
+            tracing::warn!(
+                kept = %m.kept,
+                merged = %m.merged,
+                merged_state = %m.merged_state,
+                "one mailbox had several subscribers (addresses differing only in case); \
+                 folded into the one with the oldest confirmed consent"
+            );
+        }
+        Ok(store)
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -212,16 +212,28 @@ async fn load(conn: &mut SqliteConnection, id: SubscriberId) -> Result<Subscribe
     row.try_into()
 }
 
+/// The suppression of an address, looked up under every hash it may be
+/// stored under ([`EmailAddress::suppression_hashes`]). When both exist,
+/// one that an opt-in cannot lift wins.
 async fn suppression_of(
     conn: &mut SqliteConnection,
-    email_hash: &str,
+    email: &EmailAddress,
 ) -> Result<Option<SuppressionReason>> {
-    let r: Option<String> =
-        sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = ?")
-            .bind(email_hash)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(r.as_deref().and_then(SuppressionReason::parse))
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to_json(&email.suppression_hashes()))
+    .fetch_all(&mut *conn)
+    .await?;
+    let reasons: Vec<SuppressionReason> = found
+        .iter()
+        .filter_map(|r| SuppressionReason::parse(r))
+        .collect();
+    Ok(reasons
+        .iter()
+        .copied()
+        .find(|r| !r.liftable_by_opt_in())
+        .or(reasons.first().copied()))
 }
 
 /// The preference columns, in the order [`bind_preferences`] binds them.
@@ -388,6 +400,11 @@ async fn add_one(
     manage_hash: ManageHashFn<'_>,
     now: DateTime<Utc>,
 ) -> Result<SubscriberId> {
+    // Only the person's own confirmed opt-in (`confirm`) lifts a
+    // suppression; an operator adding or importing the address never does.
+    if let Some(reason) = suppression_of(tx, email).await? {
+        return Err(StoreError::Suppressed(reason.as_str()));
+    }
     let id = insert_subscriber(tx, email, state, prefs, now).await?;
     insert_manage_token(tx, id, &manage_hash(id, 0), now).await?;
     insert_consent(
@@ -399,16 +416,7 @@ async fn add_one(
         state == SubscriberState::Active,
     )
     .await?;
-    if state == SubscriberState::Active {
-        // An operator vouching for consent lifts an earlier suppression
-        // only when the subscriber's own action could have lifted it.
-        sqlx::query(
-            "DELETE FROM suppressions WHERE email_hash = ? AND reason IN ('deleted', 'manual')",
-        )
-        .bind(email.hash())
-        .execute(&mut **tx)
-        .await?;
-    } else if state == SubscriberState::Pending {
+    if state == SubscriberState::Pending {
         sqlx::query(
             "INSERT INTO outbox (subscriber_id, kind, next_attempt_at, created_at) \
              VALUES (?, 'confirm', ?, ?)",
@@ -422,7 +430,102 @@ async fn add_one(
     Ok(id)
 }
 
+/// A subscriber to add in a bulk import.
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub email: EmailAddress,
+    pub prefs: Preferences,
+    /// `Pending` (a confirmation mail is queued), `Active` or `Paused`.
+    pub state: SubscriberState,
+}
+
+/// What one [`Store::import_subscribers`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub added: u64,
+    /// Already subscribed (or earlier in the same import): left unchanged.
+    pub existing: u64,
+    /// On the suppression list, for any reason: never imported.
+    pub suppressed: u64,
+}
+
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, o: ImportCounts) {
+        self.added += o.added;
+        self.existing += o.existing;
+        self.suppressed += o.suppressed;
+    }
+}
+
+/// Rows per multi-row statement of an import (15 parameters each, far
+/// below SQLite's bound-parameter limit).
+const IMPORT_CHUNK: usize = 500;
+
+/// `INSERT … VALUES (…), (…)` of `rows` rows of `cols` values into
+/// `table (columns)`: one prepared statement per shape, reused by sqlx.
+fn multi_insert(table_and_columns: &str, rows: usize, cols: usize) -> String {
+    format!(
+        "INSERT INTO {table_and_columns} VALUES {}",
+        super::value_rows(rows, cols)
+    )
+}
+
+/// One duplicate subscriber folded into another by the case-folding
+/// migration (`20261204000400_mailbox_case_fold.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxMerge {
+    pub kept: SubscriberId,
+    pub merged: SubscriberId,
+    /// The folded row's state before the merge.
+    pub merged_state: String,
+}
+
 impl Store {
+    /// Finishes the case-folding migration for merges not yet reported: a
+    /// suppression stored under a folded address's old hash is copied to
+    /// the mailbox's new hash (SQL cannot compute it), and the merges are
+    /// marked reported and returned, for the log. Runs at every open;
+    /// after the first it finds nothing.
+    pub(crate) async fn finish_mailbox_merges(&self) -> Result<Vec<MailboxMerge>> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(i64, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT id, kept_id, merged_id, merged_email, merged_state FROM subscriber_merges \
+             WHERE reported_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut merges = Vec::with_capacity(rows.len());
+        for (id, kept, merged, email, state) in rows {
+            if let Ok(email) = EmailAddress::parse(&email) {
+                sqlx::query(
+                    "INSERT INTO suppressions (email_hash, reason, created_at) \
+                     SELECT ?, reason, created_at FROM suppressions WHERE email_hash = ? \
+                     ON CONFLICT (email_hash) DO NOTHING",
+                )
+                .bind(email.hash())
+                .bind(email.legacy_hash())
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The database's clock: this bookkeeping runs inside
+            // `Store::open`, which has no clock of its own.
+            sqlx::query(
+                "UPDATE subscriber_merges SET reported_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                 WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            merges.push(MailboxMerge {
+                kept: SubscriberId(kept),
+                merged: SubscriberId(merged),
+                merged_state: state,
+            });
+        }
+        tx.commit().await?;
+        Ok(merges)
+    }
+
     /// Handles a subscribe request in one write transaction (R28, R31,
     /// R32): creates or refreshes a pending subscriber and queues at most
     /// one confirmation, or, for an active address, a rate-limited mail
@@ -438,7 +541,7 @@ impl Store {
     ) -> Result<(SubscribeOutcome, Option<SubscriberId>)> {
         let mut tx = self.begin_write().await?;
         let hash = email.hash();
-        if let Some(reason) = suppression_of(&mut tx, &hash).await? {
+        if let Some(reason) = suppression_of(&mut tx, email).await? {
             if !reason.liftable_by_opt_in() {
                 tx.commit().await?;
                 return Ok((SubscribeOutcome::Suppressed, None));
@@ -490,7 +593,8 @@ impl Store {
 
     /// Adds an address as already confirmed, for operators migrating a
     /// list (`subscribers add --confirmed`); recorded as an operator import
-    /// in the consent record. An existing address is a `Conflict`.
+    /// in the consent record. An existing address is a `Conflict`; a
+    /// suppressed one (any reason) is `Suppressed` and stays suppressed.
     pub async fn add_subscriber(
         &self,
         email: &EmailAddress,
@@ -508,8 +612,8 @@ impl Store {
 
     /// [`Store::add_subscriber`] for many addresses in one transaction,
     /// for large imports (and the digest benchmark's setup): one commit
-    /// instead of one per address. Any existing address is a `Conflict`
-    /// and nothing is added.
+    /// instead of one per address. Any existing address is a `Conflict`,
+    /// any suppressed one `Suppressed`, and nothing is added.
     pub async fn add_subscribers(
         &self,
         rows: &[(EmailAddress, Preferences)],
@@ -525,6 +629,33 @@ impl Store {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// Bulk import in one write transaction: skips suppressed addresses
+    /// (any reason; an import never lifts a suppression) and existing
+    /// ones, and adds the rest with their manage token, an
+    /// operator-import consent record and, for pending rows, a queued
+    /// confirmation. Multi-row statements of [`IMPORT_CHUNK`] rows, so a
+    /// call with thousands of rows is a handful of statements.
+    pub async fn import_subscribers(
+        &self,
+        rows: &[NewSubscriber],
+        consent: &ConsentInput,
+        manage_hash: ManageHashFn<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts> {
+        let mut counts = ImportCounts::default();
+        let mut tx = self.begin_write().await?;
+        for chunk in rows.chunks(IMPORT_CHUNK) {
+            let fresh = unsuppressed(&mut tx, chunk).await?;
+            counts.suppressed += (chunk.len() - fresh.len()) as u64;
+            let added = insert_new(&mut tx, &fresh, now).await?;
+            counts.existing += (fresh.len() - added.len()) as u64;
+            counts.added += added.len() as u64;
+            insert_import_children(&mut tx, &added, consent, manage_hash, now).await?;
+        }
+        tx.commit().await?;
+        Ok(counts)
     }
 
     /// Records a freshly generated confirm token (hash only) for a
@@ -599,9 +730,10 @@ impl Store {
         .await?;
         let sub = load(&mut tx, id).await?;
         sqlx::query(
-            "DELETE FROM suppressions WHERE email_hash = ? AND reason IN ('deleted', 'manual')",
+            "DELETE FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?)) \
+             AND reason IN ('deleted', 'manual')",
         )
-        .bind(sub.email.hash())
+        .bind(to_json(&sub.email.suppression_hashes()))
         .execute(&mut *tx)
         .await?;
         // Other outstanding confirm links for this subscriber are now moot.
@@ -638,16 +770,20 @@ impl Store {
     /// Whether each of these addresses is on the suppression list (for
     /// any reason), in input order, from one query.
     pub async fn suppressed_among(&self, emails: &[&EmailAddress]) -> Result<Vec<bool>> {
-        let hashes: Vec<String> = emails.iter().map(|e| e.hash()).collect();
+        let hashes: Vec<Vec<String>> = emails.iter().map(|e| e.suppression_hashes()).collect();
+        let all: Vec<String> = hashes.iter().flatten().cloned().collect();
         let found: Vec<String> = sqlx::query_scalar(
             "SELECT email_hash FROM suppressions \
              WHERE email_hash IN (SELECT value FROM json_each(?))",
         )
-        .bind(serde_json::to_string(&hashes).unwrap_or_else(|_| "[]".into()))
+        .bind(to_json(&all))
         .fetch_all(&self.pool)
         .await?;
         let found: std::collections::HashSet<String> = found.into_iter().collect();
-        Ok(hashes.iter().map(|h| found.contains(h)).collect())
+        Ok(hashes
+            .iter()
+            .map(|hs| hs.iter().any(|h| found.contains(h)))
+            .collect())
     }
 
     pub async fn subscriber_by_email(&self, email: &EmailAddress) -> Result<Option<Subscriber>> {
@@ -785,7 +921,7 @@ impl Store {
 
     pub async fn suppression(&self, email: &EmailAddress) -> Result<Option<SuppressionReason>> {
         let mut conn = self.pool.acquire().await?;
-        suppression_of(&mut conn, &email.hash()).await
+        suppression_of(&mut conn, email).await
     }
 
     /// Everything held about one subscriber, for self-service export (R45).
@@ -821,6 +957,7 @@ impl Store {
         });
         let history = self.delivery_history_json(id).await?;
         export["deliveries"] = history;
+        export["feedback"] = self.feedback_export_json(id).await?;
         Ok(export)
     }
 
@@ -932,6 +1069,146 @@ impl Store {
     }
 }
 
+/// The rows of `chunk` whose address is not suppressed, from one query.
+async fn unsuppressed<'a>(
+    tx: &mut super::WriteTx,
+    chunk: &'a [NewSubscriber],
+) -> Result<Vec<&'a NewSubscriber>> {
+    let hashes: Vec<Vec<String>> = chunk.iter().map(|r| r.email.suppression_hashes()).collect();
+    let all: Vec<String> = hashes.iter().flatten().cloned().collect();
+    let found: std::collections::HashSet<String> = sqlx::query_scalar(
+        "SELECT email_hash FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to_json(&all))
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(chunk
+        .iter()
+        .zip(&hashes)
+        .filter(|(_, hs)| !hs.iter().any(|h| found.contains(h)))
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// Inserts the rows whose address is new; returns them with their ids.
+async fn insert_new<'a>(
+    tx: &mut super::WriteTx,
+    rows: &[&'a NewSubscriber],
+    now: DateTime<Utc>,
+) -> Result<Vec<(SubscriberId, &'a NewSubscriber)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = ts(now);
+    let sql = format!(
+        "{} ON CONFLICT (email_canonical) DO NOTHING RETURNING id, email_canonical",
+        multi_insert(
+            &format!(
+                "subscribers ({PREFERENCE_COLUMNS}, email, email_canonical, state, created_at, \
+                 updated_at, confirmed_at)"
+            ),
+            rows.len(),
+            15
+        )
+    );
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        let confirmed = matches!(r.state, SubscriberState::Active | SubscriberState::Paused);
+        q = bind_preferences(q, &r.prefs)
+            .bind(r.email.as_str())
+            .bind(r.email.canonical())
+            .bind(r.state.as_str())
+            .bind(now.clone())
+            .bind(now.clone())
+            .bind(confirmed.then(|| now.clone()));
+    }
+    let inserted = q.fetch_all(&mut **tx).await?;
+    let mut by_canonical: std::collections::HashMap<&str, &'a NewSubscriber> =
+        rows.iter().map(|r| (r.email.canonical(), *r)).collect();
+    let mut out = Vec::with_capacity(inserted.len());
+    for row in inserted {
+        let id: i64 = sqlx::Row::try_get(&row, 0)?;
+        let canonical: String = sqlx::Row::try_get(&row, 1)?;
+        if let Some(r) = by_canonical.remove(canonical.as_str()) {
+            out.push((SubscriberId(id), r));
+        }
+    }
+    Ok(out)
+}
+
+/// Manage tokens, consent records and queued confirmations of freshly
+/// imported subscribers: one multi-row statement each.
+async fn insert_import_children(
+    tx: &mut super::WriteTx,
+    added: &[(SubscriberId, &NewSubscriber)],
+    consent: &ConsentInput,
+    manage_hash: ManageHashFn<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let now = ts(now);
+    let sql = multi_insert(
+        "tokens (hash, subscriber_id, purpose, created_at)",
+        added.len(),
+        4,
+    );
+    let mut q = sqlx::query(&sql);
+    for (id, _) in added {
+        q = q
+            .bind(manage_hash(*id, 0))
+            .bind(id.0)
+            .bind("manage")
+            .bind(now.clone());
+    }
+    q.execute(&mut **tx).await?;
+    let sql = multi_insert(
+        "consents (subscriber_id, method, source, consent_text_hash, topics, ip, requested_at, \
+         confirmed_at)",
+        added.len(),
+        8,
+    );
+    let mut q = sqlx::query(&sql);
+    for (id, r) in added {
+        let confirmed = r.state != SubscriberState::Pending;
+        q = q
+            .bind(id.0)
+            .bind(consent.method.as_str())
+            .bind(&consent.source)
+            .bind(&consent.consent_text_hash)
+            .bind(to_json(&r.prefs.topics))
+            .bind(&consent.ip)
+            .bind(now.clone())
+            .bind(confirmed.then(|| now.clone()));
+    }
+    q.execute(&mut **tx).await?;
+    let pending: Vec<SubscriberId> = added
+        .iter()
+        .filter(|(_, r)| r.state == SubscriberState::Pending)
+        .map(|(id, _)| *id)
+        .collect();
+    if !pending.is_empty() {
+        let sql = multi_insert(
+            "outbox (subscriber_id, kind, next_attempt_at, created_at)",
+            pending.len(),
+            4,
+        );
+        let mut q = sqlx::query(&sql);
+        for id in pending {
+            q = q
+                .bind(id.0)
+                .bind("confirm")
+                .bind(now.clone())
+                .bind(now.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 async fn token_owner(
     conn: &mut SqliteConnection,
     token_hash: &str,
@@ -958,4 +1235,333 @@ async fn token_owner(
         }
     }
     Ok(Some(SubscriberId(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::store::test_support::temp_store;
+    use chrono::TimeZone;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    fn prefs() -> Preferences {
+        Preferences {
+            topics: vec!["retrieval".into()],
+            excluded: vec![],
+            authors: vec![],
+            categories: vec![],
+            digest_size: 5,
+            frequency: Frequency::Daily,
+            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        }
+    }
+
+    fn operator() -> ConsentInput {
+        ConsentInput {
+            method: ConsentMethod::OperatorImport,
+            source: "test".into(),
+            consent_text_hash: "test".into(),
+            ip: None,
+        }
+    }
+
+    async fn add(store: &Store, email: &str, state: SubscriberState) -> Result<SubscriberId> {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+        store
+            .add_subscriber(
+                &EmailAddress::parse(email).unwrap(),
+                &prefs(),
+                state,
+                &operator(),
+                &|id, g| format!("hash-{}-{g}", id.0),
+                now,
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_operator_add_never_lifts_a_suppression_of_any_reason() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
+        let id = add(&store, "gone@example.org", SubscriberState::Active)
+            .await
+            .unwrap();
+        store
+            .delete_subscriber(id, SuppressionReason::Deleted, now)
+            .await
+            .unwrap();
+        let manual = EmailAddress::parse("blocked@example.org").unwrap();
+        store
+            .suppress(&manual, SuppressionReason::Manual, now)
+            .await
+            .unwrap();
+        for email in [
+            "gone@example.org",
+            "GONE@example.org",
+            "blocked@example.org",
+        ] {
+            for state in [SubscriberState::Active, SubscriberState::Pending] {
+                let err = add(&store, email, state).await.unwrap_err();
+                assert!(matches!(err, StoreError::Suppressed(_)), "{email}: {err}");
+            }
+            let e = EmailAddress::parse(email).unwrap();
+            assert!(store.suppression(&e).await.unwrap().is_some(), "{email}");
+            assert!(store.subscriber_by_email(&e).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn one_mailbox_typed_three_ways_is_one_subscriber() {
+        let (store, _dir) = temp_store().await;
+        add(&store, "keeper@example.com", SubscriberState::Active)
+            .await
+            .unwrap();
+        for other in ["Keeper@example.com", "KEEPER@EXAMPLE.COM"] {
+            let err = add(&store, other, SubscriberState::Active)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{other}: {err}");
+            let found = store
+                .subscriber_by_email(&EmailAddress::parse(other).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.email.as_str(), "keeper@example.com");
+        }
+        assert_eq!(store.list_subscribers(None).await.unwrap().len(), 1);
+    }
+
+    /// A suppression recorded when canonical keys kept the local part's
+    /// case is still found for the address as it was typed.
+    #[tokio::test]
+    async fn a_suppression_stored_under_the_old_key_still_matches() {
+        let (store, _dir) = temp_store().await;
+        sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at) \
+             VALUES (?, 'hard_bounce', '2026-01-01T00:00:00.000Z')",
+        )
+        .bind(hash_canonical("Bounced@example.org"))
+        .execute(store.writer())
+        .await
+        .unwrap();
+        let typed = EmailAddress::parse("Bounced@Example.org").unwrap();
+        assert_eq!(
+            store.suppression(&typed).await.unwrap(),
+            Some(SuppressionReason::HardBounce)
+        );
+        assert_eq!(store.suppressed_among(&[&typed]).await.unwrap(), vec![true]);
+        let err = add(&store, "Bounced@example.org", SubscriberState::Active)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Suppressed("hard_bounce")),
+            "{err}"
+        );
+    }
+
+    async fn old_schema_pool(path: &std::path::Path, dir: &std::path::Path) -> sqlx::SqlitePool {
+        let old = dir.join("old-migrations");
+        std::fs::create_dir(&old).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap()
+        {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.as_str() < "20261204000400" {
+                std::fs::copy(entry.path(), old.join(&name)).unwrap();
+            }
+        }
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(path)
+                .create_if_missing(true)
+                .foreign_keys(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    /// A database where one mailbox became three subscribers opens with
+    /// them folded into the one with the oldest confirmed consent; the
+    /// others' consents and links move to it, the merge is recorded, and
+    /// a later unsubscribe of one variant wins.
+    #[tokio::test]
+    async fn the_upgrade_folds_case_duplicates_keeping_the_oldest_confirmed_consent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let pool = old_schema_pool(&path, dir.path()).await;
+        // (id, email, state, created, confirmed, unsubscribed)
+        let rows = [
+            (
+                1,
+                "Keeper@example.com",
+                "active",
+                "2026-03-01",
+                Some("2026-03-02"),
+                None,
+            ),
+            (
+                2,
+                "keeper@example.com",
+                "active",
+                "2026-01-01",
+                Some("2026-01-05"),
+                None,
+            ),
+            (3, "KEEPER@example.com", "pending", "2025-12-01", None, None),
+            (
+                4,
+                "other@example.com",
+                "active",
+                "2026-01-01",
+                Some("2026-01-01"),
+                None,
+            ),
+            (
+                5,
+                "Quit@example.com",
+                "active",
+                "2026-01-01",
+                Some("2026-01-02"),
+                None,
+            ),
+            (
+                6,
+                "quit@example.com",
+                "unsubscribed",
+                "2026-02-01",
+                Some("2026-02-02"),
+                Some("2026-05-01"),
+            ),
+        ];
+        for (id, email, state, created, confirmed, unsub) in rows {
+            let t = |d: &str| format!("{d}T00:00:00.000Z");
+            let (local, domain) = email.split_once('@').unwrap();
+            sqlx::query(
+                "INSERT INTO subscribers (id, email, email_canonical, state, digest_size, \
+                 frequency, send_time, time_zone, created_at, updated_at, confirmed_at, \
+                 unsubscribed_at) VALUES (?, ?, ?, ?, 5, 'daily', '08:00', 'UTC', ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(email)
+            .bind(format!("{local}@{}", domain.to_lowercase()))
+            .bind(state)
+            .bind(t(created))
+            .bind(t(created))
+            .bind(confirmed.map(t))
+            .bind(unsub.map(t))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO consents (subscriber_id, method, source, consent_text_hash, topics, \
+                 requested_at, confirmed_at) VALUES (?, 'web_form', 'f', 'h', '[]', ?, ?)",
+            )
+            .bind(id)
+            .bind(t(created))
+            .bind(confirmed.map(t))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO tokens (hash, subscriber_id, purpose, created_at) \
+                 VALUES (?, ?, 'manage', '2026-01-01T00:00:00.000Z')",
+            )
+            .bind(format!("manage-{id}"))
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // The variant that bounced was suppressed under its old key.
+        sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at) \
+             VALUES (?, 'hard_bounce', '2026-04-01T00:00:00.000Z')",
+        )
+        .bind(hash_canonical("KEEPER@example.com"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(&DatabaseConfig {
+            path,
+            busy_timeout_ms: 10_000,
+            max_connections: 2,
+            synchronous: "normal".into(),
+        })
+        .await
+        .unwrap();
+        let subs = store.list_subscribers(None).await.unwrap();
+        let summary: Vec<(i64, &str, &str, &str)> = subs
+            .iter()
+            .map(|s| {
+                (
+                    s.id.0,
+                    s.email.as_str(),
+                    s.email.canonical(),
+                    s.state.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (2, "keeper@example.com", "keeper@example.com", "active"),
+                (4, "other@example.com", "other@example.com", "active"),
+                (5, "Quit@example.com", "quit@example.com", "unsubscribed"),
+            ]
+        );
+        assert_eq!(
+            ts(subs[0].confirmed_at.unwrap()),
+            "2026-01-05T00:00:00.000Z"
+        );
+        let consents: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM consents WHERE subscriber_id = 2")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(consents, 3);
+        for token in ["manage-1", "manage-2", "manage-3"] {
+            let owner = store
+                .subscriber_for_token(token, TokenPurpose::Manage, Utc::now())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(owner.id, SubscriberId(2), "{token}");
+        }
+        let merges: Vec<(i64, i64, String, bool)> = sqlx::query_as(
+            "SELECT kept_id, merged_id, merged_state, reported_at IS NOT NULL \
+             FROM subscriber_merges ORDER BY merged_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            merges,
+            vec![
+                (2, 1, "active".into(), true),
+                (2, 3, "pending".into(), true),
+                (5, 6, "unsubscribed".into(), true),
+            ]
+        );
+        // The bounced variant's suppression now covers the whole mailbox.
+        let any_case = EmailAddress::parse("kEEper@example.com").unwrap();
+        assert_eq!(
+            store.suppression(&any_case).await.unwrap(),
+            Some(SuppressionReason::HardBounce)
+        );
+        assert!(store.finish_mailbox_merges().await.unwrap().is_empty());
+    }
 }

@@ -39,11 +39,11 @@ fn consent_hash() -> String {
     crate::domain::hash_canonical(CONSENT_TEXT)
 }
 
-fn base(app: &App, title: &str) -> Value {
+pub(super) fn base(app: &App, title: &str) -> Value {
     json!({ "title": title, "home_url": app.links.home_url(), "noindex": false })
 }
 
-fn merge(mut a: Value, b: Value) -> Value {
+pub(super) fn merge(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
     }
@@ -51,7 +51,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 }
 
 /// A generic page with a heading and paragraphs.
-fn message(
+pub(super) fn message(
     app: &App,
     status: StatusCode,
     title: &str,
@@ -77,7 +77,7 @@ fn message(
     })
 }
 
-fn invalid_link(app: &App) -> Result<Response> {
+pub(super) fn invalid_link(app: &App) -> Result<Response> {
     message(
         app,
         StatusCode::NOT_FOUND,
@@ -91,7 +91,7 @@ fn invalid_link(app: &App) -> Result<Response> {
     )
 }
 
-fn rate_limited(app: &App) -> Result<Response> {
+pub(super) fn rate_limited(app: &App) -> Result<Response> {
     Metrics::inc(&app.metrics.rate_limited);
     let mut r = message(
         app,
@@ -106,7 +106,7 @@ fn rate_limited(app: &App) -> Result<Response> {
     Ok(r)
 }
 
-fn forbidden_cross_site(app: &App) -> Result<Response> {
+pub(super) fn forbidden_cross_site(app: &App) -> Result<Response> {
     message(
         app,
         StatusCode::FORBIDDEN,
@@ -117,7 +117,7 @@ fn forbidden_cross_site(app: &App) -> Result<Response> {
     )
 }
 
-fn bad_form(app: &App, e: FormError) -> Result<Response> {
+pub(super) fn bad_form(app: &App, e: FormError) -> Result<Response> {
     message(
         app,
         StatusCode::BAD_REQUEST,
@@ -143,7 +143,10 @@ fn is_urlencoded(headers: &HeaderMap) -> bool {
 }
 
 /// Parses a browser form body, or explains why not.
-fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, Vec<String>>, FormError> {
+pub(super) fn read_form(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<HashMap<String, Vec<String>>, FormError> {
     if !is_urlencoded(headers) {
         return Err(FormError::WrongContentType);
     }
@@ -449,7 +452,7 @@ fn path_token(raw: &str) -> Option<Token> {
     Token::decode(raw)
 }
 
-async fn manage_subscriber(app: &App, raw: &str) -> Result<Option<(Token, Subscriber)>> {
+pub(super) async fn manage_subscriber(app: &App, raw: &str) -> Result<Option<(Token, Subscriber)>> {
     let Some(token) = path_token(raw) else {
         return Ok(None);
     };
@@ -552,7 +555,7 @@ fn form_json(input: &PreferencesInput) -> Value {
     })
 }
 
-fn manage_view(
+pub(super) async fn manage_view(
     app: &App,
     status: StatusCode,
     token: &Token,
@@ -575,7 +578,9 @@ fn manage_view(
             "weekdays": weekday_names(),
             "errors": errors,
             "notice": notice,
-            "preview_url": format!("{}preview", app.links.home_url()),
+            // The settings page's live preview includes the reader's feedback.
+            "preview_url": super::feedback::manage_preview_url(app, token),
+            "feedback": super::feedback::settings_json(app, sub).await?,
         }),
     );
     Ok(token_page(status, app.renderer.page("manage", &data)?))
@@ -589,7 +594,7 @@ pub(super) async fn manage_page(
         return invalid_link(&app);
     };
     let input = PreferencesInput::from_preferences(&sub.preferences);
-    manage_view(&app, StatusCode::OK, &token, &sub, &input, &[], None)
+    manage_view(&app, StatusCode::OK, &token, &sub, &input, &[], None).await
 }
 
 pub(super) async fn manage(
@@ -649,16 +654,20 @@ pub(super) async fn manage(
                         &[],
                         Some("Your settings are saved."),
                     )
+                    .await
                 }
-                Err(errors) => manage_view(
-                    &app,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &token,
-                    &sub,
-                    &input,
-                    &errors,
-                    None,
-                ),
+                Err(errors) => {
+                    manage_view(
+                        &app,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        &token,
+                        &sub,
+                        &input,
+                        &errors,
+                        None,
+                    )
+                    .await
+                }
             }
         }
         action @ ("pause" | "resume") => {
@@ -678,6 +687,10 @@ pub(super) async fn manage(
                 &[],
                 Some(notice),
             )
+            .await
+        }
+        action @ ("forget_feedback" | "follow_author") => {
+            super::feedback::manage_action(&app, &token, &sub, action, &form).await
         }
         "resubscribe" => {
             if sub.state == SubscriberState::Unsubscribed {

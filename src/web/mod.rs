@@ -3,6 +3,7 @@
 //! Handlers parse input, call the store and render; they hold no business
 //! rules of their own beyond choosing which page to show.
 
+mod feedback;
 mod forms;
 mod handlers;
 
@@ -76,6 +77,12 @@ pub fn router(app: App) -> Router {
             get(handlers::unsubscribe_page).post(handlers::unsubscribe),
         )
         .route("/preview", get(handlers::preview))
+        // Feedback links and the settings page's feedback-aware preview.
+        .route(
+            "/feedback/{token}",
+            get(feedback::feedback_page).post(feedback::feedback),
+        )
+        .route("/manage/{token}/preview", get(feedback::manage_preview))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)

@@ -183,6 +183,20 @@ fn subscribers_import_export_and_backup_round_trip() {
     let imported = run(&["subscribers", "import", "in.csv", "--confirmed"]);
     assert!(!imported.status.success(), "an invalid row is reported");
     assert!(String::from_utf8_lossy(&imported.stderr).contains("line 3"));
+    // All or nothing: the valid row waits until the file is fixed, or is
+    // imported explicitly without the invalid one.
+    let imported = run(&[
+        "subscribers",
+        "import",
+        "in.csv",
+        "--confirmed",
+        "--skip-invalid",
+    ]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let add = run(&[
         "subscribers",
         "add",
@@ -229,7 +243,7 @@ fn subscribers_import_export_and_backup_round_trip() {
     assert!(removed.status.success());
     let again = run(&["subscribers", "add", "sam@example.org", "--confirmed"]);
     assert!(
-        again.status.success(),
-        "an operator may re-add a manually removed address"
+        !again.status.success(),
+        "an operator never lifts a suppression: only the person's own opt-in does"
     );
 }

@@ -1,0 +1,324 @@
+//! The producer: claims due deliveries batch by batch, re-checks each
+//! subscriber, picks and renders new digests (or reopens the stored bytes
+//! of a retry), and stores the exact bytes before handing the messages to
+//! the dispatcher.
+
+use super::dispatch::Budget;
+use super::view::{subject_and_preheader, DigestView, FeedbackUrls, PaperView};
+use super::{fault_point, DigestPick, Picker, RunState, Sealer};
+use crate::app::App;
+use crate::config::UnknownPolicy;
+use crate::deliver::{Composed, Outgoing};
+use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
+use crate::rank::ReaderFeedback;
+use crate::store::deliveries::{ClaimedDelivery, Prepared, RunCounts};
+use crate::store::subscribers::Subscriber;
+use crate::telemetry::Metrics;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A message ready to send for one claimed delivery.
+pub(super) struct Ready {
+    pub(super) claim: ClaimedDelivery,
+    pub(super) subscriber: Subscriber,
+    pub(super) composed: Composed,
+    pub(super) papers: Vec<String>,
+}
+
+/// Claims and prepares batch after batch until nothing is due, storing
+/// each batch's bytes before handing its messages to the dispatcher.
+pub(super) async fn produce(
+    app: &App,
+    picker: &dyn Picker,
+    now: DateTime<Utc>,
+    batch: u32,
+    budget: &Mutex<Budget>,
+    counts: &Mutex<RunCounts>,
+    ready: tokio::sync::mpsc::Sender<Ready>,
+) -> anyhow::Result<(RunState, Option<String>)> {
+    let cfg = &app.config.digest;
+    let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
+    let lease = Duration::seconds(cfg.lease_secs as i64);
+    let sealer = Sealer::new(&app.links);
+    loop {
+        if app.shutdown.is_cancelled() {
+            return Ok((
+                RunState::Interrupted,
+                Some("shutdown requested".to_string()),
+            ));
+        }
+        if let Some(why) = budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .paused
+            .clone()
+        {
+            return Ok((RunState::PausedErrors, Some(why)));
+        }
+        let claims = app
+            .store
+            .claim_deliveries(now, now + lease, batch, resend)
+            .await?;
+        if claims.is_empty() {
+            return Ok((RunState::Done, None));
+        }
+        fault_point("after_claim");
+
+        let (batch_ready, prepared, skipped, failed) =
+            prepare(app, picker, &sealer, claims, now).await?;
+        {
+            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+            c.skipped += skipped;
+            c.failed += failed;
+        }
+        if failed > 0 {
+            Metrics::add(&app.metrics.mail_failed, failed);
+        }
+        // The exact bytes are durable before the first byte goes out.
+        app.store.prepare_deliveries(&prepared).await?;
+        for r in batch_ready {
+            ready
+                .send(r)
+                .await
+                .map_err(|_| anyhow::anyhow!("the digest dispatcher stopped"))?;
+        }
+    }
+}
+
+/// What a claimed delivery became before sending.
+enum Prepare {
+    Ready(Box<Ready>, Option<Prepared>),
+    /// The message could not be built: to record as `failed`.
+    Failed(i64, String),
+}
+
+/// Prepares a claimed batch: re-checks each subscriber (R53; one query
+/// each for the batch's subscribers, suppressions and sent papers), then
+/// reopens the stored message or picks, renders, composes and seals a new
+/// one. Rendering runs on the blocking pool in one chunk per core.
+/// Returns the messages to send, the new ones to store, how many were
+/// skipped and how many failed (a message that could not be built is
+/// recorded `failed`, so it counts as failed).
+async fn prepare(
+    app: &App,
+    picker: &dyn Picker,
+    sealer: &Sealer,
+    claims: Vec<ClaimedDelivery>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Vec<Ready>, Vec<Prepared>, u64, u64)> {
+    let store = &app.store;
+    let ids: Vec<SubscriberId> = claims.iter().map(|c| c.subscriber_id).collect();
+    let mut subs: HashMap<SubscriberId, Subscriber> = store
+        .subscribers_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut skips: Vec<(i64, &'static str)> = Vec::new();
+    let mut live = Vec::with_capacity(claims.len());
+    for claim in claims {
+        match subs.remove(&claim.subscriber_id) {
+            None => skips.push((claim.id, "subscriber deleted")),
+            Some(s) if s.state != SubscriberState::Active => {
+                skips.push((claim.id, "not active at send time"))
+            }
+            Some(s) => live.push((claim, s)),
+        }
+    }
+    let emails: Vec<&EmailAddress> = live.iter().map(|(_, s)| &s.email).collect();
+    let suppressed = store.suppressed_among(&emails).await?;
+    let mut ready = Vec::with_capacity(live.len());
+    let mut fresh = Vec::with_capacity(live.len());
+    for ((claim, sub), suppressed) in live.into_iter().zip(suppressed) {
+        if suppressed {
+            skips.push((claim.id, "address suppressed"));
+        } else if let Some(sealed) = &claim.message {
+            // A retry or the single unknown-outcome resend: the identical bytes.
+            let composed = Composed {
+                envelope: app.composer.envelope_for(&sub.email)?,
+                bytes: sealer.open(sealed)?,
+                message_id: claim.message_id.clone().unwrap_or_default(),
+            };
+            let papers = claim.papers.clone();
+            ready.push(Ready {
+                claim,
+                subscriber: sub,
+                composed,
+                papers,
+            });
+        } else {
+            fresh.push((claim, sub));
+        }
+    }
+
+    let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
+    let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
+    let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
+    let mut jobs = Vec::with_capacity(fresh.len());
+    for (claim, sub) in fresh {
+        let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        let picks = picker.pick_with_feedback(
+            &sub.preferences,
+            &sent.remove(&sub.id).unwrap_or_default(),
+            &fb,
+        );
+        if picks.is_empty() {
+            skips.push((claim.id, "no matching papers today"));
+        } else {
+            jobs.push((claim, sub, picks));
+        }
+    }
+    let mut prepared = Vec::with_capacity(jobs.len());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chunks = Vec::new();
+    while !jobs.is_empty() {
+        let rest = jobs.split_off(jobs.len().saturating_sub(jobs.len().div_ceil(cores)));
+        let (app, sealer) = (app.clone(), sealer.clone());
+        chunks.push(tokio::task::spawn_blocking(move || {
+            rest.into_iter()
+                .map(|(claim, sub, picks)| build_digest(&app, &sealer, claim, sub, &picks, now))
+                .collect::<anyhow::Result<Vec<Prepare>>>()
+        }));
+    }
+    let mut failed = 0;
+    for chunk in chunks {
+        for p in chunk.await?? {
+            match p {
+                Prepare::Ready(r, p) => {
+                    prepared.extend(p);
+                    ready.push(*r);
+                }
+                Prepare::Failed(id, why) => {
+                    store
+                        .delivery_outcome(id, "failed", None, None, &why, None)
+                        .await?;
+                    failed += 1;
+                }
+            }
+        }
+    }
+    for (id, why) in &skips {
+        store
+            .delivery_outcome(*id, "skipped", None, None, why, None)
+            .await?;
+    }
+    Ok((ready, prepared, skips.len() as u64, failed))
+}
+
+/// Renders, composes and seals one new digest. Blocking: CPU only.
+fn build_digest(
+    app: &App,
+    sealer: &Sealer,
+    claim: ClaimedDelivery,
+    sub: Subscriber,
+    picks: &[DigestPick],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Prepare> {
+    let content = render_digest(app, &sub, picks, claim.digest_date)?;
+    let message_id = app.composer.message_id(
+        &app.links,
+        "digest",
+        &[
+            claim.digest_date.to_string().as_bytes(),
+            &sub.id.0.to_be_bytes(),
+        ]
+        .concat(),
+        &claim.digest_date.format("%Y%m%d").to_string(),
+    );
+    let token = app.links.manage_token(sub.id, sub.token_generation);
+    let composed = match app.composer.compose(&Outgoing {
+        to: &sub.email,
+        content: &content,
+        message_id,
+        unsubscribe_url: Some(app.links.unsubscribe_url(&token)),
+        date: Some(now.max(claim.due_at)),
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(delivery = claim.id, subscriber = %sub.id, error = %e, "cannot build digest");
+            return Ok(Prepare::Failed(claim.id, e.to_string()));
+        }
+    };
+    let papers: Vec<String> = picks.iter().map(|p| p.paper.id.to_string()).collect();
+    let prepared = Prepared {
+        id: claim.id,
+        message_id: composed.message_id.clone(),
+        encrypted: sealer.seal(&composed.bytes)?,
+        papers: papers.clone(),
+    };
+    Ok(Prepare::Ready(
+        Box::new(Ready {
+            claim,
+            subscriber: sub,
+            composed,
+            papers,
+        }),
+        Some(prepared),
+    ))
+}
+
+/// The three signed feedback links under a paper.
+fn feedback_urls(app: &App, sub: &Subscriber, paper: &PaperId) -> FeedbackUrls {
+    let url = |a| {
+        let t = app
+            .links
+            .feedback_token(sub.id, sub.token_generation, paper, a);
+        app.links.feedback_url(&t)
+    };
+    FeedbackUrls {
+        more: url(FeedbackAction::More),
+        not_for_me: url(FeedbackAction::NotForMe),
+        save: url(FeedbackAction::Save),
+    }
+}
+
+/// Renders one subscriber's digest.
+pub fn render_digest(
+    app: &App,
+    sub: &Subscriber,
+    picks: &[DigestPick],
+    date: NaiveDate,
+) -> anyhow::Result<crate::render::RenderedEmail> {
+    let papers: Vec<PaperView> = picks
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            PaperView::new(i + 1, &p.paper, p.reason.clone()).with_feedback(feedback_urls(
+                app,
+                sub,
+                &p.paper.id,
+            ))
+        })
+        .collect();
+    let fallback = picks.iter().all(|p| p.topic.is_none());
+    let top_topic = picks.iter().find_map(|p| p.topic.as_deref());
+    let (subject, preheader) = subject_and_preheader(&papers, top_topic);
+    let token = app.links.manage_token(sub.id, sub.token_generation);
+    let topics = &sub.preferences.topics;
+    let view = DigestView {
+        heading: if fallback {
+            "Nothing matched your topics today; here is what is trending".into()
+        } else {
+            "Today's papers on your topics".to_string()
+        },
+        subject,
+        preheader,
+        date: date.format("%A, %-d %B %Y").to_string(),
+        papers,
+        topics: topics.clone(),
+        fallback,
+        manage_url: app.links.manage_url(&token),
+        unsubscribe_url: app.links.unsubscribe_url(&token),
+        home_url: app.links.home_url(),
+        why: format!(
+            "You receive this because you subscribed to paperboy digests{}. Change or stop them any time with the links above.",
+            if topics.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", topics.join(", "))
+            }
+        ),
+    };
+    Ok(app.renderer.email("digest", &view)?)
+}

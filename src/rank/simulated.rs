@@ -1,0 +1,153 @@
+//! Evaluation of feedback by simulated readers on the judged set
+//! (`tests/relevance/judgements.toml`).
+//!
+//! Each judged topic is a reader who typed that topic. Every day the
+//! reader gets a digest (`digest_size` papers, none sent before) from the
+//! ranker with their feedback so far, and clicks *More like this* on each
+//! paper the judgements call relevant and *Not for me* on every other one.
+//! After 0, 1, 3 and 5 days the ranking is measured the standard way for
+//! relevance feedback, on the *residual* collection: the papers the reader
+//! has not seen yet, against the judgements of those papers (what they
+//! already judged is no news). The same residual ranking without feedback
+//! is the comparison, so day 0 is identical by construction and later days
+//! show what feedback adds. Topics with no relevant paper left in the
+//! residual collection drop out of that day's means (their number is
+//! reported).
+
+use super::eval::{ndcg_at, RelevanceSet};
+use super::{CandidateIndex, FeedbackItem, Profile, RankParams, ReaderFeedback, Synonyms};
+use crate::domain::{Candidate, FeedbackAction, PaperId};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Means over the topics still measurable on one day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DayScore {
+    /// Days of feedback given before this measurement.
+    pub day: usize,
+    /// Topics with relevant papers left to find.
+    pub topics: usize,
+    pub ndcg_feedback: f64,
+    pub ndcg_none: f64,
+    /// Precision at k: relevant papers in the top k, over k.
+    pub precision_feedback: f64,
+    pub precision_none: f64,
+}
+
+/// How a simulation is run.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub params: RankParams,
+    pub now: DateTime<Utc>,
+    /// Papers per daily digest.
+    pub digest_size: usize,
+    /// Cut-off of nDCG and precision.
+    pub k: usize,
+    /// Measurement days, ascending (e.g. 0, 1, 3, 5).
+    pub days: Vec<usize>,
+    /// Unit embeddings per candidate, for the hybrid ranker.
+    pub embeddings: Option<Vec<Option<Arc<[f32]>>>>,
+}
+
+fn precision(ranked: &[&str], judged: &BTreeMap<String, u8>, k: usize) -> f64 {
+    let hits = ranked
+        .iter()
+        .take(k)
+        .filter(|id| judged.get(**id).is_some_and(|&g| g > 0))
+        .count();
+    hits as f64 / k as f64
+}
+
+/// Runs every judged topic's reader and returns one score per
+/// measurement day.
+pub fn simulate(
+    candidates: &[Candidate],
+    set: &RelevanceSet,
+    synonyms: &Synonyms,
+    sim: &Simulation,
+) -> Vec<DayScore> {
+    let mut index = CandidateIndex::build_with(candidates, synonyms, sim.now, sim.params.clone());
+    if let Some(e) = &sim.embeddings {
+        index = index.with_embeddings(e);
+    }
+    let by_id: BTreeMap<&str, &Candidate> = candidates
+        .iter()
+        .map(|c| (c.paper.id.as_str(), c))
+        .collect();
+    let mut sums = vec![(0usize, 0.0, 0.0, 0.0, 0.0); sim.days.len()];
+    let last = sim.days.iter().copied().max().unwrap_or(0);
+    for judged in set
+        .topic
+        .iter()
+        .filter(|j| j.relevant.values().any(|&g| g > 0))
+    {
+        let profile = Profile::topics([judged.query.as_str()]);
+        let mut seen: HashSet<PaperId> = HashSet::new();
+        let mut feedback = ReaderFeedback::none(sim.now);
+        for day in 0..=last {
+            let today = sim.now + Duration::days(day as i64);
+            feedback.now = today;
+            if let Some(slot) = sim.days.iter().position(|&d| d == day) {
+                let residual: BTreeMap<String, u8> = judged
+                    .relevant
+                    .iter()
+                    .filter(|(id, _)| !seen.iter().any(|s| s.as_str() == id.as_str()))
+                    .map(|(id, g)| (id.clone(), *g))
+                    .collect();
+                if residual.values().any(|&g| g > 0) {
+                    let with = index.rank_with_feedback(&profile, &seen, sim.k, &feedback);
+                    let none = index.rank(&profile, &seen, sim.k);
+                    let ids = |p: &[super::Pick]| -> Vec<String> {
+                        p.iter().map(|p| p.id.to_string()).collect()
+                    };
+                    let (w, n) = (ids(&with), ids(&none));
+                    let w: Vec<&str> = w.iter().map(String::as_str).collect();
+                    let n: Vec<&str> = n.iter().map(String::as_str).collect();
+                    let s = &mut sums[slot];
+                    s.0 += 1;
+                    s.1 += ndcg_at(&w, &residual, sim.k);
+                    s.2 += ndcg_at(&n, &residual, sim.k);
+                    s.3 += precision(&w, &residual, sim.k);
+                    s.4 += precision(&n, &residual, sim.k);
+                }
+            }
+            if day == last {
+                break;
+            }
+            // Today's digest, and the reader's clicks on it.
+            for p in index.rank_with_feedback(&profile, &seen, sim.digest_size, &feedback) {
+                let relevant = judged.relevant.get(p.id.as_str()).is_some_and(|&g| g > 0);
+                let c = by_id[p.id.as_str()];
+                feedback.items.push(FeedbackItem {
+                    paper: Arc::new(c.paper.clone()),
+                    action: if relevant {
+                        FeedbackAction::More
+                    } else {
+                        FeedbackAction::NotForMe
+                    },
+                    at: today,
+                    embedding: sim.embeddings.as_ref().and_then(|e| {
+                        e[candidates.iter().position(|x| x.paper.id == p.id)?].clone()
+                    }),
+                });
+                seen.insert(p.id);
+            }
+        }
+    }
+    sim.days
+        .iter()
+        .zip(sums)
+        .map(|(&day, (n, nf, nn, pf, pn))| {
+            let m = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
+            DayScore {
+                day,
+                topics: n,
+                ndcg_feedback: m(nf),
+                ndcg_none: m(nn),
+                precision_feedback: m(pf),
+                precision_none: m(pn),
+            }
+        })
+        .collect()
+}

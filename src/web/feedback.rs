@@ -1,0 +1,377 @@
+//! The feedback links of the digests (*More like this*, *Not for me*,
+//! *Save*), the reading list and feedback on the settings page, and the
+//! settings page's live preview with feedback.
+//!
+//! A feedback link's token is an HMAC (see [`crate::links`]): nothing
+//! about it is stored, and it stops working when the manage link is
+//! rotated or the subscriber deleted. Mail scanners open links, so GET
+//! only shows a page with one button; the POST records, idempotently,
+//! under the same rate limit and cross-site rules as the other forms. No
+//! cookies are set.
+
+use super::forms::field;
+use super::handlers::{
+    bad_form, base, forbidden_cross_site, invalid_link, manage_subscriber, manage_view, merge,
+    rate_limited, read_form,
+};
+use super::{client_ip, token_page, WebError};
+use crate::app::App;
+use crate::domain::{FeedbackAction, FeedbackEntry, Paper, PaperId, PreferencesInput, Token};
+use crate::links::FeedbackClaim;
+use crate::rank::{suggest_authors, Profile, ReaderFeedback};
+use crate::store::feedback::Recorded;
+use crate::store::subscribers::Subscriber;
+use crate::store::StoreError;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+type Result<T, E = WebError> = std::result::Result<T, E>;
+
+/// Authors suggested on the settings page must recur in this many liked
+/// or saved papers.
+const SUGGEST_MIN_PAPERS: usize = 2;
+const SUGGEST_LIMIT: usize = 5;
+
+/// The subscriber a feedback token was signed for, if it is valid now.
+async fn verified(app: &App, raw: &str) -> Result<Option<(FeedbackClaim, Subscriber)>> {
+    let Some(claim) = FeedbackClaim::parse(raw) else {
+        return Ok(None);
+    };
+    let sub = match app.store.subscriber(claim.subscriber).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !app.links.verify_feedback(&claim, sub.token_generation) {
+        return Ok(None);
+    }
+    Ok(Some((claim, sub)))
+}
+
+/// What the page says and which button it shows.
+enum PageState {
+    /// GET: nothing recorded yet for this action.
+    Offer { replaces: Option<FeedbackAction> },
+    /// This action is recorded (just now, or earlier): offer undo.
+    Recorded { now: bool },
+    /// Just undone: offer to record again.
+    Undone,
+}
+
+fn heading(action: FeedbackAction) -> &'static str {
+    match action {
+        FeedbackAction::More => "More papers like this?",
+        FeedbackAction::NotForMe => "Fewer papers like this?",
+        FeedbackAction::Save => "Save this paper?",
+    }
+}
+
+fn page(
+    app: &App,
+    raw: &str,
+    claim: &FeedbackClaim,
+    sub: &Subscriber,
+    paper: &Paper,
+    state: PageState,
+) -> Result<Response> {
+    let a = claim.action;
+    let (heading, paragraphs, button, form_do, secondary): (&str, Vec<String>, &str, &str, bool) =
+        match state {
+            PageState::Offer { replaces } => {
+                let mut p = vec![match a {
+                    FeedbackAction::More => "Your next digests will rank papers similar to this one higher.".to_string(),
+                    FeedbackAction::NotForMe => "Your next digests will rank papers similar to this one lower.".to_string(),
+                    FeedbackAction::Save => "It goes on your reading list on the settings page, and papers like it rank higher.".to_string(),
+                }];
+                if let Some(r) = replaces {
+                    p.push(format!("This replaces your earlier “{}”.", r.label()));
+                }
+                (heading(a), p, a.label(), "record", false)
+            }
+            PageState::Recorded { now } => (
+                if now {
+                    "Thank you, noted"
+                } else {
+                    "Already noted"
+                },
+                vec![format!(
+                    "You chose “{}” for this paper. Changed your mind? Undo it.",
+                    a.label()
+                )],
+                "Undo",
+                "undo",
+                true,
+            ),
+            PageState::Undone => (
+                "Undone",
+                vec!["We removed your feedback on this paper.".to_string()],
+                a.label(),
+                "record",
+                true,
+            ),
+        };
+    let manage = app.links.manage_token(sub.id, sub.token_generation);
+    let data = merge(
+        base(app, heading),
+        json!({
+            "noindex": true,
+            "heading": heading,
+            "paper_title": paper.title,
+            "paper_url": paper.abs_url(),
+            "paragraphs": paragraphs,
+            "action_url": app.links.feedback_url(raw),
+            "form_do": form_do,
+            "button": button,
+            "secondary": secondary,
+            "manage_url": app.links.manage_url(&manage),
+        }),
+    );
+    Ok(token_page(
+        StatusCode::OK,
+        app.renderer.page("feedback", &data)?,
+    ))
+}
+
+async fn paper_of(app: &App, id: &PaperId) -> Result<Option<Paper>> {
+    Ok(app.store.paper(id).await?)
+}
+
+/// `GET /feedback/{token}`: the one-button page. Records nothing.
+pub(super) async fn feedback_page(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let Some((claim, sub)) = verified(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let Some(paper) = paper_of(&app, &claim.paper).await? else {
+        return invalid_link(&app);
+    };
+    let state = match app.store.feedback_on(sub.id, &claim.paper).await? {
+        Some(e) if e.action == claim.action => PageState::Recorded { now: false },
+        other => PageState::Offer {
+            replaces: other.map(|e| e.action),
+        },
+    };
+    page(&app, &raw, &claim, &sub, &paper, state)
+}
+
+/// `POST /feedback/{token}` with `do=record` or `do=undo`.
+pub(super) async fn feedback(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    if super::is_cross_site(&app, &headers) {
+        return forbidden_cross_site(&app);
+    }
+    let Some((claim, sub)) = verified(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return bad_form(&app, e),
+    };
+    let Some(paper) = paper_of(&app, &claim.paper).await? else {
+        return invalid_link(&app);
+    };
+    match field(&form, "do") {
+        "record" => {
+            let r = app
+                .store
+                .record_feedback(sub.id, &claim.paper, claim.action, app.now())
+                .await?;
+            tracing::info!(subscriber = %sub.id, paper = %claim.paper, action = claim.action.as_str(), changed = r == Recorded::Changed, "feedback");
+            page(
+                &app,
+                &raw,
+                &claim,
+                &sub,
+                &paper,
+                PageState::Recorded { now: true },
+            )
+        }
+        "undo" => {
+            let removed = app.store.remove_feedback(sub.id, &claim.paper).await?;
+            tracing::info!(subscriber = %sub.id, paper = %claim.paper, removed, "feedback undone");
+            page(&app, &raw, &claim, &sub, &paper, PageState::Undone)
+        }
+        _ => bad_form(&app, super::FormError::Malformed),
+    }
+}
+
+pub(super) fn manage_preview_url(app: &App, token: &Token) -> String {
+    format!("{}/preview", app.links.manage_url(token))
+}
+
+fn paper_row(p: &Paper, e: &FeedbackEntry) -> Value {
+    json!({
+        "id": p.id.as_str(),
+        "title": p.title,
+        "url": p.abs_url(),
+        "at": e.at.format("%-d %B %Y").to_string(),
+    })
+}
+
+/// The settings page's reading list (saved), liked and not-for-me
+/// papers, and the authors suggested from them.
+pub(super) async fn settings_json(app: &App, sub: &Subscriber) -> Result<Value> {
+    let mut all = app.store.feedback_with_papers(&[sub.id]).await?;
+    let list = all.remove(&sub.id).unwrap_or_default();
+    let rows = |a: FeedbackAction| -> Vec<Value> {
+        list.iter()
+            .filter(|(e, _)| e.action == a)
+            .map(|(e, p)| paper_row(p, e))
+            .collect()
+    };
+    let liked: Vec<&Paper> = list
+        .iter()
+        .filter(|(e, _)| e.action.is_positive())
+        .map(|(_, p)| p.as_ref())
+        .collect();
+    let suggested: Vec<Value> = suggest_authors(
+        &liked,
+        &sub.preferences.authors,
+        SUGGEST_MIN_PAPERS,
+        SUGGEST_LIMIT,
+    )
+    .into_iter()
+    .map(|(name, n)| json!({ "name": name, "papers": n }))
+    .collect();
+    Ok(json!({
+        "any": !list.is_empty(),
+        "saved": rows(FeedbackAction::Save),
+        "liked": rows(FeedbackAction::More),
+        "not_for_me": rows(FeedbackAction::NotForMe),
+        "suggested_authors": suggested,
+    }))
+}
+
+/// The settings page's feedback buttons: `forget_feedback` (field
+/// `paper`) and `follow_author` (field `author`, one of the suggestions).
+pub(super) async fn manage_action(
+    app: &App,
+    token: &Token,
+    sub: &Subscriber,
+    action: &str,
+    form: &HashMap<String, Vec<String>>,
+) -> Result<Response> {
+    let (sub, notice) = if action == "forget_feedback" {
+        // Only this subscriber's rows can match, so any id is harmless.
+        let raw = field(form, "paper");
+        if raw.is_empty() || raw.len() > 128 {
+            return bad_form(app, super::FormError::Malformed);
+        }
+        let id = PaperId::from_stored(raw.to_string());
+        app.store.remove_feedback(sub.id, &id).await?;
+        (sub.clone(), "Removed.")
+    } else {
+        let name = field(form, "author").trim().to_string();
+        let offered = settings_json(app, sub).await?;
+        let is_offered = offered["suggested_authors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["name"] == name.as_str()));
+        if !is_offered {
+            return bad_form(app, super::FormError::Malformed);
+        }
+        let mut input = PreferencesInput::from_preferences(&sub.preferences);
+        if !input.authors.is_empty() {
+            input.authors.push('\n');
+        }
+        input.authors.push_str(&name);
+        match input.validate(&sub.preferences) {
+            Ok(prefs) => {
+                let s = app
+                    .store
+                    .update_preferences(sub.id, &prefs, app.now())
+                    .await?;
+                (s, "You now follow this author.")
+            }
+            Err(_) => (sub.clone(), "You follow as many authors as allowed."),
+        }
+    };
+    let input = PreferencesInput::from_preferences(&sub.preferences);
+    manage_view(app, StatusCode::OK, token, &sub, &input, &[], Some(notice)).await
+}
+
+/// `GET /manage/{token}/preview?topics=…&excluded=…&format=json`: the
+/// settings page's live preview, with the reader's feedback applied.
+pub(super) async fn manage_preview(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    if !app.preview_limiter.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    let Some((_, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let cap = |v: Vec<String>, n: usize| v.into_iter().take(n).collect::<Vec<_>>();
+    let mut profile = Profile::from_preferences(&sub.preferences);
+    profile.topics = cap(
+        crate::domain::split_lines_only(get("topics")),
+        crate::domain::limits::MAX_TOPICS,
+    );
+    profile.excluded = cap(
+        crate::domain::split_lines(get("excluded")),
+        crate::domain::limits::MAX_EXCLUDED,
+    );
+    let papers = preview_papers(&app, &sub, &profile).await;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        axum::Json(json!({ "papers": papers })),
+    )
+        .into_response())
+}
+
+async fn preview_papers(app: &App, sub: &Subscriber, profile: &Profile) -> Vec<Value> {
+    let picker = match app.preview_picker().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "preview unavailable");
+            return Vec::new();
+        }
+    };
+    let feedback = match app.store.feedback_with_papers(&[sub.id]).await {
+        Ok(mut m) => ReaderFeedback::from_entries(m.remove(&sub.id).unwrap_or_default(), app.now()),
+        Err(e) => {
+            tracing::warn!(error = %e, "feedback unavailable for the preview");
+            ReaderFeedback::none(app.now())
+        }
+    };
+    // Papers the reader already judged are not news to them.
+    let judged: HashSet<PaperId> = feedback.items.iter().map(|i| i.paper.id.clone()).collect();
+    let size = app.config.rank.preview_size;
+    picker
+        .rank_with_feedback(profile, &judged, size, &feedback)
+        .into_iter()
+        .map(|p| {
+            let paper = &picker.candidates()[p.index].paper;
+            json!({
+                "id": paper.id.as_str(),
+                "title": paper.title,
+                "url": paper.abs_url(),
+                "reason": p.reason.summary(),
+                "score": (p.score * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect()
+}
