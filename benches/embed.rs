@@ -63,7 +63,8 @@ fn child(n: usize, tokens: usize) {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target/test-model/all-MiniLM-L6-v2"));
     let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
-    let corpus = paperboy::rank::eval::fixture_candidates(&root.join("tests/fixtures"), now);
+    let corpus = paperboy::fixtures::recorded_candidates(&root.join("tests/fixtures"), now)
+        .expect("tests/fixtures");
     let texts: Vec<String> = (0..n)
         .map(|i| {
             let p = &corpus[i % corpus.len()].paper;

@@ -181,7 +181,7 @@ fn dense_side(
     rng: &mut StdRng,
 ) {
     const DIMS: usize = 384;
-    let mut unit = |rng: &mut StdRng, near: Option<&[f32]>| -> Vec<f32> {
+    let unit = |rng: &mut StdRng, near: Option<&[f32]>| -> Vec<f32> {
         let mut v: Vec<f32> = (0..DIMS).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);

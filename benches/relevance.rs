@@ -66,17 +66,17 @@ fn main() {
     );
     let no_syn = index(RankParams::default(), &Synonyms::none());
     let bm25 = Bm25Baseline::new(&candidates);
+    let embedded = hybrid::embed(root, &candidates, &set, &synonyms, now);
+    let hybrid_index = embedded.as_ref().map(|e| {
+        let params = paperboy::rank::HybridParams::for_family(e.family);
+        hybrid::index(e, &candidates, &synonyms, now, params)
+    });
     let mut rows = vec![
         Row::new("bm25", |q| bm25.picks(q, K)),
         Row::new("lexical", |q| eval::lexical_picks(&lexical, q, K)),
         Row::new("lex-no-trend", |q| eval::lexical_picks(&no_trend, q, K)),
         Row::new("lex-no-syn", |q| eval::lexical_picks(&no_syn, q, K)),
     ];
-    let embedded = hybrid::embed(root, &candidates, &set, &synonyms, now);
-    let hybrid_index = embedded.as_ref().map(|e| {
-        let params = paperboy::rank::HybridParams::for_family(e.family);
-        hybrid::index(e, &candidates, &synonyms, now, params)
-    });
     if let Some(h) = &hybrid_index {
         rows.push(Row::new("hybrid", move |q| eval::lexical_picks(h, q, K)));
     }

@@ -298,7 +298,7 @@ impl Semantic {
             self.counters
                 .pending
                 .store(todo.saturating_sub(embedded), Ordering::Relaxed);
-            if embedded % (PAPER_BATCH as u64 * 8) == 0 {
+            if embedded.is_multiple_of(PAPER_BATCH as u64 * 8) {
                 tracing::info!(model = %model, embedded, todo, "embedding papers");
             }
         }
