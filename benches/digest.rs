@@ -480,14 +480,17 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         let t0 = Instant::now();
         // Every subscriber's first daily digest shares one window: its
         // index is built here, as the run would on first use.
-        let picker = WindowPickers::new(&app.synonyms, now());
+        let picker = WindowPickers::new();
         let window = paperboy::domain::window(
             Frequency::Daily,
             None,
             now().date_naive(),
             app.config.window_limits(),
         );
-        picker.load(window, app.store.candidates_in(&window).await.unwrap());
+        let ranked = digest::RankPicker::for_window(&app, &window, now())
+            .await
+            .unwrap();
+        picker.load(window, ranked);
         let index_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = digest::run(&app, &picker, now()).await.unwrap();

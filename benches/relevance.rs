@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench relevance` prints the tables;
 //! `cargo bench --bench relevance -- --show "topic"` prints the rankings
-//! of one topic; `-- --dump` lists the corpus.
+//! of one topic; `-- --dump` lists the corpus; `-- --sweep` adds a sweep
+//! of the hybrid ranker's fusion weight, floor and stand-out margin. The
+//! `hybrid` row needs the MiniLM weights (scripts/test installs them).
 //!
 //! A ranker is one [`Row`]: a name and "topic → ids of the papers the
 //! digest would carry, best first". Adding a ranker is adding a row.
@@ -16,6 +18,9 @@ use paperboy::rank::eval::{self, Bm25Baseline, RelevanceSet, Summary, TopicRun};
 use paperboy::rank::{CandidateIndex, Profile, RankParams, Synonyms};
 use std::collections::HashSet;
 use std::path::Path;
+
+#[path = "common/hybrid.rs"]
+mod hybrid;
 
 /// Picks a digest carries for one topic.
 const K: usize = 10;
@@ -75,7 +80,12 @@ fn main() {
         &synonyms,
     );
     let bm25 = Bm25Baseline::new(&candidates);
-    let rows = vec![
+    let embedded = hybrid::embed(root, &candidates, &set, &synonyms, now);
+    let hybrid_index = embedded.as_ref().map(|e| {
+        let params = paperboy::rank::HybridParams::for_family(e.family);
+        hybrid::index(e, &candidates, &synonyms, now, params)
+    });
+    let mut rows = vec![
         Row::new("bm25", |q| bm25.picks(q, K)),
         Row::new("lexical", |q| eval::lexical_picks(&lexical, q, K)),
         Row::new("lex-no-trend", |q| eval::lexical_picks(&no_trend, q, K)),
@@ -83,6 +93,9 @@ fn main() {
         Row::new("lex-no-forms", |q| eval::lexical_picks(&no_forms, q, K)),
         Row::new("lex-no-partial", |q| eval::lexical_picks(&no_partial, q, K)),
     ];
+    if let Some(h) = &hybrid_index {
+        rows.push(Row::new("hybrid", move |q| eval::lexical_picks(h, q, K)));
+    }
 
     if args.iter().any(|a| a == "--dump") {
         for c in &candidates {
@@ -120,6 +133,11 @@ fn main() {
             })
             .collect();
         summary(title, candidates.len(), &rows, &chosen);
+    }
+    if let Some(e) = &embedded {
+        if args.iter().any(|a| a == "--sweep") {
+            hybrid::sweep(e, &candidates, &set, &synonyms, now, K);
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct AppInner {
     pub fetcher: crate::sources::Fetcher,
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
+    /// The sentence-embedding model and its background work (issue #10).
+    pub semantic: Arc<crate::embed::Semantic>,
     /// Candidates and index behind the live preview and the trending list,
     /// rebuilt when papers are stored rather than per keystroke.
     pub preview_cache: crate::web::PreviewCache,
@@ -98,6 +100,10 @@ impl App {
         let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
             .context("setting up the HTTP client for sources")?;
         let synonyms = config.synonyms()?;
+        let semantic = Arc::new(crate::embed::Semantic::new(
+            config.rank.semantic.clone(),
+            models_dir(&config.database.path),
+        ));
         Ok(App(Arc::new(AppInner {
             clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             config,
@@ -110,6 +116,7 @@ impl App {
             rate_limiter,
             fetcher,
             synonyms,
+            semantic,
             digest_lock: tokio::sync::Mutex::new(()),
             preview_cache: crate::web::PreviewCache::default(),
             preview_limiter: crate::web::RateLimiter::new(120),
@@ -118,6 +125,33 @@ impl App {
             tasks: TaskTracker::new(),
             unknown_at_startup: std::sync::atomic::AtomicU64::new(0),
         })))
+    }
+
+    /// Loads the embedding model in the background (never blocking
+    /// start-up), then embeds the papers that need it.
+    pub fn start_semantic(&self) {
+        let app = self.clone();
+        self.tasks.spawn(async move {
+            let loaded = tokio::select! {
+                s = app.semantic.load() => s,
+                _ = app.shutdown.cancelled() => return,
+            };
+            if let crate::embed::Status::Ready { .. } = loaded {
+                app.embed_papers().await;
+            }
+        });
+    }
+
+    /// One background embedding pass (after a fetch, at start-up);
+    /// failures are logged, never returned: ranking stays lexical for the
+    /// papers without a vector.
+    pub async fn embed_papers(&self) {
+        let pass = self
+            .semantic
+            .embed_pending(&self.store, self.now(), &self.shutdown);
+        if let Err(e) = pass.await {
+            tracing::warn!(error = %format!("{e:#}"), "embedding papers failed; they rank lexically");
+        }
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -129,4 +163,13 @@ impl App {
     pub async fn preview_picker(&self) -> anyhow::Result<Arc<crate::digest::RankPicker>> {
         Ok(self.preview_cache.get(self).await?.0)
     }
+}
+
+/// Downloaded models live beside the database.
+pub fn models_dir(db_path: &std::path::Path) -> std::path::PathBuf {
+    db_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("models")
 }

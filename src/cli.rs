@@ -83,6 +83,11 @@ pub enum Command {
         command: ConfigCommand,
     },
     /// Database commands.
+    /// The sentence-embedding model (relevance by meaning).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     Db {
         #[command(subcommand)]
         command: DbCommand,
@@ -211,6 +216,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .fetch(crate::sources::FetchRequest { source, date }, app.now())
                 .await;
             println!("{report}");
+            let semantic = prepare_semantic(&app).await;
+            println!("Ranking {}", semantic.describe());
             app.store.close().await;
             if !report.is_ok() {
                 bail!("at least one source failed");
@@ -254,6 +261,38 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Subscribers { command } => subscribers(command, config).await,
+        Command::Model { command } => model(command, config).await,
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download `rank.semantic.model` from the Hub into the data directory
+    /// ahead of first use (sizes and hashes checked), then load it once.
+    Fetch,
+}
+
+/// `paperboy model fetch`.
+async fn model(command: ModelCommand, config: Config) -> anyhow::Result<()> {
+    match command {
+        ModelCommand::Fetch => {
+            if config.rank.semantic.local_dir().is_some() {
+                bail!("rank.semantic.model_dir is set: paperboy reads that folder and downloads nothing");
+            }
+            let semantic = crate::embed::Semantic::new(
+                config.rank.semantic.clone(),
+                crate::app::models_dir(&config.database.path),
+            );
+            let dir = semantic.fetch_model().await?;
+            println!("{} is in {}", config.rank.semantic.model, dir.display());
+            match semantic.load().await {
+                crate::embed::Status::Ready { identity } => {
+                    println!("loaded: {identity}");
+                    Ok(())
+                }
+                other => bail!("downloaded, but {}", other.describe()),
+            }
+        }
     }
 }
 
@@ -287,6 +326,7 @@ pub async fn run_daemon(
     app.store.outbox_retry_now(app.now()).await?;
     app.tasks.spawn(crate::transactional::run(app.clone()));
     reclaim_leases(&app).await?;
+    app.start_semantic();
     initial_fetch(&app).await;
     let mut sched = crate::jobs::start(&app, crate::jobs::schedule(&app)).await?;
 
@@ -423,18 +463,21 @@ async fn preview(
     }
     let app = App::build(config, Overrides::default()).await?;
     let now = app.now();
+    let semantic = prepare_semantic(&app).await;
     let window = which.window(&app.config, now.date_naive());
     let picker = crate::digest::RankPicker::for_window(&app, &window, now).await?;
     let mut profile = crate::rank::Profile::topics(topics);
     profile.excluded = excluded;
     profile.authors = authors;
-    let picks = picker
-        .index()
-        .rank(&profile, &Default::default(), limit.clamp(1, 100));
+    let picks = picker.preview(&app, &profile, limit.clamp(1, 100)).await;
     let views: Vec<_> = picks.iter().map(|p| p.view(picker.candidates())).collect();
     match format {
-        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+        ListFormat::Json => {
+            eprintln!("Ranking {}", semantic.describe());
+            println!("{}", serde_json::to_string_pretty(&views)?)
+        }
         ListFormat::Text => {
+            println!("Ranking {}", semantic.describe());
             println!(
                 "{} digest of {}: papers listed {}",
                 which.frequency.encode(),
@@ -481,6 +524,15 @@ async fn preview_empty_text(
     })
 }
 
+/// For one-shot commands: loads the model (downloading it if needed) and
+/// embeds the stored papers that have no vector yet. Never fails: without
+/// a model the status says why, and ranking is lexical.
+async fn prepare_semantic(app: &App) -> crate::embed::Status {
+    let status = app.semantic.load().await;
+    app.embed_papers().await;
+    status
+}
+
 /// `paperboy digest`: one run now (or at `--now`), under the instance lock
 /// so it never races a running daemon.
 async fn digest(
@@ -495,7 +547,9 @@ async fn digest(
     };
     let app = App::build(config, Overrides::default()).await?;
     let now = now.unwrap_or_else(|| app.now());
-    let picker = crate::digest::WindowPickers::new(&app.synonyms, now);
+    let semantic = prepare_semantic(&app).await;
+    println!("Ranking {}", semantic.describe());
+    let picker = crate::digest::WindowPickers::new();
     if dry_run {
         let report = crate::digest::dry_run(&app, &picker, now).await?;
         for e in &report.dry_run {

@@ -105,6 +105,9 @@ pub async fn fetch(app: App, source: Option<SourceName>) {
     } else {
         tracing::error!(report = %report, "fetch failed");
     }
+    // New papers get their vectors in the background; ingest is done.
+    let embed = app.clone();
+    app.tasks.spawn(async move { embed.embed_papers().await });
 }
 
 /// One scheduler tick: plan and send what is due now. Skipped while the
@@ -123,7 +126,7 @@ pub async fn digest_tick(app: App) {
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot tell whether digests are due"),
     }
     let result = async {
-        let picker = crate::digest::WindowPickers::new(&app.synonyms, now);
+        let picker = crate::digest::WindowPickers::new();
         crate::digest::run(&app, &picker, now).await
     }
     .await;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod deliver;
 pub mod digest;
 pub mod domain;
+pub mod embed;
 pub mod fixtures;
 pub mod jobs;
 pub mod links;

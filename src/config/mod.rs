@@ -222,6 +222,36 @@ pub struct DigestConfig {
 pub struct RankConfig {
     pub synonyms_file: String,
     pub preview_size: usize,
+    pub semantic: SemanticConfig,
+}
+
+/// `[rank.semantic]`: the sentence-embedding side of ranking (issue #10).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticConfig {
+    /// Off: rank lexically only, never load or download a model.
+    pub enabled: bool,
+    /// Hugging Face Hub repository of a BERT-family sentence encoder.
+    pub model: String,
+    /// A local folder with `config.json`, `tokenizer.json` and
+    /// `model.safetensors`, used instead of downloading `model`; empty:
+    /// download.
+    pub model_dir: String,
+    /// Base URL of the Hub (a mirror, or a test server).
+    pub hub_url: String,
+    /// Query/passage prefixes: `auto` (from the model name), `e5`, `bge`
+    /// or `plain`.
+    pub prefixes: crate::embed::Family,
+    /// Inputs are cut to this many tokens.
+    pub max_tokens: usize,
+    /// Weight of meaning in the fused score, 0 to 1.
+    pub dense_weight: f32,
+    /// Cosine below which a paper is unrelated to a topic; 0: the model
+    /// family's calibrated floor.
+    pub min_similarity: f32,
+    /// Papers listed within this many days are embedded (older ones are
+    /// never candidates again).
+    pub embed_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -497,6 +527,7 @@ impl Config {
         if self.rank.preview_size == 0 || self.rank.preview_size > 50 {
             return Err(invalid("rank.preview_size", "must be 1–50"));
         }
+        self.validate_semantic()?;
         if !self.security.secret_key.is_empty() {
             self.secret_key_bytes()?;
         }
@@ -860,6 +891,51 @@ fn parse_http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
 }
 
 /// tokio-cron-scheduler uses croner with seconds: six fields.
+impl SemanticConfig {
+    /// The local model folder, when one is configured.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        (!self.model_dir.trim().is_empty()).then(|| self.model_dir.trim().into())
+    }
+}
+
+impl Config {
+    /// `[rank.semantic]`: ranges, a Hub URL, a `owner/name` model.
+    fn validate_semantic(&self) -> Result<(), ConfigError> {
+        let s = &self.rank.semantic;
+        if !(0.0..=1.0).contains(&s.dense_weight) {
+            return Err(invalid("rank.semantic.dense_weight", "must be 0–1"));
+        }
+        if !(0.0..1.0).contains(&s.min_similarity) {
+            return Err(invalid(
+                "rank.semantic.min_similarity",
+                "must be 0 (auto) or below 1",
+            ));
+        }
+        if !(16..=512).contains(&s.max_tokens) {
+            return Err(invalid("rank.semantic.max_tokens", "must be 16–512"));
+        }
+        if s.embed_days == 0 {
+            return Err(invalid("rank.semantic.embed_days", "must be at least 1"));
+        }
+        url::Url::parse(&s.hub_url)
+            .map_err(|e| invalid("rank.semantic.hub_url", format!("not a URL: {e}")))?;
+        let ok_part = |p: &str| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        match s.model.split_once('/') {
+            Some((a, b)) if ok_part(a) && ok_part(b) => Ok(()),
+            _ => Err(invalid(
+                "rank.semantic.model",
+                format!("{:?} is not a Hub repository (owner/name)", s.model),
+            )),
+        }
+    }
+}
+
 pub fn validate_cron(key: &str, expr: &str) -> Result<(), ConfigError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)

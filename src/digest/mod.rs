@@ -79,9 +79,9 @@ pub trait Picker: Send + Sync {
         Vec::new()
     }
 
-    /// Takes the candidates listed in `window`, as [`Picker::missing`]
-    /// asked.
-    fn load(&self, _window: crate::domain::Window, _candidates: Vec<crate::domain::Candidate>) {}
+    /// Takes the index over the candidates listed in `window` (with their
+    /// vectors when a model is loaded), as [`Picker::missing`] asked.
+    fn load(&self, _window: crate::domain::Window, _picker: RankPicker) {}
 
     /// [`Picker::pick`] adapted to the reader's feedback. A picker that
     /// does not learn ignores it.

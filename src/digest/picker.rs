@@ -6,7 +6,7 @@ use super::{DigestPick, Picker};
 use crate::app::App;
 use crate::domain::{Candidate, Paper, PaperId, Preferences, Span, Window};
 use crate::rank::{CandidateIndex, Pick, Profile, RankParams, ReaderFeedback};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -29,26 +29,112 @@ impl std::fmt::Debug for RankPicker {
 }
 
 impl RankPicker {
-    /// Papers listed within `digest.candidate_days` of `now`.
+    /// Papers listed within `digest.candidate_days` of `now`, with their
+    /// vectors and those of the active subscribers' topics when the
+    /// embedding model is loaded (else lexical ranking).
     pub async fn for_run(app: &App, now: DateTime<Utc>) -> anyhow::Result<RankPicker> {
         let since = now.date_naive() - Duration::days(app.config.digest.candidate_days as i64);
         let candidates = app.store.candidates(since).await?;
-        Ok(RankPicker::new(candidates, &app.synonyms, now))
+        let mut picker = RankPicker::new(candidates, &app.synonyms, now);
+        picker.attach_vectors(app, since).await;
+        picker.add_active_topics(app, now).await;
+        Ok(picker)
     }
 
-    /// Papers listed in `window`, with trending over the window's span.
+    /// As [`RankPicker::for_run`], without embedding every subscriber's
+    /// topics ahead: previews embed only the topics they show.
+    pub async fn for_preview(app: &App, now: DateTime<Utc>) -> anyhow::Result<RankPicker> {
+        let since = now.date_naive() - Duration::days(app.config.digest.candidate_days as i64);
+        let candidates = app.store.candidates(since).await?;
+        let mut picker = RankPicker::new(candidates, &app.synonyms, now);
+        picker.attach_vectors(app, since).await;
+        Ok(picker)
+    }
+
+    /// Attaches the stored paper vectors of the loaded model; false (and
+    /// lexical ranking) without a model. Best effort: a paper without a
+    /// vector ranks lexically.
+    async fn attach_vectors(&mut self, app: &App, since: NaiveDate) -> bool {
+        let Some(enc) = app.semantic.encoder() else {
+            return false;
+        };
+        let vectors = match app.store.candidate_embeddings(enc.identity(), since).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read paper vectors; ranking lexically");
+                return false;
+            }
+        };
+        let params = app.semantic.hybrid_params(enc.family());
+        self.index
+            .attach_vectors(enc.dims(), params, |id| vectors.get(id).map(Vec::as_slice));
+        true
+    }
+
+    /// Registers the vectors of `topics` (embedding those never seen), so
+    /// ranking them uses meaning. A no-op without a model.
+    pub async fn add_topics(&self, app: &App, topics: &[String], now: DateTime<Utc>) {
+        if self.index.vector_dims().is_none() {
+            return;
+        }
+        let todo: Vec<(&String, String)> = topics
+            .iter()
+            .filter(|t| !self.index.has_topic_vector(t))
+            .map(|t| (t, self.index.dense_text(t)))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let texts: Vec<String> = todo.iter().map(|t| t.1.clone()).collect();
+        let vectors = app.semantic.topic_vectors(&app.store, &texts, now).await;
+        for (topic, text) in todo {
+            if let Some(v) = vectors.get(&text) {
+                self.index.add_topic_vector(topic, v.clone());
+            }
+        }
+    }
+
+    /// Ranks an ad-hoc profile (previews) on this picker's index, with
+    /// meaning when a model is loaded.
+    pub async fn preview(
+        &self,
+        app: &App,
+        profile: &Profile,
+        limit: usize,
+    ) -> Vec<crate::rank::Pick> {
+        self.add_topics(app, &profile.topics, app.now()).await;
+        self.index.rank(profile, &HashSet::new(), limit)
+    }
+
+    /// The index behind the ranking (paper vectors: [`CandidateIndex::paper_vector`]).
+    pub fn index(&self) -> &CandidateIndex {
+        &self.index
+    }
+
+    /// Papers listed in `window`, with trending over the window's span,
+    /// and their vectors when the embedding model is loaded (topics are
+    /// added by [`RankPicker::add_topics`] / [`RankPicker::add_active_topics`]).
     pub async fn for_window(
         app: &App,
         window: &Window,
         now: DateTime<Utc>,
     ) -> anyhow::Result<RankPicker> {
         let candidates = app.store.candidates_in(window).await?;
-        Ok(RankPicker::over(
-            candidates,
-            &app.synonyms,
-            now,
-            window.span(),
-        ))
+        let mut picker = RankPicker::over(candidates, &app.synonyms, now, window.span());
+        picker.attach_vectors(app, window.since).await;
+        Ok(picker)
+    }
+
+    /// Registers the vectors of every active subscriber's topics, as a run
+    /// needs them. A no-op without a model.
+    pub async fn add_active_topics(&self, app: &App, now: DateTime<Utc>) {
+        if self.index.vector_dims().is_none() {
+            return;
+        }
+        match app.store.active_topics().await {
+            Ok(topics) => self.add_topics(app, &topics, now).await,
+            Err(e) => tracing::warn!(error = %e, "cannot list topics; they rank lexically"),
+        }
     }
 
     pub fn new(
@@ -84,11 +170,6 @@ impl RankPicker {
 
     pub fn candidates(&self) -> &[Candidate] {
         &self.candidates
-    }
-
-    /// The index over the candidates (previews rank on it directly).
-    pub fn index(&self) -> &CandidateIndex {
-        &self.index
     }
 
     /// The ranking for a profile with the reader's feedback (the live

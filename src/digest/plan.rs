@@ -109,7 +109,7 @@ pub async fn dry_run(
                 covered.get(&s.id).copied(),
                 due.digest_date,
             );
-            crate::digest::windows::ensure_loaded(app, picker, &[covers]).await?;
+            crate::digest::windows::ensure_loaded(app, picker, &[covers], now).await?;
             let sent = app.store.sent_paper_ids(s.id).await?;
             let mut fb = app.store.feedback_with_papers(&[s.id]).await?;
             let fb = crate::rank::ReaderFeedback::from_entries(

@@ -162,7 +162,7 @@ async fn prepare(
         .iter()
         .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
         .collect();
-    crate::digest::windows::ensure_loaded(app, picker, &windows).await?;
+    crate::digest::windows::ensure_loaded(app, picker, &windows, now).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
     for ((claim, sub), window) in fresh.into_iter().zip(windows) {
         let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);

@@ -9,8 +9,7 @@
 
 use super::{DigestPick, Picker, RankPicker};
 use crate::app::App;
-use crate::domain::{Candidate, Preferences, Window};
-use crate::rank::Synonyms;
+use crate::domain::{Preferences, Window};
 use crate::store::deliveries::ClaimedDelivery;
 use crate::store::subscribers::Subscriber;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -48,23 +47,24 @@ pub async fn ensure_loaded(
     app: &App,
     picker: &dyn Picker,
     windows: &[Window],
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     for window in picker.missing(windows) {
-        let candidates = app.store.candidates_in(&window).await?;
+        let ranked = RankPicker::for_window(app, &window, now).await?;
+        ranked.add_active_topics(app, now).await;
         tracing::debug!(
             ?window,
-            candidates = candidates.len(),
+            candidates = ranked.candidates().len(),
             "digest window loaded"
         );
-        picker.load(window, candidates);
+        picker.load(window, ranked);
     }
     Ok(())
 }
 
 /// The production picker of a run: a map from window to its `RankPicker`.
+#[derive(Default)]
 pub struct WindowPickers {
-    synonyms: Synonyms,
-    now: DateTime<Utc>,
     by_window: RwLock<HashMap<Window, Arc<RankPicker>>>,
 }
 
@@ -77,14 +77,11 @@ impl std::fmt::Debug for WindowPickers {
 }
 
 impl WindowPickers {
-    /// Empty; the engine loads each window's candidates on first use
-    /// ([`Picker::missing`], [`Picker::load`]). `now` fixes trending.
-    pub fn new(synonyms: &Synonyms, now: DateTime<Utc>) -> WindowPickers {
-        WindowPickers {
-            synonyms: synonyms.clone(),
-            now,
-            by_window: RwLock::new(HashMap::new()),
-        }
+    /// Empty; the engine loads each window's index on first use
+    /// ([`Picker::missing`], [`Picker::load`], built by `ensure_loaded`
+    /// with the run's `now`, which fixes trending).
+    pub fn new() -> WindowPickers {
+        WindowPickers::default()
     }
 
     /// The windows loaded so far, in order.
@@ -149,8 +146,7 @@ impl Picker for WindowPickers {
         missing
     }
 
-    fn load(&self, window: Window, candidates: Vec<Candidate>) {
-        let picker = RankPicker::over(candidates, &self.synonyms, self.now, window.span());
+    fn load(&self, window: Window, picker: RankPicker) {
         self.by_window
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -162,7 +158,18 @@ impl Picker for WindowPickers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Frequency, Paper, PaperId};
+
+    impl WindowPickers {
+        /// Loads a window's index from candidates, as `ensure_loaded` does
+        /// from the store.
+        fn load_candidates(&self, window: Window, candidates: Vec<Candidate>) {
+            let span = window.span();
+            let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+            let synonyms = crate::rank::Synonyms::embedded();
+            self.load(window, RankPicker::over(candidates, &synonyms, now, span));
+        }
+    }
+    use crate::domain::{Candidate, Frequency, Paper, PaperId};
     use chrono::{NaiveDate, NaiveTime, TimeZone};
 
     fn day(d: u32) -> NaiveDate {
@@ -198,8 +205,7 @@ mod tests {
 
     #[test]
     fn each_window_picks_from_its_own_candidates_and_loads_once() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
-        let pickers = WindowPickers::new(&Synonyms::embedded(), now);
+        let pickers = WindowPickers::new();
         let week = Window {
             since: day(23),
             until: day(30),
@@ -209,11 +215,11 @@ mod tests {
             until: day(30),
         };
         assert_eq!(pickers.missing(&[days, week, days]), vec![week, days]);
-        pickers.load(
+        pickers.load_candidates(
             week,
             vec![listed("2611.00001", 24), listed("2611.00002", 29)],
         );
-        pickers.load(days, vec![listed("2611.00002", 29)]);
+        pickers.load_candidates(days, vec![listed("2611.00002", 29)]);
         assert!(pickers.missing(&[days, week]).is_empty());
         let ids = |w: &Window| -> Vec<String> {
             pickers

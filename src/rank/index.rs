@@ -151,7 +151,7 @@ pub(crate) struct Query {
     /// Distinct terms, in topic order.
     pub(crate) terms: Vec<QTerm>,
     /// The whole sequence (indices into `terms`), for phrase matching.
-    sequence: Vec<usize>,
+    pub(crate) sequence: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +294,8 @@ pub struct CandidateIndex {
     lexical: OnceLock<super::vectors::LexicalVectors>,
     /// Unit embeddings per document, when the candidates carry them.
     pub(crate) dense: Option<Vec<Option<Arc<[f32]>>>>,
+    /// Paper and topic vectors for the dense side (see `dense.rs`).
+    pub(crate) semantic: super::dense::Dense,
 }
 
 impl std::fmt::Debug for CandidateIndex {
@@ -583,6 +585,7 @@ impl CandidateIndex {
             cache_bytes: AtomicUsize::new(0),
             lexical: OnceLock::new(),
             dense: None,
+            semantic: Default::default(),
         }
     }
 
@@ -932,7 +935,7 @@ impl CandidateIndex {
         {
             return h;
         }
-        let hits = Arc::new(self.score_topic(text));
+        let hits = Arc::new(self.fuse_dense(&key, self.score_topic(text)));
         let size = key.len()
             + 64
             + hits.hits.len() * std::mem::size_of::<Hit>()
@@ -944,6 +947,20 @@ impl CandidateIndex {
             }
         }
         hits
+    }
+
+    /// Drops every cached topic result (the dense side changed).
+    pub(crate) fn clear_topic_cache(&self) {
+        if let Ok(mut m) = self.topic_cache.write() {
+            m.clear();
+        }
+    }
+
+    /// Drops the cached result of one topic (its vector changed).
+    pub(crate) fn forget_topic(&self, key: &str) {
+        if let Ok(mut m) = self.topic_cache.write() {
+            m.remove(key);
+        }
     }
 
     /// The cached document set of an excluded entry.
@@ -1092,7 +1109,7 @@ impl CandidateIndex {
 
 /// Lower case, single spaces: "Speculative  Decoding" and "speculative
 /// decoding" share a cache entry.
-fn cache_key(text: &str) -> String {
+pub(crate) fn cache_key(text: &str) -> String {
     let mut key = String::with_capacity(text.len());
     for w in text.split_whitespace() {
         if !key.is_empty() {

@@ -37,6 +37,7 @@
 //! both senses gets the one with more cues; author names match on surname
 //! plus first name or initial, without accent folding.
 
+mod dense;
 mod index;
 mod synonyms;
 mod text;
@@ -47,6 +48,7 @@ pub mod eval;
 pub mod feedback;
 pub mod simulated;
 
+pub use dense::HybridParams;
 pub use feedback::{suggest_authors, FeedbackItem, FeedbackParams, ReaderFeedback, SimilarTo};
 pub use index::{CandidateIndex, RankParams};
 pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
@@ -141,6 +143,9 @@ pub struct TopicMatch {
     pub words: Vec<String>,
     /// The topic's words occur together and in order.
     pub phrase: bool,
+    /// Matched by meaning (sentence embeddings) without sharing the
+    /// topic's words; `words` is then empty.
+    pub by_meaning: bool,
 }
 
 impl Reason {
@@ -154,26 +159,13 @@ impl Reason {
                 self.span.phrase()
             ));
         }
-        if !self.topics.is_empty() {
-            let shown: Vec<String> = self
-                .topics
-                .iter()
-                .take(2)
-                .map(|t| {
-                    if t.words.is_empty() {
-                        format!("\"{}\"", t.topic)
-                    } else {
-                        format!("\"{}\" ({})", t.topic, t.words.join(", "))
-                    }
-                })
-                .collect();
-            let mut s = format!("Matches {}", shown.join(" and "));
-            match self.topics.len().saturating_sub(2) {
-                0 => {}
-                1 => s.push_str(" and 1 more topic"),
-                n => s.push_str(&format!(" and {n} more topics")),
-            }
-            parts.push(s);
+        let (words, meaning): (Vec<&TopicMatch>, Vec<&TopicMatch>) =
+            self.topics.iter().partition(|t| !t.by_meaning);
+        if !words.is_empty() {
+            parts.push(topic_list("Matches", &words, ""));
+        }
+        if !meaning.is_empty() {
+            parts.push(topic_list("Related to", &meaning, " by meaning"));
         }
         if let Some(s) = &self.similar_to {
             parts.push(s.summary());
@@ -191,6 +183,29 @@ impl Reason {
         }
         parts.join(" · ")
     }
+}
+
+/// `Matches "A" (a, b) and "B" and 1 more topic`: at most two topics
+/// shown, the rest counted.
+fn topic_list(verb: &str, topics: &[&TopicMatch], tail: &str) -> String {
+    let shown: Vec<String> = topics
+        .iter()
+        .take(2)
+        .map(|t| {
+            if t.words.is_empty() {
+                format!("\"{}\"", t.topic)
+            } else {
+                format!("\"{}\" ({})", t.topic, t.words.join(", "))
+            }
+        })
+        .collect();
+    let mut s = format!("{verb} {}{tail}", shown.join(" and "));
+    match topics.len().saturating_sub(2) {
+        0 => {}
+        1 => s.push_str(" and 1 more topic"),
+        n => s.push_str(&format!(" and {n} more topics")),
+    }
+    s
 }
 
 /// A pick with its title, for `paperboy preview --format json` and the
@@ -437,6 +452,7 @@ impl CandidateIndex {
                 hit.rel,
                 TopicMatch {
                     topic: profile.topics[ti].clone(),
+                    by_meaning: words.is_empty() && hit.mask == 0,
                     words,
                     phrase: hit.mask & PHRASE_BIT != 0,
                 },

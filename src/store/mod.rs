@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod deliveries;
+pub mod embeddings;
 pub mod events;
 pub mod feedback;
 pub mod outbox;

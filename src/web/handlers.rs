@@ -242,16 +242,12 @@ async fn preview_items(
             return (Vec::new(), None);
         }
     };
-    let items = crate::rank::preview(
-        picker.candidates(),
-        profile,
-        &app.synonyms,
-        app.now(),
-        limit,
-    )
-    .into_iter()
-    .map(|p| PreviewItem::new(&picker.candidates()[p.index].paper, &p))
-    .collect();
+    let items = picker
+        .preview(app, profile, limit)
+        .await
+        .into_iter()
+        .map(|p| PreviewItem::new(&picker.candidates()[p.index].paper, &p))
+        .collect();
     (items, Some(availability))
 }
 
@@ -907,6 +903,7 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
         "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
+        "ranking": semantic_health(&app),
     });
     let status = if db {
         StatusCode::OK
@@ -921,6 +918,16 @@ pub(super) async fn healthz(State(app): State<App>) -> Response {
 async fn delivery_backlog(app: &App) -> Option<crate::store::deliveries::DeliveryBacklog> {
     let resend = app.config.unknown_policy().ok()? == crate::config::UnknownPolicy::Resend;
     app.store.delivery_backlog(app.now(), resend).await.ok()
+}
+
+/// The embedding model's state for `/healthz`: lexical ranking is a
+/// degraded mode worth seeing, not a failure (the status stays 200).
+fn semantic_health(app: &App) -> Value {
+    let s = app.semantic.status();
+    json!({
+        "semantic": s.name(),
+        "detail": s.describe(),
+    })
 }
 
 pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
@@ -1002,6 +1009,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Result<Response> {
     }
     app.metrics.write_counters(&mut out);
     app.metrics.bounces.write(&mut out);
+    app.semantic.write_metrics(&mut out);
     write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
         StatusCode::OK,

@@ -89,7 +89,7 @@ impl PreviewCache {
                 return Ok((e.picker.clone(), e.availability));
             }
         }
-        let picker = Arc::new(RankPicker::for_run(app, app.now()).await?);
+        let picker = Arc::new(RankPicker::for_preview(app, app.now()).await?);
         let availability = availability(app, &picker).await?;
         *entry = Some(Entry {
             built: Instant::now(),

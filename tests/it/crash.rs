@@ -61,6 +61,7 @@ impl Install {
             ("PAPERBOY__MAIL__SMTP__TLS", "none".into()),
             ("PAPERBOY__MAIL__SMTP__TIMEOUT_SECS", "5".into()),
             ("PAPERBOY__SOURCES__HUGGINGFACE__ENABLED", "false".into()),
+            ("PAPERBOY__RANK__SEMANTIC__ENABLED", "false".into()),
             ("PAPERBOY__DIGEST__LEASE_SECS", LEASE_SECS.to_string()),
             // One send at a time, so exactly one delivery is mid-send
             // when a fault point fires.

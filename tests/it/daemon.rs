@@ -23,6 +23,8 @@ fn daemon(dir: &Path, http_port: u16, smtp_port: u16) -> Command {
         .env("PAPERBOY__MAIL__SMTP__TIMEOUT_SECS", "2")
         .env("PAPERBOY__MAIL__FROM", "paperboy <digest@paperboy.test>")
         .env("PAPERBOY__SOURCES__HUGGINGFACE__ENABLED", "false")
+        // No model download from a test (the semantic tests load the local weights).
+        .env("PAPERBOY__RANK__SEMANTIC__ENABLED", "false")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -692,7 +692,7 @@ async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
 
     let send_at = at("2026-06-12T08:00:30Z");
     clock.set(send_at);
-    let picker = digest::WindowPickers::new(&t.app.synonyms, send_at);
+    let picker = digest::WindowPickers::new();
     let report = digest::run(&t.app, &picker, send_at).await.unwrap();
     assert_eq!((report.counts.planned, report.counts.sent), (1, 1));
 
@@ -733,7 +733,7 @@ async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
     // The next day's run sends nothing.
     let next = at("2026-06-13T08:00:30Z");
     clock.set(next);
-    let picker = digest::WindowPickers::new(&t.app.synonyms, next);
+    let picker = digest::WindowPickers::new();
     let report = digest::run(&t.app, &picker, next).await.unwrap();
     assert_eq!((report.counts.planned, report.counts.sent), (0, 0));
     assert_eq!(t.sink.messages_to("e2e@example.org").len(), 2);

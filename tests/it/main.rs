@@ -10,6 +10,7 @@ mod digest;
 mod feedback;
 mod pages;
 mod scale;
+mod semantic;
 mod sources;
 mod subscriptions;
 mod support;

@@ -232,6 +232,9 @@ pub fn test_config(
     // with a chosen `now` instead of the wall-clock tick.
     set("PAPERBOY__SOURCES__HUGGINGFACE__ENABLED", "false".into());
     set("PAPERBOY__DIGEST__CRON", "0 0 0 1 1 *".into());
+    // No model download: tests that rank by meaning turn it on with the
+    // local MiniLM weights (`semantic` module).
+    set("PAPERBOY__RANK__SEMANTIC__ENABLED", "false".into());
     if let Some(addr) = sink {
         set("PAPERBOY__MAIL__TRANSPORT", "smtp".into());
         set("PAPERBOY__MAIL__SMTP__HOST", addr.ip().to_string());

@@ -100,7 +100,7 @@ fn ids(papers: &[Paper]) -> BTreeSet<String> {
 /// One digest run at `now` with the production picker.
 async fn run(t: &TestApp, now: &str) -> digest::RunReport {
     let now = at(now);
-    let picker = WindowPickers::new(&t.app.synonyms, now);
+    let picker = WindowPickers::new();
     digest::run(&t.app, &picker, now).await.unwrap()
 }
 

@@ -1,0 +1,464 @@
+//! The embedding service of a running paperboy: loads (or downloads) the
+//! model without ever blocking start-up, embeds papers in the background
+//! in bounded batches on a blocking thread, and caches topic vectors.
+
+use super::{hub, paper_text, EmbedError, Encoder, Family, Side};
+use crate::config::SemanticConfig;
+use crate::rank::HybridParams;
+use crate::store::Store;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// Where the model stands. Reported in `/healthz` and `paperboy preview`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// `rank.semantic.enabled = false`.
+    Disabled,
+    /// Not loaded yet (loading or downloading in the background).
+    Loading,
+    /// Loaded; ranking fuses meaning with words.
+    Ready { identity: String },
+    /// No model could be had; ranking is lexical. The reason says why.
+    Unavailable(String),
+}
+
+impl Status {
+    /// `disabled`, `loading`, `ready` or `unavailable`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Disabled => "disabled",
+            Status::Loading => "loading",
+            Status::Ready { .. } => "ready",
+            Status::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// One line for people, e.g. "lexical only: model file … is missing".
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Disabled => "lexical only (rank.semantic.enabled = false)".into(),
+            Status::Loading => "lexical only for now (the model is still loading)".into(),
+            Status::Ready { identity } => format!("by words and meaning ({identity})"),
+            Status::Unavailable(why) => format!("lexical only: {why}"),
+        }
+    }
+}
+
+/// Papers embedded per blocking call: small enough that the pass yields
+/// often, large enough to batch the forward passes.
+const PAPER_BATCH: usize = 32;
+/// Topic vectors kept in memory across runs.
+const TOPIC_CACHE: usize = 50_000;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    embedded: AtomicU64,
+    failures: AtomicU64,
+    pending: AtomicU64,
+    topics_embedded: AtomicU64,
+}
+
+/// See the module docs. One per process, shared through `App`.
+pub struct Semantic {
+    cfg: SemanticConfig,
+    models_dir: PathBuf,
+    status: RwLock<Status>,
+    encoder: RwLock<Option<Arc<Encoder>>>,
+    /// Only one load, and only one embedding pass, at a time.
+    load_gate: tokio::sync::Mutex<()>,
+    pass_running: AtomicBool,
+    /// At most one blocking encode at a time: inference uses every core
+    /// by itself, and the digest engine needs some too.
+    encode_gate: Arc<tokio::sync::Semaphore>,
+    /// Topics have their own gate: a short topic (the live preview) never
+    /// waits behind a batch of papers.
+    topic_gate: Arc<tokio::sync::Semaphore>,
+    topics: Mutex<TopicLru>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Semantic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Semantic")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Semantic {
+    /// No I/O: the model is loaded by [`Semantic::load`].
+    pub fn new(cfg: SemanticConfig, models_dir: PathBuf) -> Semantic {
+        let status = if cfg.enabled {
+            Status::Loading
+        } else {
+            Status::Disabled
+        };
+        Semantic {
+            cfg,
+            models_dir,
+            status: RwLock::new(status),
+            encoder: RwLock::new(None),
+            load_gate: tokio::sync::Mutex::new(()),
+            pass_running: AtomicBool::new(false),
+            encode_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+            topic_gate: Arc::new(tokio::sync::Semaphore::new(1)),
+            topics: Mutex::new(TopicLru::default()),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(Status::Loading)
+    }
+
+    /// The loaded encoder, if any.
+    pub fn encoder(&self) -> Option<Arc<Encoder>> {
+        self.encoder.read().ok().and_then(|e| e.clone())
+    }
+
+    /// Fusion parameters for the loaded model's family and the config.
+    pub fn hybrid_params(&self, family: Family) -> HybridParams {
+        let mut p = HybridParams::for_family(family);
+        p.dense_weight = self.cfg.dense_weight;
+        let f = self.cfg.min_similarity;
+        if f > 0.0 {
+            p.floor = f;
+            p.high = p.high.max(f + 0.1);
+        }
+        p
+    }
+
+    /// The folder the model is read from: `model_dir`, else the Hub
+    /// model's folder under the data directory.
+    pub fn model_folder(&self) -> PathBuf {
+        match self.cfg.local_dir() {
+            Some(d) => d,
+            None => hub::model_folder(&self.models_dir, &self.cfg.model),
+        }
+    }
+
+    /// Downloads the configured Hub model into the data directory unless
+    /// it is already there (`paperboy model fetch`).
+    pub async fn fetch_model(&self) -> Result<PathBuf, EmbedError> {
+        let dir = hub::model_folder(&self.models_dir, &self.cfg.model);
+        if !hub::is_complete(&dir) {
+            let client = reqwest::Client::builder()
+                .user_agent(concat!("paperboy/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(20))
+                .build()
+                .map_err(|e| EmbedError::Download {
+                    url: self.cfg.hub_url.clone(),
+                    reason: e.to_string(),
+                })?;
+            hub::fetch(&client, &self.cfg.hub_url, &self.cfg.model, &dir).await?;
+        }
+        Ok(dir)
+    }
+
+    /// Loads the model (downloading it first when it comes from the Hub
+    /// and is not there yet). Never fails: the outcome is the status, and
+    /// an unavailable model is logged once, as a warning.
+    pub async fn load(&self) -> Status {
+        let _gate = self.load_gate.lock().await;
+        let current = self.status();
+        if current != Status::Loading {
+            return current;
+        }
+        let status = match self.try_load().await {
+            Ok(enc) => {
+                let identity = enc.identity().to_string();
+                tracing::info!(model = %identity, dims = enc.dims(), "sentence-embedding model loaded");
+                if let Ok(mut e) = self.encoder.write() {
+                    *e = Some(enc);
+                }
+                Status::Ready { identity }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::warn!(error = %why, "no sentence-embedding model: ranking lexically");
+                Status::Unavailable(why)
+            }
+        };
+        if let Ok(mut s) = self.status.write() {
+            *s = status.clone();
+        }
+        status
+    }
+
+    async fn try_load(&self) -> Result<Arc<Encoder>, EmbedError> {
+        let (dir, name) = match self.cfg.local_dir() {
+            Some(d) => (d.clone(), folder_name(&d)),
+            None => (self.fetch_model().await?, self.cfg.model.clone()),
+        };
+        let (family, max_tokens) = (self.cfg.prefixes, self.cfg.max_tokens);
+        let enc =
+            tokio::task::spawn_blocking(move || Encoder::load(&dir, &name, family, max_tokens))
+                .await
+                .map_err(|e| EmbedError::Inference(format!("loading task failed: {e}")))??;
+        Ok(Arc::new(enc))
+    }
+
+    /// Encodes on a blocking thread, one encode per side at a time.
+    async fn encode(
+        &self,
+        enc: Arc<Encoder>,
+        texts: Vec<String>,
+        side: Side,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let gate = match side {
+            Side::Passage => &self.encode_gate,
+            Side::Query => &self.topic_gate,
+        };
+        let _permit = gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            enc.encode(&refs, side)
+        })
+        .await
+        .map_err(|e| EmbedError::Inference(format!("encoding task failed: {e}")))?
+    }
+
+    /// The first day of the embedding window.
+    pub fn window_start(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.date_naive() - chrono::Duration::days(self.cfg.embed_days as i64)
+    }
+
+    /// Embeds every paper in the window that has no vector of the loaded
+    /// model (new papers, or all of them after a model change), newest
+    /// first, logging progress. Returns how many were embedded; 0 without
+    /// a model or when another pass is already running.
+    /// Stops between batches once `stop` is cancelled (shutdown).
+    pub async fn embed_pending(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<u64> {
+        let Some(enc) = self.encoder() else {
+            return Ok(0);
+        };
+        if self.pass_running.swap(true, Ordering::AcqRel) {
+            return Ok(0);
+        }
+        let result = self.embed_pass(store, enc, now, stop).await;
+        self.pass_running.store(false, Ordering::Release);
+        result
+    }
+
+    async fn embed_pass(
+        &self,
+        store: &Store,
+        enc: Arc<Encoder>,
+        now: DateTime<Utc>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<u64> {
+        let since = self.window_start(now);
+        let model = enc.identity().to_string();
+        let progress = store.embedding_progress(&model, since).await?;
+        let todo = progress.total - progress.done;
+        self.counters.pending.store(todo, Ordering::Relaxed);
+        if todo == 0 {
+            return Ok(0);
+        }
+        tracing::info!(model = %model, todo, done = progress.done, "embedding papers");
+        let started = std::time::Instant::now();
+        let mut embedded = 0u64;
+        while !stop.is_cancelled() {
+            let papers = store.papers_to_embed(&model, since, PAPER_BATCH).await?;
+            if papers.is_empty() {
+                break;
+            }
+            let texts: Vec<String> = papers.iter().map(paper_text).collect();
+            let vectors = match self.encode(enc.clone(), texts, Side::Passage).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.into());
+                }
+            };
+            let rows: Vec<_> = papers.into_iter().map(|p| p.id).zip(vectors).collect();
+            store.save_paper_embeddings(&model, &rows, now).await?;
+            embedded += rows.len() as u64;
+            self.counters
+                .embedded
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            self.counters
+                .pending
+                .store(todo.saturating_sub(embedded), Ordering::Relaxed);
+            if embedded.is_multiple_of(PAPER_BATCH as u64 * 8) {
+                tracing::info!(model = %model, embedded, todo, "embedding papers");
+            }
+        }
+        tracing::info!(
+            model = %model,
+            embedded,
+            secs = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "papers embedded"
+        );
+        Ok(embedded)
+    }
+
+    /// Vectors for topic texts (as [`crate::rank::CandidateIndex::dense_text`]
+    /// gives them): from memory, else the database, else encoded now (and
+    /// stored). Empty without a model; a failure is logged and leaves the
+    /// topics lexical.
+    pub async fn topic_vectors(
+        &self,
+        store: &Store,
+        texts: &[String],
+        now: DateTime<Utc>,
+    ) -> HashMap<String, Arc<[f32]>> {
+        let Some(enc) = self.encoder() else {
+            return HashMap::new();
+        };
+        let model = enc.identity().to_string();
+        let mut out = HashMap::with_capacity(texts.len());
+        let mut missing: Vec<String> = Vec::new();
+        if let Ok(mut lru) = self.topics.lock() {
+            for t in texts {
+                match lru.get(t) {
+                    Some(v) => {
+                        out.insert(t.clone(), v);
+                    }
+                    None if !missing.contains(t) => missing.push(t.clone()),
+                    None => {}
+                }
+            }
+        }
+        if missing.is_empty() {
+            return out;
+        }
+        let stored = store
+            .topic_embeddings(&model, &missing)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read stored topic vectors");
+                HashMap::new()
+            });
+        let to_encode: Vec<String> = missing
+            .iter()
+            .filter(|t| !stored.contains_key(*t))
+            .cloned()
+            .collect();
+        let mut fresh: Vec<(String, Vec<f32>)> = Vec::new();
+        if !to_encode.is_empty() {
+            match self.encode(enc, to_encode.clone(), Side::Query).await {
+                Ok(v) => fresh = to_encode.into_iter().zip(v).collect(),
+                Err(e) => tracing::warn!(error = %e, "cannot embed topics: they rank lexically"),
+            }
+        }
+        if !fresh.is_empty() {
+            self.counters
+                .topics_embedded
+                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+            if let Err(e) = store.save_topic_embeddings(&model, &fresh, now).await {
+                tracing::warn!(error = %e, "cannot store topic vectors");
+            }
+        }
+        if let Ok(mut lru) = self.topics.lock() {
+            for (t, v) in stored.into_iter().chain(fresh) {
+                let v: Arc<[f32]> = v.into();
+                lru.put(t.clone(), v.clone());
+                out.insert(t, v);
+            }
+        }
+        out
+    }
+
+    /// Appends the embedding gauges and counters in Prometheus text format.
+    pub fn write_metrics(&self, out: &mut String) {
+        let status = self.status();
+        let _ = writeln!(
+            out,
+            "# HELP paperboy_semantic_ready 1 when the sentence-embedding model is loaded\n\
+             # TYPE paperboy_semantic_ready gauge\npaperboy_semantic_ready{{status=\"{}\"}} {}",
+            status.name(),
+            u8::from(matches!(status, Status::Ready { .. }))
+        );
+        let c = &self.counters;
+        let rows = [
+            (
+                "paperboy_papers_embedded_total",
+                "counter",
+                "Papers embedded since start",
+                &c.embedded,
+            ),
+            (
+                "paperboy_papers_embed_pending",
+                "gauge",
+                "Papers in the window without a vector of the current model",
+                &c.pending,
+            ),
+            (
+                "paperboy_embed_failures_total",
+                "counter",
+                "Embedding batches that failed",
+                &c.failures,
+            ),
+            (
+                "paperboy_topics_embedded_total",
+                "counter",
+                "Distinct topics embedded since start",
+                &c.topics_embedded,
+            ),
+        ];
+        for (name, kind, help, v) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// A local folder's name stands in for the model name (it decides `auto`
+/// prefixes, so keep the Hub name, e.g. `bge-small-en-v1.5`).
+fn folder_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "local-model".into())
+}
+
+/// A small least-recently-used map of topic vectors: `tick` orders uses,
+/// and the oldest half is dropped when full (amortised O(1)).
+#[derive(Default)]
+struct TopicLru {
+    map: HashMap<String, (u64, Arc<[f32]>)>,
+    tick: u64,
+}
+
+impl TopicLru {
+    fn get(&mut self, k: &str) -> Option<Arc<[f32]>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(k).map(|e| {
+            e.0 = tick;
+            e.1.clone()
+        })
+    }
+
+    fn put(&mut self, k: String, v: Arc<[f32]>) {
+        if self.map.len() >= TOPIC_CACHE {
+            let mut ticks: Vec<u64> = self.map.values().map(|e| e.0).collect();
+            let mid = ticks.len() / 2;
+            let cut = *ticks.select_nth_unstable(mid).1;
+            self.map.retain(|_, e| e.0 > cut);
+        }
+        self.tick += 1;
+        self.map.insert(k, (self.tick, v));
+    }
+}

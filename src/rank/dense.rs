@@ -1,0 +1,480 @@
+//! The dense (meaning) side of ranking: precomputed unit vectors of the
+//! candidates and of topics, fused with the lexical scores.
+//!
+//! Pure like the rest of `rank`: the vectors are computed elsewhere
+//! (`crate::embed`) and handed in. Without paper vectors, or for a topic
+//! without a vector, ranking is exactly the lexical one.
+//!
+//! Fusion, per topic, over the day's candidates:
+//! - `dense = clamp((cos − floor) / (high − floor), 0, 1)`: cosine
+//!   similarity rescaled between the model's "unrelated" floor and a
+//!   cosine that clearly means "on topic", so it is comparable to the
+//!   lexical relevance (already in `[0, 1]`) whatever the day;
+//! - `fused = (1 − w)·lexical + w·dense`;
+//! - a paper that matches the topic's words exactly (every word, as a
+//!   phrase for a multi-word topic; any wording of a synonym) always
+//!   qualifies and ranks above every paper matched partly or by meaning:
+//!   `rel = (fused + 1) / 2`, others `rel = fused / 2`;
+//! - a partial lexical match qualifies only if its cosine reaches the
+//!   floor (sharing the word "engineering" is not enough for
+//!   "representation engineering");
+//! - a paper matched by meaning alone qualifies only if its cosine reaches
+//!   the floor *and* stands out from the day's similarity distribution
+//!   (`mean + stand_out · sd`): on a day with nothing on the topic, the
+//!   best of a uniformly unrelated crowd does not stand out, so the topic
+//!   gets nothing rather than padding.
+//!
+//! Papers without a vector (not embedded yet) keep their lexical score
+//! and rules.
+
+use super::index::{CandidateIndex, Hit, TopicHits, PHRASE_BIT};
+use crate::domain::PaperId;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Tuning of the fusion. `Default` is calibrated for MiniLM-style models
+/// (sentence-transformers); [`HybridParams::for_family`] gives the other
+/// families' cosine scales.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HybridParams {
+    /// Weight of the dense score in the fusion, in `[0, 1]`.
+    pub dense_weight: f32,
+    /// Cosine below which a paper is unrelated to a topic.
+    pub floor: f32,
+    /// Cosine at which the dense score saturates at 1.
+    pub high: f32,
+    /// A meaning-only match must exceed the day's mean cosine by this
+    /// many standard deviations.
+    pub stand_out: f32,
+}
+
+impl Default for HybridParams {
+    fn default() -> Self {
+        HybridParams {
+            dense_weight: 0.5,
+            floor: 0.30,
+            high: 0.70,
+            stand_out: 2.0,
+        }
+    }
+}
+
+impl HybridParams {
+    /// Scales of the model families: e5 models put nearly everything
+    /// between 0.7 and 0.9, bge between 0.4 and 0.9, MiniLM between 0 and
+    /// 0.8. Only the MiniLM scale was measured here (README); the others
+    /// follow the models' published similarity ranges.
+    pub fn for_family(family: crate::embed::Family) -> HybridParams {
+        use crate::embed::Family;
+        let d = HybridParams::default();
+        match family {
+            Family::E5 => HybridParams {
+                floor: 0.80,
+                high: 0.90,
+                ..d
+            },
+            Family::Bge => HybridParams {
+                floor: 0.55,
+                high: 0.80,
+                ..d
+            },
+            Family::Auto | Family::Plain => d,
+        }
+    }
+}
+
+/// Unit vectors of the indexed documents, one row per document.
+#[derive(Debug)]
+struct PaperVectors {
+    dims: usize,
+    /// `docs × dims`; rows of documents without a vector are zero.
+    data: Vec<f32>,
+    has: Vec<bool>,
+    count: usize,
+}
+
+/// The dense state of a [`CandidateIndex`].
+#[derive(Debug, Default)]
+pub(crate) struct Dense {
+    papers: Option<PaperVectors>,
+    params: HybridParams,
+    /// Topic vectors by cache key.
+    topics: RwLock<HashMap<String, Arc<[f32]>>>,
+}
+
+impl CandidateIndex {
+    /// Attaches the candidates' unit vectors (`vector_of` returns a
+    /// paper's vector, `dims` long, or `None` when it has none yet) and
+    /// the fusion parameters. Topics ranked from now on use the dense side
+    /// when they have a vector ([`CandidateIndex::add_topic_vector`]).
+    pub fn attach_vectors<'a>(
+        &mut self,
+        dims: usize,
+        params: HybridParams,
+        vector_of: impl Fn(&PaperId) -> Option<&'a [f32]>,
+    ) {
+        let mut data = vec![0f32; self.docs.len() * dims];
+        let mut has = vec![false; self.docs.len()];
+        let mut count = 0;
+        for (d, doc) in self.docs.iter().enumerate() {
+            if let Some(v) = vector_of(&doc.id).filter(|v| v.len() == dims) {
+                data[d * dims..(d + 1) * dims].copy_from_slice(v);
+                has[d] = true;
+                count += 1;
+            }
+        }
+        // The same vectors serve feedback (`with_embeddings`).
+        self.dense = Some(
+            (0..self.docs.len())
+                .map(|d| has[d].then(|| Arc::from(&data[d * dims..(d + 1) * dims])))
+                .collect(),
+        );
+        self.semantic.papers = Some(PaperVectors {
+            dims,
+            data,
+            has,
+            count,
+        });
+        self.semantic.params = params;
+        self.clear_topic_cache();
+    }
+
+    /// Length of the attached vectors, if any are attached.
+    pub fn vector_dims(&self) -> Option<usize> {
+        self.semantic.papers.as_ref().map(|p| p.dims)
+    }
+
+    /// How many candidates have a vector.
+    pub fn vectors_attached(&self) -> usize {
+        self.semantic.papers.as_ref().map_or(0, |p| p.count)
+    }
+
+    /// The unit vector of the candidate at `candidate_index` (an index
+    /// into the slice the index was built from, as [`super::Pick::index`]),
+    /// if it has one. For feedback (Rocchio) built on top of ranking.
+    pub fn paper_vector(&self, candidate_index: usize) -> Option<&[f32]> {
+        let p = self.semantic.papers.as_ref()?;
+        let d = self.docs.iter().position(|d| d.index == candidate_index)?;
+        p.has[d].then(|| &p.data[d * p.dims..(d + 1) * p.dims])
+    }
+
+    /// The text the dense side embeds for a topic: the topic, with each
+    /// abbreviation or synonym it uses spelled out from the synonym data,
+    /// e.g. "RAG (retrieval-augmented generation)".
+    pub fn dense_text(&self, topic: &str) -> String {
+        let q = self.analyse_query(topic);
+        let mut extra: Vec<&str> = Vec::new();
+        for t in &q.terms {
+            let Some((ci, vi)) = t.concept else { continue };
+            let variants = &self.synonyms.concepts[ci as usize].variants;
+            let own = variants[vi as usize].terms.len();
+            // The first wording longer than the one typed spells it out.
+            if let Some(v) = variants.iter().find(|v| v.terms.len() > own.max(1)) {
+                if !extra.contains(&v.display.as_str()) {
+                    extra.push(&v.display);
+                }
+            }
+        }
+        if extra.is_empty() {
+            topic.trim().to_string()
+        } else {
+            format!("{} ({})", topic.trim(), extra.join(", "))
+        }
+    }
+
+    /// Registers the unit vector of a topic (of its [`Self::dense_text`]).
+    /// Replaces any result already computed for that topic in this index.
+    pub fn add_topic_vector(&self, topic: &str, vector: Arc<[f32]>) {
+        let key = super::index::cache_key(topic);
+        if let Ok(mut m) = self.semantic.topics.write() {
+            m.insert(key.clone(), vector);
+        }
+        self.forget_topic(&key);
+    }
+
+    /// Whether a topic has a registered vector.
+    pub fn has_topic_vector(&self, topic: &str) -> bool {
+        let key = super::index::cache_key(topic);
+        self.semantic
+            .topics
+            .read()
+            .is_ok_and(|m| m.contains_key(&key))
+    }
+
+    /// The lexical hits of a topic fused with the dense side (see the
+    /// module docs); the lexical hits unchanged without vectors.
+    pub(crate) fn fuse_dense(&self, key: &str, lexical: TopicHits) -> TopicHits {
+        let Some(pv) = self.semantic.papers.as_ref().filter(|p| p.count > 0) else {
+            return lexical;
+        };
+        let Some(q) = self
+            .semantic
+            .topics
+            .read()
+            .ok()
+            .and_then(|m| m.get(key).cloned())
+        else {
+            return lexical;
+        };
+        if q.len() != pv.dims {
+            return lexical;
+        }
+        let p = &self.semantic.params;
+        let sims: Vec<f32> = (0..self.docs.len())
+            .map(|d| crate::embed::dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+            .collect();
+        let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        let meaning_floor = p.floor.max(mean + p.stand_out * sd);
+        let span = (p.high - p.floor).max(1e-3);
+        let w = p.dense_weight.clamp(0.0, 1.0);
+        let n_terms = lexical.query.terms.len();
+        let all_terms = if n_terms >= 32 {
+            u32::MAX >> 1
+        } else {
+            (1u32 << n_terms) - 1
+        };
+        let multi = lexical.query.sequence.len() > 1;
+        let mut out = Vec::with_capacity(lexical.hits.len());
+        let mut lex = lexical.hits.iter().peekable();
+        for d in 0..self.docs.len() as u32 {
+            let hit = lex.next_if(|h| h.doc == d).copied();
+            let exact = hit.is_some_and(|h| {
+                h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
+            });
+            let (rel, keep) = if !pv.has[d as usize] {
+                (hit.map_or(0.0, |h| h.rel), hit.is_some())
+            } else {
+                let cos = sims[d as usize];
+                let dense = ((cos - p.floor) / span).clamp(0.0, 1.0);
+                let lex_rel = hit.map_or(0.0, |h| h.rel);
+                let keep = match hit {
+                    _ if exact => true,
+                    Some(_) => cos >= p.floor,
+                    None => cos >= meaning_floor,
+                };
+                ((1.0 - w) * lex_rel + w * dense, keep)
+            };
+            if keep {
+                out.push(Hit {
+                    doc: d,
+                    rel: (rel + if exact { 1.0 } else { 0.0 }) / 2.0,
+                    mask: hit.map_or(0, |h| h.mask),
+                    variant: hit.map_or(0, |h| h.variant),
+                });
+            }
+        }
+        TopicHits {
+            query: lexical.query,
+            hits: out,
+        }
+    }
+}
+
+/// Mean and standard deviation (0 and 0 for no values).
+fn mean_sd(values: impl Iterator<Item = f32> + Clone) -> (f32, f32) {
+    let (n, sum) = values
+        .clone()
+        .fold((0usize, 0f64), |(n, s), v| (n + 1, s + v as f64));
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mean = sum / n as f64;
+    let var = values.map(|v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+    (mean as f32, var.sqrt() as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Candidate, Paper};
+    use crate::rank::{Profile, Synonyms};
+    use chrono::{DateTime, TimeZone, Utc};
+    use std::collections::HashSet;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap()
+    }
+
+    fn paper(i: usize, title: &str) -> Candidate {
+        let id = PaperId::parse_arxiv(&format!("2606.{:05}", 10000 + i))
+            .unwrap()
+            .0;
+        let mut p = Paper::new(id, title, "An abstract.");
+        p.listed_on = Some(now().date_naive());
+        Candidate {
+            paper: p,
+            history: Vec::new(),
+        }
+    }
+
+    /// A unit vector at cosine `c` to the axis `e0`, in 4 dimensions, with
+    /// its other component along `e1 + k` so the vectors differ.
+    fn at_cos(c: f32, k: usize) -> Vec<f32> {
+        let s = (1.0 - c * c).max(0.0).sqrt();
+        let mut v = vec![c, 0.0, 0.0, 0.0];
+        v[1 + k % 3] = s;
+        v
+    }
+
+    /// Candidates with the given titles and cosines to the topic vector e0.
+    fn index(papers: &[(&str, f32)]) -> (Vec<Candidate>, CandidateIndex) {
+        let cands: Vec<Candidate> = papers
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| paper(i, t))
+            .collect();
+        let mut idx = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+        let vecs: HashMap<PaperId, Vec<f32>> = cands
+            .iter()
+            .zip(papers)
+            .enumerate()
+            .map(|(i, (c, (_, cos)))| (c.paper.id.clone(), at_cos(*cos, i)))
+            .collect();
+        idx.attach_vectors(4, HybridParams::default(), |id| {
+            vecs.get(id).map(Vec::as_slice)
+        });
+        (cands, idx)
+    }
+
+    fn titles(idx: &CandidateIndex, cands: &[Candidate], topic: &str) -> Vec<String> {
+        idx.add_topic_vector(topic, vec![1.0, 0.0, 0.0, 0.0].into());
+        idx.rank(&Profile::topics([topic]), &HashSet::new(), 10)
+            .iter()
+            .map(|p| cands[p.index].paper.title.clone())
+            .collect()
+    }
+
+    /// Twenty unrelated fillers at low cosines around 0.05.
+    fn crowd() -> Vec<(String, f32)> {
+        (0..20)
+            .map(|i| (format!("Galaxy survey number {i}"), 0.02 + 0.004 * i as f32))
+            .collect()
+    }
+
+    #[test]
+    fn a_paper_related_by_meaning_alone_is_picked_and_says_so() {
+        let mut day: Vec<(String, f32)> = crowd();
+        day.push(("Hidden-state steering of language models".into(), 0.62));
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        idx.add_topic_vector(
+            "representation engineering",
+            vec![1.0, 0.0, 0.0, 0.0].into(),
+        );
+        let picks = idx.rank(
+            &Profile::topics(["representation engineering"]),
+            &HashSet::new(),
+            10,
+        );
+        assert_eq!(picks.len(), 1, "{picks:?}");
+        assert_eq!(
+            cands[picks[0].index].paper.title,
+            "Hidden-state steering of language models"
+        );
+        assert!(picks[0].reason.topics[0].by_meaning);
+        assert_eq!(
+            picks[0].reason.summary(),
+            "Related to \"representation engineering\" by meaning"
+        );
+    }
+
+    #[test]
+    fn an_off_topic_day_sends_nothing() {
+        // The best of an unrelated crowd neither reaches the floor nor
+        // stands out.
+        let day = crowd();
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        assert!(titles(&idx, &cands, "speculative decoding").is_empty());
+    }
+
+    #[test]
+    fn a_close_paper_that_does_not_stand_out_from_a_close_crowd_is_not_picked() {
+        // Everything sits around 0.35 (a model whose cosines are high for
+        // all text): none stands out, so none is picked by meaning.
+        let day: Vec<(String, f32)> = (0..20)
+            .map(|i| (format!("Galaxy survey number {i}"), 0.34 + 0.001 * i as f32))
+            .collect();
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        assert!(titles(&idx, &cands, "speculative decoding").is_empty());
+    }
+
+    #[test]
+    fn an_exact_match_of_the_topic_words_is_never_dropped_and_ranks_first() {
+        let mut day = crowd();
+        // Exact match, but the model finds it unrelated.
+        day.push(("Speculative decoding for galaxies".into(), 0.01));
+        day.push(("Draft models accelerate LLM inference".into(), 0.69));
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        assert_eq!(
+            titles(&idx, &cands, "speculative decoding"),
+            [
+                "Speculative decoding for galaxies",
+                "Draft models accelerate LLM inference"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partial_word_match_the_model_finds_unrelated_is_dropped() {
+        let mut day = crowd();
+        day.push(("Software engineering of compilers".into(), 0.05));
+        day.push(("Representation editing steers models".into(), 0.60));
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        // Lexically, "engineering" alone would match (coverage over half).
+        let lexical = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+        let lex: Vec<String> = lexical
+            .rank(
+                &Profile::topics(["representation engineering"]),
+                &HashSet::new(),
+                10,
+            )
+            .iter()
+            .map(|p| cands[p.index].paper.title.clone())
+            .collect();
+        let hybrid = titles(&idx, &cands, "representation engineering");
+        assert!(
+            !hybrid.contains(&"Software engineering of compilers".to_string()),
+            "lexical {lex:?}, hybrid {hybrid:?}"
+        );
+        assert!(hybrid.contains(&"Representation editing steers models".to_string()));
+    }
+
+    #[test]
+    fn without_a_topic_vector_ranking_is_exactly_lexical() {
+        let mut day = crowd();
+        day.push(("Speculative decoding in practice".into(), 0.2));
+        day.push(("Draft models accelerate LLM inference".into(), 0.69));
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        let lexical = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+        let profile = Profile::topics(["speculative decoding"]);
+        assert_eq!(
+            idx.rank(&profile, &HashSet::new(), 10),
+            lexical.rank(&profile, &HashSet::new(), 10)
+        );
+    }
+
+    #[test]
+    fn the_dense_text_spells_out_abbreviations() {
+        let (_, idx) = index(&[("A paper", 0.1)]);
+        assert_eq!(
+            idx.dense_text("RAG"),
+            "RAG (retrieval-augmented generation)"
+        );
+        assert_eq!(idx.dense_text("loss spikes"), "loss spikes");
+    }
+
+    #[test]
+    fn paper_vectors_are_reachable_by_candidate_index() {
+        let (_, idx) = index(&[("A paper", 0.5), ("Another", 0.9)]);
+        assert_eq!(idx.vector_dims(), Some(4));
+        assert_eq!(idx.vectors_attached(), 2);
+        let v = idx.paper_vector(1).unwrap();
+        assert!((v[0] - 0.9).abs() < 1e-6);
+        assert!(idx.paper_vector(2).is_none());
+    }
+}
