@@ -371,6 +371,8 @@ async fn the_weekly_reader_gets_the_weeks_papers_from_a_real_digest_run() {
             .env_remove("PAPERBOY_FAULT_INJECT")
             .env("PAPERBOY__DATABASE__PATH", &config.database.path)
             .env("PAPERBOY__MAIL__OUTBOX_DIR", dir.path().join("outbox"))
+            // No test downloads a model: this one ranks lexically.
+            .env("PAPERBOY__RANK__SEMANTIC__ENABLED", "false")
             .env("PAPERBOY__SERVER__BASE_URL", "http://127.0.0.1:9")
             .env("PAPERBOY__MAIL__FROM", "paperboy <digest@paperboy.test>")
             .env("PAPERBOY__MAIL__TRANSPORT", "smtp")
