@@ -751,41 +751,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, Frequency, Preferences, SubscriberState};
-    use crate::store::subscribers::{ConsentInput, ConsentMethod};
+
     use crate::store::test_support::temp_store;
-    use chrono::{NaiveTime, TimeZone};
+    use chrono::TimeZone;
 
     /// An active subscriber, daily at 08:00 UTC.
     async fn subscriber(store: &Store, now: DateTime<Utc>, email: &str) -> SubscriberId {
-        let prefs = Preferences {
-            topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let consent = ConsentInput {
-            method: ConsentMethod::OperatorImport,
-            source: "test".into(),
-            consent_text_hash: "test".into(),
-            ip: None,
-        };
-        store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &consent,
-                &|id, g| format!("hash-{}-{g}", id.0),
-                now,
-            )
-            .await
-            .unwrap()
+        crate::store::test_support::active_subscriber(store, now, email).await
     }
 
     /// A delivery to plan, covering the three days before its date.

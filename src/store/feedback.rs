@@ -206,45 +206,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, Frequency, Preferences, SourceKind, SubscriberState};
+    use crate::domain::SourceKind;
     use crate::store::papers::PaperBatch;
-    use crate::store::subscribers::{ConsentInput, ConsentMethod, SuppressionReason};
+    use crate::store::subscribers::SuppressionReason;
     use crate::store::test_support::temp_store;
-    use chrono::{NaiveTime, TimeZone};
+    use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap()
     }
 
     async fn subscriber(store: &Store, email: &str) -> SubscriberId {
-        let prefs = Preferences {
-            topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let consent = ConsentInput {
-            method: ConsentMethod::OperatorImport,
-            source: "test".into(),
-            consent_text_hash: "test".into(),
-            ip: None,
-        };
-        store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &consent,
-                &|id, g| format!("hash-{}-{g}", id.0),
-                now(),
-            )
-            .await
-            .unwrap()
+        crate::store::test_support::active_subscriber(store, now(), email).await
     }
 
     async fn papers(store: &Store, ids: &[&str]) -> Vec<PaperId> {

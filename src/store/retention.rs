@@ -309,45 +309,18 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, Frequency, Preferences, SubscriberId, SubscriberState};
+    use crate::domain::SubscriberId;
     use crate::store::deliveries::{Prepared, SentDelivery};
-    use crate::store::subscribers::{ConsentInput, ConsentMethod};
+
     use crate::store::test_support::temp_store;
-    use chrono::{NaiveDate, NaiveTime, TimeZone};
+    use chrono::{NaiveDate, TimeZone};
 
     fn day(d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 10, 1, 8, 0, 0).unwrap() + Duration::days(d as i64)
     }
 
     async fn add(store: &Store, email: &str) -> SubscriberId {
-        let prefs = Preferences {
-            topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let consent = ConsentInput {
-            method: ConsentMethod::OperatorImport,
-            source: "test".into(),
-            consent_text_hash: "test".into(),
-            ip: None,
-        };
-        store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &consent,
-                &|id, g| format!("hash-{}-{g}", id.0),
-                day(0),
-            )
-            .await
-            .unwrap()
+        crate::store::test_support::active_subscriber(store, day(0), email).await
     }
 
     /// A paper listed on `listed`, as its source stores it.

@@ -273,8 +273,7 @@ async fn write_marks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, Preferences, SubscriberState};
-    use crate::store::subscribers::{ConsentInput, ConsentMethod};
+
     use crate::store::test_support::temp_store;
     use chrono::{Duration, TimeZone};
 
@@ -283,34 +282,7 @@ mod tests {
     }
 
     async fn add(store: &Store, email: &str) -> SubscriberId {
-        let prefs = Preferences {
-            topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let consent = ConsentInput {
-            method: ConsentMethod::OperatorImport,
-            source: "test".into(),
-            consent_text_hash: "test".into(),
-            ip: None,
-        };
-        store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &consent,
-                &|id, g| format!("hash-{}-{g}", id.0),
-                at(0),
-            )
-            .await
-            .unwrap()
+        crate::store::test_support::active_subscriber(store, at(0), email).await
     }
 
     /// Due today at 08:00 when evaluated after it; next: 08:00 tomorrow.
