@@ -242,36 +242,7 @@ mod tests {
 
     /// An active subscriber, daily at 08:00 UTC.
     async fn subscriber(store: &Store, email: &str) -> SubscriberId {
-        use crate::domain::{EmailAddress, Frequency, Preferences, SubscriberState};
-        use crate::store::subscribers::{ConsentInput, ConsentMethod};
-        let prefs = Preferences {
-            topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
-        };
-        let consent = ConsentInput {
-            method: ConsentMethod::OperatorImport,
-            source: "test".into(),
-            consent_text_hash: "test".into(),
-            ip: None,
-        };
-        store
-            .add_subscriber(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                SubscriberState::Active,
-                &consent,
-                &|id, g| format!("hash-{}-{g}", id.0),
-                Utc::now(),
-            )
-            .await
-            .unwrap()
+        crate::store::test_support::active_subscriber(store, Utc::now(), email).await
     }
 
     fn event<'a>(sub: SubscriberId, kind: BounceKind, key: &'a str) -> NewBounceEvent<'a> {
