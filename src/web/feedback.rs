@@ -11,10 +11,8 @@
 //! cookies are set.
 
 use super::forms::field;
-use super::handlers::{
-    bad_form, base, forbidden_cross_site, invalid_link, manage_view, merge, rate_limited, read_form,
-};
-use super::{client_ip, token_page, WebError};
+use super::handlers::{bad_form, base, invalid_link, manage_view, merge, read_form};
+use super::{token_page, WebError};
 use crate::app::App;
 use crate::domain::{FeedbackAction, FeedbackEntry, Paper, PaperId, PreferencesInput, Token};
 use crate::links::FeedbackClaim;
@@ -169,11 +167,8 @@ pub(super) async fn feedback(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    if super::is_cross_site(&app, &headers) {
-        return forbidden_cross_site(&app);
+    if let Some(refused) = super::handlers::refuse_form_post(&app, peer, &headers) {
+        return refused;
     }
     let Some((claim, sub)) = verified(&app, &raw).await? else {
         return invalid_link(&app);

@@ -106,6 +106,22 @@ pub(super) fn rate_limited(app: &App) -> Result<Response> {
     Ok(r)
 }
 
+/// The answer to a state-changing form POST that must not proceed: over
+/// the per-IP rate, or sent from another site. `None` lets it through.
+pub(super) fn refuse_form_post(
+    app: &App,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Option<Result<Response>> {
+    if !app.rate_limiter.check(client_ip(app, peer, headers)) {
+        return Some(rate_limited(app));
+    }
+    if is_cross_site(app, headers) {
+        return Some(forbidden_cross_site(app));
+    }
+    None
+}
+
 pub(super) fn forbidden_cross_site(app: &App) -> Result<Response> {
     message(
         app,
@@ -534,11 +550,8 @@ pub(super) async fn confirm(
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response> {
-    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    if is_cross_site(&app, &headers) {
-        return forbidden_cross_site(&app);
+    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
+        return refused;
     }
     let Some(token) = path_token(&raw) else {
         return invalid_link(&app);
@@ -644,11 +657,8 @@ pub(super) async fn manage(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    if is_cross_site(&app, &headers) {
-        return forbidden_cross_site(&app);
+    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
+        return refused;
     }
     let Some((token, sub)) = manage_subscriber(&app, &raw).await? else {
         return invalid_link(&app);

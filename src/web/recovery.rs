@@ -7,10 +7,8 @@
 //! was queued or held back by the per-address and global limits (R32),
 //! and the mail only ever goes to the subscribed address.
 
-use super::handlers::{
-    confirm_limits, forbidden_cross_site, invalid_link, message, path_token, rate_limited,
-};
-use super::{client_ip, is_cross_site, token_page, WebError};
+use super::handlers::{confirm_limits, invalid_link, message, path_token};
+use super::{token_page, WebError};
 use crate::app::App;
 use crate::domain::Token;
 use axum::extract::{ConnectInfo, Path, State};
@@ -52,11 +50,8 @@ pub(super) async fn settings_link(
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response> {
-    if !app.rate_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    if is_cross_site(&app, &headers) {
-        return forbidden_cross_site(&app);
+    if let Some(refused) = super::handlers::refuse_form_post(&app, peer, &headers) {
+        return refused;
     }
     let Some(token) = path_token(&raw) else {
         return invalid_link(&app);
