@@ -19,6 +19,8 @@ use paperboy::rank::{CandidateIndex, Profile, RankParams, Synonyms};
 use std::collections::HashSet;
 use std::path::Path;
 
+#[path = "common/dense_study.rs"]
+mod dense_study;
 #[path = "common/hybrid.rs"]
 mod hybrid;
 
@@ -104,6 +106,14 @@ fn main() {
                 c.paper.id, c.paper.title, c.paper.categories
             );
         }
+        return;
+    }
+    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--dense-study")) {
+        dense_study::run(root, &e.encoder, &candidates, &set, &e.topics);
+        return;
+    }
+    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--cosines")) {
+        hybrid::cosines(e, &candidates, &set);
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--show") {

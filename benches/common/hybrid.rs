@@ -24,7 +24,8 @@ pub fn model_dir(root: &Path) -> Option<PathBuf> {
 /// The corpus's and the set's topic vectors, embedded once.
 pub struct Embedded {
     papers: HashMap<PaperId, Vec<f32>>,
-    topics: HashMap<String, Vec<f32>>,
+    pub topics: HashMap<String, Vec<f32>>,
+    pub encoder: Encoder,
     dims: usize,
     pub family: Family,
 }
@@ -54,16 +55,14 @@ pub fn embed(
         .iter()
         .map(|c| paperboy::embed::paper_text(&c.paper))
         .collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = encoder.encode(&refs, Side::Passage).expect("corpus embeds");
     let index = CandidateIndex::build(candidates, synonyms, now);
     let queries: Vec<String> = set
         .topic
         .iter()
         .map(|t| index.dense_text(&t.query))
         .collect();
-    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
-    let topic_vectors = encoder.encode(&refs, Side::Query).expect("topics embed");
+    let vectors = cached(root, &encoder, &texts, Side::Passage);
+    let topic_vectors = cached(root, &encoder, &queries, Side::Query);
     eprintln!(
         "hybrid: {} papers and {} topics embedded in {:.1} s",
         candidates.len(),
@@ -84,7 +83,83 @@ pub fn embed(
             .collect(),
         dims: encoder.dims(),
         family: encoder.family(),
+        encoder,
     })
+}
+
+/// Embeds `texts`, or reads the vectors a previous run of the same
+/// model on the same texts left in `target/relevance-cache/` (embedding
+/// the corpus is most of a run's time; the cache only saves time, the
+/// vectors are the encoder's own).
+pub fn cached_pub(root: &Path, encoder: &Encoder, texts: &[String], side: Side) -> Vec<Vec<f32>> {
+    cached(root, encoder, texts, side)
+}
+
+fn cached(root: &Path, encoder: &Encoder, texts: &[String], side: Side) -> Vec<Vec<f32>> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(encoder.identity().as_bytes());
+    h.update([side as u8]);
+    for t in texts {
+        h.update(t.as_bytes());
+        h.update([0]);
+    }
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path = root
+        .join("target/relevance-cache")
+        .join(format!("{key}.json"));
+    if let Some(v) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Vec<f32>>>(&b).ok())
+        .filter(|v| v.len() == texts.len())
+    {
+        return v;
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let v = encoder.encode(&refs, side).expect("texts embed");
+    let _ = std::fs::create_dir_all(path.parent().expect("cache dir"));
+    let _ = std::fs::write(&path, serde_json::to_vec(&v).expect("vectors serialise"));
+    v
+}
+
+/// Per topic: where the judged papers' cosines sit in the day's
+/// distribution (mean, sd, each relevant paper's cosine and z-score, the
+/// best unjudged cosines), to see what a threshold can separate.
+pub fn cosines(emb: &Embedded, candidates: &[Candidate], set: &RelevanceSet) {
+    for t in &set.topic {
+        let q = &emb.topics[&t.query];
+        let mut sims: Vec<(f32, &Candidate)> = candidates
+            .iter()
+            .filter_map(|c| {
+                let v = emb.papers.get(&c.paper.id)?;
+                Some((paperboy::embed::dot(q, v), c))
+            })
+            .collect();
+        let n = sims.len() as f32;
+        let mean = sims.iter().map(|s| s.0).sum::<f32>() / n;
+        let sd = (sims.iter().map(|s| (s.0 - mean).powi(2)).sum::<f32>() / n).sqrt();
+        sims.sort_by(|a, b| b.0.total_cmp(&a.0));
+        println!("\n{} (mean {mean:.3}, sd {sd:.3})", t.query);
+        for (rank, (cos, c)) in sims.iter().enumerate().take(12) {
+            let g = t.relevant.get(c.paper.id.as_str()).copied().unwrap_or(0);
+            let title: String = c.paper.title.chars().take(70).collect();
+            println!(
+                "  #{:<2} {cos:.3} z {:>5.2} g{g} {title}",
+                rank + 1,
+                (cos - mean) / sd
+            );
+        }
+        for (rank, (cos, c)) in sims.iter().enumerate().skip(12) {
+            if let Some(g) = t.relevant.get(c.paper.id.as_str()).filter(|&&g| g > 0) {
+                let title: String = c.paper.title.chars().take(70).collect();
+                println!(
+                    "  #{:<2} {cos:.3} z {:>5.2} g{g} {title}",
+                    rank + 1,
+                    (cos - mean) / sd
+                );
+            }
+        }
+    }
 }
 
 /// The production ranker with the dense side on.
@@ -103,8 +178,9 @@ pub fn index(
     index
 }
 
-/// nDCG@k and pooled precision over fusion weights, floors and
-/// stand-out margins, to choose the defaults (printed, one line each).
+/// nDCG@k and pooled precision over fusion weights, floors, stand-out
+/// margins and the exact-match lift, to choose the defaults (printed, one
+/// line each, tab-separated for sorting).
 pub fn sweep(
     emb: &Embedded,
     candidates: &[Candidate],
@@ -114,29 +190,38 @@ pub fn sweep(
     k: usize,
 ) {
     println!();
-    println!("hybrid sweep (all rounds): weight, floor, stand-out sd → nDCG@{k}, precision, sent, missed, empty-sent");
+    println!("hybrid sweep (all rounds): weight floor stand-out partial-floor partial-z exact-bonus → nDCG@{k} precision sent missed empty-sent");
     let base = HybridParams::for_family(emb.family);
-    for w in [0.3, 0.5, 0.7] {
+    for (w, bonus) in [(0.5, 0.25), (0.5, 1.0), (0.3, 0.25), (0.7, 0.25)] {
         for floor in [0.25, 0.30, 0.35] {
-            for stand_out in [1.5, 2.0, 2.5] {
-                let p = HybridParams {
-                    dense_weight: w,
-                    floor,
-                    stand_out,
-                    ..base.clone()
-                };
-                let idx = index(emb, candidates, synonyms, now, p);
-                let runs = eval::evaluate(set, k, |q| eval::lexical_picks(&idx, q, k));
-                let s = eval::summarise(&runs);
-                println!(
-                    "w {w:.1} floor {floor:.2} sd {stand_out:.1} → {:.3} {} {} {} {}/{}",
-                    s.ndcg,
-                    s.precision.map_or("-".into(), |p| format!("{p:.3}")),
-                    s.picks_sent,
-                    s.missed_topics,
-                    s.expect_nothing_sent,
-                    s.expect_nothing
-                );
+            for stand_out in [2.0, 2.5, 3.0] {
+                for (partial_floor, partial) in [0.10, 0.15, 0.20, 0.25, 0.30]
+                    .into_iter()
+                    .flat_map(|f| [f32::NEG_INFINITY, 0.0, 0.5, 1.0].map(|z| (f, z)))
+                {
+                    {
+                        let p = HybridParams {
+                            dense_weight: w,
+                            floor,
+                            stand_out,
+                            partial_floor,
+                            partial_stand_out: partial,
+                            exact_bonus: bonus,
+                            ..base.clone()
+                        };
+                        let idx = index(emb, candidates, synonyms, now, p);
+                        let runs = eval::evaluate(set, k, |q| eval::lexical_picks(&idx, q, k));
+                        let s = eval::summarise(&runs);
+                        println!(
+                            "sweep\t{w:.1}\t{floor:.2}\t{stand_out:.1}\t{partial_floor:.2}\t{partial:.1}\t{bonus:.2}\t{:.3}\t{}\t{}\t{}\t{}",
+                            s.ndcg,
+                            s.precision.map_or("-".into(), |p| format!("{p:.3}")),
+                            s.picks_sent,
+                            s.missed_topics,
+                            s.expect_nothing_sent,
+                        );
+                    }
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 mod email;
 mod feedback;
 mod paper;
+mod subjects;
 mod subscriber;
 mod token;
 mod window;
@@ -12,6 +13,7 @@ pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };
+pub use subjects::{subject_name, subject_names};
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,
     weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,

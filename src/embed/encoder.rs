@@ -100,8 +100,9 @@ impl Encoder {
     /// `dir`. `name` identifies the model (a Hub repo id or the folder
     /// name) and decides `Auto` prefixes; inputs are cut to `max_tokens`
     /// tokens (the tokenizer file's own truncation and padding are
-    /// replaced). The identity combines the name, the weights' SHA-256 and
-    /// the length, so changing any of them re-embeds the papers.
+    /// replaced). The identity combines the name, the weights' SHA-256,
+    /// the length and the paper-text recipe ([`super::PAPER_TEXT_VERSION`]),
+    /// so changing any of them re-embeds the papers.
     pub fn load(
         dir: &Path,
         name: &str,
@@ -164,7 +165,10 @@ impl Encoder {
             model,
             tokenizer,
             family,
-            identity: format!("{name}@{digest}/{max_tokens}"),
+            identity: format!(
+                "{name}@{digest}/{max_tokens}/t{}",
+                super::PAPER_TEXT_VERSION
+            ),
             dims: config.hidden_size,
             max_tokens,
         })

@@ -46,21 +46,40 @@ impl From<candle_core::Error> for EmbedError {
     }
 }
 
-/// Text a paper is embedded from: title, abstract, and the source's AI
-/// summary and keywords when it gives them.
+/// Version of [`paper_text`]'s recipe, part of every stored vector's model
+/// identity: changing the recipe re-embeds the stored papers, as a model
+/// change does.
+pub const PAPER_TEXT_VERSION: u32 = 2;
+
+/// Text a paper is embedded from: the title with the names of its arXiv
+/// subjects ("… (Robotics; Machine Learning)"), then the source's AI
+/// summary and keywords when it gives them, then the abstract.
+///
+/// Inputs are cut at the encoder's token limit, so the short, dense parts
+/// come first and only the abstract's tail is ever lost. The subject names
+/// are curated topical metadata: on the judged set they lift pure-dense
+/// nDCG@10 from 0.759 (title, abstract, summary, keywords) to 0.787
+/// (`cargo bench --bench relevance -- --dense-study`).
 pub fn paper_text(p: &crate::domain::Paper) -> String {
-    let mut s = String::with_capacity(p.title.len() + p.abstract_text.len() + 64);
+    let mut s = String::with_capacity(p.title.len() + p.abstract_text.len() + 128);
     s.push_str(p.title.trim());
+    let subjects = crate::domain::subject_names(&p.categories);
+    if !subjects.is_empty() {
+        s.push_str(" (");
+        s.push_str(&subjects.join("; "));
+        s.push(')');
+    }
     s.push_str(". ");
-    s.push_str(p.abstract_text.trim());
     if let Some(sum) = p.ai_summary.as_deref().filter(|s| !s.trim().is_empty()) {
-        s.push(' ');
         s.push_str(sum.trim());
+        s.push(' ');
     }
     if !p.ai_keywords.is_empty() {
-        s.push_str(" Keywords: ");
+        s.push_str("Keywords: ");
         s.push_str(&p.ai_keywords.join(", "));
+        s.push_str(". ");
     }
+    s.push_str(p.abstract_text.trim());
     s
 }
 

@@ -131,6 +131,8 @@ impl Semantic {
         p.dense_weight = self.cfg.dense_weight;
         let f = self.cfg.min_similarity;
         if f > 0.0 {
+            // The partial-match floor keeps its distance below the floor.
+            p.partial_floor = (p.partial_floor + f - p.floor).max(0.0);
             p.floor = f;
             p.high = p.high.max(f + 0.1);
         }

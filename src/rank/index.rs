@@ -15,7 +15,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 pub(crate) const TITLE: usize = 0;
 pub(crate) const ABSTRACT: usize = 1;
 pub(crate) const KEYWORDS: usize = 2;
-const FIELDS: usize = 3;
+/// The names of the paper's arXiv subjects ("Robotics"), a weak field: a
+/// broad topic finds the papers of its field even where their words never
+/// name it, below the papers that do.
+pub(crate) const SUBJECTS: usize = 3;
+const FIELDS: usize = 4;
 
 /// Term id that matches nothing (a topic word no candidate contains).
 const UNKNOWN: u32 = u32::MAX;
@@ -32,10 +36,10 @@ const MAX_PHRASE: usize = 32;
 pub struct RankParams {
     /// BM25 term-frequency saturation.
     pub k1: f32,
-    /// Field weights: title, abstract, `ai_keywords`.
-    pub field_weights: [f32; 3],
+    /// Field weights: title, abstract, `ai_keywords`, subject names.
+    pub field_weights: [f32; 4],
     /// Length normalisation per field.
-    pub field_b: [f32; 3],
+    pub field_b: [f32; 4],
     /// Weight of the whole-phrase match relative to the sum of its words.
     pub phrase_weight: f32,
     /// Weight of a derived form of a topic word ("instability" for
@@ -80,8 +84,11 @@ impl Default for RankParams {
     fn default() -> Self {
         RankParams {
             k1: 1.2,
-            field_weights: [2.5, 1.0, 1.5],
-            field_b: [0.3, 0.75, 0.5],
+            // A subject name alone saturates at 0.8 / (1.2 + 0.8) = 0.4: it
+            // matches a one-word topic, but never passes as the only word
+            // of a longer topic (`partial_min_saturation`).
+            field_weights: [2.5, 1.0, 1.5, 0.8],
+            field_b: [0.3, 0.75, 0.5, 0.0],
             phrase_weight: 0.6,
             variant_weight: 0.6,
             min_coverage: 0.5,
@@ -447,7 +454,12 @@ impl CandidateIndex {
                 analyse(k, &mut fields[KEYWORDS], &mut next);
                 next += 1;
             }
-            lens.push([0, 1, 2].map(|f| fields[f].len() as u32));
+            next = 0;
+            for name in crate::domain::subject_names(&p.categories) {
+                analyse(&name, &mut fields[SUBJECTS], &mut next);
+                next += 1;
+            }
+            lens.push([0, 1, 2, 3].map(|f| fields[f].len() as u32));
 
             // Occurrences of plain terms, then of concepts.
             occ_buf.clear();
@@ -1084,6 +1096,9 @@ impl CandidateIndex {
         add(&paper.abstract_text, w[ABSTRACT]);
         for k in &paper.ai_keywords {
             add(k, w[KEYWORDS]);
+        }
+        for name in crate::domain::subject_names(&paper.categories) {
+            add(&name, w[SUBJECTS]);
         }
         let mut v: Vec<(u32, f32)> = tf
             .into_iter()
