@@ -11,7 +11,7 @@
 use chrono::{Duration, TimeZone, Utc};
 use paperboy::domain::FeedbackAction;
 use paperboy::rank::eval::RelevanceSet;
-use paperboy::rank::simulated::{simulate, Simulation};
+use paperboy::rank::simulated::{simulate, simulate_on, Simulation};
 use paperboy::rank::{CandidateIndex, FeedbackItem, Profile, RankParams, ReaderFeedback, Synonyms};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,6 +20,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+#[allow(dead_code)]
+#[path = "common/hybrid.rs"]
+mod hybrid;
 #[path = "common/procfs.rs"]
 mod procfs;
 #[path = "common/world.rs"]
@@ -57,10 +60,10 @@ fn quality() {
         "{:<8} {:>4} {:>7} {:>11} {:>11} {:>11} {:>11}",
         "ranker", "day", "topics", "nDCG none", "nDCG fb", "P@10 none", "P@10 fb"
     );
-    for d in simulate(&candidates, &set, &Synonyms::embedded(), &sim) {
+    let row = |name: &str, d: &paperboy::rank::simulated::DayScore| {
         println!(
             "{:<8} {:>4} {:>7} {:>11.3} {:>11.3} {:>11.3} {:>11.3}",
-            "lexical",
+            name,
             d.day,
             d.topics,
             d.ndcg_none,
@@ -68,8 +71,23 @@ fn quality() {
             d.precision_none,
             d.precision_feedback
         );
+    };
+    let synonyms = Synonyms::embedded();
+    for d in simulate(&candidates, &set, &synonyms, &sim) {
+        row("lexical", &d);
     }
-    println!("hybrid: not measured (no paper embeddings in this build)");
+    // The hybrid ranker: paper and topic vectors attached, feedback by
+    // Rocchio over the embeddings.
+    match hybrid::embed(root, &candidates, &set, &synonyms, now) {
+        Some(e) => {
+            let params = paperboy::rank::HybridParams::for_family(e.family);
+            let index = hybrid::index(&e, &candidates, &synonyms, now, params);
+            for d in simulate_on(&index, &candidates, &set, &sim) {
+                row("hybrid", &d);
+            }
+        }
+        None => println!("hybrid: not measured (no MiniLM weights)"),
+    }
 }
 
 fn cost() {

@@ -11,6 +11,7 @@
 //!
 //! Files, one job each: `plan` (who is due: delivery rows and the dry
 //! run), `produce` (claim, re-check, pick, render, store the bytes),
+//! `reader_feedback` (each reader's feedback with its papers' vectors),
 //! `dispatch` (paced, concurrent sends and their recorded outcomes),
 //! `pacer` (global rate and retry backoff), `picker` (ranking over the
 //! run's candidates), `schedule` (pure send-time arithmetic), `seal`
@@ -22,6 +23,7 @@ mod pacer;
 mod picker;
 mod plan;
 mod produce;
+pub mod reader_feedback;
 pub mod schedule;
 mod seal;
 pub mod view;

@@ -157,7 +157,7 @@ async fn prepare(
 
     let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
     let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
-    let mut feedback = store.feedback_with_papers(&fresh_ids).await?;
+    let mut feedback = crate::digest::reader_feedback::load(app, &fresh_ids, now).await?;
     let windows: Vec<crate::domain::Window> = fresh
         .iter()
         .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
@@ -165,7 +165,9 @@ async fn prepare(
     crate::digest::windows::ensure_loaded(app, picker, &windows, now).await?;
     let mut jobs = Vec::with_capacity(fresh.len());
     for ((claim, sub), window) in fresh.into_iter().zip(windows) {
-        let fb = ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        let fb = feedback
+            .remove(&sub.id)
+            .unwrap_or_else(|| ReaderFeedback::none(now));
         let sent = sent.remove(&sub.id).unwrap_or_default();
         let picks = picker.pick_with_feedback(&window, &sub.preferences, &sent, &fb);
         if picks.is_empty() {

@@ -148,3 +148,20 @@ fn a_folder_without_weights_is_a_clear_error() {
         "the error names the file: {err}"
     );
 }
+
+#[test]
+fn paper_text_puts_the_short_dense_parts_before_the_abstract() {
+    let mut p = crate::domain::Paper::new(
+        crate::domain::PaperId::parse_arxiv("2606.00001").unwrap().0,
+        "Grasping from one demonstration",
+        "A long abstract.",
+    );
+    p.categories = vec!["cs.RO".into(), "cs.LG".into()];
+    p.ai_summary = Some("Robots learn grasps.".into());
+    p.ai_keywords = vec!["grasping".into(), "imitation".into()];
+    assert_eq!(
+        super::paper_text(&p),
+        "Grasping from one demonstration (Robotics; Machine Learning). Robots learn grasps. \
+         Keywords: grasping, imitation. A long abstract."
+    );
+}

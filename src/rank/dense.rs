@@ -476,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn every_topic_word_scattered_is_kept_unless_the_model_puts_it_below_average() {
+        let mut day = crowd();
+        // Both words, not as a phrase; the model finds it only weakly
+        // related (below the floor, above the day's mean).
+        day.push(("Diffusion priors make image models faster".into(), 0.15));
+        // Both words, but the model puts it below the day's average.
+        day.push(("Models of heat diffusion in rods".into(), 0.0));
+        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = index(&day);
+        assert_eq!(
+            titles(&idx, &cands, "diffusion models"),
+            ["Diffusion priors make image models faster"]
+        );
+    }
+
+    #[test]
     fn without_a_topic_vector_ranking_is_exactly_lexical() {
         let mut day = crowd();
         day.push(("Speculative decoding in practice".into(), 0.2));

@@ -115,6 +115,16 @@ impl ReaderFeedback {
     }
 }
 
+impl ReaderFeedback {
+    /// Gives each item without a vector its paper's vector from `vectors`
+    /// (stored vectors of the loaded model, by paper id).
+    pub fn attach_vectors(&mut self, vectors: &std::collections::HashMap<PaperId, Vec<f32>>) {
+        for i in self.items.iter_mut().filter(|i| i.embedding.is_none()) {
+            i.embedding = vectors.get(&i.paper.id).map(|v| Arc::from(v.as_slice()));
+        }
+    }
+}
+
 /// The liked or saved paper a pick is similar to, for its reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SimilarTo {

@@ -71,6 +71,19 @@ pub fn simulate(
     if let Some(e) = &sim.embeddings {
         index = index.with_embeddings(e);
     }
+    simulate_on(&index, candidates, set, sim)
+}
+
+/// [`simulate`] on an index built by the caller from `candidates`, e.g.
+/// the hybrid ranker's (paper and topic vectors attached); `sim.params`
+/// and `sim.embeddings` are then the caller's business. Feedback items
+/// carry the paper's vector from `sim.embeddings`, else from the index.
+pub fn simulate_on(
+    index: &CandidateIndex,
+    candidates: &[Candidate],
+    set: &RelevanceSet,
+    sim: &Simulation,
+) -> Vec<DayScore> {
     let by_id: BTreeMap<&str, &Candidate> = candidates
         .iter()
         .map(|c| (c.paper.id.as_str(), c))
@@ -127,9 +140,10 @@ pub fn simulate(
                         FeedbackAction::NotForMe
                     },
                     at: today,
-                    embedding: sim.embeddings.as_ref().and_then(|e| {
-                        e[candidates.iter().position(|x| x.paper.id == p.id)?].clone()
-                    }),
+                    embedding: match &sim.embeddings {
+                        Some(e) => e[p.index].clone(),
+                        None => index.paper_vector(p.index).map(Arc::from),
+                    },
                 });
                 seen.insert(p.id);
             }

@@ -194,6 +194,51 @@ fn stemming_matches_other_forms_of_a_word() {
 }
 
 #[test]
+fn a_broad_topic_finds_the_papers_of_its_arxiv_subject_below_those_naming_it() {
+    let mut grasp = paper(
+        "2606.20001",
+        "Learning dexterous grasps from a single demonstration",
+        "A gripper learns to pick up unseen objects from one demonstration.",
+    );
+    grasp.paper.categories = vec!["cs.RO".into(), "cs.LG".into()];
+    let named = paper(
+        "2606.20002",
+        "Robotics foundation models",
+        "A survey of foundation models for robotics.",
+    );
+    let mut optics = paper(
+        "2606.20003",
+        "Dispersion in hollow-core fibres",
+        "We measure group-velocity dispersion of hollow-core fibres.",
+    );
+    optics.paper.categories = vec!["physics.optics".into()];
+    let cands = corpus(vec![grasp, named, optics]);
+    let picks = rank(&cands, &Profile::topics(["robotics"]), 10);
+    assert_eq!(ids(&picks), ["2606.20002", "2606.20001"]);
+    assert_eq!(
+        picks[1].reason.summary(),
+        "Matches \"robotics\" (Robotics)",
+        "the reason shows the subject's name"
+    );
+    let picks = rank(&cands, &Profile::topics(["physics"]), 10);
+    assert_eq!(ids(&picks), ["2606.20003"]);
+}
+
+#[test]
+fn a_subject_name_alone_never_carries_one_word_of_a_longer_topic() {
+    // "Robotics" as the paper's subject is not evidence that a paper about
+    // grasping is on "robot ethics".
+    let mut grasp = paper(
+        "2606.20001",
+        "Learning dexterous grasps from a single demonstration",
+        "A gripper learns to pick up unseen objects from one demonstration.",
+    );
+    grasp.paper.categories = vec!["cs.RO".into()];
+    let cands = corpus(vec![grasp]);
+    assert!(rank(&cands, &Profile::topics(["robot ethics"]), 10).is_empty());
+}
+
+#[test]
 fn excluded_words_remove_a_paper_including_their_synonyms() {
     let cands = corpus(vec![
         paper(

@@ -76,9 +76,10 @@ pub(super) async fn preview(
     let items = if profile.topics.is_empty() && profile.authors.is_empty() {
         Vec::new()
     } else {
-        let mut feedback = app.store.feedback_with_papers(&[sub.id]).await?;
-        let feedback =
-            ReaderFeedback::from_entries(feedback.remove(&sub.id).unwrap_or_default(), now);
+        let feedback = crate::digest::reader_feedback::load(&app, &[sub.id], now)
+            .await?
+            .remove(&sub.id)
+            .unwrap_or_else(|| ReaderFeedback::none(now));
         // Papers already sent, or judged by the reader, are not news.
         let mut seen: HashSet<PaperId> = app
             .store
