@@ -904,7 +904,7 @@ async fn the_live_preview_ranks_todays_papers_for_typed_topics() {
     );
     assert!(papers.len() <= 5);
     for p in papers {
-        assert!(p["reason"].as_str().unwrap().starts_with("Matches"), "{p}");
+        assert!(p["reason"].as_str().unwrap().starts_with("On "), "{p}");
         assert!(p["url"]
             .as_str()
             .unwrap()
