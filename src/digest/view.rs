@@ -251,7 +251,9 @@ mod tests {
         let (s, pre) = subject_and_preheader(&papers, &topics, Span::Day);
         assert_eq!(s, "2 papers on decoding");
         assert_eq!(pre, "Fast decoding · Slow decoding");
-        let long: Vec<PaperView> = (0..9).map(|_| titled("A rather long title about things")).collect();
+        let long: Vec<PaperView> = (0..9)
+            .map(|_| titled("A rather long title about things"))
+            .collect();
         let (_, pre) = subject_and_preheader(&long, &[Some("x"); 9], Span::Day);
         assert!(pre.chars().count() <= PREHEADER_CHARS + 1, "{pre}");
         assert!(pre.ends_with('…'), "{pre}");

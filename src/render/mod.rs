@@ -56,6 +56,29 @@ const PAGES: &[(&str, &str)] = &[
         "feedback",
         include_str!("../../templates/pages/feedback.hbs"),
     ),
+    ("delete", include_str!("../../templates/pages/delete.hbs")),
+    (
+        "field_attrs",
+        include_str!("../../templates/pages/field_attrs.hbs"),
+    ),
+    (
+        "field_error",
+        include_str!("../../templates/pages/field_error.hbs"),
+    ),
+    (
+        "error_summary",
+        include_str!("../../templates/pages/error_summary.hbs"),
+    ),
+];
+
+/// Page templates used as partials (`{{> name}}`), registered under
+/// their bare name as well.
+const PARTIALS: &[&str] = &[
+    "layout",
+    "preview",
+    "field_attrs",
+    "field_error",
+    "error_summary",
 ];
 
 /// (name, subject, text, html) of every embedded email template.
@@ -109,7 +132,7 @@ impl Renderer {
         for (name, src) in PAGES {
             reg(&mut html, format!("page/{name}"), src)?;
             // Partials are also registered under their bare name.
-            if matches!(*name, "layout" | "preview") {
+            if PARTIALS.contains(name) {
                 reg(&mut html, name.to_string(), src)?;
             }
         }

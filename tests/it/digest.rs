@@ -33,10 +33,7 @@ impl Picker for FixedPicker {
             .map(|p| DigestPick {
                 paper: p.clone().into(),
                 score: 1.0,
-                reason: format!(
-                    "On {}",
-                    prefs.topics.first().cloned().unwrap_or_default()
-                ),
+                reason: format!("On {}", prefs.topics.first().cloned().unwrap_or_default()),
                 topic: prefs.topics.first().cloned(),
             })
             .collect()
