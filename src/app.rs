@@ -83,7 +83,8 @@ impl App {
         let key =
             crate::links::load_or_create_key(config.secret_key_bytes()?, &config.database.path)?;
         let links = Links::new(config.base_url()?, key);
-        let renderer = Renderer::new().context("compiling templates")?;
+        let renderer = Renderer::with_overrides(config.templates.override_dir())
+            .context("compiling templates (templates.dir overrides included)")?;
         let composer = Composer::from_config(&config, &links.home_url())?;
         let transport = match overrides.transport {
             Some(t) => t,

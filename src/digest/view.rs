@@ -162,7 +162,7 @@ fn topics_by_count<'a>(topics: &[Option<&'a str>]) -> Vec<&'a str> {
         }
     }
     // A stable sort keeps the rank order among equal counts.
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts.into_iter().map(|(t, _)| t).collect()
 }
 

@@ -474,3 +474,38 @@ async fn the_settings_preview_follows_edited_authors_and_excluded_words() {
     assert!(!excluded.contains(&paper.id.to_string()), "{excluded:?}");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_template_brands_the_pages_and_a_bad_one_stops_start_up() {
+    let brand = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(brand.path().join("pages")).unwrap();
+    let layout = include_str!("../../templates/pages/layout.hbs").replace(
+        "trending research papers, picked for you",
+        "Acme Lab's paper digest",
+    );
+    std::fs::write(brand.path().join("pages/layout.hbs"), layout).unwrap();
+    let dir = brand.path().display().to_string();
+    let t = TestApp::spawn_with(&[("PAPERBOY__TEMPLATES__DIR", &dir)]).await;
+    assert!(home(&t).await.contains("Acme Lab's paper digest"));
+    t.stop().await;
+
+    // Unescaped output in an override: the daemon does not start, and says
+    // which file and line.
+    std::fs::write(
+        brand.path().join("pages/message.hbs"),
+        "{{#> layout}}\n<h1>{{heading}}</h1>\n{{{link_text}}}\n{{/layout}}\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let config = crate::support::test_config(
+        data.path(),
+        None,
+        "http://127.0.0.1:1",
+        &[("PAPERBOY__TEMPLATES__DIR", &dir)],
+    );
+    let err = paperboy::app::App::build(config, Default::default())
+        .await
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("pages/message.hbs:3"), "{err}");
+}
