@@ -14,7 +14,6 @@ use crate::rank::{CandidateIndex, Profile, RankParams, ReaderFeedback};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -118,9 +117,22 @@ pub(super) async fn preview(
             (header::CACHE_CONTROL, "no-store"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        axum::Json(json!({ "papers": items, "window": window, "note": note })),
+        axum::Json(NextDigestJson {
+            papers: &items,
+            window: &window,
+            note,
+        }),
     )
         .into_response())
+}
+
+/// The settings preview's JSON answer.
+#[derive(serde::Serialize)]
+struct NextDigestJson<'a> {
+    papers: &'a [PreviewItem],
+    /// The listing days searched.
+    window: &'a Window,
+    note: String,
 }
 
 /// Ranks the papers of `window` for `profile` with a throw-away index over
