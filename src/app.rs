@@ -29,19 +29,12 @@ pub struct AppInner {
     pub links: Links,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
-    pub rate_limiter: crate::web::RateLimiter,
     /// Fetches listings; one shared polite HTTP client.
     pub fetcher: crate::sources::Fetcher,
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
     /// The sentence-embedding model and its background work (issue #10).
     pub semantic: Arc<crate::embed::Semantic>,
-    /// Candidates and index behind the live preview and the trending list,
-    /// rebuilt when papers are stored rather than per keystroke.
-    pub preview_cache: crate::web::PreviewCache,
-    /// Per-IP limit for the live preview (typing sends many requests, so
-    /// it has its own budget, separate from the form posts).
-    pub preview_limiter: crate::web::RateLimiter,
     /// Held by a digest run, so cron ticks never overlap runs.
     pub digest_lock: tokio::sync::Mutex<()>,
     /// Woken whenever transactional mail is queued.
@@ -90,13 +83,13 @@ impl App {
         let key =
             crate::links::load_or_create_key(config.secret_key_bytes()?, &config.database.path)?;
         let links = Links::new(config.base_url()?, key);
-        let renderer = Renderer::new().context("compiling templates")?;
+        let renderer = Renderer::with_overrides(config.templates.override_dir())
+            .context("compiling templates (templates.dir overrides included)")?;
         let composer = Composer::from_config(&config, &links.home_url())?;
         let transport = match overrides.transport {
             Some(t) => t,
             None => Transport::from_config(&config).context("setting up the mail transport")?,
         };
-        let rate_limiter = crate::web::RateLimiter::new(config.subscribe.per_ip_per_minute);
         let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
             .context("setting up the HTTP client for sources")?;
         let synonyms = config.synonyms()?;
@@ -113,13 +106,10 @@ impl App {
             transport,
             links,
             metrics: Metrics::default(),
-            rate_limiter,
             fetcher,
             synonyms,
             semantic,
             digest_lock: tokio::sync::Mutex::new(()),
-            preview_cache: crate::web::PreviewCache::default(),
-            preview_limiter: crate::web::RateLimiter::new(120),
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -156,12 +146,6 @@ impl App {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
-    }
-
-    /// The ranker over recent stored papers, for previews; shared until
-    /// papers are stored (see [`crate::web::PreviewCache`]).
-    pub async fn preview_picker(&self) -> anyhow::Result<Arc<crate::digest::RankPicker>> {
-        Ok(self.preview_cache.get(self).await?.0)
     }
 }
 

@@ -239,6 +239,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             command: ConfigCommand::Check,
         } => {
             print!("{}", config.to_redacted_toml());
+            // Operator templates are part of the configuration to check.
+            crate::render::Renderer::with_overrides(config.templates.override_dir())
+                .context("templates.dir")?;
             println!("# configuration OK");
             Ok(())
         }

@@ -1,14 +1,17 @@
-// Live preview: as topics (or, on the settings page, the frequency) are
-// edited, ask the server what the next digest would give from the papers
-// stored now; its note names the listing days searched. Plain DOM with textContent (never innerHTML), debounced;
-// without JavaScript the form works the same, just without the preview.
+// Live preview: as the profile is edited (topics; on the settings page
+// also excluded words, followed authors, categories and frequency), ask
+// the server what the next digest would give from the papers stored now;
+// its note names the listing days searched. Plain DOM with textContent
+// (never innerHTML), debounced; without JavaScript the form works the
+// same, just without the preview.
 (function () {
   var box = document.getElementById('preview');
   var url = box && box.dataset.url;
   var topics = document.getElementById('topics');
   var excluded = document.getElementById('excluded');
+  var authors = document.getElementById('authors');
+  var categories = document.getElementById('categories');
   var frequency = document.getElementById('frequency');
-  var weeklyDay = document.getElementById('weekly_day');
   var list = document.getElementById('preview-list');
   if (!url || !topics || !window.fetch) return;
   var timer = null, seq = 0;
@@ -30,10 +33,11 @@
   }
   function update() {
     var q = 'format=json&topics=' + encodeURIComponent(topics.value);
-    if (excluded) q += '&excluded=' + encodeURIComponent(excluded.value);
-    if (frequency) q += '&frequency=' + encodeURIComponent(frequency.value);
-    if (weeklyDay) q += '&weekly_day=' + encodeURIComponent(weeklyDay.value);
-    if (!topics.value.trim()) { box.hidden = true; return; }
+    [excluded, authors, categories, frequency].forEach(function (el) {
+      if (el) q += '&' + el.name + '=' + encodeURIComponent(el.value);
+    });
+    var wanted = topics.value.trim() || (authors && authors.value.trim());
+    if (!wanted) { box.hidden = true; return; }
     var mine = ++seq;
     fetch(url + '?' + q, { headers: { 'Accept': 'application/json' } })
       .then(function (r) { return r.ok ? r.json() : { papers: [], note: r.status === 429 ? 'Too many preview requests; wait a moment.' : 'The preview is unavailable right now.' }; })
@@ -41,9 +45,9 @@
       .catch(function () {});
   }
   function schedule() { clearTimeout(timer); timer = setTimeout(update, 400); }
-  topics.addEventListener('input', schedule);
-  if (excluded) excluded.addEventListener('input', schedule);
+  [topics, excluded, authors, categories].forEach(function (el) {
+    if (el) el.addEventListener('input', schedule);
+  });
   if (frequency) frequency.addEventListener('change', schedule);
-  if (weeklyDay) weeklyDay.addEventListener('change', schedule);
-  if (topics.value.trim()) update();
+  if (topics.value.trim() || (authors && authors.value.trim())) update();
 })();

@@ -89,6 +89,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub retention: RetentionConfig,
     pub bounces: BouncesConfig,
+    pub templates: TemplatesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -258,6 +259,22 @@ pub struct SemanticConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     pub secret_key: Secret,
+}
+
+/// Operator templates: `dir` holds files named like the embedded ones
+/// (`pages/layout.hbs`, `email/digest.subject.hbs`, …) that replace them;
+/// empty for none. Checked when the renderer is built at start-up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    pub dir: PathBuf,
+}
+
+impl TemplatesConfig {
+    /// The override directory, if one is configured.
+    pub fn override_dir(&self) -> Option<&std::path::Path> {
+        (!self.dir.as_os_str().is_empty()).then_some(self.dir.as_path())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -315,8 +315,8 @@ pub fn render_digest(
         })
         .collect();
     let fallback = picks.iter().all(|p| p.topic.is_none());
-    let top_topic = picks.iter().find_map(|p| p.topic.as_deref());
-    let (subject, preheader) = subject_and_preheader(&papers, top_topic, span);
+    let topics: Vec<Option<&str>> = picks.iter().map(|p| p.topic.as_deref()).collect();
+    let (subject, preheader) = subject_and_preheader(&papers, &topics, span);
     let token = app.links.manage_token(sub.id, sub.token_generation);
     let topics = &sub.preferences.topics;
     let view = DigestView {
@@ -335,7 +335,8 @@ pub fn render_digest(
             if topics.is_empty() {
                 String::new()
             } else {
-                format!(" on {}", topics.join(", "))
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                format!(" on {}", crate::rank::name_list(&names, names.len(), ""))
             }
         ),
     };

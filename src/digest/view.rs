@@ -3,6 +3,7 @@
 //! here (R40); every string is plain text that the HTML registry escapes.
 
 use crate::domain::{Paper, Span};
+use crate::rank::name_list;
 use crate::render::safe_link;
 use serde::Serialize;
 
@@ -20,6 +21,9 @@ pub struct PaperView {
     pub reason: String,
     pub upvotes: Option<i64>,
     pub code_url: Option<String>,
+    /// The PDF, where the source gives one (arXiv does for every paper).
+    pub pdf_url: Option<String>,
+    /// The paper's discussion page (Hugging Face), when listed there.
     pub hf_url: Option<String>,
     /// The reader's feedback links for this paper (signed, per reader).
     pub feedback: Option<FeedbackUrls>,
@@ -107,6 +111,7 @@ impl PaperView {
             reason,
             upvotes: paper.upvotes.filter(|u| *u > 0),
             code_url: paper.github_repo.as_deref().and_then(code_link),
+            pdf_url: paper.pdf_url(),
             hf_url: paper.hf_url(),
             feedback: None,
         }
@@ -118,23 +123,47 @@ impl PaperView {
     }
 }
 
-/// Subject and preheader from the picks (R10, R11): the count and the top
-/// topic, then the top title. A weekly digest says "this week".
+/// Subject and preheader from the picks (R10, R11). The subject names
+/// the topics the papers are on, most papers first ("10 papers on
+/// diffusion models, LLM safety and 1 more"); `topics` holds each pick's
+/// best topic, `None` for one picked for another reason. The preheader,
+/// shown after the subject in inbox lists, does not repeat it: it names
+/// the top papers instead. A weekly digest says "this week".
 pub fn subject_and_preheader(
     papers: &[PaperView],
-    top_topic: Option<&str>,
+    topics: &[Option<&str>],
     span: Span,
 ) -> (String, String) {
     let n = papers.len();
     let noun = if n == 1 { "paper" } else { "papers" };
-    let subject = match (top_topic, span) {
-        (Some(t), Span::Day) => format!("{n} new {noun} on {t}"),
-        (Some(t), Span::Week) => format!("{n} new {noun} on {t} this week"),
-        (None, _) => format!("{n} trending {noun} {}", span.phrase()),
+    let covered = topics_by_count(topics);
+    let subject = match (covered.is_empty(), span) {
+        (true, _) => format!("{n} trending {noun} {}", span.phrase()),
+        (false, Span::Day) => format!("{n} {noun} on {}", name_list(&covered, 2, "")),
+        (false, Span::Week) => format!("{n} {noun} on {} this week", name_list(&covered, 2, "")),
     };
-    let first = papers.first().map(|p| p.title.as_str()).unwrap_or("");
-    let pre = format!("{subject} — top: {first}");
-    (subject, excerpt(&pre, PREHEADER_CHARS))
+    let titles: Vec<&str> = papers.iter().map(|p| p.title.as_str()).collect();
+    let preheader = match titles.as_slice() {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [first, rest @ ..] => format!("{first} · {}", rest.join(" · ")),
+    };
+    (subject, excerpt(&preheader, PREHEADER_CHARS))
+}
+
+/// The distinct topics, the one with most papers first (ties: the one
+/// whose first paper ranks higher).
+fn topics_by_count<'a>(topics: &[Option<&'a str>]) -> Vec<&'a str> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for t in topics.iter().flatten() {
+        match counts.iter_mut().find(|(name, _)| name == t) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((t, 1)),
+        }
+    }
+    // A stable sort keeps the rank order among equal counts.
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    counts.into_iter().map(|(t, _)| t).collect()
 }
 
 /// The digest's heading: "Today's papers on your topics", "This week's
@@ -185,28 +214,49 @@ mod tests {
         assert_eq!(v.code_url.as_deref(), Some("https://github.com/org/repo"));
     }
 
-    #[test]
-    fn the_subject_names_the_count_and_top_topic() {
-        let p = PaperView {
+    fn titled(title: &str) -> PaperView {
+        PaperView {
             number: 1,
-            title: "Fast decoding".into(),
+            title: title.into(),
             url: None,
             authors: String::new(),
             excerpt: String::new(),
             reason: String::new(),
             upvotes: None,
             code_url: None,
+            pdf_url: None,
             hf_url: None,
             feedback: None,
-        };
-        let two = [p.clone(), p];
-        let (s, pre) = subject_and_preheader(&two, Some("speculative decoding"), Span::Day);
-        assert_eq!(s, "2 new papers on speculative decoding");
-        assert!(pre.starts_with(&s) && pre.chars().count() <= PREHEADER_CHARS + 1);
-        let (s, _) = subject_and_preheader(&two, Some("speculative decoding"), Span::Week);
-        assert_eq!(s, "2 new papers on speculative decoding this week");
-        let (s, _) = subject_and_preheader(&two[..1], None, Span::Week);
+        }
+    }
+
+    #[test]
+    fn the_subject_names_the_topics_covered_most_papers_first() {
+        let papers: Vec<PaperView> = (1..=10).map(|i| titled(&format!("Paper {i}"))).collect();
+        let mut topics = vec![Some("LLM safety"), Some("diffusion models")];
+        topics.extend([Some("diffusion models"); 6]);
+        topics.extend([Some("early alignment"), None]);
+        let (s, _) = subject_and_preheader(&papers, &topics, Span::Day);
+        assert_eq!(s, "10 papers on diffusion models, LLM safety and 1 more");
+        let (s, _) = subject_and_preheader(&papers[..2], &topics[..2], Span::Week);
+        assert_eq!(s, "2 papers on LLM safety and diffusion models this week");
+        let (s, _) = subject_and_preheader(&papers[..1], &[None], Span::Week);
         assert_eq!(s, "1 trending paper this week");
+    }
+
+    #[test]
+    fn the_preheader_names_the_top_papers_not_the_subject_again() {
+        let papers = [titled("Fast decoding"), titled("Slow decoding")];
+        let topics = [Some("decoding"), Some("decoding")];
+        let (s, pre) = subject_and_preheader(&papers, &topics, Span::Day);
+        assert_eq!(s, "2 papers on decoding");
+        assert_eq!(pre, "Fast decoding · Slow decoding");
+        let long: Vec<PaperView> = (0..9)
+            .map(|_| titled("A rather long title about things"))
+            .collect();
+        let (_, pre) = subject_and_preheader(&long, &[Some("x"); 9], Span::Day);
+        assert!(pre.chars().count() <= PREHEADER_CHARS + 1, "{pre}");
+        assert!(pre.ends_with('…'), "{pre}");
     }
 
     #[test]

@@ -149,8 +149,10 @@ pub struct TopicMatch {
 }
 
 impl Reason {
-    /// One line to print under the title, e.g.
-    /// `Matches "speculative decoding" (speculative, decoding) · 42 upvotes`.
+    /// One short line to print under the title, e.g.
+    /// `On speculative decoding and RAG · 42 upvotes`. The words that
+    /// matched stay in [`TopicMatch::words`] (the JSON preview keeps
+    /// them); a reader only needs to know which of their topics it is.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         if self.trending_fallback {
@@ -162,10 +164,18 @@ impl Reason {
         let (words, meaning): (Vec<&TopicMatch>, Vec<&TopicMatch>) =
             self.topics.iter().partition(|t| !t.by_meaning);
         if !words.is_empty() {
-            parts.push(topic_list("Matches", &words, ""));
+            let names: Vec<&str> = words.iter().map(|t| t.topic.as_str()).collect();
+            parts.push(format!("On {}", name_list(&names, 2, "topic")));
         }
         if !meaning.is_empty() {
-            parts.push(topic_list("Related to", &meaning, " by meaning"));
+            // Quoted and flagged: the paper does not use the topic's
+            // words, so the reader should know why it is here.
+            let quoted: Vec<String> = meaning.iter().map(|t| format!("\"{}\"", t.topic)).collect();
+            let quoted: Vec<&str> = quoted.iter().map(String::as_str).collect();
+            parts.push(format!(
+                "Related to {} by meaning",
+                name_list(&quoted, 2, "topic")
+            ));
         }
         if let Some(s) = &self.similar_to {
             parts.push(s.summary());
@@ -185,27 +195,27 @@ impl Reason {
     }
 }
 
-/// `Matches "A" (a, b) and "B" and 1 more topic`: at most two topics
-/// shown, the rest counted.
-fn topic_list(verb: &str, topics: &[&TopicMatch], tail: &str) -> String {
-    let shown: Vec<String> = topics
-        .iter()
-        .take(2)
-        .map(|t| {
-            if t.words.is_empty() {
-                format!("\"{}\"", t.topic)
-            } else {
-                format!("\"{}\" ({})", t.topic, t.words.join(", "))
-            }
-        })
-        .collect();
-    let mut s = format!("{verb} {}{tail}", shown.join(" and "));
-    match topics.len().saturating_sub(2) {
-        0 => {}
-        1 => s.push_str(" and 1 more topic"),
-        n => s.push_str(&format!(" and {n} more topics")),
+/// "A", "A and B", or past `shown` names "A, B and 2 more topics": a
+/// list a person would write. `noun` names what the remainder counts
+/// ("" for a bare "and 2 more").
+pub fn name_list(names: &[&str], shown: usize, noun: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        _ if names.len() <= shown => {
+            let (last, rest) = names.split_last().expect("two or more names");
+            format!("{} and {last}", rest.join(", "))
+        }
+        _ => {
+            let more = names.len() - shown;
+            let counted = match (noun, more) {
+                ("", _) => String::new(),
+                (_, 1) => format!(" {noun}"),
+                _ => format!(" {noun}s"),
+            };
+            format!("{} and {more} more{counted}", names[..shown].join(", "))
+        }
     }
-    s
 }
 
 /// A pick with its title, for `paperboy preview --format json` and the

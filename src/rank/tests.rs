@@ -478,7 +478,7 @@ fn ties_break_on_paper_id_whatever_the_input_order() {
 }
 
 #[test]
-fn a_reason_names_topic_words_and_upvotes_in_one_line() {
+fn a_reason_names_its_topics_in_plain_words_and_upvotes_in_one_line() {
     let c = with_upvotes(
         paper(
             "2606.00001",
@@ -494,8 +494,7 @@ fn a_reason_names_topic_words_and_upvotes_in_one_line() {
     let summary = picks[0].reason.summary();
     assert_eq!(
         summary,
-        "Matches \"speculative decoding\" (speculative decoding) and \
-         \"retrieval-augmented generation\" (RAG) · 42 upvotes (+12 in a day)"
+        "On speculative decoding and retrieval-augmented generation · 42 upvotes (+12 in a day)"
     );
 }
 
@@ -566,7 +565,7 @@ fn the_preview_json_lists_id_title_score_and_reason_in_order() {
     assert!(json[0]["reason"]
         .as_str()
         .unwrap()
-        .starts_with("Matches \"sparse attention\""));
+        .starts_with("On sparse attention"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Turns view models into HTML pages and emails, from the Handlebars
-//! templates in `templates/` (embedded at build time).
+//! templates in `templates/` (embedded at build time), each of which an
+//! operator may replace by a file of the same name in `templates.dir`.
 //!
 //! Two registries, both strict (R37): the HTML one keeps Handlebars' HTML
 //! escaping, the text one escapes nothing so plain-text mail never shows
@@ -9,6 +10,8 @@
 
 use handlebars::Handlebars;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// A rendering failure: a template bug or a view model missing a field.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,14 @@ pub enum RenderError {
     Template {
         name: String,
         source: Box<handlebars::TemplateError>,
+    },
+    /// An operator's template (`templates.dir`) that cannot be used: the
+    /// file, the line when known, and why.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Override {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
     },
 }
 
@@ -56,6 +67,29 @@ const PAGES: &[(&str, &str)] = &[
         "feedback",
         include_str!("../../templates/pages/feedback.hbs"),
     ),
+    ("delete", include_str!("../../templates/pages/delete.hbs")),
+    (
+        "field_attrs",
+        include_str!("../../templates/pages/field_attrs.hbs"),
+    ),
+    (
+        "field_error",
+        include_str!("../../templates/pages/field_error.hbs"),
+    ),
+    (
+        "error_summary",
+        include_str!("../../templates/pages/error_summary.hbs"),
+    ),
+];
+
+/// Page templates used as partials (`{{> name}}`), registered under
+/// their bare name as well.
+const PARTIALS: &[&str] = &[
+    "layout",
+    "preview",
+    "field_attrs",
+    "field_error",
+    "error_summary",
 ];
 
 /// (name, subject, text, html) of every embedded email template.
@@ -93,30 +127,68 @@ pub struct Renderer {
 impl Renderer {
     /// Compiles every embedded template; fails on the first broken one.
     pub fn new() -> Result<Renderer, RenderError> {
+        Renderer::build(&BTreeMap::new())
+    }
+
+    /// Compiles the embedded templates, each replaced by the file of the
+    /// same relative name under `dir` when there is one
+    /// (`pages/layout.hbs`, `email/digest.subject.hbs`, …). Fails, naming
+    /// the file and line, on a file that overrides nothing, a template that
+    /// does not compile, or a triple-stash (R38: overrides are held to the
+    /// same escaping rule as the embedded templates).
+    pub fn with_overrides(dir: Option<&Path>) -> Result<Renderer, RenderError> {
+        let overrides = match dir {
+            Some(d) => load_overrides(d)?,
+            None => BTreeMap::new(),
+        };
+        Renderer::build(&overrides)
+    }
+
+    fn build(overrides: &BTreeMap<String, Override>) -> Result<Renderer, RenderError> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         html.register_escape_fn(escape_html);
         let mut text = Handlebars::new();
         text.set_strict_mode(true);
         text.register_escape_fn(handlebars::no_escape);
-        let reg = |h: &mut Handlebars<'static>, name: String, src: &str| {
+        // An override's compile error names its file and line; an
+        // embedded template's, its name (a bug in paperboy itself).
+        let reg = |h: &mut Handlebars<'static>, name: String, file: String, embedded: &str| {
+            let (src, from) = match overrides.get(&file) {
+                Some(o) => (o.source.as_str(), Some(&o.path)),
+                None => (embedded, None),
+            };
             h.register_template_string(&name, src)
-                .map_err(|e| RenderError::Template {
-                    name,
-                    source: Box::new(e),
+                .map_err(|e| match from {
+                    Some(path) => RenderError::Override {
+                        path: path.clone(),
+                        line: e.pos().map(|(line, _)| line),
+                        message: format!("does not compile: {}", e.reason()),
+                    },
+                    None => RenderError::Template {
+                        name,
+                        source: Box::new(e),
+                    },
                 })
         };
         for (name, src) in PAGES {
-            reg(&mut html, format!("page/{name}"), src)?;
+            let file = format!("pages/{name}.hbs");
+            reg(&mut html, format!("page/{name}"), file.clone(), src)?;
             // Partials are also registered under their bare name.
-            if matches!(*name, "layout" | "preview") {
-                reg(&mut html, name.to_string(), src)?;
+            if PARTIALS.contains(name) {
+                reg(&mut html, name.to_string(), file, src)?;
             }
         }
         for (name, subject, txt, htm) in EMAILS {
-            reg(&mut text, format!("email/{name}.subject"), subject)?;
-            reg(&mut text, format!("email/{name}.txt"), txt)?;
-            reg(&mut html, format!("email/{name}.html"), htm)?;
+            let file = |part: &str| format!("email/{name}.{part}.hbs");
+            reg(
+                &mut text,
+                format!("email/{name}.subject"),
+                file("subject"),
+                subject,
+            )?;
+            reg(&mut text, format!("email/{name}.txt"), file("txt"), txt)?;
+            reg(&mut html, format!("email/{name}.html"), file("html"), htm)?;
         }
         Ok(Renderer { html, text })
     }
@@ -157,6 +229,80 @@ impl Renderer {
             html: render(&self.html, format!("email/{name}.html"))?,
         })
     }
+}
+
+/// One operator template read from `templates.dir`.
+struct Override {
+    path: PathBuf,
+    source: String,
+}
+
+/// Every template name an operator can override, as a path relative to
+/// `templates.dir`.
+pub fn overridable() -> Vec<String> {
+    let pages = PAGES.iter().map(|(n, _)| format!("pages/{n}.hbs"));
+    let emails = EMAILS
+        .iter()
+        .flat_map(|(n, ..)| ["subject", "txt", "html"].map(|part| format!("email/{n}.{part}.hbs")));
+    pages.chain(emails).collect()
+}
+
+/// Reads the `*.hbs` files of `dir/pages` and `dir/email`, keyed by their
+/// relative name; files without the `.hbs` extension are left alone.
+fn load_overrides(dir: &Path) -> Result<BTreeMap<String, Override>, RenderError> {
+    let fail = |path: &Path, message: String| RenderError::Override {
+        path: path.to_path_buf(),
+        line: None,
+        message,
+    };
+    if !dir.is_dir() {
+        return Err(fail(dir, "templates.dir is not a directory".into()));
+    }
+    let known = overridable();
+    let mut out = BTreeMap::new();
+    for sub in ["pages", "email"] {
+        let folder = dir.join(sub);
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| fail(&folder, e.to_string()))?.path();
+            let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            if !file.ends_with(".hbs") {
+                continue;
+            }
+            let key = format!("{sub}/{file}");
+            if !known.contains(&key) {
+                return Err(fail(
+                    &path,
+                    format!("overrides no template; the names are {}", known.join(", ")),
+                ));
+            }
+            let source = std::fs::read_to_string(&path).map_err(|e| fail(&path, e.to_string()))?;
+            if let Some(line) = triple_stash_line(&source) {
+                return Err(RenderError::Override {
+                    path,
+                    line: Some(line),
+                    message:
+                        "`{{{` turns HTML escaping off; paperboy templates may not use it (R38)"
+                            .into(),
+                });
+            }
+            out.insert(key, Override { path, source });
+        }
+    }
+    Ok(out)
+}
+
+/// The 1-based line of the first `{{{` (triple-stash or raw block), the
+/// same rule `.ci/run` applies to the embedded templates.
+fn triple_stash_line(source: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|l| l.contains("{{{"))
+        .map(|i| i + 1)
 }
 
 /// Handlebars' HTML escaping, the same seven characters to the same
@@ -260,6 +406,85 @@ mod tests {
             .email("confirm", &json!({ "preheader": "x" }))
             .unwrap_err();
         assert!(err.to_string().contains("email/confirm"), "{err}");
+    }
+
+    /// A `templates.dir` holding `files` (relative name, content).
+    fn operator_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn an_operator_template_replaces_the_embedded_one_by_name() {
+        let dir = operator_dir(&[
+            ("email/confirm.subject.hbs", "Welcome to Acme Papers"),
+            (
+                "pages/layout.hbs",
+                "<main class=\"acme\">{{> @partial-block }}</main>",
+            ),
+            ("pages/notes.txt", "not a template: ignored"),
+        ]);
+        let r = Renderer::with_overrides(Some(dir.path())).unwrap();
+        let mail = r
+            .email(
+                "confirm",
+                &json!({
+                    "preheader": "p", "confirm_url": "https://example.org/confirm/x",
+                    "ttl_hours": 48, "topics": ["RAG"], "home_url": "https://example.org/",
+                }),
+            )
+            .unwrap();
+        assert_eq!(mail.subject, "Welcome to Acme Papers");
+        let page = r
+            .page(
+                "message",
+                &json!({
+                    "title": "t", "home_url": "/", "noindex": false, "heading": "Hello",
+                    "paragraphs": [], "link_url": null, "link_text": null,
+                }),
+            )
+            .unwrap();
+        assert!(page.starts_with("<main class=\"acme\">"), "{page}");
+        assert!(page.contains("<h1>Hello</h1>"));
+    }
+
+    #[test]
+    fn a_triple_stash_in_an_override_is_refused_with_its_file_and_line() {
+        let dir = operator_dir(&[(
+            "pages/message.hbs",
+            "{{#> layout}}\n<h1>{{heading}}</h1>\n{{{link_text}}}\n{{/layout}}",
+        )]);
+        let err = Renderer::with_overrides(Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pages/message.hbs:3:"), "{err}");
+        assert!(err.contains("R38"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_or_unknown_override_names_the_file_and_line() {
+        let dir = operator_dir(&[("pages/confirm.hbs", "<p>ok</p>\n{{#if x}}\nno end")]);
+        let err = Renderer::with_overrides(Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pages/confirm.hbs:"), "{err}");
+        assert!(err.contains("does not compile"), "{err}");
+        let dir = operator_dir(&[("email/digest.hbs", "x")]);
+        let err = Renderer::with_overrides(Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("email/digest.hbs: overrides no template"),
+            "{err}"
+        );
+        assert!(err.contains("email/digest.subject.hbs"), "{err}");
+        let missing = Renderer::with_overrides(Some(Path::new("/nonexistent/templates")));
+        assert!(missing.unwrap_err().to_string().contains("not a directory"));
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! cookies are set.
 
 use super::forms::field;
-use super::handlers::{bad_form, base, invalid_link, manage_view, merge, read_form};
-use super::{token_page, WebError};
+use super::manage::Done;
+use super::page::{bad_form, invalid_link, read_form, refuse_form_post, render, Layout, Result};
+use super::WebState;
 use crate::app::App;
 use crate::domain::{FeedbackAction, FeedbackEntry, Paper, PaperId, PreferencesInput, Token};
 use crate::links::FeedbackClaim;
@@ -24,11 +25,8 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde::Serialize;
 use std::net::SocketAddr;
-
-type Result<T, E = WebError> = std::result::Result<T, E>;
 
 /// Authors suggested on the settings page must recur in this many liked
 /// or saved papers.
@@ -114,25 +112,37 @@ fn page(
             ),
         };
     let manage = app.links.manage_token(sub.id, sub.token_generation);
-    let data = merge(
-        base(app, heading),
-        json!({
-            "noindex": true,
-            "heading": heading,
-            "paper_title": paper.title,
-            "paper_url": paper.abs_url(),
-            "paragraphs": paragraphs,
-            "action_url": app.links.feedback_url(raw),
-            "form_do": form_do,
-            "button": button,
-            "secondary": secondary,
-            "manage_url": app.links.manage_url(&manage),
-        }),
-    );
-    Ok(token_page(
+    let view = FeedbackPage {
+        heading,
+        paper_title: &paper.title,
+        paper_url: paper.abs_url(),
+        paragraphs,
+        action_url: app.links.feedback_url(raw),
+        form_do,
+        button,
+        secondary,
+        manage_url: app.links.manage_url(&manage),
+    };
+    render(
+        app,
         StatusCode::OK,
-        app.renderer.page("feedback", &data)?,
-    ))
+        "feedback",
+        Layout::private(app, heading),
+        &view,
+    )
+}
+
+#[derive(Serialize)]
+struct FeedbackPage<'a> {
+    heading: &'a str,
+    paper_title: &'a str,
+    paper_url: Option<String>,
+    paragraphs: Vec<String>,
+    action_url: String,
+    form_do: &'a str,
+    button: &'a str,
+    secondary: bool,
+    manage_url: String,
 }
 
 async fn paper_of(app: &App, id: &PaperId) -> Result<Option<Paper>> {
@@ -141,7 +151,7 @@ async fn paper_of(app: &App, id: &PaperId) -> Result<Option<Paper>> {
 
 /// `GET /feedback/{token}`: the one-button page. Records nothing.
 pub(super) async fn feedback_page(
-    State(app): State<App>,
+    State(app): State<WebState>,
     Path(raw): Path<String>,
 ) -> Result<Response> {
     let Some((claim, sub)) = verified(&app, &raw).await? else {
@@ -161,13 +171,13 @@ pub(super) async fn feedback_page(
 
 /// `POST /feedback/{token}` with `do=record` or `do=undo`.
 pub(super) async fn feedback(
-    State(app): State<App>,
+    State(app): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    if let Some(refused) = super::handlers::refuse_form_post(&app, peer, &headers) {
+    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
         return refused;
     }
     let Some((claim, sub)) = verified(&app, &raw).await? else {
@@ -209,21 +219,45 @@ pub(super) fn manage_preview_url(app: &App, token: &Token) -> String {
     format!("{}/preview", app.links.manage_url(token))
 }
 
-fn paper_row(p: &Paper, e: &FeedbackEntry) -> Value {
-    json!({
-        "id": p.id.as_str(),
-        "title": p.title,
-        "url": p.abs_url(),
-        "at": e.at.format("%-d %B %Y").to_string(),
-    })
+/// A paper on the settings page's reading list or feedback lists.
+#[derive(Debug, Serialize)]
+pub(super) struct PaperRow {
+    id: String,
+    title: String,
+    url: Option<String>,
+    at: String,
+}
+
+fn paper_row(p: &Paper, e: &FeedbackEntry) -> PaperRow {
+    PaperRow {
+        id: p.id.as_str().to_string(),
+        title: p.title.clone(),
+        url: p.abs_url(),
+        at: e.at.format("%-d %B %Y").to_string(),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct SuggestedAuthor {
+    name: String,
+    papers: usize,
 }
 
 /// The settings page's reading list (saved), liked and not-for-me
 /// papers, and the authors suggested from them.
-pub(super) async fn settings_json(app: &App, sub: &Subscriber) -> Result<Value> {
+#[derive(Debug, Serialize)]
+pub(super) struct FeedbackSettings {
+    any: bool,
+    saved: Vec<PaperRow>,
+    liked: Vec<PaperRow>,
+    not_for_me: Vec<PaperRow>,
+    suggested_authors: Vec<SuggestedAuthor>,
+}
+
+pub(super) async fn settings(app: &App, sub: &Subscriber) -> Result<FeedbackSettings> {
     let mut all = app.store.feedback_with_papers(&[sub.id]).await?;
     let list = all.remove(&sub.id).unwrap_or_default();
-    let rows = |a: FeedbackAction| -> Vec<Value> {
+    let rows = |a: FeedbackAction| -> Vec<PaperRow> {
         list.iter()
             .filter(|(e, _)| e.action == a)
             .map(|(e, p)| paper_row(p, e))
@@ -234,67 +268,54 @@ pub(super) async fn settings_json(app: &App, sub: &Subscriber) -> Result<Value> 
         .filter(|(e, _)| e.action.is_positive())
         .map(|(_, p)| p.as_ref())
         .collect();
-    let suggested: Vec<Value> = suggest_authors(
+    let suggested_authors = suggest_authors(
         &liked,
         &sub.preferences.authors,
         SUGGEST_MIN_PAPERS,
         SUGGEST_LIMIT,
     )
     .into_iter()
-    .map(|(name, n)| json!({ "name": name, "papers": n }))
+    .map(|(name, papers)| SuggestedAuthor { name, papers })
     .collect();
-    Ok(json!({
-        "any": !list.is_empty(),
-        "saved": rows(FeedbackAction::Save),
-        "liked": rows(FeedbackAction::More),
-        "not_for_me": rows(FeedbackAction::NotForMe),
-        "suggested_authors": suggested,
-    }))
+    Ok(FeedbackSettings {
+        any: !list.is_empty(),
+        saved: rows(FeedbackAction::Save),
+        liked: rows(FeedbackAction::More),
+        not_for_me: rows(FeedbackAction::NotForMe),
+        suggested_authors,
+    })
 }
 
-/// The settings page's feedback buttons: `forget_feedback` (field
-/// `paper`) and `follow_author` (field `author`, one of the suggestions).
-pub(super) async fn manage_action(
-    app: &App,
-    token: &Token,
-    sub: &Subscriber,
-    action: &str,
-    form: &HashMap<String, Vec<String>>,
-) -> Result<Response> {
-    let (sub, notice) = if action == "forget_feedback" {
-        // Only this subscriber's rows can match, so any id is harmless.
-        let raw = field(form, "paper");
-        if raw.is_empty() || raw.len() > 128 {
-            return bad_form(app, super::FormError::Malformed);
+/// The settings page's "Remove" beside a paper; `None` for a malformed id.
+pub(super) async fn forget(app: &App, sub: &Subscriber, raw: &str) -> Result<Option<Done>> {
+    // Only this subscriber's rows can match, so any id is harmless.
+    if raw.is_empty() || raw.len() > 128 {
+        return Ok(None);
+    }
+    let id = PaperId::from_stored(raw.to_string());
+    app.store.remove_feedback(sub.id, &id).await?;
+    Ok(Some(Done::Removed))
+}
+
+/// The settings page's "Follow" beside a suggested author; `None` when
+/// `name` is not one of the suggestions.
+pub(super) async fn follow(app: &App, sub: &Subscriber, name: &str) -> Result<Option<Done>> {
+    let offered = settings(app, sub).await?;
+    if !offered.suggested_authors.iter().any(|s| s.name == name) {
+        return Ok(None);
+    }
+    let mut input = PreferencesInput::from_preferences(&sub.preferences);
+    if !input.authors.is_empty() {
+        input.authors.push('\n');
+    }
+    input.authors.push_str(name);
+    Ok(Some(match input.validate(&sub.preferences) {
+        Ok(prefs) => {
+            app.store
+                .update_preferences(sub.id, &prefs, app.now())
+                .await?;
+            Done::Followed
         }
-        let id = PaperId::from_stored(raw.to_string());
-        app.store.remove_feedback(sub.id, &id).await?;
-        (sub.clone(), "Removed.")
-    } else {
-        let name = field(form, "author").trim().to_string();
-        let offered = settings_json(app, sub).await?;
-        let is_offered = offered["suggested_authors"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s["name"] == name.as_str()));
-        if !is_offered {
-            return bad_form(app, super::FormError::Malformed);
-        }
-        let mut input = PreferencesInput::from_preferences(&sub.preferences);
-        if !input.authors.is_empty() {
-            input.authors.push('\n');
-        }
-        input.authors.push_str(&name);
-        match input.validate(&sub.preferences) {
-            Ok(prefs) => {
-                let s = app
-                    .store
-                    .update_preferences(sub.id, &prefs, app.now())
-                    .await?;
-                (s, "You now follow this author.")
-            }
-            Err(_) => (sub.clone(), "You follow as many authors as allowed."),
-        }
-    };
-    let input = PreferencesInput::from_preferences(&sub.preferences);
-    manage_view(app, StatusCode::OK, token, &sub, &input, &[], Some(notice)).await
+        Err(_) => Done::AuthorsFull,
+    }))
 }

@@ -1,19 +1,32 @@
 //! The subscriber-facing web pages and the RFC 8058 one-click endpoint.
 //!
 //! Handlers parse input, call the store and render; they hold no business
-//! rules of their own beyond choosing which page to show.
+//! rules of their own beyond choosing which page to show. One module per
+//! page flow (subscribe, confirm and its recovery, manage, unsubscribe,
+//! preview and the next-digest preview, feedback), each rendering typed
+//! page views through `page`. What only the web layer uses (rate limiters,
+//! the preview cache) lives in [`WebState`], built by [`router`], so the
+//! application context knows nothing of the web.
 
 mod assets;
+mod confirm;
 mod feedback;
+mod fields;
 mod forms;
-mod handlers;
+mod manage;
 mod next_digest;
+mod ops;
+mod page;
+mod preview;
 mod preview_cache;
 mod recovery;
+mod subscribe;
+mod unsubscribe;
 mod webhooks;
 
 pub use forms::{parse_urlencoded, FormError};
 pub use preview_cache::{Availability, PreviewCache};
+pub use subscribe::CONSENT_TEXT;
 
 use crate::app::App;
 use axum::extract::DefaultBodyLimit;
@@ -23,6 +36,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -64,15 +79,66 @@ impl IntoResponse for WebError {
     }
 }
 
-/// Builds the router with every route and the shared layers.
+/// The handlers' state: the application context plus what only the web
+/// layer owns. Cheap to clone; dereferences to [`App`].
+#[derive(Clone, Debug)]
+pub struct WebState {
+    app: App,
+    limits: Arc<Limits>,
+    /// Candidates and index behind the live preview and the trending list,
+    /// rebuilt when papers are stored rather than per keystroke.
+    previews: Arc<PreviewCache>,
+}
+
+/// Per-IP request budgets (R32).
+#[derive(Debug)]
+struct Limits {
+    /// Form posts: subscribe, confirm, manage, feedback, one-click.
+    forms: RateLimiter,
+    /// The live preview: typing sends many requests, so it has its own,
+    /// larger budget.
+    previews: RateLimiter,
+}
+
+impl WebState {
+    pub fn new(app: App) -> WebState {
+        let limits = Limits {
+            forms: RateLimiter::new(app.config.subscribe.per_ip_per_minute),
+            previews: RateLimiter::new(120),
+        };
+        WebState {
+            app,
+            limits: Arc::new(limits),
+            previews: Arc::new(PreviewCache::default()),
+        }
+    }
+}
+
+/// Handlers that need only the application (webhooks) extract it alone.
+impl axum::extract::FromRef<WebState> for App {
+    fn from_ref(web: &WebState) -> App {
+        web.app.clone()
+    }
+}
+
+impl Deref for WebState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+/// Builds the router with every route and the shared layers, and the web
+/// layer's own state.
 pub fn router(app: App) -> Router {
     let timeout = Duration::from_secs(app.config.server.request_timeout_secs);
     Router::new()
-        .route("/", get(handlers::home))
-        .route("/subscribe", post(handlers::subscribe))
+        .route("/", get(subscribe::home))
+        .route("/subscribe", post(subscribe::subscribe))
+        .route("/subscribe/sent", get(subscribe::sent))
         .route(
             "/confirm/{token}",
-            get(handlers::confirm_page).post(handlers::confirm),
+            get(confirm::confirm_page).post(confirm::confirm),
         )
         .route(
             "/confirm/{token}/settings-link",
@@ -80,13 +146,13 @@ pub fn router(app: App) -> Router {
         )
         .route(
             "/manage/{token}",
-            get(handlers::manage_page).post(handlers::manage),
+            get(manage::manage_page).post(manage::manage),
         )
         .route(
             "/unsubscribe/{token}",
-            get(handlers::unsubscribe_page).post(handlers::unsubscribe),
+            get(unsubscribe::unsubscribe_page).post(unsubscribe::unsubscribe),
         )
-        .route("/preview", get(handlers::preview))
+        .route("/preview", get(preview::preview))
         // Feedback links, and the settings page's preview of the reader's
         // next digest (their window, with their feedback).
         .route(
@@ -110,9 +176,9 @@ pub fn router(app: App) -> Router {
             "/webhooks/{provider}/{secret}",
             post(webhooks::webhook).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
         )
-        .route("/healthz", get(handlers::healthz))
-        .route("/metrics", get(handlers::metrics))
-        .fallback(handlers::not_found)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -134,7 +200,7 @@ pub fn router(app: App) -> Router {
             header::HeaderName::from_static("permissions-policy"),
             HeaderValue::from_static(assets::PERMISSIONS_POLICY),
         ))
-        .with_state(app)
+        .with_state(WebState::new(app))
 }
 
 /// Serves until `shutdown` resolves, then stops accepting connections and

@@ -5,15 +5,15 @@
 //! reader's feedback, minus the papers already mailed to them or judged
 //! by them; the note names the listing days searched.
 
-use super::handlers::{invalid_link, manage_subscriber, rate_limited, PreviewItem};
-use super::{client_ip, WebError};
+use super::page::{invalid_link, manage_subscriber, rate_limited};
+use super::preview::PreviewItem;
+use super::{client_ip, WebError, WebState};
 use crate::app::App;
-use crate::domain::{Frequency, PaperId, Window};
+use crate::domain::{Frequency, PaperId, Preferences, Window};
 use crate::rank::{CandidateIndex, Profile, RankParams, ReaderFeedback};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -29,30 +29,17 @@ fn form_frequency(q: &HashMap<String, String>) -> Option<Frequency> {
     }
 }
 
-/// `GET /manage/{token}/preview?topics=…&excluded=…&authors=…&frequency=…&weekly_day=…`:
-/// JSON `{papers, window, note}`. Fields left out fall back to the saved
-/// preferences.
-pub(super) async fn preview(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, WebError> {
-    if !app.preview_limiter.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
-    }
-    let Some((_, sub)) = manage_subscriber(&app, &raw).await? else {
-        return invalid_link(&app);
-    };
-    let prefs = &sub.preferences;
-    let frequency = form_frequency(&q).unwrap_or(prefs.frequency);
-    let mut profile = Profile::from_preferences(prefs);
+/// The profile being edited on the settings page: each of topics,
+/// excluded words, followed authors and categories from the query when
+/// the page sent it (capped like the saved preferences), the saved value
+/// otherwise.
+fn edited_profile(saved: &Preferences, q: &HashMap<String, String>) -> Profile {
+    use crate::domain::{limits, split_lines, split_lines_only};
     let lines = |k: &str, n: usize, split: fn(&str) -> Vec<String>| {
         q.get(k)
             .map(|v| split(v).into_iter().take(n).collect::<Vec<_>>())
     };
-    use crate::domain::{limits, split_lines, split_lines_only};
+    let mut profile = Profile::from_preferences(saved);
     if let Some(t) = lines("topics", limits::MAX_TOPICS, split_lines_only) {
         profile.topics = t;
     }
@@ -62,6 +49,33 @@ pub(super) async fn preview(
     if let Some(a) = lines("authors", limits::MAX_AUTHORS, split_lines_only) {
         profile.authors = a;
     }
+    if let Some(c) = lines("categories", limits::MAX_CATEGORIES, split_lines) {
+        profile.categories = c;
+    }
+    profile
+}
+
+/// `GET /manage/{token}/preview?topics=…&excluded=…&authors=…&categories=…&frequency=…`:
+/// JSON `{papers, window, note}`. The settings page sends the whole
+/// profile being edited; fields left out fall back to the saved
+/// preferences. `frequency` is `weekly:friday` from the page, or `weekly`
+/// with `weekly_day`.
+pub(super) async fn preview(
+    State(app): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    if !app.limits.previews.check(client_ip(&app, peer, &headers)) {
+        return rate_limited(&app);
+    }
+    let Some((_, sub)) = manage_subscriber(&app, &raw).await? else {
+        return invalid_link(&app);
+    };
+    let prefs = &sub.preferences;
+    let frequency = form_frequency(&q).unwrap_or(prefs.frequency);
+    let profile = edited_profile(prefs, &q);
 
     let now = app.now();
     let covered = app.store.last_covered_of(&[sub.id]).await?;
@@ -104,9 +118,22 @@ pub(super) async fn preview(
             (header::CACHE_CONTROL, "no-store"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        axum::Json(json!({ "papers": items, "window": window, "note": note })),
+        axum::Json(NextDigestJson {
+            papers: &items,
+            window: &window,
+            note,
+        }),
     )
         .into_response())
+}
+
+/// The settings preview's JSON answer.
+#[derive(serde::Serialize)]
+struct NextDigestJson<'a> {
+    papers: &'a [PreviewItem],
+    /// The listing days searched.
+    window: &'a Window,
+    note: String,
 }
 
 /// Ranks the papers of `window` for `profile` with a throw-away index over
@@ -131,4 +158,60 @@ async fn rank_window(
         .iter()
         .map(|p| PreviewItem::new(&candidates[p.index].paper, p))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved() -> Preferences {
+        Preferences {
+            topics: vec!["saved topic".into()],
+            excluded: vec!["survey".into()],
+            authors: vec!["Ada Lovelace".into()],
+            categories: vec!["cs.LG".into()],
+            digest_size: 5,
+            frequency: Frequency::Daily,
+            send_time: chrono::NaiveTime::MIN,
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        }
+    }
+
+    #[test]
+    fn the_settings_preview_uses_every_edited_field_of_the_profile() {
+        let q: HashMap<String, String> = [
+            ("topics", "diffusion models\nRAG"),
+            ("excluded", "benchmark, dataset"),
+            ("authors", "Grace Hopper"),
+            ("categories", "cs.CV, cs.CL"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = edited_profile(&saved(), &q);
+        assert_eq!(p.topics, vec!["diffusion models", "RAG"]);
+        assert_eq!(p.excluded, vec!["benchmark", "dataset"]);
+        assert_eq!(p.authors, vec!["Grace Hopper"]);
+        assert_eq!(p.categories, vec!["cs.CV", "cs.CL"]);
+    }
+
+    #[test]
+    fn fields_the_page_did_not_send_keep_their_saved_values() {
+        let q = HashMap::from([("topics".to_string(), "x".to_string())]);
+        let p = edited_profile(&saved(), &q);
+        assert_eq!(p.topics, vec!["x"]);
+        assert_eq!(p.excluded, vec!["survey"]);
+        assert_eq!(p.authors, vec!["Ada Lovelace"]);
+        assert_eq!(p.categories, vec!["cs.LG"]);
+    }
+
+    #[test]
+    fn the_weekly_day_travels_inside_the_frequency() {
+        let q = HashMap::from([("frequency".to_string(), "weekly:friday".to_string())]);
+        assert_eq!(
+            form_frequency(&q),
+            Some(Frequency::Weekly(chrono::Weekday::Fri))
+        );
+    }
 }

@@ -7,17 +7,22 @@
 //! was queued or held back by the per-address and global limits (R32),
 //! and the mail only ever goes to the subscribed address.
 
-use super::handlers::{confirm_limits, invalid_link, message, path_token};
-use super::{token_page, WebError};
+use super::page::{
+    confirm_limits, invalid_link, message, path_token, refuse_form_post, render, Layout, Result,
+};
+use super::WebState;
 use crate::app::App;
 use crate::domain::Token;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
 use std::net::SocketAddr;
 
-type Result<T, E = WebError> = std::result::Result<T, E>;
+#[derive(Serialize)]
+struct ConfirmedView {
+    action_url: String,
+}
 
 /// The page for a confirmation link that no longer confirms: "already
 /// subscribed" with the settings-link button when it was used by a
@@ -31,26 +36,26 @@ pub(super) async fn used_or_invalid(app: &App, token: &Token) -> Result<Response
     {
         return invalid_link(app);
     }
-    let data = json!({
-        "title": "You are already subscribed",
-        "home_url": app.links.home_url(),
-        "noindex": true,
-        "action_url": format!("{}/settings-link", app.links.confirm_url(token)),
-    });
-    Ok(token_page(
+    let view = ConfirmedView {
+        action_url: format!("{}/settings-link", app.links.confirm_url(token)),
+    };
+    render(
+        app,
         StatusCode::OK,
-        app.renderer.page("confirmed", &data)?,
-    ))
+        "confirmed",
+        Layout::private(app, "You are already subscribed"),
+        &view,
+    )
 }
 
 /// `POST /confirm/{token}/settings-link`: queue the settings-link mail.
 pub(super) async fn settings_link(
-    State(app): State<App>,
+    State(app): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response> {
-    if let Some(refused) = super::handlers::refuse_form_post(&app, peer, &headers) {
+    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
         return refused;
     }
     let Some(token) = path_token(&raw) else {

@@ -374,6 +374,16 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
         .await;
     let manage = manage.as_str().expect("a link to the settings").to_string();
 
+    // Someone with a paper in the fixture, to follow.
+    let followed = {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hf_daily_papers_2026-06-12.json"
+        ))
+        .unwrap();
+        paperboy::sources::parse_hf(&bytes, None).unwrap()[0].authors[0].clone()
+    };
+
     // Edit settings: the preview follows the edited topics; save.
     b.goto(&manage).await;
     b.wait_for(
@@ -397,12 +407,59 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     )
     .await;
     b.assert_contrast("settings page").await;
+    // A followed author reaches the preview as well (the whole profile
+    // being edited, not only its topics).
+    let with_topics = b
+        .js(
+            "return document.getElementById('preview-list').innerText;",
+            json!([]),
+        )
+        .await;
+    b.type_into("#topics", "").await;
+    b.type_into("#authors", &followed).await;
+    b.wait_for(
+        &format!(
+            "var l = document.getElementById('preview-list'); return l.children.length && l.innerText !== {};",
+            with_topics
+        ),
+        "the preview to follow the followed author",
+    )
+    .await;
+    b.type_into("#authors", "").await;
+    b.type_into("#topics", "reinforcement learning").await;
+
+    // A time the hint does not allow comes back with its message beside
+    // the field, which has the focus; the day of a weekly digest is one
+    // choice of "How often".
+    assert_eq!(
+        b.js("return !!document.getElementById('weekly_day');", json!([]))
+            .await,
+        json!(false)
+    );
+    b.js(
+        "document.getElementById('send_time').value = '8 am'; document.getElementById('frequency').value = 'weekly:friday';",
+        json!([]),
+    )
+    .await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_for(
+        "return document.activeElement && document.activeElement.id === 'send_time' && document.activeElement.getAttribute('aria-invalid') === 'true';",
+        "focus on the field in error",
+    )
+    .await;
+    assert!(b.text().await.contains("24-hour clock"));
+    b.assert_contrast("settings page with an error").await;
+    b.type_into("#send_time", "06:45").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for(
         "return document.body.innerText.indexOf('Your settings are saved') >= 0;",
         "the saved notice",
     )
     .await;
+    // Post/redirect/get: the page shown is a GET that a reload repeats
+    // harmlessly.
+    let shown = b.js("return location.search;", json!([])).await;
+    assert_eq!(shown, json!("?done=saved"));
     let addr = paperboy::domain::EmailAddress::parse(email).unwrap();
     let sub = t
         .app
@@ -412,7 +469,45 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
         .unwrap()
         .unwrap();
     assert_eq!(sub.preferences.topics, vec!["reinforcement learning"]);
+    assert_eq!(sub.preferences.frequency.encode(), "weekly:friday");
     b.assert_contrast("settings page with a notice").await;
+
+    // Pausing shows Resume beside the notice, at the top of the page.
+    b.click("form input[value=pause] + button").await;
+    b.wait_for(
+        "return document.getElementById('paused');",
+        "the paused notice",
+    )
+    .await;
+    let near = b
+        .js(
+            "var n = document.getElementById('paused').getBoundingClientRect(); var r = document.querySelector('#paused button').getBoundingClientRect(); return r.top - n.top < 100 && r.top < window.innerHeight;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(near, json!(true), "Resume is beside the paused notice");
+    b.click("#paused button").await;
+    b.wait_for(
+        "return document.body.innerText.indexOf('Digests are on again') >= 0;",
+        "the resumed notice",
+    )
+    .await;
+
+    // Deleting asks first, inside the page, with a way back.
+    b.click("form input[value=delete] + button").await;
+    b.wait_for(
+        "var b = [].find.call(document.querySelectorAll('main button'), function (x) { return x.innerText === 'Yes, delete everything'; }); return b && !!b.closest('main');",
+        "the delete confirmation inside the main content",
+    )
+    .await;
+    b.assert_contrast("delete confirmation").await;
+    b.click("main form.actions a").await;
+    b.wait_for(
+        "return document.body.innerText.indexOf('Your digest settings') >= 0;",
+        "the settings page after cancelling",
+    )
+    .await;
+    assert_eq!(t.state_of(email).await.as_deref(), Some("active"));
 
     // Unsubscribe from the settings page's link, with one press.
     let unsubscribe = b

@@ -88,7 +88,8 @@ async fn a_confirmation_queued_before_a_kill_is_sent_once_after_restart() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    // Accepted: answered with a redirect to the "check your inbox" page.
+    assert_eq!(r.status(), 303);
     tokio::time::sleep(Duration::from_millis(500)).await;
     signal(&first, "-KILL");
     wait_exit(&mut first, Duration::from_secs(10));

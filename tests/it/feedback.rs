@@ -315,7 +315,11 @@ async fn the_settings_page_exports_removes_and_suggests_from_feedback() {
 
     let body = format!("action=forget_feedback&paper={}", papers[1].paper.id);
     let r = post_form(&t, &manage, &body).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with("?done=removed"));
     let left = t.app.store.feedback_of(id).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].action, FeedbackAction::Save);

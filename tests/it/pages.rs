@@ -222,3 +222,290 @@ async fn reopening_a_used_confirmation_link_offers_the_settings_link_by_mail() {
     );
     t.stop().await;
 }
+
+/// The HTML of `url` (a GET), asserting 200.
+async fn page(t: &TestApp, url: &str) -> String {
+    let r = t.client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{url}");
+    r.text().await.unwrap()
+}
+
+/// POSTs a form without following the redirect.
+async fn post(t: &TestApp, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    t.client.post(url).form(fields).send().await.unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_subscribe_request_redirects_to_a_page_a_reload_cannot_send_again() {
+    let t = TestApp::spawn().await;
+    let fields = [
+        ("email", "prg@example.org"),
+        ("topics", "RAG"),
+        ("send_time", "07:30"),
+        ("time_zone", "Europe/Berlin"),
+    ];
+    let r = post(&t, &t.url("/subscribe"), &fields).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), t.url("/subscribe/sent"));
+    // Reloading the answer is a GET: no second request, no second mail.
+    for _ in 0..2 {
+        assert!(page(&t, &location(&r)).await.contains("Check your inbox"));
+    }
+    t.sink.wait_for("prg@example.org", 1).await;
+    let requests = t
+        .app
+        .metrics
+        .subscribe_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(requests, 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn saving_pausing_and_resuming_redirect_back_to_the_settings_page_with_a_notice() {
+    let t = TestApp::spawn().await;
+    let manage = t.subscribe_and_confirm("prg@example.org").await;
+
+    let r = post(&t, &manage, &[("action", "pause")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("{manage}?done=paused"));
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let paused = page(&t, &location(&r)).await;
+    // The Resume button sits beside the paused notice, above the form.
+    let notice = paused.find("Digests are paused").expect("paused notice");
+    let resume = paused.find("Resume digests").expect("resume button");
+    let form = paused.find("Save settings").unwrap();
+    assert!(
+        notice < resume && resume < form,
+        "resume is beside the notice"
+    );
+
+    let r = post(&t, &manage, &[("action", "resume")]).await;
+    assert_eq!(location(&r), format!("{manage}?done=resumed"));
+    assert!(page(&t, &location(&r))
+        .await
+        .contains("Digests are on again."));
+    assert_eq!(
+        t.state_of("prg@example.org").await.as_deref(),
+        Some("active")
+    );
+
+    let r = post(
+        &t,
+        &manage,
+        &[
+            ("action", "save"),
+            ("topics", "RAG"),
+            ("frequency", "weekly:friday"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&r), format!("{manage}?done=saved"));
+    let saved = page(&t, &location(&r)).await;
+    assert!(saved.contains("Your settings are saved."));
+    assert!(saved.contains(r#"<option value="weekly:friday" selected>Weekly, on Friday</option>"#));
+    // An unknown code shows no notice rather than an error.
+    let plain = page(&t, &format!("{manage}?done=whatever")).await;
+    assert!(!plain.contains(r#"class="notice""#));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn form_errors_sit_beside_their_fields_and_the_first_gets_focus() {
+    let t = TestApp::spawn().await;
+    let manage = t.subscribe_and_confirm("err@example.org").await;
+    let r = post(
+        &t,
+        &manage,
+        &[
+            ("action", "save"),
+            ("topics", "kept as typed"),
+            ("digest_size", "500"),
+            ("frequency", "daily"),
+            ("send_time", "8 am"),
+            ("time_zone", "UTC"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    for f in ["digest_size", "send_time"] {
+        assert!(
+            body.contains(&format!(
+                r#"aria-invalid="true" aria-describedby="{f}-error""#
+            )),
+            "{f} is marked invalid"
+        );
+        assert!(body.contains(&format!(r#"<p class="field-error" id="{f}-error">"#)));
+        assert!(
+            body.contains(&format!(r##"<a href="#{f}">"##)),
+            "summary links to {f}"
+        );
+    }
+    // Focus goes to the first field in error, in page order, only.
+    assert_eq!(body.matches(" autofocus").count(), 1);
+    let focus = body.find(" autofocus").unwrap();
+    let size = body.find(r#"id="digest_size""#).unwrap();
+    let time = body.find(r#"id="send_time""#).unwrap();
+    assert!(size < focus && focus < time, "digest_size has the focus");
+    assert!(!body.contains(r#"aria-describedby="topics-error""#));
+    assert!(body.contains("kept as typed"));
+
+    // The subscribe form works the same way.
+    let r = post(
+        &t,
+        &t.url("/subscribe"),
+        &[
+            ("email", "not an address"),
+            ("topics", "RAG"),
+            ("send_time", "07:30"),
+            ("time_zone", "UTC"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(r#"aria-invalid="true" aria-describedby="email-error" autofocus"#));
+    assert!(body.contains(r#"id="email-error""#));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_time_control_reads_24_hour_and_the_weekly_day_is_asked_only_for_weekly() {
+    let t = TestApp::spawn().await;
+    let manage = t.subscribe_and_confirm("time@example.org").await;
+    let settings = page(&t, &manage).await;
+    // A text field in HH:MM, not a locale-dependent time picker.
+    assert!(settings.contains(r#"id="send_time" name="send_time" type="text""#));
+    assert!(settings.contains(r#"value="07:30""#));
+    assert!(settings.contains("24-hour clock (HH:MM)"));
+    assert!(!settings.contains(r#"type="time""#));
+    // No separate day control: weekly choices carry their day.
+    assert!(!settings.contains("weekly_day"));
+    for day in ["Monday", "Friday", "Sunday"] {
+        assert!(
+            settings.contains(&format!(">Weekly, on {day}</option>")),
+            "{day}"
+        );
+    }
+    // Without script, the time zone is a list with the saved zone chosen.
+    assert!(settings.contains(r#"<select id="time_zone" name="time_zone""#));
+    assert!(settings.contains(r#"<option value="Europe/Berlin" selected>"#));
+    let home = home(&t).await;
+    assert!(home.contains(r#"<option value="UTC" selected>UTC</option>"#));
+    assert!(home.contains(r#"<option value="America/New_York">America/New York</option>"#));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_asks_inside_the_page_with_a_way_back() {
+    let t = TestApp::spawn().await;
+    let manage = t.subscribe_and_confirm("del@example.org").await;
+    let r = post(&t, &manage, &[("action", "delete")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let body = r.text().await.unwrap();
+    let button = body.find("Yes, delete everything").unwrap();
+    let cancel = body.find("Cancel, keep my data").unwrap();
+    let footer = body.find("<footer").unwrap();
+    assert!(
+        button < footer && cancel < footer,
+        "inside the main content"
+    );
+    assert!(body.contains(&format!(r#"<a href="{manage}">Cancel, keep my data</a>"#)));
+    assert_eq!(body.matches("</main>").count(), 1);
+    assert_eq!(
+        t.state_of("del@example.org").await.as_deref(),
+        Some("active")
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_settings_preview_follows_edited_authors_and_excluded_words() {
+    let now = at("2026-06-12T12:00:00Z");
+    let (t, _clock) = TestApp::spawn_at(now, &[]).await;
+    t.seed_hf_fixture().await;
+    let manage = t.subscribe_and_confirm("parity@example.org").await;
+    let preview = |query: Vec<(&'static str, String)>| {
+        let url = format!("{manage}/preview");
+        let t = &t;
+        async move {
+            let v: serde_json::Value = t
+                .client
+                .get(url)
+                .query(&query)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["papers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // A followed author alone fills the preview with their paper.
+    let paper = &hf_fixture()[0];
+    let author = paper.authors[0].clone();
+    let by_author = preview(vec![("topics", String::new()), ("authors", author)]).await;
+    assert!(by_author.contains(&paper.id.to_string()), "{by_author:?}");
+    // An excluded word from its title takes it out again.
+    let word = paper
+        .title
+        .split(|c: char| !c.is_alphanumeric())
+        .max_by_key(|w| w.len())
+        .unwrap()
+        .to_string();
+    let excluded = preview(vec![
+        ("topics", String::new()),
+        ("authors", paper.authors[0].clone()),
+        ("excluded", word),
+    ])
+    .await;
+    assert!(!excluded.contains(&paper.id.to_string()), "{excluded:?}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_template_brands_the_pages_and_a_bad_one_stops_start_up() {
+    let brand = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(brand.path().join("pages")).unwrap();
+    let layout = include_str!("../../templates/pages/layout.hbs").replace(
+        "trending research papers, picked for you",
+        "Acme Lab's paper digest",
+    );
+    std::fs::write(brand.path().join("pages/layout.hbs"), layout).unwrap();
+    let dir = brand.path().display().to_string();
+    let t = TestApp::spawn_with(&[("PAPERBOY__TEMPLATES__DIR", &dir)]).await;
+    assert!(home(&t).await.contains("Acme Lab's paper digest"));
+    t.stop().await;
+
+    // Unescaped output in an override: the daemon does not start, and says
+    // which file and line.
+    std::fs::write(
+        brand.path().join("pages/message.hbs"),
+        "{{#> layout}}\n<h1>{{heading}}</h1>\n{{{link_text}}}\n{{/layout}}\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let config = crate::support::test_config(
+        data.path(),
+        None,
+        "http://127.0.0.1:1",
+        &[("PAPERBOY__TEMPLATES__DIR", &dir)],
+    );
+    let err = paperboy::app::App::build(config, Default::default())
+        .await
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("pages/message.hbs:3"), "{err}");
+}

@@ -25,7 +25,7 @@ impl Picker for Two {
             .map(|p| DigestPick {
                 paper: p.into(),
                 score: 1.0,
-                reason: "Matches".into(),
+                reason: "On agents".into(),
                 topic: Some("agents".into()),
             })
             .collect()

@@ -360,14 +360,40 @@ impl TestApp {
         self.dir.path().join("paperboy.sqlite")
     }
 
-    /// POSTs a urlencoded form to /subscribe.
+    /// POSTs a urlencoded form to /subscribe; the redirect that answers a
+    /// valid request is followed, as a browser would.
     pub async fn subscribe(&self, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.client
+        let r = self
+            .client
             .post(self.url("/subscribe"))
             .form(fields)
             .send()
             .await
+            .unwrap();
+        self.follow(r).await
+    }
+
+    /// Follows a 303 See Other (post/redirect/get) with a GET; any other
+    /// answer is returned as it is.
+    pub async fn follow(&self, r: reqwest::Response) -> reqwest::Response {
+        if r.status() != reqwest::StatusCode::SEE_OTHER {
+            return r;
+        }
+        let to = r.headers()[reqwest::header::LOCATION]
+            .to_str()
             .unwrap()
+            .to_string();
+        assert!(
+            to.starts_with(&self.url("/")),
+            "redirects stay on this site: {to}"
+        );
+        self.client.get(to).send().await.unwrap()
+    }
+
+    /// POSTs `fields` to a settings page and follows the redirect.
+    pub async fn manage_post(&self, manage: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let r = self.client.post(manage).form(fields).send().await.unwrap();
+        self.follow(r).await
     }
 
     pub async fn subscribe_email(&self, email: &str) -> reqwest::Response {

@@ -241,7 +241,7 @@ async fn a_daily_reader_gets_what_the_fixed_three_day_window_gave() {
     assert_eq!(run(&t, "2026-12-01T08:01:00Z").await.counts.sent, 1);
     let (got, subject) = digest_ids(&t, "daily@example.org", 1).await;
     assert_eq!(got, expected);
-    assert_eq!(subject, "3 new papers on speculative decoding");
+    assert_eq!(subject, "3 papers on speculative decoding");
 
     // The next day: only what is new.
     let next = [paper(6, "2026-12-02", true)];
@@ -402,7 +402,7 @@ async fn the_weekly_reader_gets_the_weeks_papers_from_a_real_digest_run() {
     let parsed = MessageParser::default().parse(&msgs[0].data).unwrap();
     assert_eq!(
         parsed.subject().unwrap(),
-        "10 new papers on speculative decoding this week"
+        "10 papers on speculative decoding this week"
     );
     let text = parsed.body_text(0).unwrap().into_owned();
     let got: BTreeSet<String> = text

@@ -1,0 +1,483 @@
+//! The settings page (`/manage/{token}`): GET shows the preferences, the
+//! reading list and the data controls; the POST carries one
+//! [`ManageAction`]. Saving, pausing, resuming and the feedback buttons end
+//! with a redirect back to the page (post/redirect/get) that names what
+//! was done, so a reload never repeats it; a form with errors is shown
+//! again, each message beside its field.
+
+use super::feedback::{self, FeedbackSettings};
+use super::fields::{frequency_choices, zone_choices, Choice, ErrorLink, Errors, Field};
+use super::forms::{field, opt_field, FormError};
+use super::page::{
+    bad_form, confirm_limits, invalid_link, manage_subscriber, message, read_form,
+    refuse_form_post, render, see_other, Layout, Result,
+};
+use super::subscribe::{consent_hash, SUBSCRIBE_ACK};
+use super::WebState;
+use crate::app::App;
+use crate::domain::{FieldError, PreferencesInput, SubscriberState, Token};
+use crate::store::subscribers::{ConsentInput, ConsentMethod, Subscriber, SuppressionReason};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// What a POST to the settings page asks for (its `action` field).
+enum ManageAction {
+    /// The whole settings form.
+    Save(Box<PreferencesInput>),
+    /// The unsubscribe page's "edit your topics instead": topics only.
+    SaveTopics(String),
+    Pause,
+    Resume,
+    /// Remove the feedback on one paper (its stored id).
+    ForgetFeedback(String),
+    /// Follow one of the suggested authors.
+    FollowAuthor(String),
+    /// Back through double opt-in after unsubscribing.
+    Resubscribe,
+    Export,
+    /// The first press of "Delete my data": asks to confirm.
+    AskDelete,
+    Delete,
+}
+
+impl ManageAction {
+    fn parse(form: &HashMap<String, Vec<String>>) -> Option<ManageAction> {
+        let text = |k: &str| field(form, k).to_string();
+        Some(match field(form, "action") {
+            "save" => ManageAction::Save(Box::new(PreferencesInput {
+                topics: text("topics"),
+                excluded: text("excluded"),
+                authors: text("authors"),
+                categories: text("categories"),
+                digest_size: opt_field(form, "digest_size"),
+                // `weekly:friday` from the page; `weekly` with `weekly_day`
+                // from older pages and API clients.
+                frequency: opt_field(form, "frequency"),
+                weekly_day: opt_field(form, "weekly_day"),
+                send_time: opt_field(form, "send_time"),
+                time_zone: opt_field(form, "time_zone"),
+                fallback_trending: field(form, "fallback_trending") == "on",
+            })),
+            "topics" => ManageAction::SaveTopics(text("topics")),
+            "pause" => ManageAction::Pause,
+            "resume" => ManageAction::Resume,
+            "forget_feedback" => ManageAction::ForgetFeedback(text("paper")),
+            "follow_author" => ManageAction::FollowAuthor(field(form, "author").trim().to_string()),
+            "resubscribe" => ManageAction::Resubscribe,
+            "export" => ManageAction::Export,
+            "delete" => ManageAction::AskDelete,
+            "delete_confirmed" => ManageAction::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// What the page says after a redirect: `?done=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Saved,
+    Paused,
+    Resumed,
+    Removed,
+    Followed,
+    AuthorsFull,
+}
+
+impl Done {
+    const ALL: [Done; 6] = [
+        Done::Saved,
+        Done::Paused,
+        Done::Resumed,
+        Done::Removed,
+        Done::Followed,
+        Done::AuthorsFull,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Done::Saved => "saved",
+            Done::Paused => "paused",
+            Done::Resumed => "resumed",
+            Done::Removed => "removed",
+            Done::Followed => "followed",
+            Done::AuthorsFull => "authors-full",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Done> {
+        Done::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// The notice; pausing has none, as the paused box says it.
+    fn notice(self) -> Option<&'static str> {
+        match self {
+            Done::Saved => Some("Your settings are saved."),
+            Done::Paused => None,
+            Done::Resumed => Some("Digests are on again."),
+            Done::Removed => Some("Removed."),
+            Done::Followed => Some("You now follow this author."),
+            Done::AuthorsFull => Some("You follow as many authors as allowed."),
+        }
+    }
+}
+
+/// The settings form's fields, in page order.
+const FIELDS: &[&str] = &[
+    "topics",
+    "excluded",
+    "authors",
+    "categories",
+    "digest_size",
+    "frequency",
+    "send_time",
+    "time_zone",
+];
+
+#[derive(Serialize)]
+struct SettingsForm {
+    topics: Field,
+    excluded: Field,
+    authors: Field,
+    categories: Field,
+    digest_size: Field,
+    frequency: Field,
+    send_time: Field,
+    time_zone: Field,
+    fallback_trending: bool,
+}
+
+#[derive(Serialize)]
+struct ManageView {
+    email: String,
+    state: &'static str,
+    paused: bool,
+    unsubscribed: bool,
+    action_url: String,
+    unsubscribe_url: String,
+    form: SettingsForm,
+    frequencies: Vec<Choice>,
+    zones: Vec<Choice>,
+    errors: Vec<ErrorLink>,
+    notice: Option<&'static str>,
+    /// The live preview of the next digest, with the reader's feedback.
+    preview_url: String,
+    feedback: FeedbackSettings,
+}
+
+/// The frequency as the form's one control encodes it: `weekly:friday`.
+fn frequency_value(input: &PreferencesInput) -> String {
+    match (input.frequency.as_deref(), input.weekly_day.as_deref()) {
+        (Some("weekly"), day) => format!("weekly:{}", day.unwrap_or("monday").to_ascii_lowercase()),
+        (f, _) => f.unwrap_or_default().to_string(),
+    }
+}
+
+fn settings_form(input: &PreferencesInput, errors: &Errors) -> SettingsForm {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    SettingsForm {
+        topics: errors.field("topics", input.topics.clone()),
+        excluded: errors.field("excluded", input.excluded.clone()),
+        authors: errors.field("authors", input.authors.clone()),
+        categories: errors.field("categories", input.categories.replace('\n', ", ")),
+        digest_size: errors.field("digest_size", opt(&input.digest_size)),
+        frequency: errors.field("frequency", frequency_value(input)),
+        send_time: errors.field("send_time", opt(&input.send_time)),
+        time_zone: errors.field("time_zone", opt(&input.time_zone)),
+        fallback_trending: input.fallback_trending,
+    }
+}
+
+async fn manage_view(
+    web: &WebState,
+    status: StatusCode,
+    token: &Token,
+    sub: &Subscriber,
+    input: &PreferencesInput,
+    errors: &[FieldError],
+    notice: Option<&'static str>,
+) -> Result<Response> {
+    // The day of a weekly digest is part of the frequency control.
+    let errors: Vec<FieldError> = errors
+        .iter()
+        .map(|e| FieldError {
+            field: if e.field == "weekly_day" {
+                "frequency"
+            } else {
+                e.field
+            },
+            message: e.message.clone(),
+        })
+        .collect();
+    let e = Errors::new(&errors, FIELDS);
+    let form = settings_form(input, &e);
+    let view = ManageView {
+        email: sub.email.as_str().to_string(),
+        state: sub.state.as_str(),
+        paused: sub.state == SubscriberState::Paused,
+        unsubscribed: sub.state == SubscriberState::Unsubscribed,
+        action_url: web.links.manage_url(token),
+        unsubscribe_url: web.links.unsubscribe_url(token),
+        frequencies: frequency_choices(&form.frequency.value),
+        zones: zone_choices(&form.time_zone.value),
+        form,
+        errors: e.summary(),
+        notice,
+        preview_url: feedback::manage_preview_url(web, token),
+        feedback: feedback::settings(web, sub).await?,
+    };
+    render(
+        web,
+        status,
+        "manage",
+        Layout::private(web, "Your settings"),
+        &view,
+    )
+}
+
+/// `GET /manage/{token}[?done=…]`.
+pub(super) async fn manage_page(
+    State(web): State<WebState>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let Some((token, sub)) = manage_subscriber(&web, &raw).await? else {
+        return invalid_link(&web);
+    };
+    let notice = q
+        .get("done")
+        .and_then(|d| Done::parse(d))
+        .and_then(Done::notice);
+    let input = PreferencesInput::from_preferences(&sub.preferences);
+    manage_view(&web, StatusCode::OK, &token, &sub, &input, &[], notice).await
+}
+
+/// Back to the settings page, saying what was done.
+fn done(app: &App, token: &Token, what: Done) -> Response {
+    see_other(&format!(
+        "{}?done={}",
+        app.links.manage_url(token),
+        what.as_str()
+    ))
+}
+
+/// `POST /manage/{token}` with an `action` (see [`ManageAction`]).
+pub(super) async fn manage(
+    State(web): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    if let Some(refused) = refuse_form_post(&web, peer, &headers) {
+        return refused;
+    }
+    let Some((token, sub)) = manage_subscriber(&web, &raw).await? else {
+        return invalid_link(&web);
+    };
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return bad_form(&web, e),
+    };
+    let Some(action) = ManageAction::parse(&form) else {
+        return bad_form(&web, FormError::Malformed);
+    };
+    let now = web.now();
+    match action {
+        ManageAction::Save(input) => save(&web, &token, &sub, &input).await,
+        ManageAction::SaveTopics(topics) => {
+            let input = PreferencesInput {
+                topics,
+                ..PreferencesInput::from_preferences(&sub.preferences)
+            };
+            save(&web, &token, &sub, &input).await
+        }
+        ManageAction::Pause | ManageAction::Resume => {
+            let pause = matches!(action, ManageAction::Pause);
+            web.store.set_paused(sub.id, pause, now).await?;
+            Ok(done(
+                &web,
+                &token,
+                if pause { Done::Paused } else { Done::Resumed },
+            ))
+        }
+        ManageAction::ForgetFeedback(paper) => match feedback::forget(&web, &sub, &paper).await? {
+            Some(d) => Ok(done(&web, &token, d)),
+            None => bad_form(&web, FormError::Malformed),
+        },
+        ManageAction::FollowAuthor(name) => match feedback::follow(&web, &sub, &name).await? {
+            Some(d) => Ok(done(&web, &token, d)),
+            None => bad_form(&web, FormError::Malformed),
+        },
+        ManageAction::Resubscribe => resubscribe(&web, &sub).await,
+        ManageAction::Export => export(&web, &sub).await,
+        ManageAction::AskDelete => ask_delete(&web, &token),
+        ManageAction::Delete => {
+            web.store
+                .delete_subscriber(sub.id, SuppressionReason::Deleted, now)
+                .await?;
+            tracing::info!(subscriber = %sub.id, "subscriber deleted their data");
+            message(
+                &web,
+                StatusCode::OK,
+                "Your data is deleted",
+                &["We removed your address and everything linked to it. You will receive no further mail from us."],
+                Some(("Subscribe again", web.links.home_url())),
+                true,
+            )
+        }
+    }
+}
+
+/// Saves valid preferences and redirects; shows the form again, with
+/// what was typed and each error beside its field, otherwise.
+async fn save(
+    web: &WebState,
+    token: &Token,
+    sub: &Subscriber,
+    input: &PreferencesInput,
+) -> Result<Response> {
+    match input.validate(&sub.preferences) {
+        Ok(prefs) => {
+            web.store
+                .update_preferences(sub.id, &prefs, web.now())
+                .await?;
+            tracing::info!(subscriber = %sub.id, "preferences saved");
+            Ok(done(web, token, Done::Saved))
+        }
+        Err(errors) => {
+            manage_view(
+                web,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                token,
+                sub,
+                input,
+                &errors,
+                None,
+            )
+            .await
+        }
+    }
+}
+
+async fn resubscribe(web: &WebState, sub: &Subscriber) -> Result<Response> {
+    if sub.state == SubscriberState::Unsubscribed {
+        // Back through double opt-in, with the stored preferences.
+        let consent = ConsentInput {
+            method: ConsentMethod::WebForm,
+            source: format!("{}manage (resubscribe)", web.links.home_url()),
+            consent_text_hash: consent_hash(),
+            ip: None,
+        };
+        let links = web.links.clone();
+        let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+        web.store
+            .request_subscription(
+                &sub.email,
+                &sub.preferences,
+                &consent,
+                &confirm_limits(web),
+                &hash_fn,
+                web.now(),
+            )
+            .await?;
+        web.outbox_wake.notify_one();
+    }
+    message(
+        web,
+        StatusCode::OK,
+        "Check your inbox",
+        &[SUBSCRIBE_ACK],
+        None,
+        true,
+    )
+}
+
+/// Everything stored about the subscriber, as a JSON download (R45).
+async fn export(web: &WebState, sub: &Subscriber) -> Result<Response> {
+    let export = web.store.export_subscriber(sub.id).await?;
+    let body = serde_json::to_vec_pretty(&export).map_err(anyhow::Error::from)?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"paperboy-my-data.json\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct DeleteView {
+    action_url: String,
+    manage_url: String,
+}
+
+/// The confirmation step: deleting is a second POST, so a stray click (or
+/// a link scanner) cannot wipe an account; "Cancel" leads back.
+fn ask_delete(web: &WebState, token: &Token) -> Result<Response> {
+    let url = web.links.manage_url(token);
+    let view = DeleteView {
+        action_url: url.clone(),
+        manage_url: url,
+    };
+    render(
+        web,
+        StatusCode::OK,
+        "delete",
+        Layout::private(web, "Delete your data?"),
+        &view,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_done_code_reads_back_as_itself() {
+        for d in Done::ALL {
+            assert_eq!(Done::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(Done::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn an_unknown_action_is_not_parsed() {
+        let form = |a: &str| HashMap::from([("action".to_string(), vec![a.to_string()])]);
+        assert!(ManageAction::parse(&form("drop_tables")).is_none());
+        assert!(matches!(
+            ManageAction::parse(&form("delete")),
+            Some(ManageAction::AskDelete)
+        ));
+        assert!(matches!(
+            ManageAction::parse(&form("delete_confirmed")),
+            Some(ManageAction::Delete)
+        ));
+    }
+
+    #[test]
+    fn a_weekly_frequency_is_one_value_in_the_form() {
+        let input = PreferencesInput {
+            frequency: Some("weekly".into()),
+            weekly_day: Some("Friday".into()),
+            ..Default::default()
+        };
+        assert_eq!(frequency_value(&input), "weekly:friday");
+        let daily = PreferencesInput {
+            frequency: Some("daily".into()),
+            ..Default::default()
+        };
+        assert_eq!(frequency_value(&daily), "daily");
+    }
+}

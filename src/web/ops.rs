@@ -1,0 +1,211 @@
+//! Operator endpoints (`/healthz`, `/metrics`) and the 404 page.
+
+use super::page::{message, Result};
+use super::WebState;
+use crate::app::App;
+use crate::telemetry::write_gauge;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+pub(super) async fn healthz(State(app): State<WebState>) -> Response {
+    let db = app.store.ping().await;
+    let last_fetch = app
+        .store
+        .last_fetch()
+        .await
+        .ok()
+        .flatten()
+        .map(crate::store::ts);
+    let last_digest = app.store.setting("last_digest_run").await.ok().flatten();
+    let backlog = delivery_backlog(&app).await;
+    // Stuck rows (a lease outlived its run) degrade the status but not the
+    // HTTP code: the daemon still works, and the next run recovers them.
+    let stuck = backlog.is_some_and(|b| b.stuck > 0);
+    let body = json!({
+        "status": if db && !stuck { "ok" } else { "degraded" },
+        "database": db,
+        "deliveries": backlog,
+        "last_fetch": last_fetch,
+        "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+        "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
+        "ranking": semantic_health(&app),
+    });
+    let status = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Deliveries due, in flight, stuck and unknown now; `None` when the
+/// database cannot say.
+async fn delivery_backlog(app: &App) -> Option<crate::store::deliveries::DeliveryBacklog> {
+    let resend = app.config.unknown_policy().ok()? == crate::config::UnknownPolicy::Resend;
+    app.store.delivery_backlog(app.now(), resend).await.ok()
+}
+
+/// The embedding model's state for `/healthz`: lexical ranking is a
+/// degraded mode worth seeing, not a failure (the status stays 200).
+fn semantic_health(app: &App) -> Value {
+    let s = app.semantic.status();
+    json!({
+        "semantic": s.name(),
+        "detail": s.describe(),
+    })
+}
+
+pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
+    let mut out = String::new();
+    let by_state = app.store.count_by_state().await?;
+    let values: Vec<(&str, i64)> = by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    write_gauge(
+        &mut out,
+        "paperboy_subscribers",
+        "Subscribers by state.",
+        "state",
+        &values,
+    );
+    let outbox = app.store.outbox_counts().await?;
+    write_gauge(
+        &mut out,
+        "paperboy_transactional_mail",
+        "Transactional mail (confirmations) by state.",
+        "state",
+        &[
+            ("queued", outbox.queued),
+            ("sent", outbox.sent),
+            ("failed", outbox.failed),
+        ],
+    );
+    let deliveries = app.store.delivery_counts().await?;
+    let values: Vec<(&str, i64)> = [
+        "pending", "sending", "sent", "retry", "failed", "skipped", "unknown",
+    ]
+    .iter()
+    .map(|st| {
+        let n = deliveries
+            .iter()
+            .find(|(s, _)| s == st)
+            .map_or(0, |(_, n)| *n);
+        (*st, n)
+    })
+    .collect();
+    write_gauge(
+        &mut out,
+        "paperboy_digest_deliveries",
+        "Digest deliveries by state.",
+        "state",
+        &values,
+    );
+    if let Some(b) = delivery_backlog(&app).await {
+        write_gauge(
+            &mut out,
+            "paperboy_digest_backlog",
+            "Digest deliveries not done now: due, in flight, stuck (lease expired), unknown outcome.",
+            "kind",
+            &[
+                ("due", b.due as i64),
+                ("in_flight", b.in_flight as i64),
+                ("stuck", b.stuck as i64),
+                ("unknown", b.unknown as i64),
+            ],
+        );
+    }
+    if let Some(last) = app.store.setting("last_digest_run").await? {
+        if let Ok(v) = serde_json::from_str::<Value>(&last) {
+            let c = &v["counts"];
+            let field = |k: &str| c[k].as_i64().unwrap_or(0);
+            write_gauge(
+                &mut out,
+                "paperboy_last_digest_run",
+                "Counts of the most recent digest run.",
+                "outcome",
+                &[
+                    ("planned", field("planned")),
+                    ("sent", field("sent")),
+                    ("retried", field("retried")),
+                    ("failed", field("failed")),
+                    ("skipped", field("skipped")),
+                    ("unknown", field("unknown")),
+                ],
+            );
+        }
+    }
+    app.metrics.write_counters(&mut out);
+    app.metrics.bounces.write(&mut out);
+    app.semantic.write_metrics(&mut out);
+    write_fetch_counters(&mut out, &app.fetcher.counters());
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+fn write_fetch_counters(
+    out: &mut String,
+    counters: &std::collections::BTreeMap<
+        crate::sources::SourceName,
+        crate::sources::SourceCounters,
+    >,
+) {
+    use std::fmt::Write;
+    let mut family =
+        |name: &str, help: &str, get: &dyn Fn(&crate::sources::SourceCounters) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (source, c) in counters {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", source.as_str(), get(c));
+            }
+        };
+    family(
+        "paperboy_source_fetches_ok_total",
+        "Successful fetches per source.",
+        &|c| c.runs_ok,
+    );
+    family(
+        "paperboy_source_fetches_failed_total",
+        "Failed fetches per source.",
+        &|c| c.runs_failed,
+    );
+    family(
+        "paperboy_source_papers_inserted_total",
+        "New papers stored per source.",
+        &|c| c.papers_inserted,
+    );
+    family(
+        "paperboy_source_requests_total",
+        "HTTP requests per source.",
+        &|c| c.requests,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP paperboy_source_failures_total Failed fetches by source and kind.\n# TYPE paperboy_source_failures_total counter"
+    );
+    for (source, c) in counters {
+        for (kind, n) in &c.failures_by_kind {
+            let _ = writeln!(
+                out,
+                "paperboy_source_failures_total{{source=\"{}\",kind=\"{kind}\"}} {n}",
+                source.as_str()
+            );
+        }
+    }
+}
+
+pub(super) async fn not_found(State(app): State<WebState>) -> Result<Response> {
+    message(
+        &app,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        &["There is nothing at this address."],
+        Some(("Go to the home page", app.links.home_url())),
+        false,
+    )
+}
