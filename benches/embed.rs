@@ -83,9 +83,9 @@ fn child(n: usize, tokens: usize) {
     let load = t0.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_secs();
     let t1 = Instant::now();
-    // As the background pass does: batches of 32 papers.
+    // As the background pass does.
     let mut dims = 0;
-    for chunk in texts.chunks(32) {
+    for chunk in texts.chunks(paperboy::embed::PAPER_BATCH) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         dims += enc.encode(&refs, Side::Passage).expect("encodes").len();
     }

@@ -9,7 +9,10 @@
 //! by meaning (`embed::paper_text` appends them).
 
 /// The archive names prefixed to their subjects where the subject's own
-/// name does not say the field ("Optics" → "Physics: Optics").
+/// name does not say the field ("Optics" → "Physics: Optics"). Not eess:
+/// its subjects say their field ("Signal Processing"), and "Electrical
+/// Engineering and Systems Science" would lend the generic words
+/// "engineering", "systems" and "science" to every signal-processing paper.
 const ARCHIVES: &[(&str, &str)] = &[
     ("astro-ph", "Astrophysics"),
     ("cond-mat", "Condensed Matter Physics"),
@@ -19,7 +22,6 @@ const ARCHIVES: &[(&str, &str)] = &[
     ("q-fin", "Quantitative Finance"),
     ("stat", "Statistics"),
     ("econ", "Economics"),
-    ("eess", "Electrical Engineering and Systems Science"),
     ("math", "Mathematics"),
 ];
 

@@ -12,7 +12,7 @@ pub mod hub;
 mod service;
 
 pub use encoder::{dot, Encoder, Family, Side, MODEL_FILES};
-pub use service::{Semantic, Status};
+pub use service::{Semantic, Status, PAPER_BATCH};
 
 use std::path::PathBuf;
 
