@@ -13,6 +13,8 @@ use paperboy::rank::eval::{ndcg_at, RelevanceSet};
 use std::path::Path;
 
 type Repr = (&'static str, fn(&Paper) -> String);
+/// A named cosine of (paper index, topic vector).
+type Combo<'a> = (String, Box<dyn Fn(usize, &[f32]) -> f32 + 'a>);
 
 fn title(p: &Paper) -> String {
     p.title.trim().to_string()
@@ -80,7 +82,7 @@ pub fn run(
         ));
         eprintln!("embedded {name}");
     }
-    let combos: Vec<(String, Box<dyn Fn(usize, &[f32]) -> f32>)> = vec![
+    let combos: Vec<Combo> = vec![
         ("full".into(), Box::new(|d, q| dot(q, &vecs[0][d]))),
         ("title".into(), Box::new(|d, q| dot(q, &vecs[1][d]))),
         ("lead".into(), Box::new(|d, q| dot(q, &vecs[2][d]))),
