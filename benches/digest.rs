@@ -69,11 +69,14 @@ const CANDIDATES: usize = 500;
 /// Parallel sends and SMTP connections, for the engine and the blaster.
 const CONNECTIONS: u32 = 16;
 /// No child may outlive this, whatever happens.
-const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap()
 }
+
+// As the daemon does, before anything allocates.
+paperboy::tune_mimalloc_at_load!();
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -33,6 +33,9 @@ const TOPICS: [&str; 8] = [
     "graph neural networks",
 ];
 
+// As the daemon does, before anything allocates.
+paperboy::tune_mimalloc_at_load!();
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--run") {

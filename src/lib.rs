@@ -5,6 +5,7 @@
 //! `sources` → `store` ← `digest` → `rank` → `render` → `deliver`, with
 //! `web` and `jobs` on top and `domain` shared by all.
 
+pub mod alloc;
 pub mod app;
 pub mod bounces;
 pub mod cli;

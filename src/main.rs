@@ -9,7 +9,16 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() {
-    std::process::exit(paperboy::cli::main().await);
+// Before the first allocation: see `paperboy::alloc`.
+paperboy::tune_mimalloc_at_load!();
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(paperboy::cli::main());
+    // As `#[tokio::main]` did: the exit code once `main` is done, without
+    // waiting for blocking tasks still running.
+    std::process::exit(code);
 }

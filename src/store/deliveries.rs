@@ -158,7 +158,7 @@ pub(super) async fn insert_planned(
 ) -> Result<u64> {
     let now = ts(now);
     let mut n = 0;
-    for chunk in items.chunks(1000) {
+    for chunk in super::shaped_chunks(items, 1000) {
         let sql = format!(
             "INSERT INTO deliveries (subscriber_id, digest_date, due_at, next_attempt_at, \
              created_at, window_since, window_until) \
@@ -450,7 +450,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for chunk in prepared.chunks(500) {
+        for chunk in super::shaped_chunks(prepared, 500) {
             let sql = format!(
                 "UPDATE deliveries SET message_id = v.column2, papers = v.column3 \
                  FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 AND deliveries.state = 'sending'",
@@ -540,7 +540,7 @@ impl Store {
                     .map(move |p| (s.subscriber.0, p.as_str(), date.clone()))
             })
             .collect();
-        for chunk in rows.chunks(1000) {
+        for chunk in super::shaped_chunks(&rows, 1000) {
             let sql = format!(
                 "INSERT INTO sent_papers (subscriber_id, paper_id, digest_date) VALUES {} \
                  ON CONFLICT DO NOTHING",

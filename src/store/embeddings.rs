@@ -117,7 +117,7 @@ impl Store {
         ids: &[PaperId],
     ) -> Result<HashMap<PaperId, Vec<f32>>> {
         let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        for chunk in super::shaped_chunks(ids, 500) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
                 "SELECT paper_id, dims, vector FROM paper_embeddings \
@@ -162,7 +162,7 @@ impl Store {
         texts: &[String],
     ) -> Result<HashMap<String, Vec<f32>>> {
         let mut out = HashMap::with_capacity(texts.len());
-        for chunk in texts.chunks(500) {
+        for chunk in super::shaped_chunks(texts, 500) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
                 "SELECT text, dims, vector FROM topic_embeddings WHERE model = ? AND text IN ({marks})"

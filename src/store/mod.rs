@@ -129,7 +129,20 @@ impl std::ops::DerefMut for WriteTx {
 
 /// Page cache of each write connection, in KiB: it holds the hot pages of a
 /// digest run (delivery rows and their indexes, the sent-papers index).
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
+///
+/// Page caches are most of what grows with the number of subscribers in a
+/// digest run (issue 12, item 3): they fill as the database grows, up to
+/// their size. With 16 MiB for each of the two write connections, heaptrack
+/// showed SQLite's page cache at 8 MB of heap at 10,000 subscribers and
+/// 33 MB at 50,000, on its way to 48 MB (both writers and eight readers
+/// full). 8 MiB each, and 1 MiB per read connection ([`READER_CACHE_KIB`]),
+/// cap them at 24 MiB in all.
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+
+/// Page cache of each read connection, in KiB (SQLite's default is 2 MiB):
+/// reads look rows up by key, and eight connections each caching the same
+/// upper index pages would spend 16 MiB on duplicates.
+const READER_CACHE_KIB: i64 = 1024;
 
 /// WAL size, in pages, at which a commit checkpoints (SQLite's default is
 /// 1,000). A digest run rewrites the same hot pages (delivery rows, their
@@ -226,7 +239,10 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.create_if_missing(false))
+            .connect_with(
+                opts.create_if_missing(false)
+                    .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+            )
             .await?;
         let store = Store {
             pool,
@@ -398,6 +414,34 @@ pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
     vec![row; rows].join(", ")
 }
 
+/// `items` cut into runs of at most `max` whose lengths are powers of two,
+/// longest first, for multi-row statements built with [`value_rows`].
+///
+/// Why: sqlx prepares and caches (per connection, up to 100 statements)
+/// every distinct SQL text, and a statement of a few hundred rows holds
+/// hundreds of KiB inside SQLite. Cut with `chunks(max)`, a batch of any
+/// size makes a statement of its own size: a long digest run, whose
+/// batches have every size from 1 to the maximum, filled the write
+/// connections' caches with ~100 such statements each, memory that grew
+/// with the run. Powers of two give at most log2(max) + 1 shapes per call
+/// site, prepared once and reused, at the cost of a few more statements
+/// per batch.
+pub(crate) fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = max.max(1);
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(max);
+        // The largest power of two not above n.
+        let n = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
 pub(crate) fn parse_ts_opt(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
@@ -463,12 +507,37 @@ mod tests {
     use super::test_support::temp_store;
     use super::*;
 
+    #[test]
+    fn shaped_chunks_cover_everything_in_order_with_few_distinct_lengths() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=1000 {
+            let chunks: Vec<&[u32]> = shaped_chunks(&items[..n], 500).collect();
+            let joined: Vec<u32> = chunks.concat();
+            assert_eq!(joined, items[..n], "n={n}");
+            for c in &chunks {
+                assert!(c.len().is_power_of_two() && c.len() <= 500, "n={n}");
+                shapes.insert(c.len());
+            }
+        }
+        // Every batch size from 0 to 1,000 used nine statement shapes
+        // (1, 2, 4, …, 256), not 500.
+        assert_eq!(shapes.len(), 9);
+    }
+
     #[tokio::test]
     async fn every_pooled_connection_has_the_required_pragmas() {
         let (store, _dir) = temp_store().await;
         let mut conns = Vec::new();
         for _ in 0..4 {
             conns.push(store.pool().acquire().await.unwrap());
+        }
+        for c in conns.iter_mut() {
+            let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!(cache, -READER_CACHE_KIB);
         }
         // The write connection too, with its larger cache and WAL.
         let mut w = store.writer().acquire().await.unwrap();

@@ -137,7 +137,7 @@ impl Store {
             .collect();
         let listed_since = cutoff.date_naive().to_string();
         let mut deleted = 0;
-        for chunk in pairs.chunks(400) {
+        for chunk in super::shaped_chunks(&pairs, 400) {
             let sql = format!(
                 "DELETE FROM sent_papers WHERE (subscriber_id, paper_id) IN \
                  (SELECT v.column1, v.column2 FROM (VALUES {})  AS v) \

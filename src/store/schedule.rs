@@ -178,7 +178,7 @@ impl Store {
             })
             .collect();
         let planned = insert_planned(&mut tx, &items, now).await?;
-        for chunk in next.chunks(500) {
+        for chunk in super::shaped_chunks(&next, 500) {
             let sql = format!(
                 "UPDATE subscribers SET next_due_at = v.column2 \
                  FROM (VALUES {}) AS v WHERE subscribers.id = v.column1",

@@ -656,7 +656,7 @@ impl Store {
     ) -> Result<ImportCounts> {
         let mut counts = ImportCounts::default();
         let mut tx = self.begin_write().await?;
-        for chunk in rows.chunks(IMPORT_CHUNK) {
+        for chunk in super::shaped_chunks(rows, IMPORT_CHUNK) {
             let fresh = unsuppressed(&mut tx, chunk).await?;
             counts.suppressed += (chunk.len() - fresh.len()) as u64;
             let added = insert_new(&mut tx, &fresh, now).await?;
