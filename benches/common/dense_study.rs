@@ -74,12 +74,7 @@ pub fn run(
     let mut vecs: Vec<Vec<Vec<f32>>> = Vec::new();
     for (name, f) in reprs {
         let texts: Vec<String> = candidates.iter().map(|c| f(&c.paper)).collect();
-        vecs.push(super::hybrid::cached_pub(
-            root,
-            encoder,
-            &texts,
-            Side::Passage,
-        ));
+        vecs.push(super::hybrid::cached(root, encoder, &texts, Side::Passage));
         eprintln!("embedded {name}");
     }
     let combos: Vec<Combo> = vec![

@@ -91,11 +91,7 @@ pub fn embed(
 /// model on the same texts left in `target/relevance-cache/` (embedding
 /// the corpus is most of a run's time; the cache only saves time, the
 /// vectors are the encoder's own).
-pub fn cached_pub(root: &Path, encoder: &Encoder, texts: &[String], side: Side) -> Vec<Vec<f32>> {
-    cached(root, encoder, texts, side)
-}
-
-fn cached(root: &Path, encoder: &Encoder, texts: &[String], side: Side) -> Vec<Vec<f32>> {
+pub fn cached(root: &Path, encoder: &Encoder, texts: &[String], side: Side) -> Vec<Vec<f32>> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(encoder.identity().as_bytes());
@@ -191,38 +187,53 @@ pub fn sweep(
 ) {
     println!();
     println!("hybrid sweep (all rounds): weight floor stand-out partial-floor partial-z exact-bonus → nDCG@{k} precision sent missed empty-sent");
-    let base = HybridParams::for_family(emb.family);
-    for (w, bonus) in [(0.5, 0.25), (0.5, 1.0), (0.3, 0.25), (0.7, 0.25)] {
-        for floor in [0.25, 0.30, 0.35] {
-            for stand_out in [2.0, 2.5, 3.0] {
-                for (partial_floor, partial) in [0.10, 0.15, 0.20, 0.25, 0.30]
-                    .into_iter()
-                    .flat_map(|f| [f32::NEG_INFINITY, 0.0, 0.5, 1.0].map(|z| (f, z)))
-                {
-                    {
-                        let p = HybridParams {
-                            dense_weight: w,
-                            floor,
-                            stand_out,
-                            partial_floor,
-                            partial_stand_out: partial,
-                            exact_bonus: bonus,
-                            ..base.clone()
-                        };
-                        let idx = index(emb, candidates, synonyms, now, p);
-                        let runs = eval::evaluate(set, k, |q| eval::lexical_picks(&idx, q, k));
-                        let s = eval::summarise(&runs);
-                        println!(
-                            "sweep\t{w:.1}\t{floor:.2}\t{stand_out:.1}\t{partial_floor:.2}\t{partial:.1}\t{bonus:.2}\t{:.3}\t{}\t{}\t{}\t{}",
-                            s.ndcg,
-                            s.precision.map_or("-".into(), |p| format!("{p:.3}")),
-                            s.picks_sent,
-                            s.missed_topics,
-                            s.expect_nothing_sent,
-                        );
-                    }
-                }
+    for p in grid(HybridParams::for_family(emb.family)) {
+        let idx = index(emb, candidates, synonyms, now, p.clone());
+        let s = eval::summarise(&eval::evaluate(set, k, |q| eval::lexical_picks(&idx, q, k)));
+        println!(
+            "sweep\t{:.1}\t{:.2}\t{:.1}\t{:.2}\t{:.1}\t{:.2}\t{:.3}\t{}\t{}\t{}\t{}",
+            p.dense_weight,
+            p.floor,
+            p.stand_out,
+            p.partial_floor,
+            p.partial_stand_out,
+            p.exact_bonus,
+            s.ndcg,
+            s.precision.map_or("-".into(), |p| format!("{p:.3}")),
+            s.picks_sent,
+            s.missed_topics,
+            s.expect_nothing_sent,
+        );
+    }
+}
+
+/// The settings the sweep visits (720), around `base`.
+fn grid(base: HybridParams) -> Vec<HybridParams> {
+    let mut out = Vec::new();
+    for (dense_weight, exact_bonus) in [(0.5, 0.25), (0.5, 1.0), (0.3, 0.25), (0.7, 0.25)] {
+        for (floor, stand_out) in cross(&[0.25, 0.30, 0.35], &[2.0, 2.5, 3.0]) {
+            let partials = cross(
+                &[0.10, 0.15, 0.20, 0.25, 0.30],
+                &[f32::NEG_INFINITY, 0.0, 0.5, 1.0],
+            );
+            for (partial_floor, partial_stand_out) in partials {
+                out.push(HybridParams {
+                    dense_weight,
+                    floor,
+                    stand_out,
+                    partial_floor,
+                    partial_stand_out,
+                    exact_bonus,
+                    ..base.clone()
+                });
             }
         }
     }
+    out
+}
+
+fn cross(a: &[f32], b: &[f32]) -> Vec<(f32, f32)> {
+    a.iter()
+        .flat_map(|&x| b.iter().map(move |&y| (x, y)))
+        .collect()
 }

@@ -111,10 +111,7 @@ pub async fn dry_run(
             );
             crate::digest::windows::ensure_loaded(app, picker, &[covers], now).await?;
             let sent = app.store.sent_paper_ids(s.id).await?;
-            let fb = crate::digest::reader_feedback::load(app, &[s.id], now)
-                .await?
-                .remove(&s.id)
-                .unwrap_or_else(|| crate::rank::ReaderFeedback::none(now));
+            let fb = crate::digest::reader_feedback::load_one(app, s.id, now).await?;
             let picks = picker.pick_with_feedback(&covers, &s.preferences, &sent, &fb);
             if picks.is_empty() {
                 counts.skipped += 1;

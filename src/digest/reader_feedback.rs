@@ -45,3 +45,15 @@ pub async fn load(
     }
     Ok(out)
 }
+
+/// [`load`] for one subscriber: their feedback, or none.
+pub async fn load_one(
+    app: &App,
+    id: SubscriberId,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ReaderFeedback> {
+    Ok(load(app, &[id], now)
+        .await?
+        .remove(&id)
+        .unwrap_or_else(|| ReaderFeedback::none(now)))
+}

@@ -54,6 +54,7 @@ pub struct HybridParams {
     /// standard deviations: the model must agree that the shared words
     /// mean the topic. Lower than `floor`: the words are evidence too.
     pub partial_floor: f32,
+    /// The stand-out margin of a partial word match (see `partial_floor`).
     pub partial_stand_out: f32,
     /// How far an exact match of the topic's words is lifted: ranking
     /// uses `(fused + exact_bonus · exact) / (1 + exact_bonus)`, so 1

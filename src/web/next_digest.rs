@@ -90,10 +90,7 @@ pub(super) async fn preview(
     let items = if profile.topics.is_empty() && profile.authors.is_empty() {
         Vec::new()
     } else {
-        let feedback = crate::digest::reader_feedback::load(&app, &[sub.id], now)
-            .await?
-            .remove(&sub.id)
-            .unwrap_or_else(|| ReaderFeedback::none(now));
+        let feedback = crate::digest::reader_feedback::load_one(&app, sub.id, now).await?;
         // Papers already sent, or judged by the reader, are not news.
         let mut seen: HashSet<PaperId> = app
             .store
