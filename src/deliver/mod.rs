@@ -416,6 +416,26 @@ impl Transport {
     }
 
     /// Sends one message. `Ok` means the relay (or the folder) accepted it.
+    /// Sends `m` once `ready` has resolved, overlapping what comes before
+    /// the message data with it (see [`smtp::SmtpPool::send_when`]). The
+    /// outer error is `ready`'s: then nothing reached the relay.
+    pub async fn send_when<G>(
+        &self,
+        m: &Composed,
+        ready: G,
+    ) -> anyhow::Result<Result<(), DeliverError>>
+    where
+        G: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        match self {
+            Transport::Smtp(pool) => pool.send_when(&m.envelope, &m.bytes, ready).await,
+            _ => {
+                ready.await?;
+                Ok(self.send(m).await)
+            }
+        }
+    }
+
     pub async fn send(&self, m: &Composed) -> Result<(), DeliverError> {
         match self {
             Transport::File(dir) => write_eml(dir, m).await.map_err(|e| {

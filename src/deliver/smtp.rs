@@ -18,7 +18,8 @@ use crate::config::SmtpTls;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -67,30 +68,84 @@ impl SmtpPool {
     /// Sends one message on an idle connection (checked with NOOP, as
     /// lettre's pool does) or a new one, and keeps the connection for the
     /// next message unless it broke or enough are idle already.
+    pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), DeliverError> {
+        match self.send_when(envelope, bytes, async { Ok(()) }).await {
+            Ok(r) => r,
+            Err(e) => unreachable!("an always-ready gate failed: {e}"),
+        }
+    }
+
+    /// Sends one message once `ready` has resolved: the connection
+    /// checkout and MAIL, RCPT and DATA run while `ready` is pending, and
+    /// only the message data, whose final dot is the point after which
+    /// the relay may have taken the message, waits for it. The digest
+    /// engine passes its durable "send started" mark (R54) as `ready`, so
+    /// the mark's commit overlaps three round trips instead of preceding
+    /// them. If `ready` fails, the session is aborted before the data
+    /// (the relay discards it) and its error is returned as the outer
+    /// error; the inner result is the SMTP outcome.
     ///
     /// lettre's async client bounds only the connect, so a relay that
     /// accepts a connection and then stalls would hang the send forever:
-    /// the whole exchange is bounded here by `send_timeout()`, and a send
-    /// cut off that way is a [`DeliverError::Timeout`], whose outcome is
-    /// unknown (the relay may have taken the message).
-    pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), DeliverError> {
-        let exchange = async {
+    /// the commands before the data and the data are each bounded by
+    /// `send_timeout()`. A stall before the data is a network error (the
+    /// relay cannot have the message); a stall during the data is a
+    /// [`DeliverError::Timeout`], whose outcome is unknown (the relay may
+    /// have taken the message).
+    pub async fn send_when<G>(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        ready: G,
+    ) -> anyhow::Result<Result<(), DeliverError>>
+    where
+        G: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let prelude = tokio::time::timeout(self.send_timeout(), async {
             let mut conn = self.checkout().await?;
-            let result = conn.send(envelope, bytes).await;
-            self.checkin(conn).await;
-            result.map(|_| ()).map_err(DeliverError::from_lettre)
+            match envelope_commands(&mut conn, envelope, bytes).await {
+                Ok(()) => Ok(conn),
+                Err(e) => {
+                    conn.abort().await;
+                    Err(e)
+                }
+            }
+        });
+        let (prelude, ready) = tokio::join!(prelude, ready);
+        let mut conn = match (prelude, ready) {
+            (Ok(Ok(mut conn)), Err(e)) => {
+                conn.abort().await;
+                return Err(e);
+            }
+            (_, Err(e)) => return Err(e),
+            (Ok(Ok(conn)), Ok(())) => conn,
+            (Ok(Err(e)), Ok(())) => return Ok(Err(e)),
+            (Err(_), Ok(())) => {
+                return Ok(Err(DeliverError::Network(format!(
+                    "no reply from the SMTP relay within {} s before the message data",
+                    self.send_timeout().as_secs()
+                ))))
+            }
         };
-        match tokio::time::timeout(self.send_timeout(), exchange).await {
-            Ok(r) => r,
+        let data = tokio::time::timeout(self.send_timeout(), conn.message(bytes)).await;
+        Ok(match data {
+            Ok(Ok(_)) => {
+                self.checkin(conn).await;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                conn.abort().await;
+                Err(DeliverError::from_lettre(e))
+            }
             Err(_) => Err(DeliverError::Timeout(format!(
                 "no complete reply from the SMTP relay within {} s",
                 self.send_timeout().as_secs()
             ))),
-        }
+        })
     }
 
-    /// The bound on one whole send (connect, commands and data): twice the
-    /// configured `mail.smtp.timeout_secs`.
+    /// The bound on each half of a send (connect and commands; data):
+    /// twice the configured `mail.smtp.timeout_secs`.
     pub fn send_timeout(&self) -> Duration {
         self.connect_timeout * 2
     }
@@ -174,4 +229,47 @@ impl SmtpPool {
         }
         Ok(conn)
     }
+}
+
+/// MAIL, RCPT and DATA for one message, as lettre's `send` does before
+/// the data: SMTPUTF8 for non-ASCII addresses and 8BITMIME for non-ASCII
+/// content, each refused when the relay does not offer it.
+async fn envelope_commands(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<(), DeliverError> {
+    let mut options = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(DeliverError::Network(
+                "the address is not ASCII and the relay does not offer SMTPUTF8".into(),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(DeliverError::Network(
+                "the message is not ASCII and the relay does not offer 8BITMIME".into(),
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let lettre = DeliverError::from_lettre;
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(lettre)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(lettre)?;
+    }
+    conn.command(Data).await.map_err(lettre)?;
+    Ok(())
 }

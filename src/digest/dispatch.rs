@@ -4,6 +4,7 @@
 
 use super::budget::Budget;
 use super::fault_point;
+use super::journal::Journal;
 use super::pacer::{next_attempt, DomainPacers, Pacer};
 use super::produce::Ready;
 use crate::app::App;
@@ -19,62 +20,13 @@ struct SendRun {
     pacer: Arc<Pacer>,
     budget: Arc<Mutex<Budget>>,
     counts: Arc<Mutex<RunCounts>>,
-    sent: tokio::sync::mpsc::Sender<SentDelivery>,
-    starts: Arc<StartMarker>,
-}
-
-/// Marks rows "send started" just before their SMTP exchange (R54), with
-/// group commit: every send waits until its own row is durably marked,
-/// and the marks of sends starting together share one transaction. The
-/// guarantee is the same as one commit per row (no row is marked unless
-/// its send is about to start), at a fraction of the writes.
-pub struct StartMarker {
-    tx: tokio::sync::mpsc::Sender<(i64, tokio::sync::oneshot::Sender<Result<(), String>>)>,
-}
-
-impl StartMarker {
-    fn spawn(app: App) -> StartMarker {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(
-            i64,
-            tokio::sync::oneshot::Sender<Result<(), String>>,
-        )>(1024);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-                let result = app
-                    .store
-                    .deliveries_send_started(&ids, app.now())
-                    .await
-                    .map_err(|e| e.to_string());
-                for (_, ack) in batch.drain(..) {
-                    let _ = ack.send(result.clone());
-                }
-            }
-        });
-        StartMarker { tx }
-    }
-
-    /// Returns once `id` is durably marked as started.
-    async fn mark(&self, id: i64) -> anyhow::Result<()> {
-        let (ack, done) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((id, ack))
-            .await
-            .map_err(|_| anyhow::anyhow!("the send-start marker stopped"))?;
-        done.await
-            .map_err(|_| anyhow::anyhow!("the send-start marker stopped"))?
-            .map_err(|e| anyhow::anyhow!("cannot mark delivery {id} as started: {e}"))
-    }
+    journal: Journal,
 }
 
 /// A message whose recipient domain cannot take it within this long is
 /// deferred to a later tick rather than held (R57): a slow domain never
 /// holds up the others for more than this.
 const DOMAIN_HORIZON: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Most accepted messages recorded in one transaction.
-pub(super) const RECORD_BATCH: usize = 512;
 
 /// Sends prepared messages, `digest.concurrency` at a time at the paced
 /// rate, until the producer is done; then waits for every send. Returns
@@ -85,13 +37,12 @@ pub(super) async fn dispatch(
     now: DateTime<Utc>,
     budget: Arc<Mutex<Budget>>,
     counts: Arc<Mutex<RunCounts>>,
-    sent: tokio::sync::mpsc::Sender<SentDelivery>,
+    journal: Journal,
 ) -> anyhow::Result<u64> {
     let cfg = &app.config.digest;
     let mut released = 0;
     let pacer = Arc::new(Pacer::new(cfg.max_per_second));
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
-    let starts = Arc::new(StartMarker::spawn(app.clone()));
     let domains = DomainPacers::new(
         app.config.domain_default_rate(),
         app.config.domain_limits()?,
@@ -137,13 +88,12 @@ pub(super) async fn dispatch(
                 pacer: pacer.clone(),
                 budget: budget.clone(),
                 counts: counts.clone(),
-                sent: sent.clone(),
-                starts: starts.clone(),
+                journal: journal.clone(),
             },
         );
         tasks.spawn(async move {
             let _permit = permit;
-            tokio::time::sleep_until(slot).await;
+            super::pacer::wait_for(slot).await;
             deliver_one(&app, r, now, &run, &domain).await
         });
         while let Some(res) = tasks.try_join_next() {
@@ -180,34 +130,8 @@ fn recipient_domain(r: &Ready) -> &str {
     canonical.rsplit_once('@').map_or(canonical, |(_, d)| d)
 }
 
-/// Records accepted messages as `sent`, all that have arrived since the
-/// last commit in one transaction.
-///
-/// Crash safety: a message reaches this task only after the relay's 250
-/// reply, and its row is `sending`, leased, with its prepared bytes
-/// stored. If the process dies before the commit, lease recovery marks
-/// the row `unknown` (R54) exactly as it would for a crash between the
-/// reply and a per-message commit: no accepted message is ever silently
-/// left unrecorded or re-sent as new. The window is only as long as one
-/// commit of the previous group.
-pub(super) async fn record_sent(
-    app: App,
-    mut rx: tokio::sync::mpsc::Receiver<SentDelivery>,
-    counts: Arc<Mutex<RunCounts>>,
-) -> anyhow::Result<()> {
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
-    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        app.store.deliveries_sent(&batch, app.now()).await?;
-        fault_point("after_commit");
-        Metrics::add(&app.metrics.mail_sent, batch.len() as u64);
-        counts.lock().unwrap_or_else(|e| e.into_inner()).sent += batch.len() as u64;
-        batch.clear();
-    }
-    Ok(())
-}
-
 /// Sends one prepared message and records its outcome right after the
-/// reply (R50–R55): failures here, acceptances via `record_sent`. What
+/// reply (R50–R55): failures here, acceptances through the [`Journal`]. What
 /// the reply means is decided by the shared classifier.
 async fn deliver_one(
     app: &App,
@@ -218,11 +142,17 @@ async fn deliver_one(
 ) -> anyhow::Result<()> {
     let cfg = &app.config.digest;
     let id = r.claim.id;
-    // Only from here on may a crash leave the outcome unknown; rows of the
-    // batch not handed over yet go back to `pending` after a crash.
-    run.starts.mark(id).await?;
-    fault_point("before_send");
-    let result = app.transport.send(&r.composed).await;
+    // The row is durably marked as started before the message data goes
+    // out (the relay can take a message only at the data's end): only
+    // from then on may a crash leave the outcome unknown; rows not marked
+    // go back to `pending` after a crash. The mark's commit overlaps the
+    // commands before the data.
+    let marked = async {
+        run.journal.started(id).await?;
+        fault_point("before_send");
+        Ok(())
+    };
+    let result = app.transport.send_when(&r.composed, marked).await?;
     let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
     let c = classify(
         &result,
@@ -234,15 +164,14 @@ async fn deliver_one(
     );
     if c.outcome == Outcome::Sent {
         fault_point("after_send");
-        run.sent
-            .send(SentDelivery {
+        run.journal
+            .sent(SentDelivery {
                 id,
                 subscriber: r.subscriber.id,
                 digest_date: r.claim.digest_date,
                 papers: r.papers,
             })
-            .await
-            .map_err(|_| anyhow::anyhow!("the sent-message recorder stopped"))?;
+            .await?;
         run.pacer.speed_up().await;
         domain.speed_up().await;
     } else {

@@ -13,17 +13,21 @@
 //! run), `produce` (claim, re-check, pick, render, store the bytes),
 //! `reader_feedback` (each reader's feedback with its papers' vectors),
 //! `dispatch` (paced, concurrent sends and their recorded outcomes),
-//! `pacer` (global rate and retry backoff), `picker` (ranking over the
+//! `journal` (the send path's group-committed marks and records),
+//! `pacer` (global rate and retry backoff), `render_pool` (niced
+//! threads that render), `picker` (ranking over the
 //! run's candidates), `schedule` (pure send-time arithmetic), `seal`
 //! (stored bytes), `view` (what the templates see).
 
 mod budget;
 mod dispatch;
+mod journal;
 mod pacer;
 mod picker;
 mod plan;
 mod produce;
 pub mod reader_feedback;
+mod render_pool;
 pub mod schedule;
 mod seal;
 pub mod view;
@@ -46,7 +50,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use budget::Budget;
-use dispatch::{dispatch, record_sent, RECORD_BATCH};
+use dispatch::dispatch;
+use journal::Journal;
 use produce::produce;
 
 /// One paper picked for a subscriber, with the reason shown under it.
@@ -313,10 +318,9 @@ async fn send_due(
         cfg.max_consecutive_failures,
         cfg.max_bounce_percent,
     )));
-    // Accepted messages are recorded by one task, many per transaction,
-    // instead of one write transaction per reply (see `record_sent`).
-    let (sent_tx, sent_rx) = tokio::sync::mpsc::channel(RECORD_BATCH);
-    let recorder = tokio::spawn(record_sent(app.clone(), sent_rx, shared_counts.clone()));
+    // "Send started" marks and accepted messages are written by one task,
+    // many per transaction (see `journal`).
+    let (journal, recorder) = Journal::spawn(app.clone(), shared_counts.clone());
     // Prepared messages queue for the dispatcher, at most one batch ahead,
     // so rendering the next batch overlaps sending this one.
     let (ready_tx, ready_rx) = tokio::sync::mpsc::channel(batch as usize);
@@ -326,7 +330,7 @@ async fn send_due(
         now,
         budget.clone(),
         shared_counts.clone(),
-        sent_tx,
+        journal,
     ));
     let produced = produce(app, picker, now, batch, &budget, &shared_counts, ready_tx).await;
     // Whatever ended production, every started send finishes and its

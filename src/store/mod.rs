@@ -311,6 +311,27 @@ impl Store {
         Ok(q.execute(&self.writer).await?)
     }
 
+    /// Runs `q`, several statements wrapped in `BEGIN IMMEDIATE; …;
+    /// COMMIT`, in this process's write turn: one transaction in one round
+    /// trip to the database thread instead of one per statement, for the
+    /// hot write paths. If any statement fails, the transaction is rolled
+    /// back before the error is returned (a failed statement leaves it
+    /// open on the connection).
+    pub(crate) async fn write_script<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<()> {
+        let _turn = self.write_turn.lock().await;
+        let mut conn = self.writer.acquire().await?;
+        if let Err(e) = q.execute(&mut *conn).await {
+            if let Err(r) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::debug!(error = %r, "rollback after a failed write script");
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// `SELECT 1`: for health checks.
     pub async fn ping(&self) -> bool {
         sqlx::query_scalar::<_, i64>("SELECT 1")
