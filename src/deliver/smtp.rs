@@ -113,10 +113,10 @@ impl SmtpPool {
         });
         let (prelude, ready) = tokio::join!(prelude, ready);
         let mut conn = match (prelude, ready) {
-            (Ok(Ok(mut conn)), Err(e)) => {
-                conn.abort().await;
-                return Err(e);
-            }
+            // Dropped, not aborted: after DATA's 354 the relay reads
+            // everything as message data, so lettre's QUIT would wait for
+            // a reply that never comes. Closing the connection before the
+            // final dot makes the relay discard the message.
             (_, Err(e)) => return Err(e),
             (Ok(Ok(conn)), Ok(())) => conn,
             (Ok(Err(e)), Ok(())) => return Ok(Err(e)),

@@ -998,6 +998,58 @@ mod tests {
             .unwrap()
     }
 
+    /// The send path's group commit is one transaction: when any part
+    /// fails, no mark and no record is kept, and the write connection is
+    /// not left inside the failed transaction.
+    #[tokio::test]
+    async fn a_failed_dispatch_record_keeps_nothing_and_the_next_one_commits_everything() {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap();
+        let a = one_claimed(&store, now, "a@example.org").await;
+        let b = one_claimed(&store, now, "b@example.org").await;
+        let sent = |subscriber| SentDelivery {
+            id: b.id,
+            subscriber,
+            digest_date: b.digest_date,
+            papers: vec!["2406.00001".into(), "2406.00002".into()],
+        };
+        // A never-repeat row for a subscriber that does not exist breaks
+        // the foreign key in the script's last statement.
+        let err = store
+            .record_dispatch(&[a.id], &[sent(SubscriberId(987_654))], now)
+            .await;
+        assert!(err.is_err());
+        let row = |id: i64| {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT state, send_started_at FROM deliveries WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_one(store.pool())
+        };
+        assert_eq!(row(a.id).await.unwrap(), ("sending".to_string(), None));
+        assert_eq!(row(b.id).await.unwrap().0, "sending");
+        assert_eq!(stored_messages(&store).await, 2, "bytes kept");
+
+        store
+            .record_dispatch(&[a.id], &[sent(b.subscriber_id)], now)
+            .await
+            .unwrap();
+        assert_eq!(
+            row(a.id).await.unwrap(),
+            ("sending".to_string(), Some(ts(now)))
+        );
+        assert_eq!(row(b.id).await.unwrap().0, "sent");
+        assert_eq!(stored_messages(&store).await, 1, "the sent row's bytes go");
+        let mut never_again: Vec<String> = store
+            .sent_paper_ids(b.subscriber_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        never_again.sort();
+        assert_eq!(never_again, ["2406.00001", "2406.00002"]);
+    }
+
     #[tokio::test]
     async fn prepared_bytes_stay_for_a_retry_and_go_once_the_delivery_is_final() {
         let (store, _dir) = temp_store().await;

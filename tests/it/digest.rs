@@ -816,3 +816,64 @@ async fn a_run_that_leaves_a_leased_delivery_reports_incomplete_not_done() {
     assert_eq!((r.counts.sent, r.state), (1, digest::RunState::Done));
     t.stop().await;
 }
+
+/// The send path awaits its durable "send started" mark only before the
+/// message data (the relay can take a message only at the data's end):
+/// a mark that fails leaves nothing at the relay, a mark that is slow
+/// still sends exactly one message, and a 550 at RCPT is the SMTP outcome
+/// whatever the mark did.
+#[tokio::test]
+async fn a_send_whose_start_mark_fails_never_reaches_the_relay() {
+    let t = TestApp::spawn().await;
+    let composed = |to: &str| paperboy::deliver::Composed {
+        envelope: lettre::address::Envelope::new(
+            Some("digest@paperboy.test".parse().unwrap()),
+            vec![to.parse().unwrap()],
+        )
+        .unwrap(),
+        bytes: b"Subject: hello\r\n\r\nbody\r\n".to_vec(),
+        message_id: "<m@paperboy.test>".into(),
+    };
+    // Promptly: a QUIT after DATA's 354 would be read as message data
+    // and wait for a reply until the relay's own timeout.
+    let failed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        t.app
+            .transport
+            .send_when(&composed("gate@example.org"), async {
+                anyhow::bail!("the mark did not commit")
+            }),
+    )
+    .await
+    .expect("a failed mark ends the session at once");
+    assert!(failed.is_err(), "the mark's error is the outer error");
+    assert_eq!(t.sink.data_ends(), 0, "no message data reached the relay");
+
+    let slow = t
+        .app
+        .transport
+        .send_when(&composed("gate@example.org"), async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok(())
+        })
+        .await
+        .expect("the mark committed");
+    assert!(slow.is_ok(), "{slow:?}");
+    assert_eq!(t.sink.wait_for("gate@example.org", 1).await.len(), 1);
+
+    let refused = t
+        .app
+        .transport
+        .send_when(&composed("perm@example.org"), async { Ok(()) })
+        .await
+        .expect("the mark committed");
+    assert!(
+        matches!(
+            refused,
+            Err(paperboy::deliver::DeliverError::Permanent { code: 550, .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(t.sink.data_ends(), 1, "only the one accepted message");
+    t.stop().await;
+}
