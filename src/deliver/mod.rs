@@ -71,6 +71,16 @@ impl DeliverError {
             || matches!(self, DeliverError::Transient { message, .. } if message.contains("4.7."))
     }
 
+    /// The relay is no longer there: the connection failed, or it said
+    /// 421 (closing the channel). On a connection reused without a check
+    /// this says nothing about the message.
+    fn connection_gone(&self) -> bool {
+        matches!(
+            self,
+            DeliverError::Network(_) | DeliverError::Transient { code: 421, .. }
+        )
+    }
+
     fn from_lettre(e: lettre::transport::smtp::Error) -> DeliverError {
         let message = sanitize_header_text(&e.to_string(), 300);
         match e.status() {

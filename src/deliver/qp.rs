@@ -41,9 +41,12 @@ pub fn text_body(text: &str) -> Body {
     let bytes = text.as_bytes();
     // Printable ASCII and tabs only (no bare CR, no other controls), in
     // short lines.
-    let seven_bit = lines(bytes).all(|line| {
-        line.len() < MAX_LINE && line.iter().all(|&b| b == b'=' || !ESCAPE[b as usize])
-    });
+    // `is_ascii` first: a word-at-a-time scan that settles most digests
+    // (an ellipsis or a middle dot is enough) before the per-line pass.
+    let seven_bit = bytes.is_ascii()
+        && lines(bytes).all(|line| {
+            line.len() < MAX_LINE && line.iter().all(|&b| b == b'=' || !ESCAPE[b as usize])
+        });
     if seven_bit {
         Body::dangerous_pre_encoded(crlf(bytes), ContentTransferEncoding::SevenBit)
     } else {

@@ -27,6 +27,19 @@ use std::time::{Duration, Instant};
 /// close idle sessions, typically after a minute or more.
 const MAX_IDLE: Duration = Duration::from_secs(50);
 
+/// A connection that finished a message this recently is reused without
+/// a NOOP first: relays close sessions after idling for tens of seconds,
+/// and one that closed anyway costs a retry on a checked connection
+/// (`send_when`). During a run this saves a round trip per message.
+const UNCHECKED_REUSE: Duration = Duration::from_secs(2);
+
+/// Whether [`SmtpPool::checkout`] may skip the NOOP of a recent connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    IfIdle,
+    Always,
+}
+
 pub struct SmtpPool {
     host: String,
     port: u16,
@@ -102,7 +115,19 @@ impl SmtpPool {
         G: std::future::Future<Output = anyhow::Result<()>>,
     {
         let prelude = tokio::time::timeout(self.send_timeout(), async {
-            let mut conn = self.checkout().await?;
+            let (mut conn, checked) = self.checkout(Check::IfIdle).await?;
+            match envelope_commands(&mut conn, envelope, bytes).await {
+                Ok(()) => return Ok(conn),
+                // A connection reused without a NOOP may have been closed
+                // by the relay meanwhile: that costs one more try on a
+                // checked one, never the message.
+                Err(e) if !checked && e.connection_gone() => drop(conn),
+                Err(e) => {
+                    conn.abort().await;
+                    return Err(e);
+                }
+            }
+            let (mut conn, _) = self.checkout(Check::Always).await?;
             match envelope_commands(&mut conn, envelope, bytes).await {
                 Ok(()) => Ok(conn),
                 Err(e) => {
@@ -165,14 +190,22 @@ impl SmtpPool {
         }
     }
 
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, DeliverError> {
+    /// An idle connection or a new one, and whether it is known to be
+    /// alive (new, or answered a NOOP). With [`Check::IfIdle`], one that
+    /// finished a message within [`UNCHECKED_REUSE`] is handed out
+    /// without the NOOP round trip, as MTAs reuse cached sessions.
+    async fn checkout(&self, check: Check) -> Result<(AsyncSmtpConnection, bool), DeliverError> {
         loop {
             let next = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some((mut conn, since)) = next else {
-                return self.connect().await;
+                return Ok((self.connect().await?, true));
             };
-            if since.elapsed() < MAX_IDLE && conn.test_connected().await {
-                return Ok(conn);
+            let idle = since.elapsed();
+            if check == Check::IfIdle && idle < UNCHECKED_REUSE {
+                return Ok((conn, false));
+            }
+            if idle < MAX_IDLE && conn.test_connected().await {
+                return Ok((conn, true));
             }
             conn.abort().await;
         }

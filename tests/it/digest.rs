@@ -14,6 +14,8 @@ use paperboy::domain::{
 };
 use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Offers the same papers to everyone, minus those already sent.
 pub(crate) struct FixedPicker(pub(crate) Vec<Paper>);
@@ -876,4 +878,73 @@ async fn a_send_whose_start_mark_fails_never_reaches_the_relay() {
     );
     assert_eq!(t.sink.data_ends(), 1, "only the one accepted message");
     t.stop().await;
+}
+
+/// A relay that takes one message per connection, then closes it: the
+/// first reply of the next session on that connection would never come.
+async fn one_message_per_connection_relay() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 relay.test\r\n").await?;
+                let mut in_data = false;
+                while let Some(line) = lines.next_line().await? {
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            continue;
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        write.write_all(b"250 2.0.0 queued\r\n").await?;
+                        // One message per connection.
+                        return Ok::<_, std::io::Error>(());
+                    } else if line.starts_with("EHLO") {
+                        b"250-relay.test\r\n250 8BITMIME\r\n"
+                    } else if line == "DATA" {
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    } else if line == "QUIT" {
+                        b"221 bye\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    write.write_all(reply).await?;
+                }
+                Ok(())
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Connections that just finished a message are reused without a NOOP;
+/// when the relay closed one meanwhile, the message goes out on a new
+/// connection in the same send, never as a failure.
+#[tokio::test]
+async fn a_reused_connection_the_relay_closed_costs_a_reconnect_not_the_message() {
+    let (relay, accepted) = one_message_per_connection_relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::support::test_config(dir.path(), Some(relay), "http://127.0.0.1:1", &[]);
+    let transport = paperboy::deliver::Transport::from_config(&cfg).unwrap();
+    let message = paperboy::deliver::Composed {
+        envelope: lettre::address::Envelope::new(
+            Some("digest@paperboy.test".parse().unwrap()),
+            vec!["reader@example.org".parse().unwrap()],
+        )
+        .unwrap(),
+        bytes: b"Subject: hello\r\n\r\nbody\r\n".to_vec(),
+        message_id: "<m@paperboy.test>".into(),
+    };
+    for n in 1..=3 {
+        let sent = transport.send(&message).await;
+        assert!(sent.is_ok(), "message {n}: {sent:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), n);
+    }
 }
