@@ -6,8 +6,11 @@
 //! and the relay delays that ACK (40 ms on Linux) because it has nothing
 //! to say before the dot arrives: about 45 ms per message per connection,
 //! so 4 connections could never exceed ~90 messages a second. lettre
-//! still speaks the protocol (EHLO, STARTTLS, AUTH, MAIL/RCPT/DATA); this
-//! module only opens the sockets and keeps the idle connections.
+//! still speaks the protocol (EHLO, STARTTLS, AUTH, each command and the
+//! dot-stuffed data); this module opens the sockets, keeps the idle
+//! connections, and orders one message's commands itself (lettre's
+//! `send` in two halves), so the digest engine's "send started" mark can
+//! commit while MAIL, RCPT and DATA are under way (`send_when`).
 //!
 //! Implicit TLS (port 465) needs a TLS stream before the greeting, which
 //! lettre only builds on its own socket, so those connections are opened
@@ -79,8 +82,9 @@ impl SmtpPool {
     }
 
     /// Sends one message on an idle connection (checked with NOOP, as
-    /// lettre's pool does) or a new one, and keeps the connection for the
-    /// next message unless it broke or enough are idle already.
+    /// lettre's pool does, unless it finished a message moments ago) or a
+    /// new one, and keeps the connection for the next message unless it
+    /// broke or enough are idle already.
     pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), DeliverError> {
         match self.send_when(envelope, bytes, async { Ok(()) }).await {
             Ok(r) => r,

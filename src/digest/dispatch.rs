@@ -1,6 +1,7 @@
 //! The dispatcher: sends prepared messages at the paced rate with bounded
-//! concurrency, marks each row "send started" right before its SMTP
-//! exchange, and records every outcome right after the reply (R50–R55).
+//! concurrency, has each row durably marked "send started" before its
+//! message data goes out, and records every outcome right after the reply
+//! (R50–R55); marks and acceptances go through the [`Journal`].
 
 use super::budget::Budget;
 use super::fault_point;

@@ -50,7 +50,9 @@ pub(super) async fn produce(
         app,
         picker,
         now,
-        batch,
+        // The lanes share the run's batch: as many messages in flight as
+        // with one lane (memory stays flat, issue 12), in two halves.
+        batch: batch.div_ceil(LANES as u32).max(1),
         budget,
         counts,
         sealer: Sealer::new(&app.links),

@@ -316,19 +316,35 @@ impl Store {
     /// trip to the database thread instead of one per statement, for the
     /// hot write paths. If any statement fails, the transaction is rolled
     /// back before the error is returned (a failed statement leaves it
-    /// open on the connection).
+    /// open on the connection). A caller dropped mid-script (a cancelled
+    /// future) takes the connection with it: closed, not pooled, so no
+    /// later write finds a transaction left open (SQLite rolls back an
+    /// open transaction when its connection closes).
     pub(crate) async fn write_script<'q>(
         &self,
         q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<()> {
+        /// Closes the connection unless the script ran to its end.
+        struct Guard(Option<sqlx::pool::PoolConnection<Sqlite>>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                if let Some(conn) = self.0.take() {
+                    drop(conn.detach());
+                }
+            }
+        }
         let _turn = self.write_turn.lock().await;
-        let mut conn = self.writer.acquire().await?;
-        if let Err(e) = q.execute(&mut *conn).await {
-            if let Err(r) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        let mut guard = Guard(Some(self.writer.acquire().await?));
+        let conn = guard.0.as_mut().expect("set above");
+        let result = q.execute(&mut **conn).await;
+        if result.is_err() {
+            if let Err(r) = sqlx::query("ROLLBACK").execute(&mut **conn).await {
                 tracing::debug!(error = %r, "rollback after a failed write script");
             }
-            return Err(e.into());
         }
+        // Finished either way: the connection goes back to the pool.
+        drop(guard.0.take());
+        result?;
         Ok(())
     }
 
@@ -655,6 +671,33 @@ mod tests {
         );
         drop(first);
         InstanceLock::acquire(&db).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_script_cut_short_leaves_no_transaction_open() {
+        let (store, _dir) = temp_store().await;
+        // Slow enough to be cancelled while the database thread runs it.
+        let slow = sqlx::query(
+            "BEGIN IMMEDIATE; CREATE TABLE cut (x); \
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5000000) \
+             INSERT INTO cut SELECT i FROM c; COMMIT;",
+        );
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(30),
+            store.write_script(slow),
+        )
+        .await;
+        assert!(cut.is_err(), "the script was cut short");
+        // Later writes neither fail inside a leftover transaction nor wait
+        // for one forever, and the cut script left nothing behind.
+        for i in 0..4 {
+            store.set_setting(&format!("k{i}"), "v").await.unwrap();
+        }
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'cut'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[tokio::test]
