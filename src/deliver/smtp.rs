@@ -118,28 +118,7 @@ impl SmtpPool {
     where
         G: std::future::Future<Output = anyhow::Result<()>>,
     {
-        let prelude = tokio::time::timeout(self.send_timeout(), async {
-            let (mut conn, checked) = self.checkout(Check::IfIdle).await?;
-            match envelope_commands(&mut conn, envelope, bytes).await {
-                Ok(()) => return Ok(conn),
-                // A connection reused without a NOOP may have been closed
-                // by the relay meanwhile: that costs one more try on a
-                // checked one, never the message.
-                Err(e) if !checked && e.connection_gone() => drop(conn),
-                Err(e) => {
-                    conn.abort().await;
-                    return Err(e);
-                }
-            }
-            let (mut conn, _) = self.checkout(Check::Always).await?;
-            match envelope_commands(&mut conn, envelope, bytes).await {
-                Ok(()) => Ok(conn),
-                Err(e) => {
-                    conn.abort().await;
-                    Err(e)
-                }
-            }
-        });
+        let prelude = tokio::time::timeout(self.send_timeout(), self.open_message(envelope, bytes));
         let (prelude, ready) = tokio::join!(prelude, ready);
         let mut conn = match (prelude, ready) {
             // Dropped, not aborted: after DATA's 354 the relay reads
@@ -191,6 +170,30 @@ impl SmtpPool {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for (mut conn, _) in idle {
             conn.abort().await;
+        }
+    }
+
+    /// A connection on which MAIL, RCPT and DATA were accepted, ready for
+    /// the message data. A connection reused without a NOOP may have been
+    /// closed by the relay meanwhile: that costs one more try on a
+    /// checked one, never the message.
+    async fn open_message(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<AsyncSmtpConnection, DeliverError> {
+        let mut check = Check::IfIdle;
+        loop {
+            let (mut conn, checked) = self.checkout(check).await?;
+            match envelope_commands(&mut conn, envelope, bytes).await {
+                Ok(()) => return Ok(conn),
+                // A checked connection never comes back here: one retry.
+                Err(e) if !checked && e.connection_gone() => check = Check::Always,
+                Err(e) => {
+                    conn.abort().await;
+                    return Err(e);
+                }
+            }
         }
     }
 

@@ -21,6 +21,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 struct Pool {
     jobs: Mutex<mpsc::Sender<Job>>,
+    threads: usize,
 }
 
 /// Runs `f` on a render thread and returns its result; an error if it
@@ -46,9 +47,10 @@ where
         .map_err(|_| anyhow::anyhow!("rendering a digest panicked"))
 }
 
-/// How many render threads there are: one per core.
+/// How many render threads there are: one per core, counted once
+/// (counting reads the cgroup files, not for every batch).
 pub(super) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    pool().threads
 }
 
 fn pool() -> &'static Pool {
@@ -56,7 +58,8 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..threads {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("paperboy-render-{i}"))
@@ -65,6 +68,7 @@ fn pool() -> &'static Pool {
         }
         Pool {
             jobs: Mutex::new(tx),
+            threads,
         }
     })
 }

@@ -514,11 +514,6 @@ impl Store {
             return Ok(());
         }
         let started = super::json_ids(started.iter().copied());
-        if sent.is_empty() {
-            self.write_one(sqlx::query(MARK_STARTED).bind(ts(now)).bind(started))
-                .await?;
-            return Ok(());
-        }
         let ids = super::json_ids(sent.iter().map(|s| s.id));
         let papers = serde_json::to_string(
             &sent
@@ -738,10 +733,6 @@ impl Store {
 
 /// Prepared messages stored per transaction (see `prepare_deliveries`).
 const PREPARE_GROUP: usize = 32;
-
-/// Marks rows as started: now, then a JSON array of ids.
-const MARK_STARTED: &str = "UPDATE deliveries SET send_started_at = ? \
-     WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sending'";
 
 /// The send path's group commit, one transaction: marks rows as started,
 /// records accepted messages as `sent`, drops their stored bytes (a sent
