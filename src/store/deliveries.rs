@@ -1135,8 +1135,8 @@ mod tests {
             )
             .await
             .unwrap();
-        sqlx::query("DELETE FROM delivery_messages")
-            .execute(store.writer())
+        store
+            .write_one(sqlx::query("DELETE FROM delivery_messages"))
             .await
             .unwrap();
         let claims = store

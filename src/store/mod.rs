@@ -9,7 +9,7 @@
 use crate::config::DatabaseConfig;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -25,6 +25,10 @@ pub mod papers;
 pub mod retention;
 pub mod schedule;
 pub mod subscribers;
+mod writer;
+
+pub use writer::WriteTx;
+use writer::Writer;
 
 /// Errors at the storage boundary. Callers branch on `NotFound` and
 /// `Conflict`; everything else is a failure to report.
@@ -73,71 +77,28 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Handle to the database. Cheap to clone.
 ///
 /// Reads go through a pool of `database.max_connections` connections;
-/// writes go through a separate small pool, one at a time. SQLite has a
-/// single writer anyway, and this way:
-/// - writers of this process queue on an async mutex and are woken as soon
-///   as the previous commit ends, instead of failing `BEGIN IMMEDIATE`
-///   with SQLITE_BUSY and sleeping whole milliseconds in the busy handler
-///   (which, on the digest path, stalled every send waiting for its "send
-///   started" mark);
-/// - the write connections keep a larger page cache and WAL of their own,
-///   and reads never wait behind a write for a connection.
-///
-/// The busy timeout still covers other processes (the CLI beside a daemon).
+/// writes go through one write connection of their own, one at a time
+/// ([`writer`]: why one, and how a write turn is handed on). Reads never
+/// wait behind a write for a connection. The busy timeout still covers
+/// other processes (the CLI beside a daemon).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    writer: SqlitePool,
-    /// Write transactions of this process take turns here. The writer pool
-    /// has two connections, not one: sqlx hands a released connection back
-    /// to its pool from a spawned task, and with a single connection every
-    /// transaction waited for that hand-back (ingest ran ~40% slower). The
-    /// turn keeps writes one at a time all the same.
-    write_turn: Arc<tokio::sync::Mutex<()>>,
+    writer: Writer,
     path: Arc<PathBuf>,
 }
 
-/// A write transaction holding this process's write turn; derefs to the
-/// connection, so queries take `&mut *tx`. Dropping it uncommitted rolls
-/// back, as a [`Transaction`] does.
-#[derive(Debug)]
-pub struct WriteTx {
-    // Field order matters: the transaction (its rollback queued on drop)
-    // goes before the turn is handed on.
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
-
-/// Page cache of each write connection, in KiB: it holds the hot pages of a
+/// Page cache of the write connection, in KiB: it holds the hot pages of a
 /// digest run (delivery rows and their indexes, the sent-papers index).
 ///
 /// Page caches are most of what grows with the number of subscribers in a
 /// digest run (issue 12, item 3): they fill as the database grows, up to
-/// their size. With 16 MiB for each of the two write connections, heaptrack
+/// their size. With 16 MiB for each of two write connections, heaptrack
 /// showed SQLite's page cache at 8 MB of heap at 10,000 subscribers and
 /// 33 MB at 50,000, on its way to 48 MB (both writers and eight readers
-/// full). 8 MiB each, and 1 MiB per read connection ([`READER_CACHE_KIB`]),
-/// cap them at 24 MiB in all.
-const WRITER_CACHE_KIB: i64 = 8 * 1024;
+/// full). One writer of 16 MiB, and 1 MiB per read connection
+/// ([`READER_CACHE_KIB`]), cap them at 24 MiB in all.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Page cache of each read connection, in KiB (SQLite's default is 2 MiB):
 /// reads look rows up by key, and eight connections each caching the same
@@ -231,24 +192,20 @@ impl Store {
                 .await?;
         }
         // The writer first: it runs the migrations.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(1)
-            // A write waits here for the ones queued before it, not for
-            // other processes (that is the busy timeout's job).
-            .acquire_timeout(Duration::from_secs(60))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(
-                opts.clone()
-                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-                    .pragma(
-                        "wal_autocheckpoint",
-                        WRITER_AUTOCHECKPOINT_PAGES.to_string(),
-                    ),
-            )
-            .await?;
-        MIGRATOR.run(&writer).await?;
+        let writer = Writer::connect(
+            opts.clone()
+                .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+                .pragma(
+                    "wal_autocheckpoint",
+                    WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+                ),
+        )
+        .await?;
+        {
+            let mut turn = writer.turn().await?;
+            MIGRATOR.run(turn.conn()).await?;
+            turn.finish();
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(30))
@@ -260,7 +217,6 @@ impl Store {
         let store = Store {
             pool,
             writer,
-            write_turn: Arc::new(tokio::sync::Mutex::new(())),
             path: Arc::new(cfg.path.clone()),
         };
         for m in store.finish_mailbox_merges().await? {
@@ -286,18 +242,7 @@ impl Store {
     /// A write transaction on the write connection, opened with `BEGIN
     /// IMMEDIATE` (R62) once this process's earlier writes are done.
     pub async fn begin_write(&self) -> Result<WriteTx> {
-        let turn = self.write_turn.clone().lock_owned().await;
-        Ok(WriteTx {
-            tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: turn,
-        })
-    }
-
-    /// The write pool, for tests that inspect or damage the database
-    /// behind the store's back.
-    #[cfg(test)]
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.writer
+        Ok(WriteTx::begin(self.writer.turn().await?).await?)
     }
 
     /// Runs one write statement, in its own (autocommit) transaction, in
@@ -307,8 +252,14 @@ impl Store {
         &self,
         q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<sqlx::sqlite::SqliteQueryResult> {
-        let _turn = self.write_turn.lock().await;
-        Ok(q.execute(&self.writer).await?)
+        let mut turn = self.writer.turn().await?;
+        let result = q.execute(turn.conn()).await;
+        // SQLite rolled back whatever a failed statement began; any other
+        // failure (the connection's thread gone) replaces the connection.
+        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+            turn.finish();
+        }
+        Ok(result?)
     }
 
     /// Runs `q`, several statements wrapped in `BEGIN IMMEDIATE; …;
@@ -317,33 +268,23 @@ impl Store {
     /// hot write paths. If any statement fails, the transaction is rolled
     /// back before the error is returned (a failed statement leaves it
     /// open on the connection). A caller dropped mid-script (a cancelled
-    /// future) takes the connection with it: closed, not pooled, so no
-    /// later write finds a transaction left open (SQLite rolls back an
-    /// open transaction when its connection closes).
+    /// future) leaves the turn unfinished: the next turn starts on a new
+    /// connection, and closing this one rolls back what it had open.
     pub(crate) async fn write_script<'q>(
         &self,
         q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<()> {
-        /// Closes the connection unless the script ran to its end.
-        struct Guard(Option<sqlx::pool::PoolConnection<Sqlite>>);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                if let Some(conn) = self.0.take() {
-                    drop(conn.detach());
-                }
-            }
+        let mut turn = self.writer.turn().await?;
+        let result = q.execute(turn.conn()).await;
+        match &result {
+            Ok(_) => turn.finish(),
+            Err(_) => match sqlx::query("ROLLBACK").execute(turn.conn()).await {
+                Ok(_) => turn.finish(),
+                // Nothing was open (`BEGIN` itself failed), or the
+                // connection is broken: either way a new one is safest.
+                Err(r) => tracing::debug!(error = %r, "rollback after a failed write script"),
+            },
         }
-        let _turn = self.write_turn.lock().await;
-        let mut guard = Guard(Some(self.writer.acquire().await?));
-        let conn = guard.0.as_mut().expect("set above");
-        let result = q.execute(&mut **conn).await;
-        if result.is_err() {
-            if let Err(r) = sqlx::query("ROLLBACK").execute(&mut **conn).await {
-                tracing::debug!(error = %r, "rollback after a failed write script");
-            }
-        }
-        // Finished either way: the connection goes back to the pool.
-        drop(guard.0.take());
         result?;
         Ok(())
     }
@@ -369,9 +310,11 @@ impl Store {
         let dest_str = dest
             .to_str()
             .ok_or_else(|| StoreError::Conflict("backup path must be valid UTF-8".into()))?;
+        // A read connection: the copy is one read transaction, and writes
+        // go on meanwhile.
         sqlx::query("VACUUM INTO ?")
             .bind(dest_str)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await?;
         Ok(())
     }
@@ -576,53 +519,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_pooled_connection_has_the_required_pragmas() {
+    async fn every_connection_has_the_required_pragmas() {
+        async fn pragma<T>(conn: &mut sqlx::SqliteConnection, name: &str) -> T
+        where
+            T: Send + Unpin + for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+        {
+            sqlx::query_scalar(&format!("PRAGMA {name}"))
+                .fetch_one(conn)
+                .await
+                .unwrap()
+        }
+        async fn common(conn: &mut sqlx::SqliteConnection) -> (String, i64, i64, i64) {
+            (
+                pragma(conn, "journal_mode").await,
+                pragma(conn, "synchronous").await,
+                pragma(conn, "foreign_keys").await,
+                pragma(conn, "busy_timeout").await,
+            )
+        }
+        let expected = ("wal".to_string(), 1, 1, 10_000);
         let (store, _dir) = temp_store().await;
         let mut conns = Vec::new();
         for _ in 0..4 {
             conns.push(store.pool().acquire().await.unwrap());
         }
         for c in conns.iter_mut() {
-            let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-                .fetch_one(&mut **c)
-                .await
-                .unwrap();
-            assert_eq!(cache, -READER_CACHE_KIB);
+            assert_eq!(pragma::<i64>(c, "cache_size").await, -READER_CACHE_KIB);
+            assert_eq!(common(c).await, expected);
         }
         // The write connection too, with its larger cache and WAL.
-        let mut w = store.writer().acquire().await.unwrap();
-        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
-        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let mut w = store.writer.turn().await.unwrap();
         assert_eq!(
-            (cache, auto),
+            (
+                pragma::<i64>(w.conn(), "cache_size").await,
+                pragma::<i64>(w.conn(), "wal_autocheckpoint").await
+            ),
             (-WRITER_CACHE_KIB, WRITER_AUTOCHECKPOINT_PAGES as i64)
         );
-        conns.push(w);
-        for c in conns.iter_mut() {
-            let jm: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut **c)
-                .await
-                .unwrap();
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&mut **c)
-                .await
-                .unwrap();
-            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-                .fetch_one(&mut **c)
-                .await
-                .unwrap();
-            let bt: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                .fetch_one(&mut **c)
-                .await
-                .unwrap();
-            assert_eq!((jm.as_str(), sync, fk, bt), ("wal", 1, 1, 10_000));
-        }
+        assert_eq!(common(w.conn()).await, expected);
     }
 
     #[tokio::test]

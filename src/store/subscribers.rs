@@ -1402,14 +1402,16 @@ mod tests {
     #[tokio::test]
     async fn a_suppression_stored_under_the_old_key_still_matches() {
         let (store, _dir) = temp_store().await;
-        sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at) \
-             VALUES (?, 'hard_bounce', '2026-01-01T00:00:00.000Z')",
-        )
-        .bind(hash_canonical("Bounced@example.org"))
-        .execute(store.writer())
-        .await
-        .unwrap();
+        store
+            .write_one(
+                sqlx::query(
+                    "INSERT INTO suppressions (email_hash, reason, created_at) \
+                     VALUES (?, 'hard_bounce', '2026-01-01T00:00:00.000Z')",
+                )
+                .bind(hash_canonical("Bounced@example.org")),
+            )
+            .await
+            .unwrap();
         let typed = EmailAddress::parse("Bounced@Example.org").unwrap();
         assert_eq!(
             store.suppression(&typed).await.unwrap(),
