@@ -948,3 +948,28 @@ async fn a_reused_connection_the_relay_closed_costs_a_reconnect_not_the_message(
         assert_eq!(accepted.load(Ordering::SeqCst), n);
     }
 }
+
+/// Lines starting with a dot reach the relay's reader unchanged (the
+/// transport dot-stuffs them, the relay removes the stuffing), and the
+/// message ends where it ended: no empty line added before the final dot.
+#[tokio::test]
+async fn lines_starting_with_a_dot_arrive_as_they_were_written() {
+    let sink = crate::support::SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::support::test_config(dir.path(), Some(sink.addr), "http://127.0.0.1:1", &[]);
+    let transport = paperboy::deliver::Transport::from_config(&cfg).unwrap();
+    let body = ".first\r\n..second\r\n.\r\nlast line. with a dot\r\n";
+    let message = paperboy::deliver::Composed {
+        envelope: lettre::address::Envelope::new(
+            Some("digest@paperboy.test".parse().unwrap()),
+            vec!["reader@example.org".parse().unwrap()],
+        )
+        .unwrap(),
+        bytes: format!("Subject: dots\r\n\r\n{body}").into_bytes(),
+        message_id: "<dots@paperboy.test>".into(),
+    };
+    transport.send(&message).await.unwrap();
+    let got = sink.wait_for("reader@example.org", 1).await;
+    let text = got[0].text();
+    assert_eq!(text, format!("Subject: dots\r\n\r\n{body}"));
+}
