@@ -346,7 +346,7 @@ impl std::fmt::Display for DotStuffed<'_> {
         if text.starts_with('.') {
             f.write_str(".")?;
         }
-        for (at, _) in text.match_indices("\r\n.") {
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
             // Up to and including the CRLF, then the extra dot; the
             // line's own dot starts the next run.
             f.write_str(&text[from..at + 2])?;
