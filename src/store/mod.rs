@@ -178,20 +178,10 @@ impl Store {
             .synchronous(sync)
             .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
             .foreign_keys(true);
-        // One connection alone first, so the file exists in WAL mode before
-        // any pool connects: switching a new file to WAL takes an exclusive
-        // lock, and SQLite answers a second connection switching at the
-        // same moment with "database is locked" without calling the busy
-        // handler (waiting could deadlock). The writer pool's background
-        // connection and the migrator's raced like that on a fresh file.
-        {
-            use sqlx::Connection;
-            sqlx::SqliteConnection::connect_with(&opts)
-                .await?
-                .close()
-                .await?;
-        }
-        // The writer first: it runs the migrations.
+        // The write connection first, alone: it switches a new file to WAL
+        // (an exclusive lock; SQLite answers a second connection switching
+        // at the same moment with "database is locked" without calling the
+        // busy handler) and runs the migrations before any reader connects.
         let writer = Writer::connect(
             opts.clone()
                 .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
