@@ -97,6 +97,13 @@ impl WriteTurn {
             .expect("a turn always holds a connection")
     }
 
+    fn conn_ref(&self) -> &SqliteConnection {
+        self.guard
+            .conn
+            .as_ref()
+            .expect("a turn always holds a connection")
+    }
+
     /// The work is done and no transaction is left open: the next turn
     /// reuses the connection (and its page cache).
     pub(crate) fn finish(mut self) {
@@ -128,10 +135,6 @@ impl WriteTx {
         turn.finish();
         Ok(())
     }
-
-    fn turn(&self) -> &WriteTurn {
-        self.turn.as_ref().expect("present until commit")
-    }
 }
 
 impl Drop for WriteTx {
@@ -148,11 +151,7 @@ impl Drop for WriteTx {
 impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
     fn deref(&self) -> &Self::Target {
-        self.turn()
-            .guard
-            .conn
-            .as_ref()
-            .expect("a turn always holds a connection")
+        self.turn.as_ref().expect("present until commit").conn_ref()
     }
 }
 
@@ -165,17 +164,23 @@ impl std::ops::DerefMut for WriteTx {
 #[cfg(test)]
 mod tests {
     use crate::store::test_support::temp_store;
+    use crate::store::Store;
     use std::time::Duration;
+
+    /// `temp.mine`, which exists on the write connection only.
+    async fn temp_table_on_the_writer(store: &Store) {
+        store
+            .write_one(sqlx::query("CREATE TEMP TABLE mine (x)"))
+            .await
+            .unwrap();
+    }
 
     /// A temporary table lives on one connection only: every write finds
     /// it, so every write ran on the same connection (and its cache).
     #[tokio::test]
     async fn every_write_runs_on_the_one_write_connection() {
         let (store, _dir) = temp_store().await;
-        store
-            .write_one(sqlx::query("CREATE TEMP TABLE mine (x)"))
-            .await
-            .unwrap();
+        temp_table_on_the_writer(&store).await;
         for i in 0..20 {
             store
                 .write_one(sqlx::query("INSERT INTO temp.mine VALUES (?)").bind(i))
@@ -194,10 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_dropped_uncommitted_is_rolled_back_and_the_connection_kept() {
         let (store, _dir) = temp_store().await;
-        store
-            .write_one(sqlx::query("CREATE TEMP TABLE mine (x)"))
-            .await
-            .unwrap();
+        temp_table_on_the_writer(&store).await;
         {
             let mut tx = store.begin_write().await.unwrap();
             sqlx::query("INSERT INTO settings (key, value) VALUES ('gone', 'x')")
