@@ -116,8 +116,8 @@ fn chosen_sets(args: &[String]) -> Result<Vec<&'static str>, String> {
 /// Reads one set's corpus and judgements; `None` (and a note why) when
 /// its corpus is not on this machine.
 fn load(set: &JudgedSet) -> Option<(Vec<Candidate>, RelevanceSet)> {
-    let candidates = paperboy::fixtures::recorded_candidates(&set.corpus, set.now)
-        .unwrap_or_default();
+    let candidates =
+        paperboy::fixtures::recorded_candidates(&set.corpus, set.now).unwrap_or_default();
     if candidates.is_empty() {
         println!(
             "set {}: no papers in {} (set B's corpus is not committed: \
@@ -129,8 +129,8 @@ fn load(set: &JudgedSet) -> Option<(Vec<Candidate>, RelevanceSet)> {
     }
     let text = std::fs::read_to_string(&set.judgements)
         .unwrap_or_else(|e| panic!("{}: {e}", set.judgements.display()));
-    let judged = RelevanceSet::parse(&text)
-        .unwrap_or_else(|e| panic!("{}: {e}", set.judgements.display()));
+    let judged =
+        RelevanceSet::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", set.judgements.display()));
     let known: HashSet<&str> = candidates.iter().map(|c| c.paper.id.as_str()).collect();
     for t in &judged.topic {
         for id in t.relevant.keys() {

@@ -91,13 +91,11 @@ impl RelevanceSet {
                         t.query
                     ))
                 }
-                (Some(k), true) if k != Kind::Nothing => {
-                    return Err(format!(
-                        "topic {:?} lists no relevant paper, so its kind must be \"nothing\", not {:?}",
-                        t.query,
-                        k.name()
-                    ))
-                }
+                (Some(k), true) if k != Kind::Nothing => return Err(format!(
+                    "topic {:?} lists no relevant paper, so its kind must be \"nothing\", not {:?}",
+                    t.query,
+                    k.name()
+                )),
                 _ => {}
             }
         }
@@ -358,7 +356,10 @@ mod tests {
             "[[topic]]\nquery = \"plant genomics\"\nkind = \"nothing\"\nrelevant = { \"x\" = 2 }\n",
         )
         .unwrap_err();
-        assert!(e.contains("\"plant genomics\"") && e.contains("nothing"), "{e}");
+        assert!(
+            e.contains("\"plant genomics\"") && e.contains("nothing"),
+            "{e}"
+        );
         let e = RelevanceSet::parse(
             "[[topic]]\nquery = \"chemistry\"\nkind = \"field\"\nrelevant = {}\n",
         )
@@ -416,17 +417,27 @@ mod tests {
         let kinds: Vec<Option<Kind>> = by.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, vec![Some(Kind::Jargon), Some(Kind::Nothing), None]);
         let jargon = &by[0].1;
-        assert_eq!((jargon.topics, jargon.picks_sent, jargon.missed_topics), (2, 2, 1));
+        assert_eq!(
+            (jargon.topics, jargon.picks_sent, jargon.missed_topics),
+            (2, 2, 1)
+        );
         assert_eq!(jargon.precision, Some(0.5));
         assert_eq!(jargon.recall, Some(0.5));
         let nothing = &by[1].1;
         assert_eq!(
-            (nothing.expect_nothing, nothing.expect_nothing_sent, nothing.expect_nothing_picks),
+            (
+                nothing.expect_nothing,
+                nothing.expect_nothing_sent,
+                nothing.expect_nothing_picks
+            ),
             (2, 1, 3)
         );
         assert_eq!(nothing.ndcg, 0.5);
         let all = &by[2].1;
-        assert_eq!((all.topics, all.picks_sent, all.expect_nothing_picks), (4, 5, 3));
+        assert_eq!(
+            (all.topics, all.picks_sent, all.expect_nothing_picks),
+            (4, 5, 3)
+        );
         assert_eq!(all.precision, Some(0.2));
     }
 
