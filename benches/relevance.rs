@@ -21,6 +21,7 @@
 //! digest would carry, best first". Adding a ranker is adding a row.
 
 use chrono::{DateTime, TimeZone, Utc};
+use paperboy::digest::RankPicker;
 use paperboy::domain::Candidate;
 use paperboy::rank::eval::{self, Bm25Baseline, Kind, RelevanceSet, Summary, TopicRun};
 use paperboy::rank::{CandidateIndex, Profile, RankParams, Synonyms};
@@ -156,77 +157,31 @@ fn run_set(root: &Path, set: &JudgedSet, args: &[String]) {
         candidates.len(),
         set.corpus.display()
     );
-    let now = set.now;
     let config = hybrid::default_config();
     let synonyms = config.synonyms().expect("the default synonyms load");
-    let index = |params: RankParams, synonyms: &Synonyms| {
-        CandidateIndex::build_with(&candidates, synonyms, now, params)
-    };
-    let lexical = paperboy::digest::RankPicker::new(candidates.clone(), &synonyms, now);
-    let no_trend = index(
-        RankParams {
-            trending_weight: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let no_syn = index(RankParams::default(), &Synonyms::none());
-    let no_forms = index(
-        RankParams {
-            variant_weight: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let no_partial = index(
-        RankParams {
-            partial_min_saturation: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let bm25 = Bm25Baseline::new(&candidates);
-    let embedded = hybrid::embed(root, &candidates, &judged, &synonyms, now);
-    let product = embedded
-        .as_ref()
-        .map(|e| hybrid::product_picker(e, &candidates, &config, now));
-    let mut rows = vec![
-        Row::new("bm25", |q| bm25.picks(q, K)),
-        Row::new("lexical", |q| ids(lexical.ranked(&Profile::topics([q]), K))),
-        Row::new("lex-no-trend", |q| eval::lexical_picks(&no_trend, q, K)),
-        Row::new("lex-no-syn", |q| eval::lexical_picks(&no_syn, q, K)),
-        Row::new("lex-no-forms", |q| eval::lexical_picks(&no_forms, q, K)),
-        Row::new("lex-no-partial", |q| eval::lexical_picks(&no_partial, q, K)),
-    ];
-    if let Some(p) = &product {
-        rows.push(Row::new("hybrid", move |q| {
-            ids(p.ranked(&Profile::topics([q]), K))
-        }));
-    }
-
-    if args.iter().any(|a| a == "--dump") {
+    let embedded = hybrid::embed(root, &candidates, &judged, &synonyms, set.now);
+    let rankers = Rankers::build(&candidates, &config, set.now, embedded.as_ref());
+    let rows = rankers.rows();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    if flag("--dump") {
         for c in &candidates {
-            println!(
-                "{} | {} | {:?}",
-                c.paper.id, c.paper.title, c.paper.categories
-            );
+            let p = &c.paper;
+            println!("{} | {} | {:?}", p.id, p.title, p.categories);
         }
         return;
     }
-    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--dense-study")) {
-        dense_study::run(root, &e.encoder, &candidates, &judged, &e.topics);
-        return;
-    }
-    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--cosines")) {
-        hybrid::cosines(e, &candidates, &judged);
-        return;
+    if let Some(e) = &embedded {
+        if flag("--dense-study") {
+            return dense_study::run(root, &e.encoder, &candidates, &judged, &e.topics);
+        }
+        if flag("--cosines") {
+            return hybrid::cosines(e, &candidates, &judged);
+        }
     }
     if let Some(i) = args.iter().position(|a| a == "--show") {
         let q = args.get(i + 1).expect("--show takes a topic");
-        show(q, &candidates, lexical.index(), &rows);
-        return;
+        return show(q, &candidates, rankers.lexical.index(), &rows);
     }
-
     let runs: Vec<Vec<TopicRun>> = rows
         .iter()
         .map(|r| eval::evaluate(&judged, K, &r.rank))
@@ -236,8 +191,86 @@ fn run_set(root: &Path, set: &JudgedSet, args: &[String]) {
         by_round(candidates.len(), &rows, &runs);
     }
     by_kind(set.name, &rows, &runs);
-    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--sweep")) {
-        hybrid::sweep(e, &candidates, &judged, &synonyms, now, K);
+    if let (Some(e), true) = (&embedded, flag("--sweep")) {
+        hybrid::sweep(e, &candidates, &judged, &synonyms, set.now, K);
+    }
+}
+
+/// The rankers of the table over one set's candidates: plain BM25, the
+/// product's ranker without a model (`lexical`) and with one (`product`,
+/// when the weights are installed), and lexical variants with one rule
+/// switched off.
+struct Rankers {
+    bm25: Bm25Baseline,
+    lexical: RankPicker,
+    no_trend: CandidateIndex,
+    no_syn: CandidateIndex,
+    no_forms: CandidateIndex,
+    no_partial: CandidateIndex,
+    product: Option<RankPicker>,
+}
+
+impl Rankers {
+    fn build(
+        candidates: &[Candidate],
+        config: &paperboy::config::Config,
+        now: DateTime<Utc>,
+        embedded: Option<&hybrid::Embedded>,
+    ) -> Rankers {
+        let synonyms = config.synonyms().expect("the default synonyms load");
+        let variant = |params: RankParams, synonyms: &Synonyms| {
+            CandidateIndex::build_with(candidates, synonyms, now, params)
+        };
+        let d = RankParams::default;
+        Rankers {
+            bm25: Bm25Baseline::new(candidates),
+            lexical: RankPicker::new(candidates.to_vec(), &synonyms, now),
+            no_trend: variant(
+                RankParams {
+                    trending_weight: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            no_syn: variant(d(), &Synonyms::none()),
+            no_forms: variant(
+                RankParams {
+                    variant_weight: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            no_partial: variant(
+                RankParams {
+                    partial_min_saturation: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            product: embedded.map(|e| hybrid::product_picker(e, candidates, config, now)),
+        }
+    }
+
+    fn rows(&self) -> Vec<Row<'_>> {
+        let picker = |p: &RankPicker, q: &str| ids(p.ranked(&Profile::topics([q]), K));
+        let mut rows = vec![
+            Row::new("bm25", |q| self.bm25.picks(q, K)),
+            Row::new("lexical", move |q| picker(&self.lexical, q)),
+            Row::new("lex-no-trend", |q| {
+                eval::lexical_picks(&self.no_trend, q, K)
+            }),
+            Row::new("lex-no-syn", |q| eval::lexical_picks(&self.no_syn, q, K)),
+            Row::new("lex-no-forms", |q| {
+                eval::lexical_picks(&self.no_forms, q, K)
+            }),
+            Row::new("lex-no-partial", |q| {
+                eval::lexical_picks(&self.no_partial, q, K)
+            }),
+        ];
+        if let Some(p) = &self.product {
+            rows.push(Row::new("hybrid", move |q| picker(p, q)));
+        }
+        rows
     }
 }
 

@@ -91,11 +91,13 @@ impl RelevanceSet {
                         t.query
                     ))
                 }
-                (Some(k), true) if k != Kind::Nothing => return Err(format!(
+                (Some(k), true) if k != Kind::Nothing => {
+                    return Err(format!(
                     "topic {:?} lists no relevant paper, so its kind must be \"nothing\", not {:?}",
                     t.query,
                     k.name()
-                )),
+                ))
+                }
                 _ => {}
             }
         }
