@@ -1,23 +1,32 @@
-//! Relevance of paperboy's rankers on the judged set in
-//! `tests/relevance/judgements.toml`, over the papers of the recorded
-//! fixtures in `tests/fixtures/`: per ranker, mean nDCG@10 and the
-//! precision of what a digest would carry, from one run.
+//! Relevance of paperboy's rankers on two judged sets, per kind of topic
+//! (jargon, natural phrases, broad fields, topics nothing fits) and
+//! pooled: mean nDCG@10, the precision of what a digest would carry,
+//! recall@10, topics missed, and what was sent for topics nothing fits.
 //!
-//! `cargo bench --bench relevance` prints the tables;
-//! `cargo bench --bench relevance -- --show "topic"` prints the rankings
-//! of one topic; `-- --dump` lists the corpus; `-- --sweep` adds a sweep
-//! of the hybrid ranker's fusion weight, floor and stand-out margin. The
-//! `hybrid` row needs the MiniLM weights (scripts/test installs them).
+//! - set A: `tests/relevance/judgements.toml` over the recorded fixtures
+//!   of `tests/fixtures/` (mostly machine learning, some physics);
+//! - set B: `tests/relevance/set-b/judgements.toml` over the arXiv listing
+//!   of every archive of 2024-11-28 in `tests/relevance/set-b/` (or the
+//!   folder `PAPERBOY_SET_B_DIR` names; see that folder's SOURCES.md).
+//!
+//! `cargo bench --bench relevance` prints both; `-- --set a|b|both`
+//! chooses; `-- --show "topic"` prints every ranker's picks for one topic;
+//! `-- --dump` lists the corpus; `-- --sweep` adds a sweep of the hybrid
+//! ranker's fusion weight, floor and stand-out margin; `-- --cosines` and
+//! `-- --dense-study` study the dense side. The `hybrid` row needs the
+//! MiniLM weights (scripts/test installs them) and ranks through the
+//! product's `RankPicker`, as `paperboy preview` does.
 //!
 //! A ranker is one [`Row`]: a name and "topic → ids of the papers the
 //! digest would carry, best first". Adding a ranker is adding a row.
 
 use chrono::{DateTime, TimeZone, Utc};
+use paperboy::digest::RankPicker;
 use paperboy::domain::Candidate;
-use paperboy::rank::eval::{self, Bm25Baseline, RelevanceSet, Summary, TopicRun};
+use paperboy::rank::eval::{self, Bm25Baseline, Kind, RelevanceSet, Summary, TopicRun};
 use paperboy::rank::{CandidateIndex, Profile, RankParams, Synonyms};
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[path = "common/dense_study.rs"]
 mod dense_study;
@@ -45,90 +54,259 @@ impl<'a> Row<'a> {
     }
 }
 
+/// One judged set: its corpus, its judgements and the time it is ranked at
+/// (only trending depends on it).
+struct JudgedSet {
+    name: &'static str,
+    corpus: PathBuf,
+    judgements: PathBuf,
+    now: DateTime<Utc>,
+}
+
+fn sets(root: &Path) -> [JudgedSet; 2] {
+    let b = std::env::var_os("PAPERBOY_SET_B_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("tests/relevance/set-b"));
+    [
+        JudgedSet {
+            name: "A",
+            corpus: root.join("tests/fixtures"),
+            judgements: root.join("tests/relevance/judgements.toml"),
+            now: Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap(),
+        },
+        JudgedSet {
+            name: "B",
+            corpus: b,
+            judgements: root.join("tests/relevance/set-b/judgements.toml"),
+            now: Utc.with_ymd_and_hms(2024, 11, 28, 12, 0, 0).unwrap(),
+        },
+    ]
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
-    let candidates = corpus(root, now);
-    let set_text = std::fs::read_to_string(root.join("tests/relevance/judgements.toml"))
-        .expect("tests/relevance/judgements.toml");
-    let set = RelevanceSet::parse(&set_text).expect("valid judgements");
     let args: Vec<String> = std::env::args().collect();
-
-    let synonyms = Synonyms::embedded();
-    let index = |params: RankParams, synonyms: &Synonyms| {
-        CandidateIndex::build_with(&candidates, synonyms, now, params)
+    let chosen = match chosen_sets(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     };
-    let lexical = index(RankParams::default(), &synonyms);
-    let no_trend = index(
-        RankParams {
-            trending_weight: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let no_syn = index(RankParams::default(), &Synonyms::none());
-    let no_forms = index(
-        RankParams {
-            variant_weight: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let no_partial = index(
-        RankParams {
-            partial_min_saturation: 0.0,
-            ..RankParams::default()
-        },
-        &synonyms,
-    );
-    let bm25 = Bm25Baseline::new(&candidates);
-    let embedded = hybrid::embed(root, &candidates, &set, &synonyms, now);
-    let hybrid_index = embedded.as_ref().map(|e| {
-        let params = paperboy::rank::HybridParams::for_family(e.family);
-        hybrid::index(e, &candidates, &synonyms, now, params)
-    });
-    let mut rows = vec![
-        Row::new("bm25", |q| bm25.picks(q, K)),
-        Row::new("lexical", |q| eval::lexical_picks(&lexical, q, K)),
-        Row::new("lex-no-trend", |q| eval::lexical_picks(&no_trend, q, K)),
-        Row::new("lex-no-syn", |q| eval::lexical_picks(&no_syn, q, K)),
-        Row::new("lex-no-forms", |q| eval::lexical_picks(&no_forms, q, K)),
-        Row::new("lex-no-partial", |q| eval::lexical_picks(&no_partial, q, K)),
-    ];
-    if let Some(h) = &hybrid_index {
-        rows.push(Row::new("hybrid", move |q| eval::lexical_picks(h, q, K)));
+    for set in sets(root).iter().filter(|s| chosen.contains(&s.name)) {
+        run_set(root, set, &args);
     }
+}
 
-    if args.iter().any(|a| a == "--dump") {
-        for c in &candidates {
-            println!(
-                "{} | {} | {:?}",
-                c.paper.id, c.paper.title, c.paper.categories
+/// The sets `--set a|b|both` names (both without the flag).
+fn chosen_sets(args: &[String]) -> Result<Vec<&'static str>, String> {
+    let Some(i) = args.iter().position(|a| a == "--set") else {
+        return Ok(vec!["A", "B"]);
+    };
+    match args.get(i + 1).map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("a") => Ok(vec!["A"]),
+        Some("b") => Ok(vec!["B"]),
+        Some("both") => Ok(vec!["A", "B"]),
+        other => Err(format!(
+            "--set takes a, b or both, not {}",
+            other.map_or("nothing".to_string(), |o| format!("{o:?}"))
+        )),
+    }
+}
+
+/// Reads one set's corpus and judgements; `None` (and a note why) when
+/// its corpus is not on this machine.
+fn load(set: &JudgedSet) -> Option<(Vec<Candidate>, RelevanceSet)> {
+    let candidates =
+        paperboy::fixtures::recorded_candidates(&set.corpus, set.now).unwrap_or_default();
+    if candidates.is_empty() {
+        println!(
+            "set {}: no papers in {} (set B's corpus is not committed: \
+             tests/relevance/set-b/SOURCES.md says how to lay it there); skipped",
+            set.name,
+            set.corpus.display()
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(&set.judgements)
+        .unwrap_or_else(|e| panic!("{}: {e}", set.judgements.display()));
+    let judged =
+        RelevanceSet::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", set.judgements.display()));
+    let known: HashSet<&str> = candidates.iter().map(|c| c.paper.id.as_str()).collect();
+    for t in &judged.topic {
+        for id in t.relevant.keys() {
+            assert!(
+                known.contains(id.as_str()),
+                "set {}: topic {:?} judges {id}, which is not in the corpus",
+                set.name,
+                t.query
             );
+        }
+    }
+    Some((candidates, judged))
+}
+
+fn run_set(root: &Path, set: &JudgedSet, args: &[String]) {
+    let Some((candidates, judged)) = load(set) else {
+        return;
+    };
+    println!(
+        "\n======== set {}: {} topics, {} papers ({}) ========",
+        set.name,
+        judged.topic.len(),
+        candidates.len(),
+        set.corpus.display()
+    );
+    let config = hybrid::default_config();
+    let synonyms = config.synonyms().expect("the default synonyms load");
+    let embedded = hybrid::embed(root, &candidates, &judged, &synonyms, set.now);
+    let rankers = Rankers::build(&candidates, &config, set.now, embedded.as_ref());
+    let rows = rankers.rows();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    if flag("--dump") {
+        for c in &candidates {
+            let p = &c.paper;
+            println!("{} | {} | {:?}", p.id, p.title, p.categories);
         }
         return;
     }
-    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--dense-study")) {
-        dense_study::run(root, &e.encoder, &candidates, &set, &e.topics);
-        return;
-    }
-    if let (Some(e), true) = (&embedded, args.iter().any(|a| a == "--cosines")) {
-        hybrid::cosines(e, &candidates, &set);
-        return;
+    if let Some(e) = &embedded {
+        if flag("--dense-study") {
+            return dense_study::run(root, &e.encoder, &candidates, &judged, &e.topics);
+        }
+        if flag("--cosines") {
+            return hybrid::cosines(e, &candidates, &judged);
+        }
     }
     if let Some(i) = args.iter().position(|a| a == "--show") {
-        show(&args[i + 1], &candidates, &lexical, &rows);
-        return;
+        let q = args.get(i + 1).expect("--show takes a topic");
+        return show(q, &candidates, rankers.lexical.index(), &rows);
     }
-
     let runs: Vec<Vec<TopicRun>> = rows
         .iter()
-        .map(|r| eval::evaluate(&set, K, &r.rank))
+        .map(|r| eval::evaluate(&judged, K, &r.rank))
         .collect();
-    per_topic(&set, &rows, &runs);
+    per_topic(&judged, &rows, &runs);
+    if set.name == "A" {
+        by_round(candidates.len(), &rows, &runs);
+    }
+    by_kind(set.name, &rows, &runs);
+    if let (Some(e), true) = (&embedded, flag("--sweep")) {
+        hybrid::sweep(e, &candidates, &judged, &synonyms, set.now, K);
+    }
+}
+
+/// The rankers of the table over one set's candidates: plain BM25, the
+/// product's ranker without a model (`lexical`) and with one (`product`,
+/// when the weights are installed), and lexical variants with one rule
+/// switched off.
+struct Rankers {
+    bm25: Bm25Baseline,
+    lexical: RankPicker,
+    no_trend: CandidateIndex,
+    no_syn: CandidateIndex,
+    no_forms: CandidateIndex,
+    no_partial: CandidateIndex,
+    product: Option<RankPicker>,
+}
+
+impl Rankers {
+    fn build(
+        candidates: &[Candidate],
+        config: &paperboy::config::Config,
+        now: DateTime<Utc>,
+        embedded: Option<&hybrid::Embedded>,
+    ) -> Rankers {
+        let synonyms = config.synonyms().expect("the default synonyms load");
+        let variant = |params: RankParams, synonyms: &Synonyms| {
+            CandidateIndex::build_with(candidates, synonyms, now, params)
+        };
+        let d = RankParams::default;
+        Rankers {
+            bm25: Bm25Baseline::new(candidates),
+            lexical: RankPicker::new(candidates.to_vec(), &synonyms, now),
+            no_trend: variant(
+                RankParams {
+                    trending_weight: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            no_syn: variant(d(), &Synonyms::none()),
+            no_forms: variant(
+                RankParams {
+                    variant_weight: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            no_partial: variant(
+                RankParams {
+                    partial_min_saturation: 0.0,
+                    ..d()
+                },
+                &synonyms,
+            ),
+            product: embedded.map(|e| hybrid::product_picker(e, candidates, config, now)),
+        }
+    }
+
+    fn rows(&self) -> Vec<Row<'_>> {
+        let picker = |p: &RankPicker, q: &str| ids(p.ranked(&Profile::topics([q]), K));
+        let mut rows = vec![
+            Row::new("bm25", |q| self.bm25.picks(q, K)),
+            Row::new("lexical", move |q| picker(&self.lexical, q)),
+            Row::new("lex-no-trend", |q| {
+                eval::lexical_picks(&self.no_trend, q, K)
+            }),
+            Row::new("lex-no-syn", |q| eval::lexical_picks(&self.no_syn, q, K)),
+            Row::new("lex-no-forms", |q| {
+                eval::lexical_picks(&self.no_forms, q, K)
+            }),
+            Row::new("lex-no-partial", |q| {
+                eval::lexical_picks(&self.no_partial, q, K)
+            }),
+        ];
+        if let Some(p) = &self.product {
+            rows.push(Row::new("hybrid", move |q| picker(p, q)));
+        }
+        rows
+    }
+}
+
+fn ids(picks: Vec<paperboy::rank::Pick>) -> Vec<String> {
+    picks
+        .into_iter()
+        .map(|p| p.id.as_str().to_string())
+        .collect()
+}
+
+/// nDCG@K and sent/relevant per topic and ranker.
+fn per_topic(set: &RelevanceSet, rows: &[Row], runs: &[Vec<TopicRun>]) {
+    print!("{:<40} {:>5}", "topic (kind)", "judged");
+    for r in rows {
+        print!(" {:>14}", r.name);
+    }
+    println!();
+    println!("{:<46} {}", "", "  nDCG rel/sent".repeat(rows.len()));
+    for (i, t) in set.topic.iter().enumerate() {
+        let judged = t.relevant.values().filter(|&&g| g > 0).count();
+        let q: String = t.query.chars().take(31).collect();
+        let kind = t.kind.map_or("-", |k| &k.name()[..3]);
+        print!("{q:<31} ({kind}) {judged:>6}    ");
+        for run in runs {
+            let r = &run[i];
+            print!(" {:>6.3} {:>3}/{:<3}", r.ndcg, r.relevant_sent, r.sent);
+        }
+        println!();
+    }
+}
+
+/// Set A's summary for its first round of topics and for all rounds.
+fn by_round(papers: usize, rows: &[Row], runs: &[Vec<TopicRun>]) {
     let rounds = [
-        ("original set (round 1)", Some(1)),
-        ("extended set (all rounds)", None),
+        ("set A, original topics (round 1)", Some(1)),
+        ("set A, all rounds", None),
     ];
     for (title, round) in rounds {
         let chosen: Vec<Summary> = runs
@@ -142,64 +320,68 @@ fn main() {
                 eval::summarise(&r)
             })
             .collect();
-        summary(title, candidates.len(), &rows, &chosen);
-    }
-    if let Some(e) = &embedded {
-        if args.iter().any(|a| a == "--sweep") {
-            hybrid::sweep(e, &candidates, &set, &synonyms, now, K);
-        }
-    }
-}
-
-/// nDCG@K and sent/relevant per topic and ranker.
-fn per_topic(set: &RelevanceSet, rows: &[Row], runs: &[Vec<TopicRun>]) {
-    print!("{:<40} {:>5}", "topic (round)", "judged");
-    for r in rows {
-        print!(" {:>14}", r.name);
-    }
-    println!();
-    println!("{:<46} {}", "", "  nDCG rel/sent".repeat(rows.len()));
-    for (i, t) in set.topic.iter().enumerate() {
-        let judged = t.relevant.values().filter(|&&g| g > 0).count();
-        let q: String = t.query.chars().take(36).collect();
-        print!("{:<36} ({}) {:>6}", q, t.round, judged);
-        for run in runs {
-            let r = &run[i];
-            print!(" {:>6.3} {:>3}/{:<3}", r.ndcg, r.relevant_sent, r.sent);
-        }
-        println!();
-    }
-}
-
-fn summary(title: &str, papers: usize, rows: &[Row], sums: &[Summary]) {
-    let s0 = &sums[0];
-    println!();
-    println!(
-        "{title}: {} topics ({} expect nothing), {papers} papers, top {K}",
-        s0.topics, s0.expect_nothing
-    );
-    println!(
-        "{:<14} {:>8} {:>10} {:>10} {:>7} {:>8} {:>12}",
-        "ranker", "nDCG@10", "precision", "P/topic", "sent", "missed", "empty-sent"
-    );
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    for (r, s) in rows.iter().zip(sums) {
+        let s0 = &chosen[0];
         println!(
-            "{:<14} {:>8.3} {:>10} {:>10} {:>7} {:>8} {:>9}/{:<2}",
-            r.name,
-            s.ndcg,
-            opt(s.precision),
-            opt(s.mean_topic_precision),
-            s.picks_sent,
-            s.missed_topics,
-            s.expect_nothing_sent,
-            s.expect_nothing
+            "\n{title}: {} topics ({} expect nothing), {papers} papers, top {K}",
+            s0.topics, s0.expect_nothing
         );
+        header();
+        for (r, s) in rows.iter().zip(&chosen) {
+            line(r.name, s);
+        }
+    }
+}
+
+/// One table per kind of topic, then all topics pooled.
+fn by_kind(set: &str, rows: &[Row], runs: &[Vec<TopicRun>]) {
+    let kinds: Vec<Vec<(Option<Kind>, Summary)>> =
+        runs.iter().map(|r| eval::summarise_by_kind(r)).collect();
+    for (i, (kind, s0)) in kinds[0].iter().enumerate() {
+        let name = kind.map_or("all topics pooled", |k| k.name());
+        println!(
+            "\nset {set}, {name}: {} topics ({} expect nothing), top {K}",
+            s0.topics, s0.expect_nothing
+        );
+        header();
+        for (r, k) in rows.iter().zip(&kinds) {
+            line(r.name, &k[i].1);
+        }
     }
     println!(
-        "precision: judged relevant / picks sent, all topics pooled; P/topic: mean over topics that \
-         sent; missed: topics with relevant papers that sent nothing; empty-sent: topics that \
-         expect nothing but sent something"
+        "\nprecision: judged relevant / picks sent, topics pooled; P/topic: mean over topics that \
+         sent; R@{K}: judged relevant sent / min({K}, judged relevant), mean over topics with \
+         relevant papers; missed: topics with relevant papers that sent nothing; nothing-sent: \
+         topics that expect nothing but sent (of how many), and the papers they sent"
+    );
+}
+
+fn header() {
+    println!(
+        "{:<14} {:>8} {:>10} {:>8} {:>7} {:>6} {:>7} {:>13}",
+        "ranker", "nDCG@10", "precision", "P/topic", "R@10", "sent", "missed", "nothing-sent"
+    );
+}
+
+fn line(name: &str, s: &Summary) {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let nothing = if s.expect_nothing == 0 {
+        "-".to_string()
+    } else {
+        format!(
+            "{}/{} ({})",
+            s.expect_nothing_sent, s.expect_nothing, s.expect_nothing_picks
+        )
+    };
+    println!(
+        "{:<14} {:>8.3} {:>10} {:>8} {:>7} {:>6} {:>7} {:>13}",
+        name,
+        s.ndcg,
+        opt(s.precision),
+        opt(s.mean_topic_precision),
+        opt(s.recall),
+        s.picks_sent,
+        s.missed_topics,
+        nothing
     );
 }
 
@@ -219,10 +401,4 @@ fn show(q: &str, candidates: &[Candidate], lexical: &CandidateIndex, rows: &[Row
             println!("  {id} {title}");
         }
     }
-}
-
-/// Every paper of the HF and arXiv fixtures, first occurrence of an id kept.
-fn corpus(root: &Path, now: DateTime<Utc>) -> Vec<Candidate> {
-    paperboy::fixtures::recorded_candidates(&root.join("tests/fixtures"), now)
-        .expect("tests/fixtures")
 }

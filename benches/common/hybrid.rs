@@ -1,11 +1,15 @@
 //! The hybrid ranker (lexical + MiniLM sentence embeddings) for the
-//! relevance bench: an index with the corpus's and the judged topics'
-//! vectors attached, and a sweep of the fusion parameters.
+//! relevance bench: the product's [`RankPicker`] with the corpus's and the
+//! judged topics' vectors attached ([`product_picker`]), an index with
+//! chosen fusion parameters ([`index`]) and a sweep of them.
 //!
 //! The model comes from `PAPERBOY_TEST_MODEL_DIR` (scripts/test extracts
-//! the MiniLM weights into `target/test-model/all-MiniLM-L6-v2`).
+//! the MiniLM weights into `target/test-model/all-MiniLM-L6-v2`); it is
+//! loaded with the default config's model settings, as the daemon loads it.
 
 use chrono::{DateTime, Utc};
+use paperboy::config::Config;
+use paperboy::digest::RankPicker;
 use paperboy::domain::{Candidate, PaperId};
 use paperboy::embed::{Encoder, Family, Side};
 use paperboy::rank::eval::{self, RelevanceSet};
@@ -44,11 +48,12 @@ pub fn embed(
         return None;
     };
     let started = std::time::Instant::now();
+    let cfg = default_config().rank.semantic;
     let encoder = Encoder::load(
         &dir,
         "sentence-transformers/all-MiniLM-L6-v2",
-        Family::Auto,
-        256,
+        cfg.prefixes,
+        cfg.max_tokens,
     )
     .expect("MiniLM loads");
     let texts: Vec<String> = candidates
@@ -158,7 +163,36 @@ pub fn cosines(emb: &Embedded, candidates: &[Candidate], set: &RelevanceSet) {
     }
 }
 
-/// The production ranker with the dense side on.
+/// The built-in configuration, without the environment: the settings a
+/// fresh install ranks with.
+pub fn default_config() -> Config {
+    Config::load_with_env(None, std::iter::empty()).expect("the default config loads")
+}
+
+/// The ranker `paperboy preview` and a digest run use: a [`RankPicker`]
+/// over `candidates` with the paper vectors attached under the default
+/// config's fusion parameters for the model's family, and the judged
+/// topics' vectors registered. Rank with [`RankPicker::ranked`].
+pub fn product_picker(
+    emb: &Embedded,
+    candidates: &[Candidate],
+    config: &Config,
+    now: DateTime<Utc>,
+) -> RankPicker {
+    let synonyms = config.synonyms().expect("the default synonyms load");
+    let mut picker = RankPicker::new(candidates.to_vec(), &synonyms, now);
+    let semantic = paperboy::embed::Semantic::new(config.rank.semantic.clone(), PathBuf::new());
+    picker.attach_paper_vectors(emb.dims, semantic.hybrid_params(emb.family), |id| {
+        emb.papers.get(id).map(Vec::as_slice)
+    });
+    for (q, v) in &emb.topics {
+        picker.index().add_topic_vector(q, v.clone().into());
+    }
+    picker
+}
+
+/// An index with the dense side on under `params` (the sweep's, the
+/// feedback bench's).
 pub fn index(
     emb: &Embedded,
     candidates: &[Candidate],

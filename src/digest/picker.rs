@@ -66,9 +66,21 @@ impl RankPicker {
             }
         };
         let params = app.semantic.hybrid_params(enc.family());
-        self.index
-            .attach_vectors(enc.dims(), params, |id| vectors.get(id).map(Vec::as_slice));
+        self.attach_paper_vectors(enc.dims(), params, |id| vectors.get(id).map(Vec::as_slice));
         true
+    }
+
+    /// Fuses meaning into the ranking: `vector_of` gives each paper's
+    /// vector (`dims` long; a paper without one ranks lexically). The
+    /// relevance bench attaches its vectors here, so it ranks as a run
+    /// and a preview do.
+    pub fn attach_paper_vectors<'a>(
+        &mut self,
+        dims: usize,
+        params: crate::rank::HybridParams,
+        vector_of: impl Fn(&PaperId) -> Option<&'a [f32]>,
+    ) {
+        self.index.attach_vectors(dims, params, vector_of);
     }
 
     /// Registers the vectors of `topics` (embedding those never seen), so
@@ -103,6 +115,12 @@ impl RankPicker {
         limit: usize,
     ) -> Vec<crate::rank::Pick> {
         self.add_topics(app, &profile.topics, app.now()).await;
+        self.ranked(profile, limit)
+    }
+
+    /// What a preview shows for `profile` once its topics' vectors are
+    /// registered ([`RankPicker::add_topics`]); without them, lexical.
+    pub fn ranked(&self, profile: &Profile, limit: usize) -> Vec<Pick> {
         self.index.rank(profile, &HashSet::new(), limit)
     }
 
