@@ -344,6 +344,45 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The Message-ID of `subscriber`'s digest of `date`:
+    /// [`Composer::message_id`] over the date and the subscriber id, tagged
+    /// with the date (`<mac.20261201@domain>`).
+    pub fn digest_message_id(
+        &self,
+        links: &crate::links::Links,
+        subscriber: crate::domain::SubscriberId,
+        date: chrono::NaiveDate,
+    ) -> String {
+        let data = [date.to_string().as_bytes(), &subscriber.0.to_be_bytes()].concat();
+        self.message_id(links, "digest", &data, &date.format("%Y%m%d").to_string())
+    }
+
+    /// The digest date of `message_id` when it is the Message-ID paperboy
+    /// gave `subscriber`'s digest of that date (its mac verifies, compared
+    /// in constant time; the domain is compared without case), else `None`.
+    pub fn digest_date_of(
+        &self,
+        links: &crate::links::Links,
+        message_id: &str,
+        subscriber: crate::domain::SubscriberId,
+    ) -> Option<chrono::NaiveDate> {
+        use subtle::ConstantTimeEq;
+        let inner = message_id.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let (local, domain) = inner.rsplit_once('@')?;
+        let (_, tag) = local.split_once('.')?;
+        if !domain.eq_ignore_ascii_case(&self.message_id_domain) || tag.len() != 8 {
+            return None;
+        }
+        let date = chrono::NaiveDate::parse_from_str(tag, "%Y%m%d").ok()?;
+        let expected = self.digest_message_id(links, subscriber, date);
+        let given = format!("<{}@{}>", local, self.message_id_domain);
+        let same = given.len() == expected.len()
+            && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+        same.then_some(date)
+    }
+}
+
 /// A relaxed/relaxed DKIM configuration over [`DKIM_SIGNED_HEADERS`].
 pub fn dkim_config(
     selector: &str,
