@@ -28,10 +28,23 @@ pub struct MailboxConfig {
     pub password_file: String,
     pub folder: String,
     pub processed_folder: String,
+    pub non_reports: NonReports,
+    pub non_reports_folder: String,
     pub ca_file: String,
     pub cron: String,
     pub timeout_secs: u64,
     pub max_messages: u32,
+}
+
+/// What the poller does with mail in the bounce folder that is not a
+/// report (`bounces.mailbox.non_reports`). Either way it is read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonReports {
+    /// Keyword `$PaperboyIgnored` and `\Seen`; the message stays.
+    Flag,
+    /// Moved to `bounces.mailbox.non_reports_folder`.
+    Move,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,6 +71,28 @@ fn secret_from(file_key: &str, file: &str, env: &str) -> Result<Option<Secret>, 
         }
     }
     Ok(None)
+}
+
+impl MailboxConfig {
+    /// Moving mail out of the folder it is read from would move nothing.
+    fn validate_folders(&self) -> Result<(), ConfigError> {
+        let same = |f: &str| f.eq_ignore_ascii_case(&self.folder);
+        if same(&self.processed_folder) {
+            return Err(invalid(
+                "bounces.mailbox.processed_folder",
+                "must differ from bounces.mailbox.folder (or be empty to flag instead)",
+            ));
+        }
+        if self.non_reports == NonReports::Move
+            && (self.non_reports_folder.trim().is_empty() || same(&self.non_reports_folder))
+        {
+            return Err(invalid(
+                "bounces.mailbox.non_reports_folder",
+                "with non_reports = \"move\", name a folder other than bounces.mailbox.folder",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl BouncesConfig {
@@ -109,6 +144,7 @@ impl BouncesConfig {
             if mb.folder.is_empty() {
                 return Err(invalid("bounces.mailbox.folder", "must not be empty"));
             }
+            mb.validate_folders()?;
             super::validate_cron("bounces.mailbox.cron", &mb.cron)?;
             if mb.timeout_secs == 0 {
                 return Err(invalid(
