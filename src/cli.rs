@@ -809,11 +809,13 @@ impl ListFilter {
         if s == "suppressed" {
             return Ok(ListFilter::Suppressed);
         }
-        SubscriberState::parse(s).map(ListFilter::State).ok_or_else(|| {
-            anyhow::anyhow!(
+        SubscriberState::parse(s)
+            .map(ListFilter::State)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
                 "unknown state {s:?}; expected pending, active, paused, unsubscribed or suppressed"
             )
-        })
+            })
     }
 }
 

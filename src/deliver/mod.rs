@@ -559,6 +559,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_digest_message_id_verifies_only_for_its_subscriber_and_domain() {
+        use crate::domain::SubscriberId;
+        let config = Config::load_with_env(
+            None,
+            [("PAPERBOY__MAIL__MESSAGE_ID_DOMAIN", "News.Example.org")]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        let composer = Composer::from_config(&config, "https://news.example.org/").unwrap();
+        let key =
+            |b| crate::links::Links::new(url::Url::parse("https://x.test").unwrap(), vec![b; 32]);
+        let links = key(7);
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let (sub, other) = (SubscriberId(42), SubscriberId(43));
+        let id = composer.digest_message_id(&links, sub, day);
+        assert!(id.ends_with(".20261201@News.Example.org>"), "{id}");
+        assert_eq!(composer.digest_date_of(&links, &id, sub), Some(day));
+        let folded = id.replace("News.Example.org", "news.example.org");
+        assert_eq!(composer.digest_date_of(&links, &folded, sub), Some(day));
+        assert_eq!(composer.digest_date_of(&links, &id, other), None);
+        assert_eq!(composer.digest_date_of(&key(8), &id, sub), None);
+        let next_day = id.replace(".20261201@", ".20261202@");
+        assert_eq!(composer.digest_date_of(&links, &next_day, sub), None);
+        let mut forged = id.clone();
+        forged.replace_range(1..2, if &id[1..2] == "a" { "b" } else { "a" });
+        assert_eq!(composer.digest_date_of(&links, &forged, sub), None);
+        let elsewhere = id.replace("News.Example.org", "evil.test");
+        assert_eq!(composer.digest_date_of(&links, &elsewhere, sub), None);
+        assert_eq!(
+            composer.digest_date_of(&links, "<reply.1@example.com>", sub),
+            None
+        );
+    }
+
+    #[test]
     fn enhanced_status_codes_are_found_in_replies() {
         assert_eq!(
             enhanced_status("permanent error (550): 5.1.1 no such user").as_deref(),

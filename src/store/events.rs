@@ -1,9 +1,9 @@
 //! Asynchronous delivery feedback: bounce and complaint events and the
 //! suppressions and unsubscribes they cause (issue 14, R55, R56).
 
+use super::suppressions::put;
 use super::{ts, Result, Store};
 use crate::bounces::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
-use super::suppressions::put;
 use crate::domain::SuppressionReason::{self, Complaint, HardBounce, SoftBounceLimit};
 use crate::domain::{hash_canonical, SubscriberId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -90,7 +90,15 @@ impl Store {
         let action = match e.kind {
             BounceKind::HardBounce => {
                 let upgrades = [SuppressionReason::SoftBounceLimit];
-                put(&mut tx, &hash, HardBounce, Some(e.subscriber), &upgrades, now).await?;
+                put(
+                    &mut tx,
+                    &hash,
+                    HardBounce,
+                    Some(e.subscriber),
+                    &upgrades,
+                    now,
+                )
+                .await?;
                 BounceAction::Suppressed
             }
             BounceKind::SoftBounce => {
@@ -104,7 +112,15 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if earlier + 1 >= policy.limit as i64 {
-                    put(&mut tx, &hash, SoftBounceLimit, Some(e.subscriber), &[], now).await?;
+                    put(
+                        &mut tx,
+                        &hash,
+                        SoftBounceLimit,
+                        Some(e.subscriber),
+                        &[],
+                        now,
+                    )
+                    .await?;
                     BounceAction::Suppressed
                 } else {
                     BounceAction::Counted

@@ -7,7 +7,7 @@
 //! that subscriber is deleted, so listings never hash every address.
 
 use super::{parse_ts, ts, Result, Store};
-use crate::domain::{Suppression, SuppressionReason, SubscriberId, SubscriberState};
+use crate::domain::{SubscriberId, SubscriberState, Suppression, SuppressionReason};
 use std::collections::HashMap;
 
 /// The `settings` key the suppression migration leaves when existing rows

@@ -24,7 +24,9 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
     // HTTP code: the daemon still works, and the next run recovers them.
     let stuck = backlog.is_some_and(|b| b.stuck > 0);
     let mailbox = mailbox_health(&app);
-    let mailbox_degraded = mailbox.as_ref().is_some_and(|m| !m["degraded_since"].is_null());
+    let mailbox_degraded = mailbox
+        .as_ref()
+        .is_some_and(|m| !m["degraded_since"].is_null());
     let body = json!({
         "status": if db && !stuck && !mailbox_degraded { "ok" } else { "degraded" },
         "database": db,
@@ -170,7 +172,12 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
 async fn write_subscriber_gauges(app: &App, out: &mut String) -> Result<()> {
     let by_state = app.store.count_by_state().await?;
     let suppressed = app.store.suppressed_by_state().await?;
-    let of = |st| suppressed.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+    let of = |st| {
+        suppressed
+            .iter()
+            .find(|(s, _)| *s == st)
+            .map_or(0, |(_, n)| *n)
+    };
     let mut values: Vec<(&str, i64)> = by_state
         .iter()
         .map(|(s, n)| (s.as_str(), n - of(*s)))
