@@ -59,8 +59,8 @@ impl Store {
     /// `policy.limit` soft bounces arrived within `policy.window`
     /// (`soft_bounce_limit`, which the reader's own new opt-in lifts); a
     /// complaint unsubscribes the subscriber and suppresses the address
-    /// (`complaint`, which replaces any other reason). Returns `None` when this event (source and key) was
-    /// recorded before: nothing changes then.
+    /// (`complaint`, which replaces any other reason). Returns `None` when
+    /// this event (source and key) was recorded before: nothing changes then.
     pub async fn record_bounce_event(
         &self,
         e: &NewBounceEvent<'_>,
@@ -87,67 +87,7 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_canonical(&canonical);
-        let action = match e.kind {
-            BounceKind::HardBounce => {
-                let upgrades = [SuppressionReason::SoftBounceLimit];
-                put(
-                    &mut tx,
-                    &hash,
-                    HardBounce,
-                    Some(e.subscriber),
-                    &upgrades,
-                    now,
-                )
-                .await?;
-                BounceAction::Suppressed
-            }
-            BounceKind::SoftBounce => {
-                let since = now - Duration::days(policy.window_days as i64);
-                let earlier: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM bounce_events \
-                     WHERE subscriber_id = ? AND kind = 'soft_bounce' AND received_at >= ?",
-                )
-                .bind(e.subscriber.0)
-                .bind(ts(since))
-                .fetch_one(&mut *tx)
-                .await?;
-                if earlier + 1 >= policy.limit as i64 {
-                    put(
-                        &mut tx,
-                        &hash,
-                        SoftBounceLimit,
-                        Some(e.subscriber),
-                        &[],
-                        now,
-                    )
-                    .await?;
-                    BounceAction::Suppressed
-                } else {
-                    BounceAction::Counted
-                }
-            }
-            BounceKind::Complaint => {
-                let all = SuppressionReason::ALL;
-                put(&mut tx, &hash, Complaint, Some(e.subscriber), &all, now).await?;
-                sqlx::query(
-                    "UPDATE subscribers SET state = 'unsubscribed', unsubscribed_at = ?, \
-                     updated_at = ? WHERE id = ? AND state != 'unsubscribed'",
-                )
-                .bind(ts(now))
-                .bind(ts(now))
-                .bind(e.subscriber.0)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE outbox SET state = 'skipped', last_error = 'complaint' \
-                     WHERE subscriber_id = ? AND state IN ('pending', 'retry')",
-                )
-                .bind(e.subscriber.0)
-                .execute(&mut *tx)
-                .await?;
-                BounceAction::Unsubscribed
-            }
-        };
+        let action = apply_policy(&mut tx, e, &hash, policy, now).await?;
         sqlx::query(
             "INSERT INTO bounce_events (subscriber_id, delivery_id, kind, source, event_key, \
              status, detail, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,6 +175,62 @@ type HistoryRow = (
     Option<String>,
     String,
 );
+
+/// What an event does to its subscriber (see
+/// [`Store::record_bounce_event`]), inside the caller's transaction.
+async fn apply_policy(
+    tx: &mut super::WriteTx,
+    e: &NewBounceEvent<'_>,
+    hash: &str,
+    policy: SoftBouncePolicy,
+    now: DateTime<Utc>,
+) -> Result<BounceAction> {
+    Ok(match e.kind {
+        BounceKind::HardBounce => {
+            let upgrades = [SuppressionReason::SoftBounceLimit];
+            put(tx, hash, HardBounce, Some(e.subscriber), &upgrades, now).await?;
+            BounceAction::Suppressed
+        }
+        BounceKind::SoftBounce => {
+            let since = now - Duration::days(policy.window_days as i64);
+            let earlier: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM bounce_events \
+                 WHERE subscriber_id = ? AND kind = 'soft_bounce' AND received_at >= ?",
+            )
+            .bind(e.subscriber.0)
+            .bind(ts(since))
+            .fetch_one(&mut **tx)
+            .await?;
+            if earlier + 1 >= policy.limit as i64 {
+                put(tx, hash, SoftBounceLimit, Some(e.subscriber), &[], now).await?;
+                BounceAction::Suppressed
+            } else {
+                BounceAction::Counted
+            }
+        }
+        BounceKind::Complaint => {
+            let all = SuppressionReason::ALL;
+            put(tx, hash, Complaint, Some(e.subscriber), &all, now).await?;
+            sqlx::query(
+                "UPDATE subscribers SET state = 'unsubscribed', unsubscribed_at = ?, \
+                 updated_at = ? WHERE id = ? AND state != 'unsubscribed'",
+            )
+            .bind(ts(now))
+            .bind(ts(now))
+            .bind(e.subscriber.0)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'skipped', last_error = 'complaint' \
+                 WHERE subscriber_id = ? AND state IN ('pending', 'retry')",
+            )
+            .bind(e.subscriber.0)
+            .execute(&mut **tx)
+            .await?;
+            BounceAction::Unsubscribed
+        }
+    })
+}
 
 #[cfg(test)]
 mod tests {
