@@ -31,7 +31,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the web server and the scheduler (the main job).
+    /// Run the web server and the scheduler (the main job). With
+    /// `bounces.mailbox.enabled`, the bounce mailbox is polled once at
+    /// start-up and then on its cron.
     Serve,
     /// Fetch paper listings from every enabled source once.
     Fetch {
