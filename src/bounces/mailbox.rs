@@ -194,7 +194,7 @@ where
 
 /// One poll of the bounce mailbox, each step bounded by `timeout_secs`.
 /// Waits for a poll already running; records the outcome in the
-/// mailbox health (`/healthz`, `/metrics`) and logs a failure.
+/// mailbox health (`/healthz`, `/metrics`).
 pub async fn poll(app: &App) -> Result<PollReport, MailboxError> {
     let _turn = app.bounce_poll.lock().await;
     let result = poll_inner(app).await;

@@ -225,3 +225,52 @@ impl BouncesConfig {
             .map(Secret::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = [
+            ("PAPERBOY__BOUNCES__MAILBOX__ENABLED", "true"),
+            ("PAPERBOY__BOUNCES__MAILBOX__HOST", "imap.example.org"),
+            ("PAPERBOY__BOUNCES__MAILBOX__USERNAME", "bounces"),
+            (
+                "PAPERBOY__BOUNCES__MAILBOX__PASSWORD_ENV",
+                "PAPERBOY_TEST_CONFIG_BOUNCE_PW",
+            ),
+        ]
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The password is read from the process environment; the name is
+        // unique to this test module.
+        std::env::set_var("PAPERBOY_TEST_CONFIG_BOUNCE_PW", "x");
+        Config::load_with_env(None, env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mail_is_moved_only_to_a_folder_other_than_the_one_read() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bounces.mailbox.non_reports, super::NonReports::Flag);
+        assert!(load(&[("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "move")]).is_ok());
+        let same = load(&[
+            ("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "move"),
+            ("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS_FOLDER", "inbox"),
+        ])
+        .unwrap_err();
+        assert!(
+            same.contains("bounces.mailbox.non_reports_folder"),
+            "{same}"
+        );
+        let processed =
+            load(&[("PAPERBOY__BOUNCES__MAILBOX__PROCESSED_FOLDER", "INBOX")]).unwrap_err();
+        assert!(
+            processed.contains("bounces.mailbox.processed_folder"),
+            "{processed}"
+        );
+        let unknown = load(&[("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "delete")]).unwrap_err();
+        assert!(unknown.contains("non_reports"), "{unknown}");
+    }
+}
