@@ -37,6 +37,8 @@ pub struct AppInner {
     pub semantic: Arc<crate::embed::Semantic>,
     /// Held by a digest run, so cron ticks never overlap runs.
     pub digest_lock: tokio::sync::Mutex<()>,
+    /// Held by a bounce-mailbox poll, so polls never overlap.
+    pub bounce_poll: tokio::sync::Mutex<()>,
     /// Woken whenever transactional mail is queued.
     pub outbox_wake: Notify,
     /// Cancelled on SIGTERM/SIGINT: stop taking new work.
@@ -110,6 +112,7 @@ impl App {
             synonyms,
             semantic,
             digest_lock: tokio::sync::Mutex::new(()),
+            bounce_poll: tokio::sync::Mutex::new(()),
             outbox_wake: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -3,8 +3,10 @@
 
 use crate::app::{App, Overrides};
 use crate::config::Config;
-use crate::domain::{EmailAddress, Preferences, PreferencesInput, SubscriberState};
-use crate::store::subscribers::{ConsentInput, ConsentMethod, ImportCounts, SuppressionReason};
+use crate::domain::{EmailAddress, Preferences, PreferencesInput, SubscriberState, Suppression};
+use crate::store::subscribers::{
+    ConsentInput, ConsentMethod, ImportCounts, Subscriber, SuppressionReason,
+};
 use crate::store::{InstanceLock, Store, StoreError};
 use crate::subscriber_file::{write_rows, ImportRules, Planned, Row, RowError, RowReader};
 use anyhow::{bail, Context};
@@ -29,7 +31,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the web server and the scheduler (the main job).
+    /// Run the web server and the scheduler (the main job). With
+    /// `bounces.mailbox.enabled`, the bounce mailbox is polled once at
+    /// start-up and then on its cron.
     Serve,
     /// Fetch paper listings from every enabled source once.
     Fetch {
@@ -142,14 +146,22 @@ pub enum SubscribersCommand {
         #[arg(long)]
         time_zone: Option<String>,
     },
-    /// List subscribers.
+    /// List subscribers: id, address, state, send time and zone, topics.
+    /// A suppressed address (hard bounce, soft-bounce limit, complaint…)
+    /// shows its state as `<state>, suppressed (<reason> since <date>)`
+    /// in text, and `suppressed` / `suppressed_at` in JSON; nothing is sent
+    /// to it whatever its state.
     List {
+        /// Only this state: pending, active, paused, unsubscribed, or
+        /// suppressed (any state, address suppressed).
         #[arg(long)]
         state: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
     },
-    /// Export all subscribers.
+    /// Export all subscribers (the import format). Suppressed addresses
+    /// carry their reason in `suppressed` (and `suppressed_at`); importing
+    /// the file skips them.
     Export {
         #[arg(long, value_enum, default_value = "csv")]
         format: DataFormat,
@@ -162,8 +174,9 @@ pub enum SubscribersCommand {
     /// checked first, every invalid line is listed, and nothing is written
     /// unless all are valid. Unknown columns and values are errors.
     /// Existing addresses are left unchanged; suppressed addresses (any
-    /// reason) are never imported; rows with state `unsubscribed` are
-    /// skipped. Each is counted.
+    /// reason, on this database's list or marked in the file's
+    /// `suppressed` column) are never imported; rows with state
+    /// `unsubscribed` are skipped. Each is counted.
     Import {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
@@ -331,6 +344,11 @@ pub async fn run_daemon(
     reclaim_leases(&app).await?;
     app.start_semantic();
     initial_fetch(&app).await;
+    if app.config.bounces.mailbox.enabled {
+        // Reports that arrived while the daemon was down are read now, not
+        // at the first cron tick.
+        app.tasks.spawn(crate::jobs::bounce_mailbox(app.clone()));
+    }
     let mut sched = crate::jobs::start(&app, crate::jobs::schedule(&app)).await?;
 
     let token = app.shutdown.clone();
@@ -698,16 +716,8 @@ async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Res
             add_subscriber(open_app(config).await?, email, prefs, confirmed).await
         }
         SubscribersCommand::List { state, format } => {
-            let state = state
-                .map(|s| {
-                    SubscriberState::parse(&s).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "unknown state {s:?}; expected pending, active, paused or unsubscribed"
-                        )
-                    })
-                })
-                .transpose()?;
-            list_subscribers(open_app(config).await?, state, format).await
+            let filter = state.as_deref().map(ListFilter::parse).transpose()?;
+            list_subscribers(open_app(config).await?, filter, format).await
         }
         SubscribersCommand::Export { format, output } => {
             export_subscribers(open_app(config).await?, format, output).await
@@ -788,29 +798,78 @@ async fn add_subscriber(
     Ok(())
 }
 
+/// `subscribers list --state …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListFilter {
+    State(SubscriberState),
+    /// Suppressed addresses, whatever their state.
+    Suppressed,
+}
+
+impl ListFilter {
+    fn parse(s: &str) -> anyhow::Result<ListFilter> {
+        if s == "suppressed" {
+            return Ok(ListFilter::Suppressed);
+        }
+        SubscriberState::parse(s)
+            .map(ListFilter::State)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                "unknown state {s:?}; expected pending, active, paused, unsubscribed or suppressed"
+            )
+            })
+    }
+}
+
+/// The state column of `subscribers list`: the subscription state, and
+/// the suppression when there is one.
+fn state_text(s: &Subscriber, suppression: Option<&Suppression>) -> String {
+    match suppression {
+        None => s.state.as_str().to_string(),
+        Some(x) => format!(
+            "{}, suppressed ({} since {})",
+            s.state.as_str(),
+            x.reason.label(),
+            x.since.format("%Y-%m-%d")
+        ),
+    }
+}
+
 async fn list_subscribers(
     app: App,
-    state: Option<SubscriberState>,
+    filter: Option<ListFilter>,
     format: ListFormat,
 ) -> anyhow::Result<()> {
-    let subs = app.store.list_subscribers(state).await?;
+    let state = match filter {
+        Some(ListFilter::State(s)) => Some(s),
+        _ => None,
+    };
+    let subs = app.store.list_subscribers(state).await;
+    let suppressed = app.store.suppressed_subscribers().await;
     app.store.close().await;
+    let (subs, suppressed) = (subs?, suppressed?);
     let mut out = std::io::stdout().lock();
     for s in &subs {
+        let suppression = suppressed.get(&s.id);
+        if filter == Some(ListFilter::Suppressed) && suppression.is_none() {
+            continue;
+        }
         match format {
             ListFormat::Text => writeln!(
                 out,
                 "{}\t{}\t{}\t{} {}\t{}",
                 s.id.0,
                 s.email,
-                s.state.as_str(),
+                state_text(s, suppression),
                 s.preferences.send_time.format("%H:%M"),
                 s.preferences.time_zone.name(),
                 s.preferences.topics.join("; ")
             )?,
-            ListFormat::Json => {
-                writeln!(out, "{}", serde_json::to_string(&Row::from_subscriber(s))?)?
-            }
+            ListFormat::Json => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&Row::from_subscriber(s, suppression))?
+            )?,
         }
     }
     Ok(())
@@ -821,15 +880,20 @@ async fn export_subscribers(
     format: DataFormat,
     output: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let subs = app.store.list_subscribers(None).await?;
+    let subs = app.store.list_subscribers(None).await;
+    let suppressed = app.store.suppressed_subscribers().await;
     app.store.close().await;
+    let (subs, suppressed) = (subs?, suppressed?);
     let mut sink: Box<dyn Write> = match &output {
         Some(p) => {
             Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    write_rows(&mut sink, format, subs.iter().map(Row::from_subscriber))?;
+    let rows = subs
+        .iter()
+        .map(|s| Row::from_subscriber(s, suppressed.get(&s.id)));
+    write_rows(&mut sink, format, rows)?;
     sink.flush()?;
     if let Some(p) = output {
         eprintln!("exported {} subscribers to {}", subs.len(), p.display());
@@ -925,6 +989,7 @@ async fn load_import(
             None => {}
             Some((_, Ok(Planned::Add(row)))) => batch.push(row),
             Some((_, Ok(Planned::Unsubscribed))) => tally.unsubscribed += 1,
+            Some((_, Ok(Planned::Suppressed))) => tally.counts.suppressed += 1,
             Some((_, Err(errs))) if skip_invalid => tally.invalid += report_invalid(path, &errs),
             Some((line, Err(errs))) => {
                 report_invalid(path, &errs);

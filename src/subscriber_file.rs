@@ -7,7 +7,9 @@
 //! where there is one, its column: unknown columns and values are errors,
 //! never silently ignored or defaulted.
 
-use crate::domain::{EmailAddress, Preferences, PreferencesInput, SubscriberState};
+use crate::domain::{
+    EmailAddress, Preferences, PreferencesInput, SubscriberState, Suppression, SuppressionReason,
+};
 use crate::store::subscribers::{NewSubscriber, Subscriber};
 use std::fmt;
 use std::fs::File;
@@ -15,7 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 /// The columns, in export order.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 15] = [
     "email",
     "state",
     "topics",
@@ -29,6 +31,8 @@ pub const COLUMNS: [&str; 13] = [
     "fallback_trending",
     "created_at",
     "confirmed_at",
+    "suppressed",
+    "suppressed_at",
 ];
 
 /// The file formats.
@@ -56,10 +60,15 @@ pub struct Row {
     pub fallback_trending: bool,
     pub created_at: String,
     pub confirmed_at: String,
+    /// Why the address is suppressed (`hard_bounce`, `soft_bounce_limit`,
+    /// `complaint`…); empty when it is not. Nothing is sent to it, whatever
+    /// `state` says, and an import skips the row.
+    pub suppressed: String,
+    pub suppressed_at: String,
 }
 
 impl Row {
-    pub fn from_subscriber(s: &Subscriber) -> Row {
+    pub fn from_subscriber(s: &Subscriber, suppression: Option<&Suppression>) -> Row {
         let input = PreferencesInput::from_preferences(&s.preferences);
         let join = |v: &[String]| v.join("; ");
         Row {
@@ -76,6 +85,10 @@ impl Row {
             fallback_trending: s.preferences.fallback_trending,
             created_at: crate::store::ts(s.created_at),
             confirmed_at: s.confirmed_at.map(crate::store::ts).unwrap_or_default(),
+            suppressed: suppression.map_or("", |x| x.reason.as_str()).to_string(),
+            suppressed_at: suppression
+                .map(|x| crate::store::ts(x.since))
+                .unwrap_or_default(),
         }
     }
 }
@@ -135,6 +148,9 @@ pub enum Planned {
     Add(NewSubscriber),
     /// `state = unsubscribed`: that person opted out; nothing is imported.
     Unsubscribed,
+    /// A `suppressed` reason: the address must not be mailed; nothing is
+    /// imported.
+    Suppressed,
 }
 
 /// How valid rows are imported.
@@ -358,6 +374,8 @@ fn validate(
             "time_zone" => &mut row.time_zone,
             "fallback_trending" => &mut fallback,
             "created_at" => &mut row.created_at,
+            "suppressed" => &mut row.suppressed,
+            "suppressed_at" => &mut row.suppressed_at,
             _ => &mut row.confirmed_at,
         };
         *slot = value;
@@ -371,9 +389,21 @@ fn validate(
             format!("{other:?} is not true or false"),
         )),
     }
+    let suppressed = row.suppressed.trim();
+    if !suppressed.is_empty() && SuppressionReason::parse(suppressed).is_none() {
+        errors.push(row_error(
+            line,
+            Some("suppressed"),
+            format!(
+                "unknown reason {suppressed:?}; expected empty or one of {}",
+                SuppressionReason::ALL.map(|r| r.as_str()).join(", ")
+            ),
+        ));
+    }
     for (column, value) in [
         ("created_at", &row.created_at),
         ("confirmed_at", &row.confirmed_at),
+        ("suppressed_at", &row.suppressed_at),
     ] {
         if !value.trim().is_empty() && chrono::DateTime::parse_from_rfc3339(value.trim()).is_err() {
             errors.push(row_error(
@@ -399,6 +429,7 @@ fn validate(
         .ok();
     match (email, state, prefs) {
         (Some(email), Some(state), Some(prefs)) if errors.is_empty() => Ok(match state {
+            _ if !suppressed.is_empty() => Planned::Suppressed,
             None => Planned::Unsubscribed,
             Some(state) => Planned::Add(NewSubscriber {
                 email,
@@ -581,7 +612,7 @@ mod tests {
                 .into_iter()
                 .map(|(_, r)| match r.unwrap() {
                     Planned::Add(n) => Some(n.state),
-                    Planned::Unsubscribed => None,
+                    Planned::Unsubscribed | Planned::Suppressed => None,
                 })
                 .collect()
         };
@@ -593,6 +624,22 @@ mod tests {
         assert_eq!(
             states(false),
             vec![Some(Pending), Some(Pending), Some(Pending), None]
+        );
+    }
+
+    #[test]
+    fn a_row_exported_as_suppressed_is_never_imported() {
+        let text = "email,state,suppressed,suppressed_at\n\
+                    a@example.org,active,soft_bounce_limit,2026-12-01T08:00:00.000Z\n\
+                    b@example.org,active,,\n\
+                    c@example.org,active,bounced,\n";
+        let rows = read_all(text, DataFormat::Csv, true);
+        assert!(matches!(rows[0].1, Ok(Planned::Suppressed)), "{rows:?}");
+        assert!(matches!(rows[1].1, Ok(Planned::Add(_))), "{rows:?}");
+        let errs = errors(&rows);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with("line 4, column `suppressed`: unknown reason"),
+            "{errs:?}"
         );
     }
 

@@ -1,18 +1,22 @@
 //! Logging set-up and the process-wide counters behind `/metrics`.
 
+use chrono::{DateTime, Utc};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Installs the global tracing subscriber: `RUST_LOG` if set, else the
-/// configured filter; text or JSON lines on stderr. Safe to call twice
-/// (the second call is a no-op), which tests rely on.
+/// configured filter; text or JSON lines on stderr. Text is coloured only
+/// when stderr is a terminal: a file, a pipe or journald gets plain text.
+/// Safe to call twice (the second call is a no-op), which tests rely on.
 pub fn init(level: &str, format: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()
@@ -134,15 +138,125 @@ pub struct BounceMetrics {
     pub duplicates: AtomicU64,
     pub unmatched: AtomicU64,
     pub forged: AtomicU64,
-    /// Bounce-mailbox messages that are not reports paperboy understands
-    /// (left in the mailbox), counted once per poll that saw them.
+    /// Bounce-mailbox messages that are not reports paperboy understands,
+    /// each counted once (the poller marks what it has read).
     pub unparseable: AtomicU64,
     /// Webhook requests refused (bad secret, bad signature, malformed).
     pub webhooks_rejected: AtomicU64,
     pub mailbox_polls_failed: AtomicU64,
+    /// How the bounce-mailbox polls are going, for `/healthz` and `/metrics`.
+    pub mailbox: std::sync::Mutex<MailboxHealth>,
+}
+
+/// The bounce mailbox as the last polls left it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxHealth {
+    /// The end of the last successful poll.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When the current run of failed polls began (`None` after a success).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Why the last poll failed, while polls fail.
+    pub last_error: Option<String>,
+    /// Since when each successful poll has left unread mail behind (more
+    /// than `bounces.mailbox.max_messages`).
+    pub behind_since: Option<DateTime<Utc>>,
+    /// Messages the last successful poll left for the next one.
+    pub unread_left: u64,
+}
+
+/// The states of [`MailboxHealth::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxState {
+    /// No poll has finished yet (`serve` polls once at start-up).
+    NotPolledYet,
+    Ok,
+    /// The last poll left unread mail behind.
+    Behind,
+    /// The last poll failed (connection, TLS, login, IMAP, timeout).
+    Failing,
+}
+
+impl MailboxHealth {
+    pub fn record_success(&mut self, now: DateTime<Utc>, unread_left: u64) {
+        self.last_success = Some(now);
+        self.failing_since = None;
+        self.last_error = None;
+        self.unread_left = unread_left;
+        if unread_left == 0 {
+            self.behind_since = None;
+        } else {
+            self.behind_since.get_or_insert(now);
+        }
+    }
+
+    pub fn record_failure(&mut self, now: DateTime<Utc>, error: String) {
+        self.failing_since.get_or_insert(now);
+        self.last_error = Some(error);
+    }
+
+    pub fn state(&self) -> MailboxState {
+        if self.failing_since.is_some() {
+            MailboxState::Failing
+        } else if self.behind_since.is_some() {
+            MailboxState::Behind
+        } else if self.last_success.is_none() {
+            MailboxState::NotPolledYet
+        } else {
+            MailboxState::Ok
+        }
+    }
+
+    /// Whether `/healthz` reports `degraded` for it, and since when.
+    pub fn degraded_since(&self) -> Option<DateTime<Utc>> {
+        self.failing_since.or(self.behind_since)
+    }
 }
 
 impl BounceMetrics {
+    /// A copy of the mailbox health.
+    pub fn mailbox_health(&self) -> MailboxHealth {
+        self.mailbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies `f` to the mailbox health.
+    pub fn update_mailbox(&self, f: impl FnOnce(&mut MailboxHealth)) {
+        f(&mut self
+            .mailbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Appends the bounce-mailbox gauges in Prometheus text format.
+    pub fn write_mailbox(&self, out: &mut String) {
+        let h = self.mailbox_health();
+        let last = h.last_success.map_or(0, |t| t.timestamp());
+        let g = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        g(
+            out,
+            "paperboy_bounce_mailbox_last_success_timestamp_seconds",
+            "When the last successful bounce-mailbox poll ended (Unix time; 0: none yet).",
+            last,
+        );
+        g(
+            out,
+            "paperboy_bounce_mailbox_failing",
+            "1 while bounce-mailbox polls fail.",
+            h.failing_since.is_some() as i64,
+        );
+        g(
+            out,
+            "paperboy_bounce_mailbox_unread_left",
+            "Messages the last bounce-mailbox poll left for the next one.",
+            h.unread_left as i64,
+        );
+    }
+
     /// Appends the feedback counters in Prometheus text format.
     pub fn write(&self, out: &mut String) {
         let v = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;

@@ -1,26 +1,42 @@
 //! Polls the bounce mailbox over IMAP with implicit TLS (IMAPS, RFC 8314).
 //!
-//! Each poll reads the messages of `bounces.mailbox.folder` that are not
-//! yet marked processed, parses each as a report ([`super::report`]) and
-//! records its events. A message whose events were all recorded (or
-//! that matched no subscriber) is marked processed: moved to
-//! `processed_folder` when set, else flagged `$PaperboyProcessed` and
-//! `\Seen`. A message that is not a report paperboy understands is left
-//! alone (read with `BODY.PEEK`, so not even `\Seen` changes) and counted.
+//! The envelope sender's mailbox gets more than bounces: replies and
+//! vacation notices go to the Return-Path too. Each poll reads the
+//! messages of `bounces.mailbox.folder` that no poll has marked yet
+//! (oldest first, at most `max_messages`, fetched [`BATCH`] at a time),
+//! parses each as a report ([`super::report`]) and records its events,
+//! then marks every message it read, so the next poll reads only new
+//! mail and each message is counted once:
+//! - a report (recorded, or naming no message paperboy sent) is moved to
+//!   `processed_folder` when set, else flagged `$PaperboyProcessed` and
+//!   `\Seen`;
+//! - anything else is flagged `$PaperboyIgnored` and `\Seen`, or moved to
+//!   `non_reports_folder` (`non_reports = "move"`).
+//!
+//! Messages are read with `BODY.PEEK`, so only the marking changes them.
 //! Events are idempotent in the store (the report's Message-ID is their
 //! key), so a crash between recording and marking never applies one twice.
+//! Polls never overlap, and each records how it went in the mailbox
+//! health that `/healthz` and `/metrics` show.
 
 use super::report::{self, ParsedMessage};
 use super::{BounceEvent, ReportSource};
 use crate::app::App;
+use crate::config::NonReports;
 use crate::telemetry::Metrics;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls;
 
 /// The IMAP keyword that marks a processed report.
 pub const PROCESSED_KEYWORD: &str = "$PaperboyProcessed";
+
+/// The IMAP keyword that marks mail read and found not to be a report.
+pub const IGNORED_KEYWORD: &str = "$PaperboyIgnored";
+
+/// Messages fetched per IMAP round trip (and marked per round trip).
+const BATCH: usize = 100;
 
 /// Failures of one poll; the next poll tries again.
 #[derive(Debug, thiserror::Error)]
@@ -48,26 +64,34 @@ pub enum MailboxError {
 /// What one poll did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PollReport {
-    /// Messages read (not yet processed before this poll).
+    /// Messages read (none of them marked by an earlier poll).
     pub read: u64,
     /// Reports whose events were recorded (new ones).
     pub recorded: u64,
     /// Events that were already recorded.
     pub duplicates: u64,
-    /// Reports that matched no subscriber (marked processed all the same).
+    /// Reports that named no message paperboy sent (marked all the same).
     pub unmatched: u64,
-    /// Reports that named a forged VERP address (marked processed).
+    /// Reports that named a forged VERP address (marked all the same).
     pub forged: u64,
-    /// Messages that are not reports: left in the mailbox.
+    /// Messages that are not reports: flagged as ignored or moved.
     pub unparseable: u64,
+    /// Unmarked messages beyond `max_messages`, left for the next poll.
+    pub left: u64,
 }
 
 impl std::fmt::Display for PollReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "read {}, recorded {}, duplicates {}, unmatched {}, forged {}, unparseable (left in the mailbox) {}",
-            self.read, self.recorded, self.duplicates, self.unmatched, self.forged, self.unparseable
+            "read {}, recorded {}, duplicates {}, unmatched {}, forged {}, not reports {}, left for the next poll {}",
+            self.read,
+            self.recorded,
+            self.duplicates,
+            self.unmatched,
+            self.forged,
+            self.unparseable,
+            self.left
         )
     }
 }
@@ -154,77 +178,164 @@ pub fn events_of(parsed: &ParsedMessage, raw: &[u8]) -> Vec<BounceEvent> {
         .collect()
 }
 
-/// One poll of the bounce mailbox, bounded by `timeout_secs` per step.
-pub async fn poll(app: &App) -> Result<PollReport, MailboxError> {
-    let secs = app.config.bounces.mailbox.timeout_secs;
-    // Generous overall bound: connect, login, search, fetch, store, logout.
-    match tokio::time::timeout(Duration::from_secs(secs * 6), poll_inner(app)).await {
-        Ok(r) => r,
-        Err(_) => Err(MailboxError::Timeout(secs * 6)),
+/// Bounds one step (connecting, one IMAP command) by `timeout_secs`.
+async fn step<T, E>(
+    secs: u64,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, MailboxError>
+where
+    MailboxError: From<E>,
+{
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(r) => r.map_err(MailboxError::from),
+        Err(_) => Err(MailboxError::Timeout(secs)),
     }
+}
+
+/// One poll of the bounce mailbox, each step bounded by `timeout_secs`.
+/// Waits for a poll already running; records the outcome in the
+/// mailbox health (`/healthz`, `/metrics`).
+pub async fn poll(app: &App) -> Result<PollReport, MailboxError> {
+    let _turn = app.bounce_poll.lock().await;
+    let result = poll_inner(app).await;
+    let m = &app.metrics.bounces;
+    match &result {
+        Ok(r) => m.update_mailbox(|h| h.record_success(app.now(), r.left)),
+        Err(e) => {
+            Metrics::inc(&m.mailbox_polls_failed);
+            m.update_mailbox(|h| h.record_failure(app.now(), e.to_string()));
+        }
+    }
+    result
 }
 
 async fn poll_inner(app: &App) -> Result<PollReport, MailboxError> {
     let cfg = &app.config.bounces.mailbox;
-    let mut session = connect(app).await?;
-    session.select(&cfg.folder).await?;
-    let mut uids: Vec<u32> = session
-        .uid_search(format!("NOT KEYWORD {PROCESSED_KEYWORD}"))
+    let secs = cfg.timeout_secs;
+    let mut session = step(secs, connect(app)).await?;
+    step(secs, session.select(&cfg.folder)).await?;
+    let query = format!("NOT KEYWORD {PROCESSED_KEYWORD} NOT KEYWORD {IGNORED_KEYWORD}");
+    let mut uids: Vec<u32> = step(secs, session.uid_search(query))
         .await?
         .into_iter()
         .collect();
     uids.sort_unstable();
+    let mut report = PollReport {
+        left: uids.len().saturating_sub(cfg.max_messages as usize) as u64,
+        ..PollReport::default()
+    };
     uids.truncate(cfg.max_messages as usize);
-    let mut report = PollReport::default();
-    let mut done: Vec<u32> = Vec::new();
     if !uids.is_empty() {
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let fetched: Vec<(u32, Vec<u8>)> = session
-            .uid_fetch(&set, "(UID BODY.PEEK[])")
-            .await?
-            .try_filter_map(|f| async move { Ok(f.uid.zip(f.body().map(<[u8]>::to_vec))) })
-            .try_collect()
-            .await?;
+        create_folders(&mut session, cfg, secs).await;
+    }
+    for batch in uids.chunks(BATCH) {
+        let fetched: Vec<(u32, Vec<u8>)> = step(secs, async {
+            session
+                .uid_fetch(uid_set(batch), "(UID BODY.PEEK[])")
+                .await?
+                .try_filter_map(|f| async move { Ok(f.uid.zip(f.body().map(<[u8]>::to_vec))) })
+                .try_collect()
+                .await
+        })
+        .await?;
+        let (mut reports, mut others) = (Vec::new(), Vec::new());
+        let mut failed = None;
         for (uid, raw) in fetched {
             report.read += 1;
-            if process(app, &raw, &mut report).await? {
-                done.push(uid);
+            match process(app, &raw, &mut report).await {
+                Ok(true) => reports.push(uid),
+                Ok(false) => others.push(uid),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-    }
-    if !done.is_empty() {
-        let set = done
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        if cfg.processed_folder.is_empty() {
-            session
-                .uid_store(&set, format!("+FLAGS.SILENT ({PROCESSED_KEYWORD} \\Seen)"))
-                .await?
-                .collect::<Vec<_>>()
-                .await;
-        } else {
-            session.uid_mv(&set, &cfg.processed_folder).await?;
+        // What was read is marked even when a later message failed, so it
+        // is not read (nor counted) again.
+        mark(&mut session, cfg, &reports, &others, secs).await?;
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     session.logout().await.ok();
-    Metrics::add(&app.metrics.bounces.unparseable, report.unparseable);
     Ok(report)
 }
 
-/// Parses and records one message; returns whether it is done with
-/// (to be marked processed).
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Creates the folders mail is moved to. A folder that exists already is
+/// answered with NO, which is fine; a real problem surfaces at the move.
+async fn create_folders(
+    session: &mut async_imap::Session<TlsStream>,
+    cfg: &crate::config::MailboxConfig,
+    secs: u64,
+) {
+    let mut folders = vec![cfg.processed_folder.as_str()];
+    if cfg.non_reports == NonReports::Move {
+        folders.push(cfg.non_reports_folder.as_str());
+    }
+    for f in folders.into_iter().filter(|f| !f.is_empty()) {
+        let _ = step(secs, session.create(f)).await;
+    }
+}
+
+/// Marks the reports and the other messages of one batch as read by
+/// paperboy (see the module docs).
+async fn mark(
+    session: &mut async_imap::Session<TlsStream>,
+    cfg: &crate::config::MailboxConfig,
+    reports: &[u32],
+    others: &[u32],
+    secs: u64,
+) -> Result<(), MailboxError> {
+    let flag = |keyword: &'static str| format!("+FLAGS.SILENT ({keyword} \\Seen)");
+    let moves = [
+        (reports, cfg.processed_folder.as_str(), PROCESSED_KEYWORD),
+        (
+            others,
+            match cfg.non_reports {
+                NonReports::Move => cfg.non_reports_folder.as_str(),
+                NonReports::Flag => "",
+            },
+            IGNORED_KEYWORD,
+        ),
+    ];
+    for (uids, folder, keyword) in moves {
+        if uids.is_empty() {
+            continue;
+        }
+        let set = uid_set(uids);
+        if folder.is_empty() {
+            step(secs, async {
+                session
+                    .uid_store(&set, flag(keyword))
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        } else {
+            step(secs, session.uid_mv(&set, folder)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses and records one message; returns whether it is a report
+/// (`false`: something else, to be marked as ignored).
 async fn process(app: &App, raw: &[u8], report: &mut PollReport) -> Result<bool, MailboxError> {
     let parsed = match report::parse(raw) {
         Ok(p) => p,
         Err(e) => {
-            tracing::info!(reason = %e, "bounce mailbox: message is not a report; left in place");
+            tracing::info!(reason = %e, "bounce mailbox: message is not a report; marked as ignored");
             report.unparseable += 1;
+            Metrics::inc(&app.metrics.bounces.unparseable);
             return Ok(false);
         }
     };

@@ -7,11 +7,15 @@
 //! - provider webhooks (Amazon SES via SNS, Postmark, SendGrid, Mailgun;
 //!   [`providers`], [`sns`]), served by `web::webhooks`.
 //!
-//! [`record`] matches each to a subscriber (the VERP envelope sender of
-//! [`verp`] first, then the original Message-ID, then the recipient
-//! address) and lets the store apply the policy: a hard bounce
-//! suppresses, soft bounces suppress after `soft_bounce_limit` within
-//! `soft_bounce_window_days`, a complaint unsubscribes and suppresses.
+//! [`record`] acts on a report only when it names a message paperboy sent:
+//! a genuine VERP envelope sender ([`verp`]), or the Message-ID paperboy
+//! gave the failed recipient's digest. A report that names only an
+//! address is counted as unmatched and changes nothing, whatever its
+//! source, so nobody can suppress a reader by sending a forged bounce.
+//! The store applies the policy: a hard bounce suppresses, soft bounces
+//! suppress after `soft_bounce_limit` within `soft_bounce_window_days`
+//! (a reason of its own, lifted by the reader's new opt-in), a complaint
+//! unsubscribes and suppresses.
 
 pub mod mailbox;
 pub mod providers;
@@ -136,8 +140,9 @@ pub enum Outcome {
     Applied(BounceAction),
     /// The same event was recorded before.
     Duplicate,
-    /// No subscriber matches (an address paperboy never mailed, or one
-    /// deleted since).
+    /// It names no message paperboy sent (no genuine VERP token, no
+    /// Message-ID paperboy gave the failed recipient), or its subscriber
+    /// was deleted since: nothing changes.
     Unmatched,
     /// It names a VERP address whose mac does not verify: ignored.
     Forged,
@@ -185,6 +190,14 @@ enum Target {
     Forged,
 }
 
+/// The subscriber a report may act on: only one paperboy sent the
+/// reported message to. A genuine VERP token names its delivery (and so
+/// its subscriber); otherwise the report must name the failed recipient
+/// and quote the Message-ID paperboy gave that recipient's digest (its
+/// mac verified, the delivery then looked up by key). Anything else
+/// (a bare bounce address, a Message-ID paperboy never issued, one issued
+/// to someone else, no recipient) is unmatched: a report that only names
+/// an address proves nothing about it.
 async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
     if let Some(v) = verp(app) {
         for hint in &f.envelope_hints {
@@ -199,21 +212,30 @@ async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
             }
         }
     }
-    if let Some(mid) = &f.message_id {
-        if let Some((delivery, sub)) = app.store.delivery_by_message_id(mid).await? {
-            return Ok(Target::Found(sub, Some(delivery)));
-        }
-    }
-    if let Some(r) = f
+    let recipient = f
         .recipient
         .as_deref()
-        .and_then(|r| EmailAddress::parse(r).ok())
-    {
-        if let Some(s) = app.store.subscriber_by_email(&r).await? {
-            return Ok(Target::Found(s.id, None));
-        }
-    }
-    Ok(Target::Unmatched)
+        .and_then(|r| EmailAddress::parse(r).ok());
+    let (Some(mid), Some(recipient)) = (&f.message_id, recipient) else {
+        return Ok(Target::Unmatched);
+    };
+    let Some(sub) = app.store.subscriber_by_email(&recipient).await? else {
+        return Ok(Target::Unmatched);
+    };
+    let Some(date) = app.composer.digest_date_of(&app.links, mid, sub.id) else {
+        return Ok(Target::Unmatched);
+    };
+    let issued = app.composer.digest_message_id(&app.links, sub.id, date);
+    Ok(
+        match app
+            .store
+            .delivery_with_message_id(sub.id, date, &issued)
+            .await?
+        {
+            Some(delivery) => Target::Found(sub.id, Some(delivery)),
+            None => Target::Unmatched,
+        },
+    )
 }
 
 /// Matches one event to its subscriber and applies the policy (see the

@@ -8,6 +8,13 @@
 //!   (`notificationType` or, with event publishing, `eventType`:
 //!   `Bounce` / `Complaint`).
 //! - Postmark: the bounce and spam-complaint webhooks (`RecordType`).
+//!   Its `MessageID` is Postmark's own; what ties an event to a digest is
+//!   the bounce message itself, in `Content` when the webhook is set to
+//!   include it (its quoted Message-ID and Return-Path).
+//!
+//! Every provider names the recipient; that alone never makes an event
+//! count (see [`super::record`]): the Message-ID or the VERP envelope
+//! sender the payload quotes must be paperboy's.
 //! - SendGrid: the event webhook, an array of events (`bounce`,
 //!   `blocked`, `deferred`, `dropped`, `spamreport`).
 //! - Mailgun: the webhook `{signature, event-data}` (`failed` with
@@ -180,13 +187,19 @@ pub fn postmark(v: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
         .ok_or_else(|| shape(P, "no ID"))?;
     let email = str_at(v, "Email").ok_or_else(|| shape(P, "no Email"))?;
     let details = str_at(v, "Details").unwrap_or("");
+    // The returned message, when Postmark includes it: what it quotes of
+    // the digest.
+    let quoted = str_at(v, "Content").and_then(|c| super::report::parse(c.as_bytes()).ok());
     Ok(vec![BounceEvent {
         kind,
         source: ReportSource::Postmark,
         event_key: id,
         recipient: Some(email.to_string()),
-        envelope_hints: Vec::new(),
-        message_id: None,
+        envelope_hints: quoted
+            .as_ref()
+            .map(|q| q.envelope_hints.clone())
+            .unwrap_or_default(),
+        message_id: quoted.and_then(|q| q.original_message_id),
         status: status_code(details),
         detail: format!("{ty}: {}", str_at(v, "Description").unwrap_or(details)),
     }])
@@ -350,6 +363,29 @@ mod tests {
         let auto = serde_json::json!({"RecordType": "Bounce", "Type": "AutoResponder", "ID": 1, "Email": "a@b.c"});
         assert!(postmark(&auto).unwrap().is_empty());
         assert!(postmark(&serde_json::json!({"Type": "HardBounce"})).is_err());
+    }
+
+    #[test]
+    fn a_postmark_event_names_the_digest_only_through_the_bounce_it_carries() {
+        let bare = postmark(&fixture("postmark-bounce-hard.json")).unwrap();
+        assert_eq!(bare[0].message_id, None, "Postmark's MessageID is its own");
+        assert!(bare[0].envelope_hints.is_empty());
+        let mut v = fixture("postmark-bounce-hard.json");
+        let dsn = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/mailbox/postfix-hard-5.1.1.eml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        v["Content"] = Value::String(dsn);
+        let with = postmark(&v).unwrap();
+        assert_eq!(
+            with[0].message_id.as_deref(),
+            Some("<abcdefghijklmnopqrstuvwxyz.20261201@paperboy.example.org>")
+        );
+        assert!(with[0]
+            .envelope_hints
+            .iter()
+            .any(|h| h == "bounces+DELIVERY.MAC@paperboy.example.org"));
     }
 
     #[test]

@@ -28,10 +28,23 @@ pub struct MailboxConfig {
     pub password_file: String,
     pub folder: String,
     pub processed_folder: String,
+    pub non_reports: NonReports,
+    pub non_reports_folder: String,
     pub ca_file: String,
     pub cron: String,
     pub timeout_secs: u64,
     pub max_messages: u32,
+}
+
+/// What the poller does with mail in the bounce folder that is not a
+/// report (`bounces.mailbox.non_reports`). Either way it is read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonReports {
+    /// Keyword `$PaperboyIgnored` and `\Seen`; the message stays.
+    Flag,
+    /// Moved to `bounces.mailbox.non_reports_folder`.
+    Move,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,6 +71,28 @@ fn secret_from(file_key: &str, file: &str, env: &str) -> Result<Option<Secret>, 
         }
     }
     Ok(None)
+}
+
+impl MailboxConfig {
+    /// Moving mail out of the folder it is read from would move nothing.
+    fn validate_folders(&self) -> Result<(), ConfigError> {
+        let same = |f: &str| f.eq_ignore_ascii_case(&self.folder);
+        if same(&self.processed_folder) {
+            return Err(invalid(
+                "bounces.mailbox.processed_folder",
+                "must differ from bounces.mailbox.folder (or be empty to flag instead)",
+            ));
+        }
+        if self.non_reports == NonReports::Move
+            && (self.non_reports_folder.trim().is_empty() || same(&self.non_reports_folder))
+        {
+            return Err(invalid(
+                "bounces.mailbox.non_reports_folder",
+                "with non_reports = \"move\", name a folder other than bounces.mailbox.folder",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl BouncesConfig {
@@ -109,6 +144,7 @@ impl BouncesConfig {
             if mb.folder.is_empty() {
                 return Err(invalid("bounces.mailbox.folder", "must not be empty"));
             }
+            mb.validate_folders()?;
             super::validate_cron("bounces.mailbox.cron", &mb.cron)?;
             if mb.timeout_secs == 0 {
                 return Err(invalid(
@@ -187,5 +223,54 @@ impl BouncesConfig {
             .ok()
             .filter(|v| !v.is_empty())
             .map(Secret::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env: Vec<(String, String)> = [
+            ("PAPERBOY__BOUNCES__MAILBOX__ENABLED", "true"),
+            ("PAPERBOY__BOUNCES__MAILBOX__HOST", "imap.example.org"),
+            ("PAPERBOY__BOUNCES__MAILBOX__USERNAME", "bounces"),
+            (
+                "PAPERBOY__BOUNCES__MAILBOX__PASSWORD_ENV",
+                "PAPERBOY_TEST_CONFIG_BOUNCE_PW",
+            ),
+        ]
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The password is read from the process environment; the name is
+        // unique to this test module.
+        std::env::set_var("PAPERBOY_TEST_CONFIG_BOUNCE_PW", "x");
+        Config::load_with_env(None, env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn mail_is_moved_only_to_a_folder_other_than_the_one_read() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.bounces.mailbox.non_reports, super::NonReports::Flag);
+        assert!(load(&[("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "move")]).is_ok());
+        let same = load(&[
+            ("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "move"),
+            ("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS_FOLDER", "inbox"),
+        ])
+        .unwrap_err();
+        assert!(
+            same.contains("bounces.mailbox.non_reports_folder"),
+            "{same}"
+        );
+        let processed =
+            load(&[("PAPERBOY__BOUNCES__MAILBOX__PROCESSED_FOLDER", "INBOX")]).unwrap_err();
+        assert!(
+            processed.contains("bounces.mailbox.processed_folder"),
+            "{processed}"
+        );
+        let unknown = load(&[("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "delete")]).unwrap_err();
+        assert!(unknown.contains("non_reports"), "{unknown}");
     }
 }

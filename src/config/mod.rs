@@ -13,7 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 mod bounces;
-pub use bounces::{BouncesConfig, MailboxConfig, WebhooksConfig};
+pub use bounces::{BouncesConfig, MailboxConfig, NonReports, WebhooksConfig};
 
 /// The defaults, embedded so an installed binary needs no config file.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

@@ -344,6 +344,45 @@ impl Composer {
     }
 }
 
+impl Composer {
+    /// The Message-ID of `subscriber`'s digest of `date`:
+    /// [`Composer::message_id`] over the date and the subscriber id, tagged
+    /// with the date (`<mac.20261201@domain>`).
+    pub fn digest_message_id(
+        &self,
+        links: &crate::links::Links,
+        subscriber: crate::domain::SubscriberId,
+        date: chrono::NaiveDate,
+    ) -> String {
+        let data = [date.to_string().as_bytes(), &subscriber.0.to_be_bytes()].concat();
+        self.message_id(links, "digest", &data, &date.format("%Y%m%d").to_string())
+    }
+
+    /// The digest date of `message_id` when it is the Message-ID paperboy
+    /// gave `subscriber`'s digest of that date (its mac verifies, compared
+    /// in constant time; the domain is compared without case), else `None`.
+    pub fn digest_date_of(
+        &self,
+        links: &crate::links::Links,
+        message_id: &str,
+        subscriber: crate::domain::SubscriberId,
+    ) -> Option<chrono::NaiveDate> {
+        use subtle::ConstantTimeEq;
+        let inner = message_id.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let (local, domain) = inner.rsplit_once('@')?;
+        let (_, tag) = local.split_once('.')?;
+        if !domain.eq_ignore_ascii_case(&self.message_id_domain) || tag.len() != 8 {
+            return None;
+        }
+        let date = chrono::NaiveDate::parse_from_str(tag, "%Y%m%d").ok()?;
+        let expected = self.digest_message_id(links, subscriber, date);
+        let given = format!("<{}@{}>", local, self.message_id_domain);
+        let same = given.len() == expected.len()
+            && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+        same.then_some(date)
+    }
+}
+
 /// A relaxed/relaxed DKIM configuration over [`DKIM_SIGNED_HEADERS`].
 pub fn dkim_config(
     selector: &str,
@@ -518,6 +557,41 @@ async fn write_eml(dir: &Path, m: &Composed) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_message_id_verifies_only_for_its_subscriber_and_domain() {
+        use crate::domain::SubscriberId;
+        let config = Config::load_with_env(
+            None,
+            [("PAPERBOY__MAIL__MESSAGE_ID_DOMAIN", "News.Example.org")]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        let composer = Composer::from_config(&config, "https://news.example.org/").unwrap();
+        let key =
+            |b| crate::links::Links::new(url::Url::parse("https://x.test").unwrap(), vec![b; 32]);
+        let links = key(7);
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let (sub, other) = (SubscriberId(42), SubscriberId(43));
+        let id = composer.digest_message_id(&links, sub, day);
+        assert!(id.ends_with(".20261201@News.Example.org>"), "{id}");
+        assert_eq!(composer.digest_date_of(&links, &id, sub), Some(day));
+        let folded = id.replace("News.Example.org", "news.example.org");
+        assert_eq!(composer.digest_date_of(&links, &folded, sub), Some(day));
+        assert_eq!(composer.digest_date_of(&links, &id, other), None);
+        assert_eq!(composer.digest_date_of(&key(8), &id, sub), None);
+        let next_day = id.replace(".20261201@", ".20261202@");
+        assert_eq!(composer.digest_date_of(&links, &next_day, sub), None);
+        let mut forged = id.clone();
+        forged.replace_range(1..2, if &id[1..2] == "a" { "b" } else { "a" });
+        assert_eq!(composer.digest_date_of(&links, &forged, sub), None);
+        let elsewhere = id.replace("News.Example.org", "evil.test");
+        assert_eq!(composer.digest_date_of(&links, &elsewhere, sub), None);
+        assert_eq!(
+            composer.digest_date_of(&links, "<reply.1@example.com>", sub),
+            None
+        );
+    }
 
     #[test]
     fn enhanced_status_codes_are_found_in_replies() {

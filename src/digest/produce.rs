@@ -298,16 +298,9 @@ fn build_digest(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Prepare> {
     let content = render_digest(app, &sub, picks, claim.digest_date, span)?;
-    let message_id = app.composer.message_id(
-        &app.links,
-        "digest",
-        &[
-            claim.digest_date.to_string().as_bytes(),
-            &sub.id.0.to_be_bytes(),
-        ]
-        .concat(),
-        &claim.digest_date.format("%Y%m%d").to_string(),
-    );
+    let message_id = app
+        .composer
+        .digest_message_id(&app.links, sub.id, claim.digest_date);
     let token = app.links.manage_token(sub.id, sub.token_generation);
     let composed = match app
         .composer

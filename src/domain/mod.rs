@@ -5,6 +5,7 @@ mod feedback;
 mod paper;
 mod subjects;
 mod subscriber;
+mod suppression;
 mod token;
 mod window;
 
@@ -19,5 +20,6 @@ pub use subscriber::{
     weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,
     SubscriberState, Timing,
 };
+pub use suppression::{Suppression, SuppressionReason};
 pub use token::{Token, TokenPurpose, TOKEN_LEN};
 pub use window::{next_digest_day, period_days, window, Span, Window, WindowLimits};

@@ -1,10 +1,17 @@
 //! Asynchronous delivery feedback: bounce and complaint events and the
 //! suppressions and unsubscribes they cause (issue 14, R55, R56).
 
+use super::suppressions::put;
 use super::{ts, Result, Store};
 use crate::bounces::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
+use crate::domain::SuppressionReason::{self, Complaint, HardBounce, SoftBounceLimit};
 use crate::domain::{hash_canonical, SubscriberId};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+/// [`Store::delivery_with_message_id`]: a lookup by the deliveries' unique
+/// key, the Message-ID only compared.
+const DELIVERY_BY_KEY: &str = "SELECT id FROM deliveries \
+     WHERE subscriber_id = ? AND digest_date = ? AND message_id = ?";
 
 /// One event to record, already matched to its subscriber.
 #[derive(Debug, Clone)]
@@ -29,27 +36,31 @@ impl Store {
         Ok(id.map(SubscriberId))
     }
 
-    /// The delivery (and its subscriber) that carried this Message-ID
-    /// (`<…@…>`, as stored).
-    pub async fn delivery_by_message_id(
+    /// The delivery of `subscriber`'s digest of `digest_date`, if it
+    /// carried `message_id`: looked up by its key (the `(subscriber_id,
+    /// digest_date)` unique index), never by scanning for the Message-ID.
+    pub async fn delivery_with_message_id(
         &self,
+        subscriber: SubscriberId,
+        digest_date: NaiveDate,
         message_id: &str,
-    ) -> Result<Option<(i64, SubscriberId)>> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT id, subscriber_id FROM deliveries WHERE message_id = ? LIMIT 1")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(d, s)| (d, SubscriberId(s))))
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(DELIVERY_BY_KEY)
+            .bind(subscriber.0)
+            .bind(digest_date.to_string())
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Records one event and applies the policy in the same transaction:
-    /// a hard bounce suppresses the address (`hard_bounce`); a soft bounce
-    /// is counted and suppresses once `policy.limit` soft bounces arrived
-    /// within `policy.window`; a complaint unsubscribes the subscriber and
-    /// suppresses the address (`complaint`, which outranks any other
-    /// reason). Returns `None` when this event (source and key) was
-    /// recorded before: nothing changes then.
+    /// a hard bounce suppresses the address (`hard_bounce`, which replaces
+    /// a soft-bounce limit); a soft bounce is counted and suppresses once
+    /// `policy.limit` soft bounces arrived within `policy.window`
+    /// (`soft_bounce_limit`, which the reader's own new opt-in lifts); a
+    /// complaint unsubscribes the subscriber and suppresses the address
+    /// (`complaint`, which replaces any other reason). Returns `None` when
+    /// this event (source and key) was recorded before: nothing changes then.
     pub async fn record_bounce_event(
         &self,
         e: &NewBounceEvent<'_>,
@@ -76,57 +87,7 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_canonical(&canonical);
-        let action = match e.kind {
-            BounceKind::HardBounce => {
-                suppress(&mut tx, &hash, "hard_bounce", now).await?;
-                BounceAction::Suppressed
-            }
-            BounceKind::SoftBounce => {
-                let since = now - Duration::days(policy.window_days as i64);
-                let earlier: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM bounce_events \
-                     WHERE subscriber_id = ? AND kind = 'soft_bounce' AND received_at >= ?",
-                )
-                .bind(e.subscriber.0)
-                .bind(ts(since))
-                .fetch_one(&mut *tx)
-                .await?;
-                if earlier + 1 >= policy.limit as i64 {
-                    suppress(&mut tx, &hash, "hard_bounce", now).await?;
-                    BounceAction::Suppressed
-                } else {
-                    BounceAction::Counted
-                }
-            }
-            BounceKind::Complaint => {
-                sqlx::query(
-                    "INSERT INTO suppressions (email_hash, reason, created_at) \
-                     VALUES (?, 'complaint', ?) \
-                     ON CONFLICT(email_hash) DO UPDATE SET reason = 'complaint'",
-                )
-                .bind(&hash)
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE subscribers SET state = 'unsubscribed', unsubscribed_at = ?, \
-                     updated_at = ? WHERE id = ? AND state != 'unsubscribed'",
-                )
-                .bind(ts(now))
-                .bind(ts(now))
-                .bind(e.subscriber.0)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE outbox SET state = 'skipped', last_error = 'complaint' \
-                     WHERE subscriber_id = ? AND state IN ('pending', 'retry')",
-                )
-                .bind(e.subscriber.0)
-                .execute(&mut *tx)
-                .await?;
-                BounceAction::Unsubscribed
-            }
-        };
+        let action = apply_policy(&mut tx, e, &hash, policy, now).await?;
         sqlx::query(
             "INSERT INTO bounce_events (subscriber_id, delivery_id, kind, source, event_key, \
              status, detail, action, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -215,30 +176,67 @@ type HistoryRow = (
     String,
 );
 
-/// Adds a suppression unless one exists (an existing `complaint` stays).
-async fn suppress(
+/// What an event does to its subscriber (see
+/// [`Store::record_bounce_event`]), inside the caller's transaction.
+async fn apply_policy(
     tx: &mut super::WriteTx,
+    e: &NewBounceEvent<'_>,
     hash: &str,
-    reason: &str,
+    policy: SoftBouncePolicy,
     now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?) \
-         ON CONFLICT(email_hash) DO NOTHING",
-    )
-    .bind(hash)
-    .bind(reason)
-    .bind(ts(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+) -> Result<BounceAction> {
+    Ok(match e.kind {
+        BounceKind::HardBounce => {
+            let upgrades = [SuppressionReason::SoftBounceLimit];
+            put(tx, hash, HardBounce, Some(e.subscriber), &upgrades, now).await?;
+            BounceAction::Suppressed
+        }
+        BounceKind::SoftBounce => {
+            let since = now - Duration::days(policy.window_days as i64);
+            let earlier: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM bounce_events \
+                 WHERE subscriber_id = ? AND kind = 'soft_bounce' AND received_at >= ?",
+            )
+            .bind(e.subscriber.0)
+            .bind(ts(since))
+            .fetch_one(&mut **tx)
+            .await?;
+            if earlier + 1 >= policy.limit as i64 {
+                put(tx, hash, SoftBounceLimit, Some(e.subscriber), &[], now).await?;
+                BounceAction::Suppressed
+            } else {
+                BounceAction::Counted
+            }
+        }
+        BounceKind::Complaint => {
+            let all = SuppressionReason::ALL;
+            put(tx, hash, Complaint, Some(e.subscriber), &all, now).await?;
+            sqlx::query(
+                "UPDATE subscribers SET state = 'unsubscribed', unsubscribed_at = ?, \
+                 updated_at = ? WHERE id = ? AND state != 'unsubscribed'",
+            )
+            .bind(ts(now))
+            .bind(ts(now))
+            .bind(e.subscriber.0)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'skipped', last_error = 'complaint' \
+                 WHERE subscriber_id = ? AND state IN ('pending', 'retry')",
+            )
+            .bind(e.subscriber.0)
+            .execute(&mut **tx)
+            .await?;
+            BounceAction::Unsubscribed
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::subscribers::SuppressionReason;
     use crate::store::test_support::temp_store;
+    use chrono::SubsecRound;
 
     /// An active subscriber, daily at 08:00 UTC.
     async fn subscriber(store: &Store, email: &str) -> SubscriberId {
@@ -331,7 +329,42 @@ mod tests {
         );
         assert_eq!(
             store.suppression(&s.email).await.unwrap(),
+            Some(SuppressionReason::SoftBounceLimit),
+            "the soft-bounce limit is a reason of its own, not a hard bounce"
+        );
+        let shown = store.subscriber_suppression(sub).await.unwrap().unwrap();
+        assert_eq!(
+            (shown.reason, shown.since),
+            (SuppressionReason::SoftBounceLimit, now.trunc_subsecs(3))
+        );
+        // A hard bounce later makes it a hard bounce.
+        let hard = event(sub, BounceKind::HardBounce, "f");
+        store.record_bounce_event(&hard, POLICY, now).await.unwrap();
+        assert_eq!(
+            store.suppression(&s.email).await.unwrap(),
             Some(SuppressionReason::HardBounce)
+        );
+    }
+
+    /// A report's Message-ID is looked up by the deliveries' unique key
+    /// (subscriber, digest date), never by a scan of the table.
+    #[tokio::test]
+    async fn the_message_id_lookup_uses_the_deliveries_key() {
+        let (store, _dir) = temp_store().await;
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {DELIVERY_BY_KEY}"))
+                .bind(1)
+                .bind("2026-12-01")
+                .bind("<x@y>")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            steps.len() == 1
+                && steps[0].starts_with("SEARCH deliveries USING INDEX")
+                && steps[0].contains("(subscriber_id=? AND digest_date=?)"),
+            "{steps:?}"
         );
     }
 

@@ -25,6 +25,7 @@ pub mod papers;
 pub mod retention;
 pub mod schedule;
 pub mod subscribers;
+pub mod suppressions;
 mod writer;
 
 pub use writer::WriteTx;
@@ -217,6 +218,10 @@ impl Store {
                 "one mailbox had several subscribers (addresses differing only in case); \
                  folded into the one with the oldest confirmed consent"
             );
+        }
+        let linked = store.link_suppressions().await?;
+        if linked > 0 {
+            tracing::info!(linked, "suppressions linked to their subscribers");
         }
         Ok(store)
     }

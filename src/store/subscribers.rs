@@ -72,55 +72,7 @@ pub enum SubscribeOutcome {
     Suppressed,
 }
 
-/// Why the address is on the suppression list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SuppressionReason {
-    HardBounce,
-    Complaint,
-    /// The subscriber deleted their data; a fresh double opt-in lifts it.
-    Deleted,
-    /// An operator removed the address.
-    Manual,
-}
-
-impl SuppressionReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuppressionReason::HardBounce => "hard_bounce",
-            SuppressionReason::Complaint => "complaint",
-            SuppressionReason::Deleted => "deleted",
-            SuppressionReason::Manual => "manual",
-        }
-    }
-
-    /// Whether the subscriber's own fresh double opt-in may lift it. Hard
-    /// bounces and complaints are never lifted automatically: mailing a
-    /// dead or complaining address again hurts every other subscriber's
-    /// deliverability.
-    pub fn liftable_by_opt_in(self) -> bool {
-        matches!(self, SuppressionReason::Deleted | SuppressionReason::Manual)
-    }
-
-    /// Whether the person's own new, confirmed opt-in (the web form and
-    /// its confirmation link) lifts it: everything but a hard bounce. A
-    /// complaint is never lifted otherwise (issue 14), but someone who
-    /// marked a digest as spam and later subscribes again themselves has
-    /// said they want it.
-    pub fn lifted_by_own_opt_in(self) -> bool {
-        !matches!(self, SuppressionReason::HardBounce)
-    }
-
-    fn parse(s: &str) -> Option<SuppressionReason> {
-        Some(match s {
-            "hard_bounce" => SuppressionReason::HardBounce,
-            "complaint" => SuppressionReason::Complaint,
-            "deleted" => SuppressionReason::Deleted,
-            "manual" => SuppressionReason::Manual,
-            _ => return None,
-        })
-    }
-}
+pub use crate::domain::SuppressionReason;
 
 /// Outcome of `POST /confirm/{token}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,7 +176,7 @@ async fn load(conn: &mut SqliteConnection, id: SubscriberId) -> Result<Subscribe
 
 /// The suppression of an address, looked up under every hash it may be
 /// stored under ([`EmailAddress::suppression_hashes`]). When both exist,
-/// one that an opt-in cannot lift wins.
+/// the one harder to lift wins ([`SuppressionReason::severity`]).
 async fn suppression_of(
     conn: &mut SqliteConnection,
     email: &EmailAddress,
@@ -235,15 +187,10 @@ async fn suppression_of(
     .bind(to_json(&email.suppression_hashes()))
     .fetch_all(&mut *conn)
     .await?;
-    let reasons: Vec<SuppressionReason> = found
+    Ok(found
         .iter()
         .filter_map(|r| SuppressionReason::parse(r))
-        .collect();
-    Ok(reasons
-        .iter()
-        .copied()
-        .find(|r| !r.liftable_by_opt_in())
-        .or(reasons.first().copied()))
+        .max_by_key(|r| r.severity()))
 }
 
 /// The preference columns, in the order [`bind_preferences`] binds them.
@@ -508,11 +455,12 @@ impl Store {
         for (id, kept, merged, email, state) in rows {
             if let Ok(email) = EmailAddress::parse(&email) {
                 sqlx::query(
-                    "INSERT INTO suppressions (email_hash, reason, created_at) \
-                     SELECT ?, reason, created_at FROM suppressions WHERE email_hash = ? \
+                    "INSERT INTO suppressions (email_hash, reason, created_at, subscriber_id) \
+                     SELECT ?, reason, created_at, ? FROM suppressions WHERE email_hash = ? \
                      ON CONFLICT (email_hash) DO NOTHING",
                 )
                 .bind(email.hash())
+                .bind(kept)
                 .bind(email.legacy_hash())
                 .execute(&mut *tx)
                 .await?;
@@ -539,7 +487,10 @@ impl Store {
     /// Handles a subscribe request in one write transaction (R28, R31,
     /// R32): creates or refreshes a pending subscriber and queues at most
     /// one confirmation, or, for an active address, a rate-limited mail
-    /// with the manage link. No mail is sent here; the outbox worker does.
+    /// with the manage link. An active address suppressed for a reason its
+    /// owner may lift (a soft-bounce limit) goes back through double
+    /// opt-in instead; confirming lifts the suppression. No mail is sent
+    /// here; the outbox worker does.
     pub async fn request_subscription(
         &self,
         email: &EmailAddress,
@@ -551,12 +502,13 @@ impl Store {
     ) -> Result<(SubscribeOutcome, Option<SubscriberId>)> {
         let mut tx = self.begin_write().await?;
         let hash = email.hash();
-        if let Some(reason) = suppression_of(&mut tx, email).await? {
-            if !reason.lifted_by_own_opt_in() {
+        let suppressed = match suppression_of(&mut tx, email).await? {
+            Some(reason) if !reason.lifted_by_own_opt_in() => {
                 tx.commit().await?;
                 return Ok((SubscribeOutcome::Suppressed, None));
             }
-        }
+            found => found.is_some(),
+        };
         let existing: Option<(i64, String)> =
             sqlx::query_as("SELECT id, state FROM subscribers WHERE email_canonical = ?")
                 .bind(email.canonical())
@@ -573,9 +525,12 @@ impl Store {
             Some((id, state)) => {
                 let id = SubscriberId(id);
                 match SubscriberState::parse(&state) {
-                    Some(SubscriberState::Active | SubscriberState::Paused) => (id, "manage_link"),
+                    Some(SubscriberState::Active | SubscriberState::Paused) if !suppressed => {
+                        (id, "manage_link")
+                    }
                     _ => {
-                        // Pending or unsubscribed: a fresh double opt-in with
+                        // Pending, unsubscribed, or suppressed for a reason
+                        // the person may lift: a fresh double opt-in with
                         // the preferences just submitted.
                         write_preferences(&mut tx, id, prefs, now).await?;
                         sqlx::query(
@@ -708,8 +663,9 @@ impl Store {
     }
 
     /// `POST /confirm/{token}` (R29): marks the token used and activates
-    /// the subscriber in one transaction. A later fresh opt-in also lifts a
-    /// `deleted` / `manual` / `complaint` suppression of the address (R46, issue 14).
+    /// the subscriber in one transaction. A later fresh opt-in also lifts
+    /// any suppression of the address but a hard bounce
+    /// ([`SuppressionReason::lifted_by_own_opt_in`]).
     pub async fn confirm(&self, token_hash: &str, now: DateTime<Utc>) -> Result<ConfirmOutcome> {
         let mut tx = self.begin_write().await?;
         let Some(id) = token_owner(&mut tx, token_hash, TokenPurpose::Confirm, now).await? else {
@@ -741,7 +697,7 @@ impl Store {
         let sub = load(&mut tx, id).await?;
         sqlx::query(
             "DELETE FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?)) \
-             AND reason IN ('deleted', 'manual', 'complaint')",
+             AND reason <> 'hard_bounce'",
         )
         .bind(to_json(&sub.email.suppression_hashes()))
         .execute(&mut *tx)
@@ -944,7 +900,8 @@ impl Store {
     }
 
     /// Adds an address hash to the suppression list (hard bounce,
-    /// complaint, operator block) and stops mail to its subscriber.
+    /// complaint, operator block), replacing any earlier reason, and stops
+    /// mail to its subscriber.
     pub async fn suppress(
         &self,
         email: &EmailAddress,
@@ -952,14 +909,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, ?, ?) \
-             ON CONFLICT(email_hash) DO UPDATE SET reason = excluded.reason",
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM subscribers WHERE email_canonical = ?")
+                .bind(email.canonical())
+                .fetch_optional(&mut *tx)
+                .await?;
+        super::suppressions::put(
+            &mut tx,
+            &email.hash(),
+            reason,
+            id.map(SubscriberId),
+            &SuppressionReason::ALL,
+            now,
         )
-        .bind(email.hash())
-        .bind(reason.as_str())
-        .bind(ts(now))
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())

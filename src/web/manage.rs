@@ -167,6 +167,8 @@ struct ManageView {
     /// The live preview of the next digest, with the reader's feedback.
     preview_url: String,
     feedback: FeedbackSettings,
+    /// Why nothing is sent, when the address is suppressed.
+    suppression: Option<super::suppressed::SuppressionNotice>,
 }
 
 /// The frequency as the form's one control encodes it: `weekly:friday`.
@@ -215,9 +217,15 @@ async fn manage_view(
         .collect();
     let e = Errors::new(&errors, FIELDS);
     let form = settings_form(input, &e);
+    let unsubscribed = sub.state == SubscriberState::Unsubscribed;
+    let suppression = web.store.subscriber_suppression(sub.id).await?;
     let view = ManageView {
         email: sub.email.as_str().to_string(),
-        state: sub.state.as_str(),
+        state: if suppression.is_some() {
+            "suppressed"
+        } else {
+            sub.state.as_str()
+        },
         paused: sub.state == SubscriberState::Paused,
         unsubscribed: sub.state == SubscriberState::Unsubscribed,
         action_url: web.links.manage_url(token),
@@ -229,6 +237,7 @@ async fn manage_view(
         notice,
         preview_url: feedback::manage_preview_url(web, token),
         feedback: feedback::settings(web, sub).await?,
+        suppression: suppression.map(|s| super::suppressed::notice(web, &s, unsubscribed)),
     };
     render(
         web,
@@ -365,7 +374,10 @@ async fn save(
 }
 
 async fn resubscribe(web: &WebState, sub: &Subscriber) -> Result<Response> {
-    if sub.state == SubscriberState::Unsubscribed {
+    // Unsubscribed, or suppressed for a reason the reader's own new opt-in
+    // lifts (the store refuses the others).
+    let suppressed = web.store.subscriber_suppression(sub.id).await?.is_some();
+    if sub.state == SubscriberState::Unsubscribed || suppressed {
         // Back through double opt-in, with the stored preferences.
         let consent = ConsentInput {
             method: ConsentMethod::WebForm,

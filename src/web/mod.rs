@@ -21,6 +21,7 @@ mod preview;
 mod preview_cache;
 mod recovery;
 mod subscribe;
+mod suppressed;
 mod unsubscribe;
 mod webhooks;
 

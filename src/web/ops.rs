@@ -23,9 +23,14 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
     // Stuck rows (a lease outlived its run) degrade the status but not the
     // HTTP code: the daemon still works, and the next run recovers them.
     let stuck = backlog.is_some_and(|b| b.stuck > 0);
+    let mailbox = mailbox_health(&app);
+    let mailbox_degraded = mailbox
+        .as_ref()
+        .is_some_and(|m| !m["degraded_since"].is_null());
     let body = json!({
-        "status": if db && !stuck { "ok" } else { "degraded" },
+        "status": if db && !stuck && !mailbox_degraded { "ok" } else { "degraded" },
         "database": db,
+        "bounce_mailbox": mailbox,
         "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
@@ -38,6 +43,23 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// The bounce mailbox's polls for `/healthz`, when it is enabled:
+/// `degraded_since` is set while polls fail or leave mail unread (the
+/// status is then `degraded`, still 200: digests go on).
+fn mailbox_health(app: &App) -> Option<Value> {
+    if !app.config.bounces.mailbox.enabled {
+        return None;
+    }
+    let h = app.metrics.bounces.mailbox_health();
+    Some(json!({
+        "state": h.state(),
+        "degraded_since": h.degraded_since().map(crate::store::ts),
+        "last_success": h.last_success.map(crate::store::ts),
+        "last_error": h.last_error,
+        "unread_left": h.unread_left,
+    }))
 }
 
 /// Deliveries due, in flight, stuck and unknown now; `None` when the
@@ -59,15 +81,7 @@ fn semantic_health(app: &App) -> Value {
 
 pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
     let mut out = String::new();
-    let by_state = app.store.count_by_state().await?;
-    let values: Vec<(&str, i64)> = by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect();
-    write_gauge(
-        &mut out,
-        "paperboy_subscribers",
-        "Subscribers by state.",
-        "state",
-        &values,
-    );
+    write_subscriber_gauges(&app, &mut out).await?;
     let outbox = app.store.outbox_counts().await?;
     write_gauge(
         &mut out,
@@ -136,6 +150,9 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
     }
     app.metrics.write_counters(&mut out);
     app.metrics.bounces.write(&mut out);
+    if app.config.bounces.mailbox.enabled {
+        app.metrics.bounces.write_mailbox(&mut out);
+    }
     app.semantic.write_metrics(&mut out);
     write_fetch_counters(&mut out, &app.fetcher.counters());
     Ok((
@@ -147,6 +164,42 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
         out,
     )
         .into_response())
+}
+
+/// Subscribers by state, a suppressed one counted as `suppressed` and not
+/// in its subscription state (nothing is sent to it), and the suppressed
+/// by reason.
+async fn write_subscriber_gauges(app: &App, out: &mut String) -> Result<()> {
+    let by_state = app.store.count_by_state().await?;
+    let suppressed = app.store.suppressed_by_state().await?;
+    let of = |st| {
+        suppressed
+            .iter()
+            .find(|(s, _)| *s == st)
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut values: Vec<(&str, i64)> = by_state
+        .iter()
+        .map(|(s, n)| (s.as_str(), n - of(*s)))
+        .collect();
+    values.push(("suppressed", suppressed.iter().map(|(_, n)| n).sum()));
+    write_gauge(
+        out,
+        "paperboy_subscribers",
+        "Subscribers by state; a suppressed address counts as suppressed only.",
+        "state",
+        &values,
+    );
+    let by_reason = app.store.suppressed_by_reason().await?;
+    let values: Vec<(&str, i64)> = by_reason.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+    write_gauge(
+        out,
+        "paperboy_subscribers_suppressed",
+        "Suppressed subscribers by reason.",
+        "reason",
+        &values,
+    );
+    Ok(())
 }
 
 fn write_fetch_counters(

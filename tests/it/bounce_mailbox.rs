@@ -1,10 +1,11 @@
 //! The bounce mailbox against a real IMAP server: Dovecot (Debian's
 //! `dovecot-imapd`, installed by `scripts/test`), started here with a
 //! throw-away configuration on a free loopback port with implicit TLS and
-//! a self-signed certificate made for the test, holding real-shaped DSN
-//! and ARF messages.
+//! a certificate signed by a CA made for the test, holding real-shaped DSN
+//! and ARF messages, replies that are not reports, or (`bounce_postfix`)
+//! what a real Postfix delivered.
 
-use crate::bounces::{at, events, fixture, suppression};
+use crate::bounces::{at, events, fixture, postfix_dsn, sent_to, suppression, PLACEHOLDER};
 use crate::digest::{add_active, papers};
 use crate::support::{free_port, TestApp};
 use paperboy::bounces::mailbox;
@@ -20,7 +21,7 @@ const USER: &str = "bounces";
 const PASSWORD: &str = "imap-test-password";
 
 /// A Dovecot instance for one test; killed on drop.
-struct Dovecot {
+pub(crate) struct Dovecot {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
@@ -48,7 +49,7 @@ fn run(cmd: &mut Command) {
 }
 
 impl Dovecot {
-    fn start() -> Dovecot {
+    pub(crate) fn start() -> Dovecot {
         assert!(
             Path::new(DOVECOT).exists(),
             "{DOVECOT} is missing: the bounce-mailbox tests need Dovecot \
@@ -60,7 +61,8 @@ impl Dovecot {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         // A throw-away CA and a "localhost" server certificate it signs,
-        // made for this test (webpki refuses a CA certificate as a server's).
+        // made with README's two-command recipe (rustls refuses a
+        // self-signed server certificate that is its own CA).
         let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(d));
         openssl(&[
             "req",
@@ -79,31 +81,26 @@ impl Dovecot {
         ]);
         openssl(&[
             "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "leaf.csr",
-        ]);
-        std::fs::write(d.join("leaf.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
+            "-x509",
             "-CA",
             "ca.pem",
             "-CAkey",
             "ca.key",
-            "-CAcreateserial",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
             "-days",
             "2",
-            "-extfile",
-            "leaf.ext",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+            "key.pem",
             "-out",
             "cert.pem",
         ]);
@@ -179,7 +176,7 @@ impl Dovecot {
 
     /// Delivers a message into the user's INBOX (Maildir `new/`), as the
     /// MTA in front of the mailbox would.
-    fn deliver(&mut self, raw: &str) {
+    pub(crate) fn deliver(&mut self, raw: &str) {
         self.delivered += 1;
         let new = self.dir.path().join("mail").join(USER).join("new");
         let path: PathBuf = new.join(format!("1764576000.M{}P1.paperboy-test", self.delivered));
@@ -187,22 +184,13 @@ impl Dovecot {
         std::os::unix::fs::chown(&path, Some(self.owner.0), Some(self.owner.1)).unwrap();
     }
 
-    /// Creates a folder (Maildir++: `.<name>` beside `cur/new/tmp`).
-    fn create_folder(&self, name: &str) {
-        let folder = self
-            .dir
-            .path()
-            .join("mail")
-            .join(USER)
-            .join(format!(".{name}"));
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(folder.join(sub)).unwrap();
-        }
-        chown_tree(&folder, self.owner);
+    /// The user's Maildir (INBOX), for an MTA to deliver into.
+    pub(crate) fn maildir(&self) -> PathBuf {
+        self.dir.path().join("mail").join(USER)
     }
 
     /// Messages in a folder ("" for INBOX), read or not.
-    fn count(&self, name: &str) -> usize {
+    pub(crate) fn count(&self, name: &str) -> usize {
         let base = self.dir.path().join("mail").join(USER);
         let folder = if name.is_empty() {
             base
@@ -215,7 +203,9 @@ impl Dovecot {
             .sum()
     }
 
-    fn config(&self, password_file: &Path) -> Vec<(String, String)> {
+    /// The `[bounces]` settings for this mailbox, VERP on
+    /// (`bounces@paperboy.test`), polled only at start-up and by the test.
+    pub(crate) fn config(&self, password_file: &Path) -> Vec<(String, String)> {
         vec![
             ("PAPERBOY__BOUNCES__MAILBOX__ENABLED".into(), "true".into()),
             (
@@ -261,18 +251,69 @@ fn chown_tree(p: &Path, owner: (u32, u32)) {
     }
 }
 
-const PLACEHOLDER: &str = "bounces+DELIVERY.MAC@paperboy.example.org";
+/// Writes the mailbox password to a file in `dir` and returns the
+/// settings for `imap` plus `extra`.
+fn settings(imap: &Dovecot, dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let password_file = dir.join("imap-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let mut env = imap.config(&password_file);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Waits until a poll has finished (`serve` polls once at start-up), so
+/// that the test's own polls see what it delivers after this.
+pub(crate) async fn polled(t: &TestApp) -> paperboy::telemetry::MailboxHealth {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = t.app.metrics.bounces.mailbox_health();
+        if h.last_success.is_some() || h.failing_since.is_some() {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "no bounce-mailbox poll finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn healthz(t: &TestApp) -> serde_json::Value {
+    t.client
+        .get(t.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn metrics(t: &TestApp) -> String {
+    t.client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// An ordinary reply to a digest (not a report), the `n`th.
+fn reply(n: usize) -> String {
+    fixture("mailbox", "not-a-report.eml").replace("<reply.1@", &format!("<reply.{n}@"))
+}
 
 #[tokio::test]
 async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_the_next_run() {
     let mut imap = Dovecot::start();
     let secrets = tempfile::tempdir().unwrap();
-    let password_file = secrets.path().join("imap-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let env = imap.config(&password_file);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = settings(&imap, secrets.path(), &[]);
     let day1 = at("2026-12-01T08:00:00Z");
-    let (t, _clock) = TestApp::spawn_at(day1, &env).await;
+    let (t, _clock) = TestApp::spawn_at(day1, &pairs(&env)).await;
+    polled(&t).await;
     let gone = add_active(&t.app, "gone@example.net", &["rag"], 3).await;
     let slow = add_active(&t.app, "slow@example.com", &["rag"], 3).await;
     let reader = add_active(&t.app, "reader@yahoo.com", &["rag"], 3).await;
@@ -286,13 +327,7 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
             .sent,
         4
     );
-    let msgs = t.sink.messages();
-    let verp_of = |rcpt: &str| {
-        msgs.iter()
-            .find(|m| m.to.iter().any(|x| x == rcpt))
-            .map(|m| m.from.clone())
-            .unwrap()
-    };
+    let verp_of = |rcpt: &str| sent_to(&t, rcpt).verp;
 
     // What the relay and the providers send back, to the VERP addresses.
     imap.deliver(
@@ -307,8 +342,8 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
         &fixture("mailbox", "yahoo-arf-abuse.eml")
             .replace(PLACEHOLDER, &verp_of("reader@yahoo.com")),
     );
-    // A bounce naming a VERP address with a forged mac, a bounce for an
-    // address paperboy never mailed, and an ordinary reply.
+    // A bounce naming a VERP address with a forged mac, a bounce that
+    // names no message paperboy sent, and an ordinary reply.
     imap.deliver(
         &fixture("mailbox", "qmail-failure-notice.eml")
             .replace(PLACEHOLDER, "bounces+1.aaaaaaaaaaaaaaaa@paperboy.test"),
@@ -352,14 +387,14 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
     );
     assert!(events(&t, stays).await.is_empty());
 
-    // Processed reports are flagged and never read again; the reply that
-    // is not a report stays and is counted again.
+    // Every message read was marked: the next poll reads nothing, and the
+    // reply is counted once.
     let again = mailbox::poll(&t.app).await.unwrap();
-    assert_eq!(
-        (again.read, again.recorded, again.unparseable),
-        (1, 0, 1),
-        "{again}"
-    );
+    assert_eq!((again.read, again.unparseable), (0, 0), "{again}");
+    assert!(metrics(&t)
+        .await
+        .contains("paperboy_bounce_reports_ignored_total{reason=\"unparseable\"} 1"));
+    assert_eq!(imap.count(""), 6, "flagged, not moved");
 
     let day2 = at("2026-12-02T08:00:00Z");
     let run2 = digest::run(&t.app, &picker, day2).await.unwrap();
@@ -367,7 +402,53 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
     assert_eq!(t.sink.messages_to("gone@example.net").len(), 1);
     assert_eq!(t.sink.messages_to("reader@yahoo.com").len(), 1);
     assert_eq!(t.sink.messages_to("slow@example.com").len(), 2);
-    let _ = gone;
+    t.stop().await;
+}
+
+/// Replies and vacation notices go to the Return-Path too. A thousand of
+/// them ahead of a bounce must not hide it, nor be counted again.
+#[tokio::test]
+async fn a_thousand_replies_in_the_mailbox_never_hide_a_bounce() {
+    let mut imap = Dovecot::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let env = settings(&imap, secrets.path(), &[]);
+    let day = at("2026-12-01T08:00:00Z");
+    let (t, _clock) = TestApp::spawn_at(day, &pairs(&env)).await;
+    polled(&t).await;
+    add_active(&t.app, "gone@example.net", &["rag"], 3).await;
+    assert_eq!(
+        digest::run(&t.app, &papers(9), day)
+            .await
+            .unwrap()
+            .counts
+            .sent,
+        1
+    );
+    for n in 0..1000 {
+        imap.deliver(&reply(n));
+    }
+    let gone = sent_to(&t, "gone@example.net");
+    imap.deliver(&postfix_dsn(
+        "gone@example.net",
+        &gone.verp,
+        &gone.message_id,
+    ));
+
+    let mut polls = Vec::new();
+    while suppression(&t, "gone@example.net").await.is_none() {
+        assert!(
+            polls.len() < 2,
+            "the bounce is still unread after {polls:?}"
+        );
+        polls.push(mailbox::poll(&t.app).await.unwrap());
+    }
+    let read: u64 = polls.iter().map(|r| r.read).sum();
+    assert_eq!(read, 1001, "{polls:?}");
+    let again = mailbox::poll(&t.app).await.unwrap();
+    assert_eq!(again.read, 0, "{again}");
+    assert!(metrics(&t)
+        .await
+        .contains("paperboy_bounce_reports_ignored_total{reason=\"unparseable\"} 1000"));
     t.stop().await;
 }
 
@@ -379,8 +460,7 @@ async fn a_wrong_mailbox_password_is_a_clear_error_and_changes_nothing() {
     let password_file = secrets.path().join("imap-password");
     std::fs::write(&password_file, "wrong-password\n").unwrap();
     let env = imap.config(&password_file);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (t, _clock) = TestApp::spawn_at(at("2026-12-01T08:00:00Z"), &env).await;
+    let (t, _clock) = TestApp::spawn_at(at("2026-12-01T08:00:00Z"), &pairs(&env)).await;
     add_active(&t.app, "gone@example.net", &["rag"], 3).await;
     let err = mailbox::poll(&t.app).await.unwrap_err();
     assert!(matches!(err, mailbox::MailboxError::Login(_)), "{err}");
@@ -389,31 +469,130 @@ async fn a_wrong_mailbox_password_is_a_clear_error_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn processed_reports_can_be_moved_to_a_folder_leaving_the_rest_in_place() {
+async fn reports_and_other_mail_can_be_moved_to_folders_created_as_needed() {
     let mut imap = Dovecot::start();
-    imap.create_folder("Processed");
     let secrets = tempfile::tempdir().unwrap();
-    let password_file = secrets.path().join("imap-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let mut env = imap.config(&password_file);
-    env.push((
-        "PAPERBOY__BOUNCES__MAILBOX__PROCESSED_FOLDER".into(),
-        "Processed".into(),
-    ));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (t, _clock) = TestApp::spawn_at(at("2026-12-01T08:00:00Z"), &env).await;
+    let env = settings(
+        &imap,
+        secrets.path(),
+        &[
+            ("PAPERBOY__BOUNCES__MAILBOX__PROCESSED_FOLDER", "Processed"),
+            ("PAPERBOY__BOUNCES__MAILBOX__NON_REPORTS", "move"),
+        ],
+    );
+    let day = at("2026-12-01T08:00:00Z");
+    let (t, _clock) = TestApp::spawn_at(day, &pairs(&env)).await;
+    polled(&t).await;
     add_active(&t.app, "gone@example.net", &["rag"], 3).await;
-    imap.deliver(&fixture("mailbox", "postfix-hard-5.1.1.eml"));
-    imap.deliver(&fixture("mailbox", "not-a-report.eml"));
+    assert_eq!(
+        digest::run(&t.app, &papers(9), day)
+            .await
+            .unwrap()
+            .counts
+            .sent,
+        1
+    );
+    // To the bare bounce address: the quoted Message-ID is what ties it to
+    // the digest.
+    let gone = sent_to(&t, "gone@example.net");
+    imap.deliver(&postfix_dsn(
+        "gone@example.net",
+        "bounces@paperboy.test",
+        &gone.message_id,
+    ));
+    imap.deliver(&reply(1));
     let r = mailbox::poll(&t.app).await.unwrap();
-    // No VERP token here: matched by the recipient address.
     assert_eq!((r.read, r.recorded, r.unparseable), (2, 1, 1), "{r}");
     assert_eq!(
         suppression(&t, "gone@example.net").await,
         Some(SuppressionReason::HardBounce)
     );
-    assert_eq!((imap.count(""), imap.count("Processed")), (1, 1));
+    assert_eq!(
+        (
+            imap.count(""),
+            imap.count("Processed"),
+            imap.count("Not bounces")
+        ),
+        (0, 1, 1)
+    );
     let again = mailbox::poll(&t.app).await.unwrap();
-    assert_eq!((again.read, again.recorded), (1, 0), "{again}");
+    assert_eq!(again.read, 0, "{again}");
+    t.stop().await;
+}
+
+/// `/healthz` is `degraded` while the mailbox cannot be polled, or polls
+/// leave mail behind, and says since when; `/metrics` has the last
+/// successful poll. `serve` polls at start-up, so both show at once.
+#[tokio::test]
+async fn healthz_says_since_when_the_mailbox_cannot_be_polled_or_is_behind() {
+    let mut imap = Dovecot::start();
+    let day = at("2026-12-01T08:00:00Z");
+    let secrets = tempfile::tempdir().unwrap();
+    // The server's own certificate is no CA: rustls refuses the chain.
+    let leaf = imap.dir.path().join("cert.pem").display().to_string();
+    let env = settings(
+        &imap,
+        secrets.path(),
+        &[("PAPERBOY__BOUNCES__MAILBOX__CA_FILE", leaf.as_str())],
+    );
+    let (t, _clock) = TestApp::spawn_at(day, &pairs(&env)).await;
+    let h = polled(&t).await;
+    assert!(h.failing_since.is_some(), "{h:?}");
+    let health = healthz(&t).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    let mb = &health["bounce_mailbox"];
+    assert_eq!(
+        (mb["state"].as_str(), mb["degraded_since"].as_str()),
+        (Some("failing"), Some("2026-12-01T08:00:00.000Z")),
+        "{health}"
+    );
+    assert!(
+        mb["last_error"].as_str().unwrap().contains("TLS"),
+        "{health}"
+    );
+    let m = metrics(&t).await;
+    assert!(m.contains("paperboy_bounce_mailbox_failing 1"), "{m}");
+    assert!(m.contains("paperboy_bounce_mailbox_last_success_timestamp_seconds 0"));
+    t.stop().await;
+
+    // Right CA, one message per poll, two waiting: behind after the first.
+    imap.deliver(&reply(1));
+    imap.deliver(&reply(2));
+    let env = settings(
+        &imap,
+        secrets.path(),
+        &[("PAPERBOY__BOUNCES__MAILBOX__MAX_MESSAGES", "1")],
+    );
+    let (t, clock) = TestApp::spawn_at(day, &pairs(&env)).await;
+    let h = polled(&t).await;
+    assert_eq!((h.unread_left, h.failing_since), (1, None), "{h:?}");
+    let health = healthz(&t).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["bounce_mailbox"]["state"], "behind", "{health}");
+    assert_eq!(
+        health["bounce_mailbox"]["degraded_since"],
+        "2026-12-01T08:00:00.000Z"
+    );
+    clock.set(at("2026-12-01T08:05:00Z"));
+    let r = mailbox::poll(&t.app).await.unwrap();
+    assert_eq!((r.read, r.left), (1, 0), "{r}");
+    let health = healthz(&t).await;
+    assert_eq!(
+        (
+            health["status"].as_str(),
+            health["bounce_mailbox"]["state"].as_str()
+        ),
+        (Some("ok"), Some("ok")),
+        "{health}"
+    );
+    let m = metrics(&t).await;
+    let five_past = at("2026-12-01T08:05:00Z").timestamp();
+    assert!(
+        m.contains(&format!(
+            "paperboy_bounce_mailbox_last_success_timestamp_seconds {five_past}"
+        )),
+        "{m}"
+    );
+    assert!(m.contains("paperboy_bounce_mailbox_failing 0"));
     t.stop().await;
 }

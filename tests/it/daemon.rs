@@ -248,3 +248,22 @@ fn subscribers_import_export_and_backup_round_trip() {
         "an operator never lifts a suppression: only the person's own opt-in does"
     );
 }
+
+/// Colour codes belong on a terminal: a log file, a pipe or journald
+/// gets plain text.
+#[tokio::test]
+async fn text_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start();
+    let http = free_port();
+    let child = daemon(dir.path(), http, sink.addr.port()).spawn().unwrap();
+    wait_healthy(http).await;
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("paperboy serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a piped log:\n{log:?}"
+    );
+}

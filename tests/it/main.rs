@@ -1,6 +1,8 @@
 //! One integration-test binary (linked once); each module is one area.
 
 mod bounce_mailbox;
+mod bounce_postfix;
+mod bounce_state;
 mod bounces;
 mod browser;
 mod cli;
