@@ -432,6 +432,11 @@ fn planned_state(state: &str, confirmed: bool) -> Result<Option<SubscriberState>
     }
 }
 
+/// A row that would never get a digest: the forms' rule, in the file's
+/// terms.
+const NO_TOPICS: &str = "no topics or authors, and fallback_trending is not true: \
+this subscriber would never get a digest";
+
 /// Validates the preference columns through the web forms' rules; errors
 /// name their column.
 fn preferences(
@@ -444,7 +449,9 @@ fn preferences(
         _ => (Some(row.frequency.clone()), None),
     };
     PreferencesInput {
-        topics: lines(&row.topics),
+        // Topics go through the one topic parser, which reads `;` (the
+        // export's separator), commas and line breaks alike.
+        topics: row.topics.clone(),
         excluded: lines(&row.excluded),
         authors: lines(&row.authors),
         categories: lines(&row.categories),
@@ -459,6 +466,9 @@ fn preferences(
     .map_err(|errs| {
         errs.into_iter()
             .map(|e| {
+                if e.is_nothing_to_send() {
+                    return ("topics", NO_TOPICS.to_string());
+                }
                 let column = if e.field == "weekly_day" {
                     "frequency"
                 } else {

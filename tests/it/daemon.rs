@@ -242,7 +242,14 @@ fn subscribers_import_export_and_backup_round_trip() {
 
     let removed = run(&["subscribers", "remove", "sam@example.org"]);
     assert!(removed.status.success());
-    let again = run(&["subscribers", "add", "sam@example.org", "--confirmed"]);
+    let again = run(&[
+        "subscribers",
+        "add",
+        "sam@example.org",
+        "--topic",
+        "RLHF",
+        "--confirmed",
+    ]);
     assert!(
         !again.status.success(),
         "an operator never lifts a suppression: only the person's own opt-in does"
