@@ -308,8 +308,8 @@ fn push_topic(out: &mut Vec<String>, raw: &str) {
 /// author, and the reader has not chosen the trending papers instead.
 /// Categories alone only narrow what topics and authors find, so they do
 /// not count.
-pub const NOTHING_TO_SEND: &str = "Nothing to look for yet: add at least one topic (or follow an author), \
-or choose to get the top trending papers when nothing matches. Otherwise no digest would ever be sent.";
+pub const NOTHING_TO_SEND: &str = "Add at least one topic (or follow an author), or tick \
+\u{201c}send the top trending papers\u{201d}: otherwise no digest would ever be sent.";
 
 impl Preferences {
     /// Whether a digest run could ever find something to send: a topic, a

@@ -147,12 +147,18 @@ fn default_preferences(app: &App) -> Preferences {
     }
 }
 
+/// A form that did not validate: what to show again, and why.
+struct Rejected {
+    typed: Typed,
+    errors: Vec<FieldError>,
+}
+
 /// A subscribe form read: the address and preferences, or what to show
 /// again with the errors.
 fn read_request(
     web: &WebState,
     form: &HashMap<String, Vec<String>>,
-) -> std::result::Result<(EmailAddress, Preferences), (Typed, Vec<FieldError>)> {
+) -> std::result::Result<(EmailAddress, Preferences), Box<Rejected>> {
     let cut = |k: &str, n: usize| field(form, k).chars().take(n).collect::<String>();
     let fallback_trending = field(form, "fallback_trending") == "on";
     let typed = Typed {
@@ -190,7 +196,7 @@ fn read_request(
         .ok();
     match (email, prefs) {
         (Some(email), Some(prefs)) if errors.is_empty() => Ok((email, prefs)),
-        _ => Err((typed, errors)),
+        _ => Err(Box::new(Rejected { typed, errors })),
     }
 }
 
@@ -215,7 +221,8 @@ pub(super) async fn subscribe(
     };
     let (email, prefs) = match read_request(&web, &form) {
         Ok(request) => request,
-        Err((typed, errors)) => {
+        Err(rejected) => {
+            let Rejected { typed, errors } = *rejected;
             Metrics::inc(&web.metrics.subscribe_rejected);
             return subscribe_form(&web, StatusCode::UNPROCESSABLE_ENTITY, typed, &errors).await;
         }
