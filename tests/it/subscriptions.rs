@@ -479,6 +479,31 @@ async fn a_subscription_needs_a_topic_an_author_or_the_trending_choice() {
         .unwrap();
     assert!(kept.preferences.topics.is_empty());
     assert_eq!(kept.preferences.authors, vec!["Ada Lovelace"]);
+
+    // A profile stored before the rule (nothing to look for) is told so on
+    // its settings page.
+    let mut empty = kept.preferences.clone();
+    empty.authors.clear();
+    t.app
+        .store
+        .update_preferences(kept.id, &empty, t.app.now())
+        .await
+        .unwrap();
+    let page = t
+        .client
+        .get(&manage)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"<p class="notice warn" role="status" id="nothing-to-send">Add at least one topic"#
+        ),
+        "{page}"
+    );
     t.stop().await;
 }
 
