@@ -735,6 +735,7 @@ async fn settings_flow(b: &Browser, t: &TestApp, email: &str, manage: &str) {
     b.viewport(1280).await;
     let (time, zone) = (b.rect("#send_time").await, b.rect("#time_zone").await);
     assert!(apart(&time, &zone, "top") <= 1.0, "{time} vs {zone}");
+    assert!(apart(&time, &zone, "mid") <= 1.0, "{time} vs {zone}");
     let pause = b.rect("form input[value=pause] + button").await;
     let leave = b.rect("a[href*=\"/unsubscribe/\"]").await;
     assert!(apart(&pause, &leave, "mid") <= 2.0, "{pause} vs {leave}");
