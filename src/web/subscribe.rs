@@ -350,11 +350,13 @@ Nothing after a few minutes? Look in your spam folder."
             vec![
                 format!(
                     "We sent a message with a link to {} at {}, if that address can receive mail from us. \
-To protect mailboxes we send at most one every {} minutes and {} a day to an address, so none was sent now.",
+To protect mailboxes we send {} to an address, so none was sent now.",
                     r.to,
                     at(last),
-                    s.per_address_min_interval_minutes,
-                    s.per_address_per_day,
+                    limits_phrase(
+                        s.per_address_min_interval_minutes,
+                        s.per_address_per_day
+                    ),
                 ),
                 format!(
                     "Use the link in that message (look in your spam folder too). You can ask for another from {}.",
@@ -369,6 +371,15 @@ To protect mailboxes we send at most one every {} minutes and {} a day to an add
                 r.to
             )],
         ),
+    }
+}
+
+/// "at most one every 15 minutes and 3 a day", as configured.
+fn limits_phrase(minutes: u32, per_day: u32) -> String {
+    match minutes {
+        0 => format!("at most {per_day} a day"),
+        1 => format!("at most one a minute and {per_day} a day"),
+        m => format!("at most one every {m} minutes and {per_day} a day"),
     }
 }
 

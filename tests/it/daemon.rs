@@ -82,6 +82,7 @@ async fn a_confirmation_queued_before_a_kill_is_sent_once_after_restart() {
         .post(format!("http://127.0.0.1:{http}/subscribe"))
         .form(&[
             ("email", "crash@example.org"),
+            ("topics", "RAG"),
             ("send_time", "08:00"),
             ("time_zone", "UTC"),
         ])

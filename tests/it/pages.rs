@@ -640,8 +640,17 @@ async fn the_page_after_unsubscribing_links_back_to_resume_and_to_subscribe() {
         "{body}"
     );
     assert!(body.contains(&format!(r#"<a href="{}">Subscribe again"#, t.url("/"))));
-    // The settings page it leads to offers to subscribe again.
+    // The settings page it leads to offers to subscribe again, which
+    // answers like the subscribe form: a redirect to the inbox page.
     assert!(page(&t, &manage).await.contains("Subscribe again"));
+    let r = post(&t, &manage, &[("action", "resubscribe")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with(&t.url("/subscribe/sent?r=")));
+    assert!(page(&t, &location(&r)).await.contains("back@example.org"));
+    assert_eq!(
+        t.state_of("back@example.org").await.as_deref(),
+        Some("pending")
+    );
     t.stop().await;
 }
 
