@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn an_unknown_state_is_an_error_naming_line_and_column() {
         let rows = read_all(
-            "email,state\nok@example.org,active\nroot@example.org,superuser\n",
+            "email,state,topics\nok@example.org,active,RAG\nroot@example.org,superuser,RAG\n",
             DataFormat::Csv,
             true,
         );
@@ -560,11 +560,11 @@ mod tests {
 
     #[test]
     fn every_problem_of_every_line_is_listed() {
-        let text = "{\"email\":\"a@example.org\"}\n\
-                    {\"email\":\"not an address\",\"send_time\":\"25:99\"}\n\
+        let text = "{\"email\":\"a@example.org\",\"topics\":\"RAG\"}\n\
+                    {\"email\":\"not an address\",\"send_time\":\"25:99\",\"topics\":\"RAG\"}\n\
                     \n\
                     {\"email\":\"b@example.org\",\"role\":\"admin\"}\n\
-                    {\"email\":\"c@example.org\",\"fallback_trending\":\"maybe\"}\n\
+                    {\"email\":\"c@example.org\",\"fallback_trending\":\"maybe\",\"topics\":\"RAG\"}\n\
                     not json\n";
         let rows = read_all(text, DataFormat::Jsonl, false);
         let errs = errors(&rows);
@@ -584,8 +584,8 @@ mod tests {
 
     #[test]
     fn states_are_imported_as_vouched_for() {
-        let text = "email,state\na@example.org,\nb@example.org,paused\nc@example.org,pending\n\
-                    d@example.org,unsubscribed\n";
+        let text = "email,state,topics\na@example.org,,RAG\nb@example.org,paused,RAG\n\
+                    c@example.org,pending,RAG\nd@example.org,unsubscribed,RAG\n";
         let states = |confirmed| -> Vec<Option<SubscriberState>> {
             read_all(text, DataFormat::Csv, confirmed)
                 .into_iter()
