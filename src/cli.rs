@@ -47,7 +47,7 @@ pub enum Command {
     },
     /// Show what a profile would receive from the stored papers now.
     Preview {
-        /// A topic phrase; repeat for several.
+        /// A topic phrase; repeat for several, or separate them with commas.
         #[arg(long = "topic")]
         topics: Vec<String>,
         /// Exclude papers mentioning this word; repeatable.
@@ -131,7 +131,8 @@ pub enum SubscribersCommand {
     /// a suppression.
     Add {
         email: String,
-        /// A topic phrase; repeat for several.
+        /// A topic phrase; repeat for several, or separate them with commas
+        /// ("RAG, diffusion models"). At least one is required.
         #[arg(long = "topic")]
         topics: Vec<String>,
         /// Mark as confirmed without a confirmation mail, for operators
@@ -169,8 +170,9 @@ pub enum SubscribersCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Import subscribers from a CSV or JSON-lines file (the export format;
-    /// only `email` is required). All or nothing: the whole file is
+    /// Import subscribers from a CSV or JSON-lines file (the export format:
+    /// `email`, and `topics` or `authors` unless `fallback_trending` is
+    /// true; topics separated by `;`, commas or line breaks). All or nothing: the whole file is
     /// checked first, every invalid line is listed, and nothing is written
     /// unless all are valid. Unknown columns and values are errors.
     /// Existing addresses are left unchanged; suppressed addresses (any
@@ -479,6 +481,11 @@ async fn preview(
     format: ListFormat,
     which: PreviewWindow,
 ) -> anyhow::Result<()> {
+    // `--topic "RAG, diffusion models"` is two topics, as on the forms.
+    let topics: Vec<String> = topics
+        .iter()
+        .flat_map(|t| crate::domain::parse_topics(t))
+        .collect();
     if topics.is_empty() && authors.is_empty() {
         bail!("give at least one --topic or --author");
     }
@@ -712,7 +719,14 @@ async fn subscribers(command: SubscribersCommand, config: Config) -> anyhow::Res
                 ..Default::default()
             }
             .validate(&defaults)
-            .map_err(|errs| field_errors(&errs))?;
+            .map_err(|mut errs| {
+                for e in errs.iter_mut().filter(|e| e.is_nothing_to_send()) {
+                    e.message = "give at least one --topic: without one this subscriber \
+                                 would never get a digest"
+                        .into();
+                }
+                field_errors(&errs)
+            })?;
             add_subscriber(open_app(config).await?, email, prefs, confirmed).await
         }
         SubscribersCommand::List { state, format } => {

@@ -463,6 +463,11 @@ fn planned_state(state: &str, confirmed: bool) -> Result<Option<SubscriberState>
     }
 }
 
+/// A row that would never get a digest: the forms' rule, in the file's
+/// terms.
+const NO_TOPICS: &str = "no topics or authors, and fallback_trending is not true: \
+this subscriber would never get a digest";
+
 /// Validates the preference columns through the web forms' rules; errors
 /// name their column.
 fn preferences(
@@ -475,7 +480,9 @@ fn preferences(
         _ => (Some(row.frequency.clone()), None),
     };
     PreferencesInput {
-        topics: lines(&row.topics),
+        // Topics go through the one topic parser, which reads `;` (the
+        // export's separator), commas and line breaks alike.
+        topics: row.topics.clone(),
         excluded: lines(&row.excluded),
         authors: lines(&row.authors),
         categories: lines(&row.categories),
@@ -490,6 +497,9 @@ fn preferences(
     .map_err(|errs| {
         errs.into_iter()
             .map(|e| {
+                if e.is_nothing_to_send() {
+                    return ("topics", NO_TOPICS.to_string());
+                }
                 let column = if e.field == "weekly_day" {
                     "frequency"
                 } else {
@@ -551,7 +561,7 @@ mod tests {
     #[test]
     fn an_unknown_state_is_an_error_naming_line_and_column() {
         let rows = read_all(
-            "email,state\nok@example.org,active\nroot@example.org,superuser\n",
+            "email,state,topics\nok@example.org,active,RAG\nroot@example.org,superuser,RAG\n",
             DataFormat::Csv,
             true,
         );
@@ -581,11 +591,11 @@ mod tests {
 
     #[test]
     fn every_problem_of_every_line_is_listed() {
-        let text = "{\"email\":\"a@example.org\"}\n\
-                    {\"email\":\"not an address\",\"send_time\":\"25:99\"}\n\
+        let text = "{\"email\":\"a@example.org\",\"topics\":\"RAG\"}\n\
+                    {\"email\":\"not an address\",\"send_time\":\"25:99\",\"topics\":\"RAG\"}\n\
                     \n\
                     {\"email\":\"b@example.org\",\"role\":\"admin\"}\n\
-                    {\"email\":\"c@example.org\",\"fallback_trending\":\"maybe\"}\n\
+                    {\"email\":\"c@example.org\",\"fallback_trending\":\"maybe\",\"topics\":\"RAG\"}\n\
                     not json\n";
         let rows = read_all(text, DataFormat::Jsonl, false);
         let errs = errors(&rows);
@@ -605,8 +615,8 @@ mod tests {
 
     #[test]
     fn states_are_imported_as_vouched_for() {
-        let text = "email,state\na@example.org,\nb@example.org,paused\nc@example.org,pending\n\
-                    d@example.org,unsubscribed\n";
+        let text = "email,state,topics\na@example.org,,RAG\nb@example.org,paused,RAG\n\
+                    c@example.org,pending,RAG\nd@example.org,unsubscribed,RAG\n";
         let states = |confirmed| -> Vec<Option<SubscriberState>> {
             read_all(text, DataFormat::Csv, confirmed)
                 .into_iter()

@@ -16,9 +16,9 @@ pub use paper::{
 };
 pub use subjects::{subject_name, subject_names};
 pub use subscriber::{
-    is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,
-    weekday_name, FieldError, Frequency, Preferences, PreferencesInput, SubscriberId,
-    SubscriberState, Timing,
+    is_category, limits, parse_send_time, parse_time_zone, parse_topics, split_lines,
+    split_lines_only, weekday_name, FieldError, Frequency, Preferences, PreferencesInput,
+    SubscriberId, SubscriberState, Timing, NOTHING_TO_SEND,
 };
 pub use suppression::{Suppression, SuppressionReason};
 pub use token::{Token, TokenPurpose, TOKEN_LEN};

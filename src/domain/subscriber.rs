@@ -192,6 +192,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// The profile has nothing to look for ([`NOTHING_TO_SEND`]): entry
+    /// points without the form's words (a command, an import) say it their
+    /// own way.
+    pub fn is_nothing_to_send(&self) -> bool {
+        self.field == "topics" && self.message == NOTHING_TO_SEND
+    }
+}
+
 /// Raw, untrusted preference input as it arrives from a form, CLI flags
 /// or an import file. [`PreferencesInput::validate`] turns it into
 /// [`Preferences`] or a list of field errors.
@@ -222,8 +231,8 @@ pub fn split_lines(s: &str) -> Vec<String> {
     out
 }
 
-/// Like [`split_lines`] but keeps commas: author names and topics such as
-/// "Smith, J." may contain them, so only line breaks separate entries.
+/// Like [`split_lines`] but keeps commas and semicolons: author names such
+/// as "Lovelace, Ada" contain them, so only line breaks separate entries.
 pub fn split_lines_only(s: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for part in s.split(['\n', '\r']) {
@@ -235,16 +244,135 @@ pub fn split_lines_only(s: &str) -> Vec<String> {
     out
 }
 
+/// Topics as a reader types, pastes or imports them: commas, semicolons
+/// and line breaks all separate topics ("RAG, diffusion models; LLM
+/// safety" is three). The one parser behind every form, preview, import
+/// and command, so each path reads a field the same way.
+///
+/// A topic therefore never contains a comma or semicolon. Matching reads
+/// a topic's words, not its punctuation, so "vision, language and action"
+/// typed as one topic would find what "vision language and action" finds;
+/// readers write it without the comma. The one exception is a comma
+/// between two digits, part of a number ("1,000 GPUs"). Each entry has its
+/// whitespace normalised, surrounding quotes (the form's hint shows topics
+/// in quotes) and a leading list bullet removed; repeats (ignoring case)
+/// are dropped.
+pub fn parse_topics(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut piece = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let in_number = c == ','
+            && i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+        if matches!(c, '\n' | '\r' | ';' | ',') && !in_number {
+            push_topic(&mut out, &piece);
+            piece.clear();
+        } else {
+            piece.push(c);
+        }
+    }
+    push_topic(&mut out, &piece);
+    out
+}
+
+/// Adds one typed entry to `out`, cleaned, unless empty or a repeat.
+fn push_topic(out: &mut Vec<String>, raw: &str) {
+    let mut item = super::normalize_whitespace(raw);
+    for bullet in ["- ", "* ", "\u{2022} "] {
+        if let Some(rest) = item.strip_prefix(bullet) {
+            item = rest.trim().to_string();
+        }
+    }
+    const QUOTES: &[(char, char)] = &[
+        ('"', '"'),
+        ('\u{201c}', '\u{201d}'),
+        ('\'', '\''),
+        ('\u{2018}', '\u{2019}'),
+    ];
+    for (open, close) in QUOTES {
+        let quoted = item.len() >= 2 && item.starts_with(*open) && item.ends_with(*close);
+        if quoted {
+            let inner = &item[open.len_utf8()..item.len() - close.len_utf8()];
+            item = inner.trim().to_string();
+            break;
+        }
+    }
+    if !item.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(&item)) {
+        out.push(item);
+    }
+}
+
+/// Why a profile would never get a digest: no topic and no followed
+/// author, and the reader has not chosen the trending papers instead.
+/// Categories alone only narrow what topics and authors find, so they do
+/// not count.
+pub const NOTHING_TO_SEND: &str = "Add at least one topic (or follow an author), or tick \
+\u{201c}send the top trending papers\u{201d}: otherwise no digest would ever be sent.";
+
+impl Preferences {
+    /// Whether a digest run could ever find something to send: a topic, a
+    /// followed author, or the trending fallback.
+    pub fn can_send(&self) -> bool {
+        !self.topics.is_empty() || !self.authors.is_empty() || self.fallback_trending
+    }
+}
+
 impl PreferencesInput {
     /// Validates against `defaults` for absent optional fields. Returns
     /// every problem at once so a form can show them all.
     pub fn validate(&self, defaults: &Preferences) -> Result<Preferences, Vec<FieldError>> {
-        use limits::*;
         let mut errors = Vec::new();
         let mut err =
             |field: &'static str, message: String| errors.push(FieldError { field, message });
+        let lists = self.lists(&mut err);
+        let digest_size = self.digest_size(defaults, &mut err);
+        let frequency = self.frequency(defaults, &mut err);
+        let send_time = match self.send_time.as_deref().map(str::trim) {
+            None | Some("") => defaults.send_time,
+            Some(s) => parse_send_time(s).unwrap_or_else(|| {
+                err(
+                    "send_time",
+                    "Send time must look like 08:00 (24-hour clock).".into(),
+                );
+                defaults.send_time
+            }),
+        };
+        let time_zone = match self.time_zone.as_deref().map(str::trim) {
+            None | Some("") => defaults.time_zone,
+            Some(s) => parse_time_zone(s).unwrap_or_else(|| {
+                err(
+                    "time_zone",
+                    "Unknown time zone; use an IANA name such as Europe/Berlin or America/New_York."
+                        .into(),
+                );
+                defaults.time_zone
+            }),
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let [topics, excluded, authors, categories] = lists;
+        Ok(Preferences {
+            topics,
+            excluded,
+            authors,
+            categories,
+            digest_size,
+            frequency,
+            send_time,
+            time_zone,
+            fallback_trending: self.fallback_trending,
+        })
+    }
 
-        let topics = split_lines_only(&self.topics);
+    /// Topics, excluded words, authors and categories, parsed and checked
+    /// against the limits, and the rule that a profile must have something
+    /// to look for ([`NOTHING_TO_SEND`]).
+    fn lists(&self, err: &mut impl FnMut(&'static str, String)) -> [Vec<String>; 4] {
+        use limits::*;
+        let topics = parse_topics(&self.topics);
         if topics.len() > MAX_TOPICS {
             err("topics", format!("At most {MAX_TOPICS} topics, please."));
         }
@@ -258,19 +386,30 @@ impl PreferencesInput {
             );
         }
         let excluded = split_lines(&self.excluded);
-        check_list(&mut err, "excluded", &excluded, MAX_EXCLUDED);
+        check_list(err, "excluded", &excluded, MAX_EXCLUDED);
         let authors = split_lines_only(&self.authors);
-        check_list(&mut err, "authors", &authors, MAX_AUTHORS);
+        check_list(err, "authors", &authors, MAX_AUTHORS);
+        if topics.is_empty() && authors.is_empty() && !self.fallback_trending {
+            err("topics", NOTHING_TO_SEND.into());
+        }
         let categories = split_lines(&self.categories);
-        check_list(&mut err, "categories", &categories, MAX_CATEGORIES);
+        check_list(err, "categories", &categories, MAX_CATEGORIES);
         if let Some(c) = categories.iter().find(|c| !is_category(c)) {
             err(
                 "categories",
                 format!("\"{c}\" is not an arXiv category such as cs.LG or hep-th."),
             );
         }
+        [topics, excluded, authors, categories]
+    }
 
-        let digest_size = match self.digest_size.as_deref().map(str::trim) {
+    fn digest_size(
+        &self,
+        defaults: &Preferences,
+        err: &mut impl FnMut(&'static str, String),
+    ) -> u8 {
+        use limits::{MAX_DIGEST_SIZE, MIN_DIGEST_SIZE};
+        match self.digest_size.as_deref().map(str::trim) {
             None | Some("") => defaults.digest_size,
             Some(s) => match s.parse::<u8>() {
                 Ok(n) if (MIN_DIGEST_SIZE..=MAX_DIGEST_SIZE).contains(&n) => n,
@@ -284,9 +423,15 @@ impl PreferencesInput {
                     defaults.digest_size
                 }
             },
-        };
+        }
+    }
 
-        let frequency = match self.frequency.as_deref().map(str::trim) {
+    fn frequency(
+        &self,
+        defaults: &Preferences,
+        err: &mut impl FnMut(&'static str, String),
+    ) -> Frequency {
+        match self.frequency.as_deref().map(str::trim) {
             None | Some("") => defaults.frequency,
             Some("weekly") => match self
                 .weekly_day
@@ -303,58 +448,11 @@ impl PreferencesInput {
                     defaults.frequency
                 }
             },
-            Some(s) => match Frequency::decode(s) {
-                Some(f) => f,
-                None => {
-                    err("frequency", "Choose daily, weekdays or weekly.".into());
-                    defaults.frequency
-                }
-            },
-        };
-
-        let send_time = match self.send_time.as_deref().map(str::trim) {
-            None | Some("") => defaults.send_time,
-            Some(s) => match parse_send_time(s) {
-                Some(t) => t,
-                None => {
-                    err(
-                        "send_time",
-                        "Send time must look like 08:00 (24-hour clock).".into(),
-                    );
-                    defaults.send_time
-                }
-            },
-        };
-
-        let time_zone = match self.time_zone.as_deref().map(str::trim) {
-            None | Some("") => defaults.time_zone,
-            Some(s) => match parse_time_zone(s) {
-                Some(tz) => tz,
-                None => {
-                    err(
-                        "time_zone",
-                        "Unknown time zone; use an IANA name such as Europe/Berlin or America/New_York."
-                            .into(),
-                    );
-                    defaults.time_zone
-                }
-            },
-        };
-
-        if !errors.is_empty() {
-            return Err(errors);
+            Some(s) => Frequency::decode(s).unwrap_or_else(|| {
+                err("frequency", "Choose daily, weekdays or weekly.".into());
+                defaults.frequency
+            }),
         }
-        Ok(Preferences {
-            topics,
-            excluded,
-            authors,
-            categories,
-            digest_size,
-            frequency,
-            send_time,
-            time_zone,
-            fallback_trending: self.fallback_trending,
-        })
     }
 
     /// The input a form shows for existing preferences.
@@ -509,6 +607,62 @@ mod tests {
                 "time_zone"
             ]
         );
+    }
+
+    #[test]
+    fn commas_semicolons_and_new_lines_all_separate_topics() {
+        assert_eq!(
+            parse_topics("RAG, diffusion models, LLM safety"),
+            vec!["RAG", "diffusion models", "LLM safety"]
+        );
+        assert_eq!(
+            parse_topics("RAG; diffusion models\r\nLLM safety,,\n rag "),
+            vec!["RAG", "diffusion models", "LLM safety"]
+        );
+        // A comma between digits belongs to a number.
+        assert_eq!(
+            parse_topics("training on 1,000 GPUs, RAG"),
+            vec!["training on 1,000 GPUs", "RAG"]
+        );
+        // Typed the way the hint shows them, or pasted as a list.
+        assert_eq!(
+            parse_topics("\u{201c}speculative decoding\u{201d}, \"RAG\"\n- emergent misalignment\n\u{2022} world models"),
+            vec!["speculative decoding", "RAG", "emergent misalignment", "world models"]
+        );
+        assert!(parse_topics(" ,;\n\"\" ").is_empty());
+    }
+
+    #[test]
+    fn a_topic_with_a_comma_becomes_two_topics() {
+        let input = PreferencesInput {
+            topics: "vision, language and action".into(),
+            ..Default::default()
+        };
+        let p = input.validate(&defaults()).unwrap();
+        assert_eq!(p.topics, vec!["vision", "language and action"]);
+    }
+
+    #[test]
+    fn a_profile_with_nothing_to_look_for_is_refused_on_its_topics() {
+        let nothing = PreferencesInput {
+            topics: " \n, ".into(),
+            categories: "cs.RO".into(),
+            ..Default::default()
+        };
+        let errs = nothing.validate(&defaults()).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "topics");
+        assert_eq!(errs[0].message, NOTHING_TO_SEND);
+        let trending = PreferencesInput {
+            fallback_trending: true,
+            ..nothing.clone()
+        };
+        assert!(trending.validate(&defaults()).unwrap().can_send());
+        let author = PreferencesInput {
+            authors: "Ada Lovelace".into(),
+            ..nothing
+        };
+        assert!(author.validate(&defaults()).unwrap().can_send());
     }
 
     #[test]

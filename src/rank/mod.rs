@@ -313,6 +313,24 @@ impl CandidateIndex {
         picks
     }
 
+    /// For each of `profile`'s topics, in order, how many candidates it
+    /// matches that the profile lets through (no excluded word, in its
+    /// categories): what a reader is told a topic found, so a topic that
+    /// matches nothing can say so.
+    pub fn topic_counts(&self, profile: &Profile) -> Vec<usize> {
+        let q = self.prepare(profile);
+        let none = HashSet::new();
+        q.topics
+            .iter()
+            .map(|t| {
+                t.hits
+                    .iter()
+                    .filter(|h| self.allowed(h.doc, profile, &q, &none))
+                    .count()
+            })
+            .collect()
+    }
+
     pub(crate) fn prepare(&self, profile: &Profile) -> Prepared {
         let mut by_author: Vec<(u32, String)> = Vec::new();
         for a in &profile.authors {

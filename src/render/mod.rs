@@ -80,6 +80,18 @@ const PAGES: &[(&str, &str)] = &[
         "error_summary",
         include_str!("../../templates/pages/error_summary.hbs"),
     ),
+    (
+        "next_digest",
+        include_str!("../../templates/pages/next_digest.hbs"),
+    ),
+    (
+        "topic_list",
+        include_str!("../../templates/pages/topic_list.hbs"),
+    ),
+    (
+        "zone_options",
+        include_str!("../../templates/pages/zone_options.hbs"),
+    ),
 ];
 
 /// Page templates used as partials (`{{> name}}`), registered under
@@ -90,6 +102,9 @@ const PARTIALS: &[&str] = &[
     "field_attrs",
     "field_error",
     "error_summary",
+    "next_digest",
+    "topic_list",
+    "zone_options",
 ];
 
 /// (name, subject, text, html) of every embedded email template.
@@ -446,6 +461,7 @@ mod tests {
                 &json!({
                     "title": "t", "home_url": "/", "noindex": false, "heading": "Hello",
                     "paragraphs": [], "link_url": null, "link_text": null,
+                    "links": [], "next_digest": null,
                 }),
             )
             .unwrap();

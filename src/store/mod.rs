@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod confirm_sends;
 pub mod deliveries;
 pub mod embeddings;
 pub mod events;

@@ -66,9 +66,11 @@ pub enum SubscribeOutcome {
     /// Already active or paused: a "you are already subscribed" mail with
     /// the manage link was queued.
     ManageLinkQueued,
-    /// Nothing queued because a per-address or global limit was reached.
+    /// Nothing queued because a per-address or global limit was reached
+    /// (for a suppressed address too: its requests count as mails would).
     RateLimited,
-    /// The address bounced hard or complained: nothing is ever sent.
+    /// The address bounced hard or complained: nothing is ever sent, but
+    /// the request counted against the limits like a mail.
     Suppressed,
 }
 
@@ -309,6 +311,31 @@ async fn queue_limited(
     limits: &ConfirmLimits,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    if !record_send_limited(conn, email_hash, limits, now).await? {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (subscriber_id, kind, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id.0)
+    .bind(kind)
+    .bind(ts(now))
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// Records a mail to `email_hash` in `confirm_sends` when the per-address
+/// and global limits allow one now; false (nothing recorded) otherwise.
+/// A request for a suppressed address is recorded too, without a mail, so
+/// the limits (and the page that reports them) treat every address alike.
+async fn record_send_limited(
+    conn: &mut SqliteConnection,
+    email_hash: &str,
+    limits: &ConfirmLimits,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let recent: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM confirm_sends WHERE email_hash = ? AND queued_at > ?",
     )
@@ -335,15 +362,6 @@ async fn queue_limited(
         .bind(ts(now))
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO outbox (subscriber_id, kind, next_attempt_at, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(id.0)
-    .bind(kind)
-    .bind(ts(now))
-    .bind(ts(now))
-    .execute(&mut *conn)
-    .await?;
     Ok(true)
 }
 
@@ -504,8 +522,14 @@ impl Store {
         let hash = email.hash();
         let suppressed = match suppression_of(&mut tx, email).await? {
             Some(reason) if !reason.lifted_by_own_opt_in() => {
+                let counted = record_send_limited(&mut tx, &hash, limits, now).await?;
                 tx.commit().await?;
-                return Ok((SubscribeOutcome::Suppressed, None));
+                let outcome = if counted {
+                    SubscribeOutcome::Suppressed
+                } else {
+                    SubscribeOutcome::RateLimited
+                };
+                return Ok((outcome, None));
             }
             found => found.is_some(),
         };

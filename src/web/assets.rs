@@ -1,5 +1,5 @@
-//! The static files the pages load: one stylesheet, two scripts and the
-//! icon, embedded at build time. Served as files (not inline) so the
+//! The static files the pages load: one stylesheet, three scripts and
+//! the icon, embedded at build time. Served as files (not inline) so the
 //! Content-Security-Policy can allow only this origin's scripts and styles.
 
 use axum::http::{header, StatusCode};
@@ -18,6 +18,7 @@ payment=(), usb=(), browsing-topics=()";
 const APP_CSS: &str = include_str!("../../static/app.css");
 const PREVIEW_JS: &str = include_str!("../../static/preview.js");
 const SUBSCRIBE_JS: &str = include_str!("../../static/subscribe.js");
+const WHEN_JS: &str = include_str!("../../static/when.js");
 const FAVICON_SVG: &str = include_str!("../../static/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -44,6 +45,10 @@ pub(super) async fn preview_js() -> Response {
 
 pub(super) async fn subscribe_js() -> Response {
     asset("text/javascript; charset=utf-8", SUBSCRIBE_JS)
+}
+
+pub(super) async fn when_js() -> Response {
+    asset("text/javascript; charset=utf-8", WHEN_JS)
 }
 
 /// Also answers `/favicon.ico`, which browsers ask for without a link.

@@ -2,7 +2,11 @@
 //! the POST confirms. A used link finds its way back through
 //! `web::recovery`.
 
-use super::page::{invalid_link, message, path_token, refuse_form_post, render, Layout, Result};
+use super::page::{
+    invalid_link, message_with, path_token, refuse_form_post, render, Extras, Layout, LinkView,
+    Result,
+};
+use super::when::next_digest;
 use super::WebState;
 use crate::domain::TokenPurpose;
 use crate::store::subscribers::ConfirmOutcome;
@@ -65,15 +69,22 @@ pub(super) async fn confirm(
             Metrics::inc(&web.metrics.confirmations);
             tracing::info!(subscriber = %sub.id, "subscription confirmed");
             let manage = web.links.manage_token(sub.id, sub.token_generation);
-            message(
+            let extras = Extras {
+                links: vec![LinkView {
+                    text: "Open my settings".into(),
+                    url: web.links.manage_url(&manage),
+                }],
+                next_digest: next_digest(&web, &sub).await?,
+            };
+            message_with(
                 &web,
                 StatusCode::OK,
                 "You are subscribed",
                 &[
-                    "Your first digest arrives at your chosen time. Every digest has links to change your topics or unsubscribe.",
+                    "Every digest has links to change your topics or unsubscribe.",
                     "Bookmark your settings page below to fine-tune topics, excluded words, followed authors and frequency.",
                 ],
-                Some(("Open my settings", web.links.manage_url(&manage))),
+                &extras,
                 true,
             )
         }

@@ -7,12 +7,14 @@
 //! about it is stored, and it stops working when the manage link is
 //! rotated or the subscriber deleted. Mail scanners open links, so GET
 //! only shows a page with one button; the POST records, idempotently,
-//! under the same rate limit and cross-site rules as the other forms. No
-//! cookies are set.
+//! under the same rate limit and cross-site rules as the other forms, and
+//! redirects back to the page. No cookies are set.
 
 use super::forms::field;
 use super::manage::Done;
-use super::page::{bad_form, invalid_link, read_form, refuse_form_post, render, Layout, Result};
+use super::page::{
+    bad_form, invalid_link, read_form, refuse_form_post, render, see_other, Layout, Result,
+};
 use super::WebState;
 use crate::app::App;
 use crate::domain::{FeedbackAction, FeedbackEntry, Paper, PaperId, PreferencesInput, Token};
@@ -22,10 +24,11 @@ use crate::store::feedback::Recorded;
 use crate::store::subscribers::Subscriber;
 use crate::store::StoreError;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Authors suggested on the settings page must recur in this many liked
@@ -149,10 +152,13 @@ async fn paper_of(app: &App, id: &PaperId) -> Result<Option<Paper>> {
     Ok(app.store.paper(id).await?)
 }
 
-/// `GET /feedback/{token}`: the one-button page. Records nothing.
+/// `GET /feedback/{token}[?done=recorded|undone]`: the one-button page.
+/// Records nothing; `done` (where the POST redirects) words the page for
+/// what was just done, while what is stored decides which button shows.
 pub(super) async fn feedback_page(
     State(app): State<WebState>,
     Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let Some((claim, sub)) = verified(&app, &raw).await? else {
         return invalid_link(&app);
@@ -160,8 +166,12 @@ pub(super) async fn feedback_page(
     let Some(paper) = paper_of(&app, &claim.paper).await? else {
         return invalid_link(&app);
     };
+    let done = q.get("done").map(String::as_str);
     let state = match app.store.feedback_on(sub.id, &claim.paper).await? {
-        Some(e) if e.action == claim.action => PageState::Recorded { now: false },
+        Some(e) if e.action == claim.action => PageState::Recorded {
+            now: done == Some("recorded"),
+        },
+        None if done == Some("undone") => PageState::Undone,
         other => PageState::Offer {
             replaces: other.map(|e| e.action),
         },
@@ -169,7 +179,8 @@ pub(super) async fn feedback_page(
     page(&app, &raw, &claim, &sub, &paper, state)
 }
 
-/// `POST /feedback/{token}` with `do=record` or `do=undo`.
+/// `POST /feedback/{token}` with `do=record` or `do=undo`; redirects to
+/// the page (post/redirect/get), so a reload never posts again.
 pub(super) async fn feedback(
     State(app): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -187,32 +198,29 @@ pub(super) async fn feedback(
         Ok(f) => f,
         Err(e) => return bad_form(&app, e),
     };
-    let Some(paper) = paper_of(&app, &claim.paper).await? else {
+    if paper_of(&app, &claim.paper).await?.is_none() {
         return invalid_link(&app);
-    };
-    match field(&form, "do") {
+    }
+    let done = match field(&form, "do") {
         "record" => {
             let r = app
                 .store
                 .record_feedback(sub.id, &claim.paper, claim.action, app.now())
                 .await?;
             tracing::info!(subscriber = %sub.id, paper = %claim.paper, action = claim.action.as_str(), changed = r == Recorded::Changed, "feedback");
-            page(
-                &app,
-                &raw,
-                &claim,
-                &sub,
-                &paper,
-                PageState::Recorded { now: true },
-            )
+            "recorded"
         }
         "undo" => {
             let removed = app.store.remove_feedback(sub.id, &claim.paper).await?;
             tracing::info!(subscriber = %sub.id, paper = %claim.paper, removed, "feedback undone");
-            page(&app, &raw, &claim, &sub, &paper, PageState::Undone)
+            "undone"
         }
-        _ => bad_form(&app, super::FormError::Malformed),
-    }
+        _ => return bad_form(&app, super::FormError::Malformed),
+    };
+    Ok(see_other(&format!(
+        "{}?done={done}",
+        app.links.feedback_url(&raw)
+    )))
 }
 
 pub(super) fn manage_preview_url(app: &App, token: &Token) -> String {

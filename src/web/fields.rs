@@ -1,7 +1,8 @@
 //! How a form is shown back: each field's value with its error beside it
 //! (the templates add `aria-invalid`, `aria-describedby` and `autofocus`
 //! on the first field in error, so focus moves there without script), a
-//! summary linking to the fields, and the choices of the select controls.
+//! summary linking to the fields, and the choices of the select controls
+//! (the time zones are `web::zones`).
 
 use crate::domain::{weekday_name, FieldError};
 use chrono::Weekday;
@@ -71,48 +72,6 @@ pub(super) struct Choice {
     pub value: String,
     pub label: String,
     pub selected: bool,
-}
-
-/// The regions of the IANA zone names a person would pick from; the
-/// legacy aliases (`US/Eastern`, `Etc/GMT+5`, `EST`) still parse but are
-/// not offered.
-const ZONE_REGIONS: &[&str] = &[
-    "Africa",
-    "America",
-    "Antarctica",
-    "Arctic",
-    "Asia",
-    "Atlantic",
-    "Australia",
-    "Europe",
-    "Indian",
-    "Pacific",
-];
-
-/// Every time zone as a choice, `current` selected. A current value that
-/// is not offered (an alias saved earlier) is kept as the first choice,
-/// so saving the form never changes it silently.
-pub(super) fn zone_choices(current: &str) -> Vec<Choice> {
-    let mut names: Vec<&str> = chrono_tz::TZ_VARIANTS
-        .iter()
-        .map(|z| z.name())
-        .filter(|n| {
-            n.split_once('/')
-                .is_some_and(|(region, _)| ZONE_REGIONS.contains(&region))
-        })
-        .collect();
-    names.sort_unstable();
-    names.insert(0, "UTC");
-    let mut out = Vec::with_capacity(names.len() + 1);
-    if !current.is_empty() && !names.contains(&current) {
-        out.push(choice(current, current.to_string(), true));
-    }
-    out.extend(
-        names
-            .into_iter()
-            .map(|n| choice(n, n.replace('_', " "), n == current)),
-    );
-    out
 }
 
 /// How often, with the day of a weekly digest in the same control: the
@@ -200,18 +159,5 @@ mod tests {
         assert_eq!(picked.len(), 1);
         assert_eq!(picked[0].label, "Weekly, on Friday");
         assert_eq!(c.len(), 9);
-    }
-
-    #[test]
-    fn zone_choices_offer_real_zones_and_keep_an_unlisted_current_one() {
-        let c = zone_choices("Europe/Berlin");
-        assert_eq!(c[0].value, "UTC");
-        assert!(c
-            .iter()
-            .any(|z| z.value == "America/New_York" && z.label == "America/New York"));
-        assert!(c.iter().all(|z| !z.value.starts_with("Etc/")));
-        assert_eq!(c.iter().filter(|z| z.selected).count(), 1);
-        let alias = zone_choices("US/Eastern");
-        assert!(alias[0].selected && alias[0].value == "US/Eastern");
     }
 }

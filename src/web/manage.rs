@@ -6,16 +6,23 @@
 //! again, each message beside its field.
 
 use super::feedback::{self, FeedbackSettings};
-use super::fields::{frequency_choices, zone_choices, Choice, ErrorLink, Errors, Field};
+use super::fields::{frequency_choices, Choice, ErrorLink, Errors, Field};
 use super::forms::{field, opt_field, FormError};
 use super::page::{
-    bad_form, confirm_limits, invalid_link, manage_subscriber, message, read_form,
-    refuse_form_post, render, see_other, Layout, Result,
+    bad_form, invalid_link, manage_subscriber, message, read_form, refuse_form_post, render,
+    see_other, Layout, Result,
 };
-use super::subscribe::{consent_hash, SUBSCRIBE_ACK};
+use super::subscribe::{consent_hash, request_and_answer};
+use super::topics::{topic_counts, TopicCount};
+use super::when::{next_digest, NextDigestView};
+use super::zones::{zone_choices, ZoneChoices};
 use super::WebState;
 use crate::app::App;
-use crate::domain::{FieldError, PreferencesInput, SubscriberState, Token};
+use crate::domain::{
+    limits, parse_topics, split_lines, FieldError, PreferencesInput, SubscriberState, Token,
+    NOTHING_TO_SEND,
+};
+use crate::rank::Profile;
 use crate::store::subscribers::{ConsentInput, ConsentMethod, Subscriber, SuppressionReason};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -113,6 +120,11 @@ impl Done {
         Done::ALL.into_iter().find(|d| d.as_str() == s)
     }
 
+    /// Whether the notice goes on to say when the next digest comes.
+    fn tells_next_digest(self) -> bool {
+        matches!(self, Done::Saved | Done::Resumed)
+    }
+
     /// The notice; pausing has none, as the paused box says it.
     fn notice(self) -> Option<&'static str> {
         match self {
@@ -161,9 +173,16 @@ struct ManageView {
     unsubscribe_url: String,
     form: SettingsForm,
     frequencies: Vec<Choice>,
-    zones: Vec<Choice>,
+    zones: ZoneChoices,
     errors: Vec<ErrorLink>,
     notice: Option<&'static str>,
+    /// With the saved and resumed notices: when the next digest comes.
+    next_digest: Option<NextDigestView>,
+    /// The saved preferences would never get a digest (saved before the
+    /// rule that asks for a topic, an author or the trending papers).
+    nothing_to_send: Option<&'static str>,
+    /// The topics in the form as read, with what each found.
+    topics: Vec<TopicCount>,
     /// The live preview of the next digest, with the reader's feedback.
     preview_url: String,
     feedback: FeedbackSettings,
@@ -194,6 +213,20 @@ fn settings_form(input: &PreferencesInput, errors: &Errors) -> SettingsForm {
     }
 }
 
+/// What the page says at its top: a notice after a redirect, and when
+/// the next digest comes with the notices that call for it.
+struct Notice {
+    text: Option<&'static str>,
+    next_digest: Option<NextDigestView>,
+}
+
+impl Notice {
+    const NONE: Notice = Notice {
+        text: None,
+        next_digest: None,
+    };
+}
+
 async fn manage_view(
     web: &WebState,
     status: StatusCode,
@@ -201,7 +234,7 @@ async fn manage_view(
     sub: &Subscriber,
     input: &PreferencesInput,
     errors: &[FieldError],
-    notice: Option<&'static str>,
+    notice: Notice,
 ) -> Result<Response> {
     // The day of a weekly digest is part of the frequency control.
     let errors: Vec<FieldError> = errors
@@ -231,10 +264,14 @@ async fn manage_view(
         action_url: web.links.manage_url(token),
         unsubscribe_url: web.links.unsubscribe_url(token),
         frequencies: frequency_choices(&form.frequency.value),
-        zones: zone_choices(&form.time_zone.value),
+        zones: zone_choices(&form.time_zone.value, web.now()),
+        topics: topic_counts(web, &typed_profile(input)).await,
         form,
         errors: e.summary(),
-        notice,
+        notice: notice.text,
+        next_digest: notice.next_digest,
+        nothing_to_send: (errors.is_empty() && !sub.preferences.can_send())
+            .then_some(NOTHING_TO_SEND),
         preview_url: feedback::manage_preview_url(web, token),
         feedback: feedback::settings(web, sub).await?,
         suppression: suppression.map(|s| super::suppressed::notice(web, &s, unsubscribed)),
@@ -248,6 +285,19 @@ async fn manage_view(
     )
 }
 
+/// The topics, excluded words and categories in the form, as the counts
+/// beside the topics read them.
+fn typed_profile(input: &PreferencesInput) -> Profile {
+    let mut profile = Profile::topics(
+        parse_topics(&input.topics)
+            .into_iter()
+            .take(limits::MAX_TOPICS),
+    );
+    profile.excluded = split_lines(&input.excluded);
+    profile.categories = split_lines(&input.categories);
+    profile
+}
+
 /// `GET /manage/{token}[?done=…]`.
 pub(super) async fn manage_page(
     State(web): State<WebState>,
@@ -257,10 +307,14 @@ pub(super) async fn manage_page(
     let Some((token, sub)) = manage_subscriber(&web, &raw).await? else {
         return invalid_link(&web);
     };
-    let notice = q
-        .get("done")
-        .and_then(|d| Done::parse(d))
-        .and_then(Done::notice);
+    let done = q.get("done").and_then(|d| Done::parse(d));
+    let notice = Notice {
+        text: done.and_then(Done::notice),
+        next_digest: match done {
+            Some(d) if d.tells_next_digest() => next_digest(&web, &sub).await?,
+            _ => None,
+        },
+    };
     let input = PreferencesInput::from_preferences(&sub.preferences);
     manage_view(&web, StatusCode::OK, &token, &sub, &input, &[], notice).await
 }
@@ -322,9 +376,9 @@ pub(super) async fn manage(
             Some(d) => Ok(done(&web, &token, d)),
             None => bad_form(&web, FormError::Malformed),
         },
-        ManageAction::Resubscribe => resubscribe(&web, &sub).await,
+        ManageAction::Resubscribe => resubscribe(&web, &token, &sub).await,
         ManageAction::Export => export(&web, &sub).await,
-        ManageAction::AskDelete => ask_delete(&web, &token),
+        ManageAction::AskDelete => Ok(see_other(&delete_url(&web, &token))),
         ManageAction::Delete => {
             web.store
                 .delete_subscriber(sub.id, SuppressionReason::Deleted, now)
@@ -366,47 +420,30 @@ async fn save(
                 sub,
                 input,
                 &errors,
-                None,
+                Notice::NONE,
             )
             .await
         }
     }
 }
 
-async fn resubscribe(web: &WebState, sub: &Subscriber) -> Result<Response> {
-    // Unsubscribed, or suppressed for a reason the reader's own new opt-in
-    // lifts (the store refuses the others).
+/// Back through double opt-in, with the stored preferences, answered like
+/// the subscribe form (a redirect to the page that says what happened to
+/// the mail). Offered to an unsubscribed reader and to one suppressed for
+/// a reason their own new opt-in lifts (the store refuses the others); for
+/// anyone else it changes nothing and shows their settings.
+async fn resubscribe(web: &WebState, token: &Token, sub: &Subscriber) -> Result<Response> {
     let suppressed = web.store.subscriber_suppression(sub.id).await?.is_some();
-    if sub.state == SubscriberState::Unsubscribed || suppressed {
-        // Back through double opt-in, with the stored preferences.
-        let consent = ConsentInput {
-            method: ConsentMethod::WebForm,
-            source: format!("{}manage (resubscribe)", web.links.home_url()),
-            consent_text_hash: consent_hash(),
-            ip: None,
-        };
-        let links = web.links.clone();
-        let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
-        web.store
-            .request_subscription(
-                &sub.email,
-                &sub.preferences,
-                &consent,
-                &confirm_limits(web),
-                &hash_fn,
-                web.now(),
-            )
-            .await?;
-        web.outbox_wake.notify_one();
+    if sub.state != SubscriberState::Unsubscribed && !suppressed {
+        return Ok(see_other(&web.links.manage_url(token)));
     }
-    message(
-        web,
-        StatusCode::OK,
-        "Check your inbox",
-        &[SUBSCRIBE_ACK],
-        None,
-        true,
-    )
+    let consent = ConsentInput {
+        method: ConsentMethod::WebForm,
+        source: format!("{}manage (resubscribe)", web.links.home_url()),
+        consent_text_hash: consent_hash(),
+        ip: None,
+    };
+    request_and_answer(web, &sub.email, &sub.preferences, &consent).await
 }
 
 /// Everything stored about the subscriber, as a JSON download (R45).
@@ -435,19 +472,31 @@ struct DeleteView {
     manage_url: String,
 }
 
-/// The confirmation step: deleting is a second POST, so a stray click (or
-/// a link scanner) cannot wipe an account; "Cancel" leads back.
-fn ask_delete(web: &WebState, token: &Token) -> Result<Response> {
-    let url = web.links.manage_url(token);
+fn delete_url(app: &App, token: &Token) -> String {
+    format!("{}/delete", app.links.manage_url(token))
+}
+
+/// `GET /manage/{token}/delete`: the confirmation step, where the first
+/// press of "Delete my data" redirects. Deleting is a second POST, so a
+/// stray click (or a link scanner) cannot wipe an account; "Cancel" leads
+/// back.
+pub(super) async fn delete_page(
+    State(web): State<WebState>,
+    Path(raw): Path<String>,
+) -> Result<Response> {
+    let Some((token, _)) = manage_subscriber(&web, &raw).await? else {
+        return invalid_link(&web);
+    };
+    let url = web.links.manage_url(&token);
     let view = DeleteView {
         action_url: url.clone(),
         manage_url: url,
     };
     render(
-        web,
+        &web,
         StatusCode::OK,
         "delete",
-        Layout::private(web, "Delete your data?"),
+        Layout::private(&web, "Delete your data?"),
         &view,
     )
 }

@@ -19,11 +19,15 @@ mod ops;
 mod page;
 mod preview;
 mod preview_cache;
+mod receipt;
 mod recovery;
 mod subscribe;
 mod suppressed;
+mod topics;
 mod unsubscribe;
 mod webhooks;
+mod when;
+mod zones;
 
 pub use forms::{parse_urlencoded, FormError};
 pub use preview_cache::{Availability, PreviewCache};
@@ -149,6 +153,7 @@ pub fn router(app: App) -> Router {
             "/manage/{token}",
             get(manage::manage_page).post(manage::manage),
         )
+        .route("/manage/{token}/delete", get(manage::delete_page))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::unsubscribe_page).post(unsubscribe::unsubscribe),
@@ -165,6 +170,7 @@ pub fn router(app: App) -> Router {
         .route("/static/app.css", get(assets::app_css))
         .route("/static/preview.js", get(assets::preview_js))
         .route("/static/subscribe.js", get(assets::subscribe_js))
+        .route("/static/when.js", get(assets::when_js))
         .route("/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
         // Provider bounce and complaint webhooks (issue 14), with a larger

@@ -7,6 +7,7 @@
 
 use super::page::{invalid_link, manage_subscriber, rate_limited};
 use super::preview::PreviewItem;
+use super::topics::{topic_counts, TopicCount};
 use super::{client_ip, WebError, WebState};
 use crate::app::App;
 use crate::domain::{Frequency, PaperId, Preferences, Window};
@@ -34,13 +35,13 @@ fn form_frequency(q: &HashMap<String, String>) -> Option<Frequency> {
 /// the page sent it (capped like the saved preferences), the saved value
 /// otherwise.
 fn edited_profile(saved: &Preferences, q: &HashMap<String, String>) -> Profile {
-    use crate::domain::{limits, split_lines, split_lines_only};
+    use crate::domain::{limits, parse_topics, split_lines, split_lines_only};
     let lines = |k: &str, n: usize, split: fn(&str) -> Vec<String>| {
         q.get(k)
             .map(|v| split(v).into_iter().take(n).collect::<Vec<_>>())
     };
     let mut profile = Profile::from_preferences(saved);
-    if let Some(t) = lines("topics", limits::MAX_TOPICS, split_lines_only) {
+    if let Some(t) = lines("topics", limits::MAX_TOPICS, parse_topics) {
         profile.topics = t;
     }
     if let Some(e) = lines("excluded", limits::MAX_EXCLUDED, split_lines) {
@@ -109,6 +110,7 @@ pub(super) async fn preview(
     } else {
         format!("From the papers listed {searched}, leaving out those already sent to you.")
     };
+    let topics = topic_counts(&app, &profile).await;
     Ok((
         StatusCode::OK,
         [
@@ -119,6 +121,7 @@ pub(super) async fn preview(
             papers: &items,
             window: &window,
             note,
+            topics: &topics,
         }),
     )
         .into_response())
@@ -131,6 +134,8 @@ struct NextDigestJson<'a> {
     /// The listing days searched.
     window: &'a Window,
     note: String,
+    /// The topics as read, each with what it found over the last week.
+    topics: &'a [TopicCount],
 }
 
 /// Ranks the papers of `window` for `profile` with a throw-away index over

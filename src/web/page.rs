@@ -4,6 +4,7 @@
 //! reload never sends the form again).
 
 use super::forms::{parse_urlencoded, FormError};
+use super::when::NextDigestView;
 use super::{client_ip, html_page, is_cross_site, token_page, WebError, WebState};
 use crate::app::App;
 use crate::domain::{Token, TokenPurpose};
@@ -77,13 +78,32 @@ pub(super) fn render(
     })
 }
 
-/// The generic page: a heading, paragraphs and at most one link.
+/// One link of the generic page.
+#[derive(Debug, Serialize)]
+pub(super) struct LinkView {
+    pub text: String,
+    pub url: String,
+}
+
+/// The generic page: a heading, paragraphs, links, and when the reader's
+/// next digest comes (the confirmed page).
 #[derive(Serialize)]
 struct MessageView<'a> {
     heading: &'a str,
     paragraphs: &'a [&'a str],
-    link_url: Option<String>,
+    /// The first link, also in `links` (kept for operator templates
+    /// written for a page with one link).
+    link_url: Option<&'a str>,
     link_text: Option<&'a str>,
+    links: &'a [LinkView],
+    next_digest: Option<&'a NextDigestView>,
+}
+
+/// What a generic page says beyond its heading and paragraphs.
+#[derive(Default)]
+pub(super) struct Extras {
+    pub links: Vec<LinkView>,
+    pub next_digest: Option<NextDigestView>,
 }
 
 /// A page with a heading and paragraphs; `token_route` for pages reached
@@ -96,17 +116,42 @@ pub(super) fn message(
     link: Option<(&str, String)>,
     token_route: bool,
 ) -> Result<Response> {
+    let links = link
+        .map(|(text, url)| LinkView {
+            text: text.to_string(),
+            url,
+        })
+        .into_iter()
+        .collect();
+    let extras = Extras {
+        links,
+        next_digest: None,
+    };
+    message_with(app, status, title, paragraphs, &extras, token_route)
+}
+
+/// [`message`] with several links and the next digest's time.
+pub(super) fn message_with(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    paragraphs: &[&str],
+    extras: &Extras,
+    token_route: bool,
+) -> Result<Response> {
     let layout = if token_route {
         Layout::private(app, title)
     } else {
         Layout::public(app, title)
     };
-    let (link_text, link_url) = link.map_or((None, None), |(t, u)| (Some(t), Some(u)));
+    let first = extras.links.first();
     let view = MessageView {
         heading: title,
         paragraphs,
-        link_url,
-        link_text,
+        link_url: first.map(|l| l.url.as_str()),
+        link_text: first.map(|l| l.text.as_str()),
+        links: &extras.links,
+        next_digest: extras.next_digest.as_ref(),
     };
     render(app, status, "message", layout, &view)
 }

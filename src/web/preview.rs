@@ -4,9 +4,10 @@
 //! `web::next_digest`.
 
 use super::page::{message, rate_limited, Result};
+use super::topics::{topic_counts, TopicCount};
 use super::{client_ip, Availability, WebState};
 use crate::app::App;
-use crate::domain::{limits, split_lines, split_lines_only, Paper};
+use crate::domain::{limits, parse_topics, split_lines, split_lines_only, Paper};
 use crate::rank::{Pick, Profile};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -129,6 +130,8 @@ pub(super) async fn trending(web: &WebState) -> Trending {
 struct PreviewJson<'a> {
     papers: &'a [PreviewItem],
     note: Option<&'a str>,
+    /// The topics as read, each with what it found over the last week.
+    topics: &'a [TopicCount],
 }
 
 /// `GET /preview?topics=…&excluded=…&authors=…&categories=…[&format=json]`:
@@ -145,7 +148,7 @@ pub(super) async fn preview(
     }
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     let cap = |v: Vec<String>, n: usize| v.into_iter().take(n).collect::<Vec<_>>();
-    let mut profile = Profile::topics(cap(split_lines_only(get("topics")), limits::MAX_TOPICS));
+    let mut profile = Profile::topics(cap(parse_topics(get("topics")), limits::MAX_TOPICS));
     profile.excluded = cap(split_lines(get("excluded")), limits::MAX_EXCLUDED);
     profile.authors = cap(split_lines_only(get("authors")), limits::MAX_AUTHORS);
     profile.categories = cap(split_lines(get("categories")), limits::MAX_CATEGORIES);
@@ -165,9 +168,11 @@ pub(super) async fn preview(
         (items, note)
     };
     if get("format") == "json" {
+        let topics = topic_counts(&web, &profile).await;
         let body = PreviewJson {
             papers: &items,
             note: (!note.is_empty()).then_some(note.as_str()),
+            topics: &topics,
         };
         return Ok((
             StatusCode::OK,

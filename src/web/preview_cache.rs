@@ -1,7 +1,9 @@
 //! The candidates behind the live preview and the trending list, shared
 //! between requests, and the empty states a visitor is told about.
 //!
-//! Rebuilding the index per keystroke is too slow, so one copy is kept.
+//! Rebuilding the index per keystroke is too slow, so one copy is kept,
+//! with a second over the last [`COUNT_DAYS`] days from which each typed
+//! topic's count of papers is read.
 //! It is stale as soon as papers are stored — by this daemon's fetch job
 //! or by a `paperboy fetch` in another process — which the store's papers
 //! version says; an empty copy is never kept for long, so a first run
@@ -17,6 +19,9 @@ use std::time::{Duration, Instant};
 const TTL: Duration = Duration::from_secs(300);
 /// How long an empty copy is used: a first fetch may be storing papers.
 const EMPTY_TTL: Duration = Duration::from_secs(5);
+/// The listing days (today included) over which a topic's papers are
+/// counted for the reader.
+pub const COUNT_DAYS: u32 = 7;
 
 /// Whether there is anything to preview, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +63,8 @@ struct Entry {
     built: Instant,
     version: i64,
     picker: Arc<RankPicker>,
+    /// The papers of the last [`COUNT_DAYS`] listing days.
+    week: Arc<RankPicker>,
     availability: Availability,
 }
 
@@ -81,23 +88,45 @@ fn is_fresh(built_version: i64, now_version: i64, age: Duration, empty: bool) ->
 impl PreviewCache {
     /// The current ranker and what it holds, rebuilt when stale.
     pub async fn get(&self, app: &App) -> anyhow::Result<(Arc<RankPicker>, Availability)> {
+        self.with_entry(app, |e| (e.picker.clone(), e.availability))
+            .await
+    }
+
+    /// The ranker over the last [`COUNT_DAYS`] listing days, for counting
+    /// what each topic finds; rebuilt with the other.
+    pub async fn week(&self, app: &App) -> anyhow::Result<Arc<RankPicker>> {
+        self.with_entry(app, |e| e.week.clone()).await
+    }
+
+    async fn with_entry<T>(&self, app: &App, read: impl Fn(&Entry) -> T) -> anyhow::Result<T> {
         let version = app.store.papers_version().await?;
         let mut entry = self.entry.lock().await;
         if let Some(e) = entry.as_ref() {
-            let empty = e.picker.candidates().is_empty();
+            let empty = e.picker.candidates().is_empty() && e.week.candidates().is_empty();
             if is_fresh(e.version, version, e.built.elapsed(), empty) {
-                return Ok((e.picker.clone(), e.availability));
+                return Ok(read(e));
             }
         }
-        let picker = Arc::new(RankPicker::for_preview(app, app.now()).await?);
+        let now = app.now();
+        let picker = Arc::new(RankPicker::for_preview(app, now).await?);
+        let today = now.date_naive();
+        let days = chrono::Duration::days(i64::from(COUNT_DAYS) - 1);
+        let last_days = crate::domain::Window {
+            since: today - days,
+            until: today,
+        };
+        let week = Arc::new(RankPicker::for_window(app, &last_days, now).await?);
         let availability = availability(app, &picker).await?;
-        *entry = Some(Entry {
+        let fresh = Entry {
             built: Instant::now(),
             version,
-            picker: picker.clone(),
+            picker,
+            week,
             availability,
-        });
-        Ok((picker, availability))
+        };
+        let out = read(&fresh);
+        *entry = Some(fresh);
+        Ok(out)
     }
 }
 

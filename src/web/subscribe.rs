@@ -1,24 +1,36 @@
 //! The home page's subscribe form and its POST (double opt-in, R28–R34).
 //! A request that passes validation is answered with a redirect to
-//! `/subscribe/sent`, the same whatever happened to the address (R31), so
-//! a reload never posts it again.
+//! `/subscribe/sent`, so a reload never posts it again. That page shows
+//! the address and what happened to its mail, in words that never depend
+//! on whether the address is subscribed (R31; `web::receipt`).
 
-use super::fields::{zone_choices, Choice, ErrorLink, Errors, Field};
+use super::fields::{ErrorLink, Errors, Field};
 use super::forms::{field, opt_field};
 use super::page::{
-    bad_form, confirm_limits, message, rate_limited, read_form, render, see_other, Layout, Result,
+    bad_form, confirm_limits, message_with, rate_limited, read_form, render, see_other, Extras,
+    Layout, LinkView, Result,
 };
 use super::preview::{trending, Trending};
+use super::receipt::{MailAnswer, Receipt};
+use super::topics::{topic_counts, TopicCount};
+use super::when::local_label;
+use super::zones::{zone_choices, ZoneChoices};
 use super::{client_ip, WebState};
 use crate::app::App;
-use crate::domain::{EmailAddress, FieldError, Preferences, PreferencesInput};
-use crate::store::subscribers::{ConsentInput, ConsentMethod};
+use crate::domain::{
+    limits, parse_topics, EmailAddress, FieldError, Preferences, PreferencesInput,
+};
+use crate::rank::Profile;
+use crate::store::subscribers::{ConsentInput, ConsentMethod, SubscribeOutcome};
 use crate::telemetry::Metrics;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// The consent statement shown on the subscribe form. Its SHA-256 goes
@@ -28,11 +40,6 @@ pub const CONSENT_TEXT: &str =
     "By subscribing you agree to receive one digest email at the time you choose. \
 We store your address, topics and the time of your consent, nothing else. \
 Every email has a one-click unsubscribe, and you can export or delete your data at any time.";
-
-/// The one answer to every well-formed subscribe request (R31).
-pub(super) const SUBSCRIBE_ACK: &str =
-    "If that address can receive mail, we have sent it a confirmation link. \
-Open it and press the button to start your digest. The link is valid for a limited time.";
 
 pub(super) fn consent_hash() -> String {
     crate::domain::hash_canonical(CONSENT_TEXT)
@@ -48,6 +55,7 @@ struct SubscribeForm {
     topics: Field,
     send_time: Field,
     time_zone: Field,
+    fallback_trending: bool,
 }
 
 #[derive(Serialize)]
@@ -55,7 +63,9 @@ struct SubscribeView {
     subscribe_url: String,
     form: SubscribeForm,
     errors: Vec<ErrorLink>,
-    zones: Vec<Choice>,
+    /// The typed topics as read, with what each found.
+    topics: Vec<TopicCount>,
+    zones: ZoneChoices,
     consent_text: &'static str,
     default_time_zone: String,
     trending: Trending,
@@ -68,6 +78,7 @@ struct Typed {
     topics: String,
     send_time: String,
     time_zone: String,
+    fallback_trending: bool,
 }
 
 async fn subscribe_form(
@@ -77,14 +88,21 @@ async fn subscribe_form(
     errors: &[FieldError],
 ) -> Result<Response> {
     let e = Errors::new(errors, FIELDS);
+    let profile = Profile::topics(
+        parse_topics(&typed.topics)
+            .into_iter()
+            .take(limits::MAX_TOPICS),
+    );
     let view = SubscribeView {
         subscribe_url: format!("{}subscribe", web.links.home_url()),
-        zones: zone_choices(&typed.time_zone),
+        zones: zone_choices(&typed.time_zone, web.now()),
+        topics: topic_counts(web, &profile).await,
         form: SubscribeForm {
             email: e.field("email", typed.email),
             topics: e.field("topics", typed.topics),
             send_time: e.field("send_time", typed.send_time),
             time_zone: e.field("time_zone", typed.time_zone),
+            fallback_trending: typed.fallback_trending,
         },
         errors: e.summary(),
         consent_text: CONSENT_TEXT,
@@ -107,6 +125,7 @@ pub(super) async fn home(State(web): State<WebState>) -> Result<Response> {
         topics: String::new(),
         send_time: web.config.digest.default_send_time.clone(),
         time_zone: web.config.digest.default_time_zone.clone(),
+        fallback_trending: false,
     };
     subscribe_form(&web, StatusCode::OK, typed, &[]).await
 }
@@ -128,8 +147,62 @@ fn default_preferences(app: &App) -> Preferences {
     }
 }
 
+/// A form that did not validate: what to show again, and why.
+struct Rejected {
+    typed: Typed,
+    errors: Vec<FieldError>,
+}
+
+/// A subscribe form read: the address and preferences, or what to show
+/// again with the errors.
+fn read_request(
+    web: &WebState,
+    form: &HashMap<String, Vec<String>>,
+) -> std::result::Result<(EmailAddress, Preferences), Box<Rejected>> {
+    let cut = |k: &str, n: usize| field(form, k).chars().take(n).collect::<String>();
+    let fallback_trending = field(form, "fallback_trending") == "on";
+    let typed = Typed {
+        email: cut("email", 254),
+        topics: cut("topics", 2000),
+        send_time: cut("send_time", 8),
+        time_zone: cut("time_zone", 64),
+        fallback_trending,
+    };
+    let mut errors = Vec::new();
+    let email = EmailAddress::parse(field(form, "email"))
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "email",
+                message: e.to_string(),
+            })
+        })
+        .ok();
+    if field(form, "topics").len() > 4000 {
+        errors.push(FieldError {
+            field: "topics",
+            message: "The topics field is too long.".into(),
+        });
+    }
+    let input = PreferencesInput {
+        topics: field(form, "topics").to_string(),
+        send_time: opt_field(form, "send_time"),
+        time_zone: opt_field(form, "time_zone"),
+        fallback_trending,
+        ..Default::default()
+    };
+    let prefs = input
+        .validate(&default_preferences(web))
+        .map_err(|mut e| errors.append(&mut e))
+        .ok();
+    match (email, prefs) {
+        (Some(email), Some(prefs)) if errors.is_empty() => Ok((email, prefs)),
+        _ => Err(Box::new(Rejected { typed, errors })),
+    }
+}
+
 /// `POST /subscribe`: validates, then records the request and queues the
-/// confirmation mail (or, for a known address, what R31 prescribes).
+/// confirmation mail (or, for a known address, what R31 prescribes), and
+/// redirects to the page that says what happened to the mail.
 pub(super) async fn subscribe(
     State(web): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -146,52 +219,18 @@ pub(super) async fn subscribe(
             return bad_form(&web, e);
         }
     };
-    let cut = |k: &str, n: usize| field(&form, k).chars().take(n).collect::<String>();
-    let typed = Typed {
-        email: cut("email", 254),
-        topics: cut("topics", 2000),
-        send_time: cut("send_time", 8),
-        time_zone: cut("time_zone", 64),
-    };
-    let mut errors = Vec::new();
-    let email = match EmailAddress::parse(field(&form, "email")) {
-        Ok(e) => Some(e),
-        Err(e) => {
-            errors.push(FieldError {
-                field: "email",
-                message: e.to_string(),
-            });
-            None
+    let (email, prefs) = match read_request(&web, &form) {
+        Ok(request) => request,
+        Err(rejected) => {
+            let Rejected { typed, errors } = *rejected;
+            Metrics::inc(&web.metrics.subscribe_rejected);
+            return subscribe_form(&web, StatusCode::UNPROCESSABLE_ENTITY, typed, &errors).await;
         }
     };
-    let input = PreferencesInput {
-        topics: field(&form, "topics").to_string(),
-        send_time: opt_field(&form, "send_time"),
-        time_zone: opt_field(&form, "time_zone"),
-        ..Default::default()
-    };
-    if field(&form, "topics").len() > 4000 {
-        errors.push(FieldError {
-            field: "topics",
-            message: "The topics field is too long.".into(),
-        });
-    }
-    let prefs = match input.validate(&default_preferences(&web)) {
-        Ok(p) => Some(p),
-        Err(mut e) => {
-            errors.append(&mut e);
-            None
-        }
-    };
-    let (Some(email), Some(prefs), true) = (email, prefs, errors.is_empty()) else {
-        Metrics::inc(&web.metrics.subscribe_rejected);
-        return subscribe_form(&web, StatusCode::UNPROCESSABLE_ENTITY, typed, &errors).await;
-    };
-
     // A filled honeypot gets the same answer and nothing else (R33).
     if !field(&form, "website").is_empty() {
         tracing::info!("subscribe: honeypot filled; ignored");
-        return Ok(sent_redirect(&web));
+        return sent_redirect(&web, &email, &prefs, MailAnswer::Sent);
     }
     Metrics::inc(&web.metrics.subscribe_requests);
     let consent = ConsentInput {
@@ -204,30 +243,155 @@ pub(super) async fn subscribe(
             .record_ip
             .then(|| client_ip(&web, peer, &headers).to_string()),
     };
-    let limits = confirm_limits(&web);
+    request_and_answer(&web, &email, &prefs, &consent).await
+}
+
+/// Records a subscription request (a new one, or back through double
+/// opt-in) and redirects to the page that says what happened to its mail.
+pub(super) async fn request_and_answer(
+    web: &WebState,
+    email: &EmailAddress,
+    prefs: &Preferences,
+    consent: &ConsentInput,
+) -> Result<Response> {
+    let limits = confirm_limits(web);
     let links = web.links.clone();
     let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
+    let now = web.now();
     let (outcome, id) = web
         .store
-        .request_subscription(&email, &prefs, &consent, &limits, &hash_fn, web.now())
+        .request_subscription(email, prefs, consent, &limits, &hash_fn, now)
         .await?;
     tracing::info!(subscriber = ?id.map(|i| i.0), outcome = ?outcome, "subscribe request");
     web.outbox_wake.notify_one();
-    Ok(sent_redirect(&web))
+    let queued = !matches!(outcome, SubscribeOutcome::RateLimited);
+    let sent = web.store.recent_mails_to(email, now).await?;
+    let answer = MailAnswer::of(queued, &sent, &limits, now);
+    sent_redirect(web, email, prefs, answer)
 }
 
-fn sent_redirect(app: &App) -> Response {
-    see_other(&format!("{}subscribe/sent", app.links.home_url()))
+/// 303 to `/subscribe/sent` with the sealed receipt.
+fn sent_redirect(
+    app: &App,
+    email: &EmailAddress,
+    prefs: &Preferences,
+    answer: MailAnswer,
+) -> Result<Response> {
+    let receipt = Receipt {
+        to: email.as_str().to_string(),
+        zone: prefs.time_zone.name().to_string(),
+        answer,
+        issued: app.now(),
+    };
+    let sealed = receipt.seal(&app.links)?;
+    Ok(see_other(&format!(
+        "{}subscribe/sent?r={sealed}",
+        app.links.home_url()
+    )))
 }
 
-/// `GET /subscribe/sent`: where a subscribe request lands.
-pub(super) async fn sent(State(web): State<WebState>) -> Result<Response> {
-    message(
-        &web,
-        StatusCode::OK,
-        "Check your inbox",
-        &[SUBSCRIBE_ACK],
-        None,
-        false,
-    )
+/// `GET /subscribe/sent?r=…`: where a subscribe request lands. Shows the
+/// address and what happened to its mail while the receipt is current,
+/// the general answer otherwise.
+pub(super) async fn sent(
+    State(web): State<WebState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let receipt = q
+        .get("r")
+        .and_then(|r| Receipt::open(&web.links, r, web.now()));
+    let (title, paragraphs) = inbox_words(&web, receipt.as_ref());
+    let refs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
+    let extras = Extras {
+        links: vec![LinkView {
+            text: "Wrong address? Subscribe with another".into(),
+            url: web.links.home_url(),
+        }],
+        next_digest: None,
+    };
+    let mut r = message_with(&web, StatusCode::OK, title, &refs, &extras, false)?;
+    // The page names the address: keep it out of caches and Referer.
+    r.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(r)
+}
+
+/// The heading and paragraphs of the inbox page: the same words for every
+/// address in one state (see `web::receipt`).
+fn inbox_words(app: &App, receipt: Option<&Receipt>) -> (&'static str, Vec<String>) {
+    let open = "Open the link in it and press the button on the page it opens. \
+Nothing after a few minutes? Look in your spam folder."
+        .to_string();
+    let Some(r) = receipt else {
+        return (
+            "Check your inbox",
+            vec![
+                "If that address can receive mail from us, a message with a link is on its way to it."
+                    .into(),
+                open,
+            ],
+        );
+    };
+    let s = &app.config.subscribe;
+    let zone = r.zone.parse().unwrap_or(chrono_tz::UTC);
+    let at = |t: DateTime<Utc>| clock_label(zone, t, app.now());
+    match r.answer {
+        MailAnswer::Sent => (
+            "Check your inbox",
+            vec![
+                format!("If {} can receive mail from us, a message with a link is on its way to it.", r.to),
+                open,
+            ],
+        ),
+        MailAnswer::Recent { last, next } => (
+            "A message is already on its way",
+            vec![
+                format!(
+                    "We sent a message with a link to {} at {}, if that address can receive mail from us. \
+To protect mailboxes we send {} to an address, so none was sent now.",
+                    r.to,
+                    at(last),
+                    limits_phrase(
+                        s.per_address_min_interval_minutes,
+                        s.per_address_per_day
+                    ),
+                ),
+                format!(
+                    "Use the link in that message (look in your spam folder too). You can ask for another from {}.",
+                    at(next)
+                ),
+            ],
+        ),
+        MailAnswer::Busy => (
+            "Please try again later",
+            vec![format!(
+                "We are sending many confirmation messages right now, so none was sent to {}. Please try again in an hour.",
+                r.to
+            )],
+        ),
+    }
+}
+
+/// "at most one every 15 minutes and 3 a day", as configured.
+fn limits_phrase(minutes: u32, per_day: u32) -> String {
+    match minutes {
+        0 => format!("at most {per_day} a day"),
+        1 => format!("at most one a minute and {per_day} a day"),
+        m => format!("at most one every {m} minutes and {per_day} a day"),
+    }
+}
+
+/// "14:02 Berlin time", with the day when it is not today there
+/// ("Saturday 13 June, 09:12 Berlin time").
+fn clock_label(zone: Tz, t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if t.with_timezone(&zone).date_naive() == now.with_timezone(&zone).date_naive() {
+        let label = local_label(zone, t, now);
+        label
+            .split_once(", ")
+            .map_or(label.clone(), |(_, time)| time.to_string())
+    } else {
+        local_label(zone, t, now)
+    }
 }

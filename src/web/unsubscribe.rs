@@ -1,7 +1,10 @@
 //! The unsubscribe link: GET shows a page with one button (and the
 //! topics, to edit instead); the POST is RFC 8058 one-click (R14–R21).
 
-use super::page::{invalid_link, manage_subscriber, message, rate_limited, render, Layout, Result};
+use super::page::{
+    invalid_link, manage_subscriber, message_with, rate_limited, render, Extras, Layout, LinkView,
+    Result,
+};
 use super::{client_ip, WebState};
 use crate::domain::SubscriberState;
 use crate::telemetry::Metrics;
@@ -68,12 +71,25 @@ pub(super) async fn unsubscribe(
         Metrics::inc(&web.metrics.unsubscribes);
     }
     tracing::info!(subscriber = %sub.id, changed, one_click, "unsubscribe");
-    message(
+    let extras = Extras {
+        links: vec![
+            LinkView {
+                text: "Changed your mind? Resume from your settings page".into(),
+                url: web.links.manage_url(&token),
+            },
+            LinkView {
+                text: "Subscribe again with other topics or another address".into(),
+                url: web.links.home_url(),
+            },
+        ],
+        next_digest: None,
+    };
+    message_with(
         &web,
         StatusCode::OK,
         "You are unsubscribed",
-        &["You will receive no further digests. If this was a mistake, you can subscribe again from your settings page (we will ask you to confirm by email)."],
-        Some(("Open my settings", web.links.manage_url(&token))),
+        &["You will receive no further digests. If this was a mistake, you can resume from your settings page: we will ask you to confirm by email once more."],
+        &extras,
         true,
     )
 }

@@ -1,8 +1,11 @@
 //! The main flows in a real headless Chromium, driven over WebDriver
 //! (chromedriver, spoken to as JSON over HTTP): subscribe with the live
-//! preview, confirm, edit settings with the live preview, unsubscribe;
-//! and on every page, WCAG AA contrast (4.5:1) of every text against its
-//! background, computed from the browser's styles in both colour schemes.
+//! preview and the topics as read, confirm, edit settings with the live
+//! preview, unsubscribe and find the way back; on every page, WCAG AA
+//! contrast (4.5:1) of every text against its background, computed from
+//! the browser's styles in both colour schemes, with screenshots at 1280
+//! and 390 px; and the mails as a phone shows them (no word broken but the
+//! raw link, a hidden preheader, feedback targets of 24 × 24 px).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, which `scripts/test`
 //! installs. Without them the test says it is skipped, loudly; where the
@@ -214,36 +217,67 @@ impl Browser {
         }
     }
 
-    async fn color_scheme(&self, scheme: &str) {
+    /// Runs a DevTools command (Emulation, Page, …) in the page.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
         self.cmd(
             reqwest::Method::POST,
             "/goog/cdp/execute",
-            json!({ "cmd": "Emulation.setEmulatedMedia", "params": {
-                "features": [{ "name": "prefers-color-scheme", "value": scheme }]
-            }}),
+            json!({ "cmd": cmd, "params": params }),
+        )
+        .await
+    }
+
+    async fn color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
         )
         .await;
     }
 
-    /// With `PAPERBOY_SCREENSHOTS=dir`, saves what the reader sees, for a
-    /// person to look at (`{dir}/{page}-{scheme}.png`).
-    async fn screenshot(&self, page: &str, scheme: &str) {
+    /// Lays the page out `width` CSS pixels wide (a phone at 390, a
+    /// laptop at 1280).
+    async fn viewport(&self, width: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    }
+
+    /// The browser's own time zone, as a reader abroad would have it.
+    async fn time_zone(&self, zone: &str) {
+        self.cdp(
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": zone }),
+        )
+        .await;
+    }
+
+    /// With `PAPERBOY_SCREENSHOTS=dir`, saves the whole page as the reader
+    /// sees it, for a person to look at (`{dir}/{page}-{width}-{scheme}.png`).
+    async fn screenshot(&self, page: &str, width: u32, scheme: &str) {
         let Ok(dir) = std::env::var("PAPERBOY_SCREENSHOTS") else {
             return;
         };
-        let png = self
-            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({ "format": "png", "captureBeyondViewport": true }),
+            )
             .await;
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
+            .decode(shot["data"].as_str().unwrap())
             .unwrap();
-        let name = format!("{}-{scheme}.png", page.replace(' ', "-"));
+        let name = format!("{}-{width}-{scheme}.png", page.replace(' ', "-"));
         std::fs::write(std::path::Path::new(&dir).join(name), bytes).unwrap();
     }
 
     /// Every visible text on the page against its effective background,
-    /// in both colour schemes; panics listing the pairs under 4.5:1.
+    /// in both colour schemes; panics listing the pairs under 4.5:1. Takes
+    /// the screenshots at both widths in both schemes, and leaves the page
+    /// light and 390 px wide.
     async fn assert_contrast(&self, page: &str) {
         for scheme in ["light", "dark"] {
             self.color_scheme(scheme).await;
@@ -254,19 +288,46 @@ impl Browser {
                 )
                 .await;
             assert_eq!(matched, json!(true), "{scheme} scheme is emulated");
-            let report = self.js(CONTRAST_JS, json!([])).await;
-            let checked = report["checked"].as_u64().unwrap();
-            assert!(checked >= 5, "{page} ({scheme}): only {checked} texts");
-            self.screenshot(page, scheme).await;
-            let failures = report["failures"].as_array().unwrap();
-            assert!(
-                failures.is_empty(),
-                "{page} ({scheme}): text under WCAG AA 4.5:1: {failures:#?}"
-            );
+            for width in [1280, 390] {
+                self.viewport(width).await;
+                let report = self.js(CONTRAST_JS, json!([])).await;
+                let checked = report["checked"].as_u64().unwrap();
+                assert!(checked >= 5, "{page} ({scheme}): only {checked} texts");
+                self.screenshot(page, width, scheme).await;
+                let failures = report["failures"].as_array().unwrap();
+                assert!(
+                    failures.is_empty(),
+                    "{page} ({scheme}, {width} px): text under WCAG AA 4.5:1: {failures:#?}"
+                );
+            }
         }
         self.color_scheme("light").await;
     }
+
+    /// Replaces the page with `html` (a mail's HTML part), as a mail
+    /// client shows it.
+    async fn show_html(&self, html: &str) {
+        self.goto("about:blank").await;
+        self.js(
+            "document.open(); document.write(arguments[0]); document.close();",
+            json!([html]),
+        )
+        .await;
+    }
+
+    /// Vertical centre and top of the first element matching `css`.
+    async fn rect(&self, css: &str) -> Value {
+        self.js(
+            "var r = document.querySelector(arguments[0]).getBoundingClientRect(); \
+             return { top: r.top, mid: r.top + r.height / 2, width: r.width, height: r.height };",
+            json!([css]),
+        )
+        .await
+    }
 }
+
+/// Only one browser at a time: two cores are shared by the whole suite.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// For each visible element with its own text (and each button, input,
 /// textarea and select): its colour and the first opaque background up
@@ -312,8 +373,15 @@ document.querySelectorAll('body *').forEach(function (el) {
 return { checked: checked, failures: failures };
 "#;
 
+/// The vertical distance, in CSS pixels, between the centres (`mid`) or
+/// tops (`top`) of two measured elements.
+fn apart(a: &Value, b: &Value, key: &str) -> f64 {
+    (a[key].as_f64().unwrap() - b[key].as_f64().unwrap()).abs()
+}
+
 #[tokio::test]
 async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_browser() {
+    let _one = ONE_BROWSER.lock().await;
     let Some(b) = Browser::start().await else {
         return;
     };
@@ -323,17 +391,110 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     let (t, _clock) = TestApp::spawn_at(now, &[]).await;
     t.seed_hf_fixture().await;
     let email = "reader@example.org";
+    // The reader's browser keeps Berlin time; they read mail in New York.
+    b.time_zone("Europe/Berlin").await;
 
-    // Subscribe, watching the live preview fill as topics are typed.
+    subscribe_flow(&b, &t, email).await;
+    let manage = confirm_flow(&b, &t, email).await;
+    settings_flow(&b, &t, email, &manage).await;
+
+    // Unsubscribe from the settings page's link, with one press.
+    b.goto(&manage).await;
+    let unsubscribe = b
+        .js(
+            "var a = document.querySelector('a[href*=\"/unsubscribe/\"]'); return a && a.href;",
+            json!([]),
+        )
+        .await;
+    b.goto(unsubscribe.as_str().expect("an unsubscribe link"))
+        .await;
+    b.assert_contrast("unsubscribe page").await;
+    b.click("button.danger").await;
+    b.wait_for(
+        "return document.body.innerText.indexOf('You are unsubscribed') >= 0;",
+        "the unsubscribed page",
+    )
+    .await;
+    assert_eq!(t.state_of(email).await.as_deref(), Some("unsubscribed"));
+    let text = b.text().await;
+    assert!(text.contains("no further digests"));
+    // A way back: resume from the settings, or subscribe again.
+    assert!(
+        text.contains("Changed your mind? Resume from your settings page"),
+        "{text}"
+    );
+    assert!(text.contains("Subscribe again"), "{text}");
+    b.assert_contrast("unsubscribed page").await;
+    b.click("ul.links a").await;
+    b.wait_for(
+        "return document.body.innerText.indexOf('You are unsubscribed and receive no digests') >= 0;",
+        "the settings page offering to subscribe again",
+    )
+    .await;
+    t.stop().await;
+}
+
+/// The subscribe page: the time-zone list, the rule that asks for
+/// something to look for, the topics as read with their counts, the live
+/// preview, and the inbox page naming the address.
+async fn subscribe_flow(b: &Browser, t: &TestApp, email: &str) {
     b.goto(&t.url("/")).await;
     b.wait_for(
         "return document.querySelectorAll('#trending li').length;",
         "the trending list",
     )
     .await;
+    // A plain select, grouped by region, with offsets, no old names; the
+    // browser's zone preselected.
+    let zones = b
+        .js(
+            "var s = document.getElementById('time_zone'); return { tag: s.tagName, groups: s.querySelectorAll('optgroup').length, \
+             calcutta: !!s.querySelector('option[value=\"Asia/Calcutta\"]'), value: s.value, \
+             label: s.options[s.selectedIndex].text };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(zones["tag"], "SELECT");
+    assert!(zones["groups"].as_u64().unwrap() >= 8, "{zones}");
+    assert_eq!(zones["calcutta"], false);
+    assert_eq!(zones["value"], "Europe/Berlin");
+    assert_eq!(zones["label"], "Berlin (UTC+02:00)");
     b.assert_contrast("subscribe page").await;
+    // "Send at" and the time zone line up, whatever their hints wrap to.
+    b.viewport(1280).await;
+    let (time, zone) = (b.rect("#send_time").await, b.rect("#time_zone").await);
+    assert!(apart(&time, &zone, "top") <= 1.0, "{time} vs {zone}");
+    b.viewport(390).await;
+
+    // No topic at all: the usual field error, with the focus.
     b.type_into("#email", email).await;
-    b.type_into("#topics", "video generation").await;
+    b.click("form.card button[type=submit]").await;
+    b.wait_for(
+        "return document.activeElement && document.activeElement.id === 'topics' && document.activeElement.getAttribute('aria-invalid') === 'true';",
+        "focus on the topics in error",
+    )
+    .await;
+    assert!(b.text().await.contains("Add at least one topic"));
+    b.assert_contrast("subscribe page with no topic").await;
+
+    // Topics separated by commas are read one by one, each with what it
+    // found this week; the live preview fills.
+    b.type_into("#topics", "video generation, zzqx").await;
+    let read = b
+        .wait_for(
+            "var l = document.querySelectorAll('#topic-list li'); return l.length === 2 && l[1].className === 'empty' && document.getElementById('topic-list').innerText;",
+            "the topics as read",
+        )
+        .await;
+    let read = read.as_str().unwrap();
+    assert!(
+        read.contains("video generation — 1 paper in the last 7 days"),
+        "{read}"
+    );
+    assert!(
+        read.contains("zzqx — nothing in the last 7 days; try a broader wording"),
+        "{read}"
+    );
     let n = b
         .wait_for(
             "return document.querySelectorAll('#preview-list li').length;",
@@ -343,7 +504,7 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     assert!(n.as_u64().unwrap() >= 1);
     b.assert_contrast("subscribe page with its preview").await;
     b.js(
-        "document.getElementById('send_time').value = '07:30';",
+        "document.getElementById('send_time').value = '18:30'; document.getElementById('time_zone').value = 'America/New_York';",
         json!([]),
     )
     .await;
@@ -353,9 +514,18 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
         "the subscribe answer",
     )
     .await;
+    assert!(
+        b.text().await.contains(email),
+        "the inbox page names the address"
+    );
+    b.assert_contrast("check your inbox page").await;
     assert_eq!(t.state_of(email).await.as_deref(), Some("pending"));
+}
 
-    // Confirm from the mailed link: a page with a button, then settings.
+/// Confirms from the mailed link; the confirmed page says when the next
+/// digest comes, in the reader's zone and the browser's. Returns the
+/// settings link it offers.
+async fn confirm_flow(b: &Browser, t: &TestApp, email: &str) -> String {
     let link = t.confirmation_link(email, 1).await;
     b.goto(&link).await;
     b.assert_contrast("confirm page").await;
@@ -366,26 +536,62 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     )
     .await;
     assert_eq!(t.state_of(email).await.as_deref(), Some("active"));
+    let next = b
+        .wait_for(
+            "var s = document.querySelector('.browser-time'); return s && s.textContent && s.parentNode.innerText;",
+            "the next digest in the browser's time",
+        )
+        .await;
+    assert_eq!(
+        next.as_str().unwrap(),
+        "Next digest: Friday 12 June, 18:30 New York time (Saturday 00:30 your browser\u{2019}s time)"
+    );
+    b.assert_contrast("confirmed page").await;
     let manage = b
         .js(
             "var a = document.querySelector('a[href*=\"/manage/\"]'); return a && a.href;",
             json!([]),
         )
         .await;
-    let manage = manage.as_str().expect("a link to the settings").to_string();
+    manage.as_str().expect("a link to the settings").to_string()
+}
 
-    // Someone with a paper in the fixture, to follow.
-    let followed = {
+/// The settings page: the live preview follows the edited profile, errors
+/// sit beside their fields, saving says when the next digest comes, and
+/// the controls line up.
+async fn settings_flow(b: &Browser, t: &TestApp, email: &str, manage: &str) {
+    // A saved paper, so the reading list (an h3 under its h2) shows.
+    let addr = paperboy::domain::EmailAddress::parse(email).unwrap();
+    let sub = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    let fixture = {
         let bytes = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/hf_daily_papers_2026-06-12.json"
         ))
         .unwrap();
-        paperboy::sources::parse_hf(&bytes, None).unwrap()[0].authors[0].clone()
+        paperboy::sources::parse_hf(&bytes, None).unwrap()
     };
+    t.app
+        .store
+        .record_feedback(
+            sub.id,
+            &fixture[1].id,
+            paperboy::domain::FeedbackAction::Save,
+            t.app.now(),
+        )
+        .await
+        .unwrap();
+    // Someone with a paper in the fixture, to follow.
+    let followed = fixture[0].authors[0].clone();
 
     // Edit settings: the preview follows the edited topics; save.
-    b.goto(&manage).await;
+    b.goto(manage).await;
     b.wait_for(
         "return document.querySelectorAll('#preview-list li').length;",
         "the settings page's preview of the stored topics",
@@ -449,13 +655,24 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     .await;
     assert!(b.text().await.contains("24-hour clock"));
     b.assert_contrast("settings page with an error").await;
-    b.type_into("#send_time", "06:45").await;
+    b.type_into("#send_time", "19:45").await;
     b.click("form.card button[type=submit]").await;
     b.wait_for(
         "return document.body.innerText.indexOf('Your settings are saved') >= 0;",
         "the saved notice",
     )
     .await;
+    // The notice says when the next digest comes, in both zones.
+    let notice = b
+        .wait_for(
+            "var s = document.querySelector('.notice .browser-time'); return s && s.textContent && s.parentNode.innerText;",
+            "the next digest in the saved notice",
+        )
+        .await;
+    assert_eq!(
+        notice.as_str().unwrap(),
+        "Your settings are saved. Next digest: Friday 12 June, 19:45 New York time (Saturday 01:45 your browser\u{2019}s time)"
+    );
     // Post/redirect/get: the page shown is a GET that a reload repeats
     // harmlessly.
     let shown = b.js("return location.search;", json!([])).await;
@@ -500,6 +717,9 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
         "the delete confirmation inside the main content",
     )
     .await;
+    // Reached by a redirect: a reload asks again, posting nothing.
+    let path = b.js("return location.pathname;", json!([])).await;
+    assert!(path.as_str().unwrap().ends_with("/delete"), "{path}");
     b.assert_contrast("delete confirmation").await;
     b.click("main form.actions a").await;
     b.wait_for(
@@ -509,23 +729,169 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     .await;
     assert_eq!(t.state_of(email).await.as_deref(), Some("active"));
 
-    // Unsubscribe from the settings page's link, with one press.
-    let unsubscribe = b
+    // The controls line up: the time zone beside "Send at", the
+    // Unsubscribe link beside the Pause button; "Saved papers" reads as a
+    // heading under "Your reading list", smaller.
+    b.viewport(1280).await;
+    let (time, zone) = (b.rect("#send_time").await, b.rect("#time_zone").await);
+    assert!(apart(&time, &zone, "top") <= 1.0, "{time} vs {zone}");
+    assert!(apart(&time, &zone, "mid") <= 1.0, "{time} vs {zone}");
+    let pause = b.rect("form input[value=pause] + button").await;
+    let leave = b.rect("a[href*=\"/unsubscribe/\"]").await;
+    assert!(apart(&pause, &leave, "mid") <= 2.0, "{pause} vs {leave}");
+    let sizes = b
         .js(
-            "var a = document.querySelector('a[href*=\"/unsubscribe/\"]'); return a && a.href;",
+            "var px = function (s) { return parseFloat(getComputedStyle(document.querySelector(s)).fontSize); }; \
+             return [px('h2'), px('h3')];",
             json!([]),
         )
         .await;
-    b.goto(unsubscribe.as_str().expect("an unsubscribe link"))
-        .await;
-    b.assert_contrast("unsubscribe page").await;
-    b.click("button.danger").await;
-    b.wait_for(
-        "return document.body.innerText.indexOf('You are unsubscribed') >= 0;",
-        "the unsubscribed page",
+    assert!(sizes[1].as_f64() < sizes[0].as_f64(), "h2, h3: {sizes}");
+    b.viewport(390).await;
+}
+
+/// Words (outside links) that the layout broke across two lines.
+const BROKEN_WORDS_JS: &str = r#"
+var broken = [], walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), n;
+while ((n = walker.nextNode())) {
+  if (n.parentElement.closest('a')) continue;
+  var re = /\S+/g, m;
+  while ((m = re.exec(n.textContent))) {
+    var r = document.createRange();
+    r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+    var lines = {};
+    Array.prototype.forEach.call(r.getClientRects(), function (c) { if (c.width > 0) lines[Math.round(c.top)] = 1; });
+    if (Object.keys(lines).length > 1) broken.push(m[0]);
+  }
+}
+return broken;
+"#;
+
+/// The first text a reader sees: the first text node that is laid out,
+/// visible and not transparent.
+const FIRST_VISIBLE_TEXT_JS: &str = r#"
+var walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), n;
+while ((n = walker.nextNode())) {
+  if (!n.textContent.trim()) continue;
+  var r = document.createRange(); r.selectNodeContents(n);
+  var rects = r.getClientRects(), st = getComputedStyle(n.parentElement);
+  var shown = Array.prototype.some.call(rects, function (c) { return c.width > 1 && c.height > 1; });
+  if (shown && st.visibility !== 'hidden' && parseFloat(st.opacity) > 0) return n.textContent.trim();
+}
+return null;
+"#;
+
+/// Each feedback link's box.
+const FEEDBACK_TARGETS_JS: &str = r#"
+return [].filter.call(document.querySelectorAll('a'), function (a) { return a.href.indexOf('/feedback/') >= 0; })
+  .map(function (a) { var r = a.getBoundingClientRect(); return { text: a.textContent, x: r.left, y: r.top, w: r.width, h: r.height }; });
+"#;
+
+/// The HTML part of a received mail.
+fn html_part(m: &crate::support::Received) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .expect("parseable mail")
+        .body_html(0)
+        .expect("an HTML part")
+        .into_owned()
+}
+
+impl Browser {
+    /// Screenshots of a mail at both widths (mails declare a light scheme
+    /// only; the dark shots show that it holds).
+    async fn mail_shots(&self, name: &str) {
+        for scheme in ["light", "dark"] {
+            self.color_scheme(scheme).await;
+            for width in [1280, 390] {
+                self.viewport(width).await;
+                self.screenshot(name, width, scheme).await;
+            }
+        }
+        self.color_scheme("light").await;
+    }
+
+    /// Shows a mail at 390 px and returns the words broken outside links.
+    async fn broken_words(&self, html: &str) -> Value {
+        self.viewport(390).await;
+        self.show_html(html).await;
+        self.js(BROKEN_WORDS_JS, json!([])).await
+    }
+}
+
+#[tokio::test]
+async fn mails_read_well_on_a_phone_in_a_real_browser() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (t, _clock) = TestApp::spawn_at(
+        now,
+        &[("PAPERBOY__SUBSCRIBE__PER_ADDRESS_MIN_INTERVAL_MINUTES", "0")],
     )
     .await;
-    assert_eq!(t.state_of(email).await.as_deref(), Some("unsubscribed"));
-    assert!(b.text().await.contains("no further digests"));
+    t.seed_hf_fixture().await;
+    let email = "phone@example.org";
+    let form = [
+        ("email", email),
+        ("topics", "video generation"),
+        ("send_time", "08:00"),
+        ("time_zone", "UTC"),
+    ];
+
+    // The confirmation mail: only its raw link may break, and it does
+    // rather than widen the screen.
+    t.subscribe(&form).await;
+    let confirmation = html_part(&t.sink.wait_for(email, 1).await[0]);
+    assert_eq!(b.broken_words(&confirmation).await, json!([]));
+    let width = b
+        .js("return document.documentElement.scrollWidth;", json!([]))
+        .await;
+    assert!(width.as_f64().unwrap() <= 390.0, "{width} px wide");
+    b.mail_shots("confirmation mail").await;
+
+    // The settings-link mail of an address already subscribed, likewise.
+    let link = t.confirmation_link(email, 1).await;
+    t.client.post(&link).send().await.unwrap();
+    t.subscribe(&form).await;
+    let settings_link = html_part(&t.sink.wait_for(email, 2).await[1]);
+    assert!(settings_link.contains("/manage/"));
+    assert_eq!(b.broken_words(&settings_link).await, json!([]));
+    b.mail_shots("settings link mail").await;
+
+    // A digest (its 08:00 UTC send time is within the catch-up hours).
+    let picker = paperboy::digest::RankPicker::for_run(&t.app, now)
+        .await
+        .unwrap();
+    let report = paperboy::digest::run(&t.app, &picker, now).await.unwrap();
+    assert_eq!(report.counts.sent, 1, "{report:?}");
+    let digest = html_part(&t.sink.wait_for(email, 3).await[2]);
+    b.viewport(390).await;
+    b.show_html(&digest).await;
+    // The preheader is for the inbox list: the reader sees the heading
+    // first, not a cut line of titles.
+    let first = b.js(FIRST_VISIBLE_TEXT_JS, json!([])).await;
+    assert_eq!(first, json!("Today's papers on your topics"));
+    // Feedback links are targets of at least 24 × 24 px (WCAG 2.5.8),
+    // none over another.
+    let targets = b.js(FEEDBACK_TARGETS_JS, json!([])).await;
+    let targets = targets.as_array().unwrap();
+    assert!(targets.len() >= 3, "{targets:?}");
+    let num = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    for (i, a) in targets.iter().enumerate() {
+        assert!(num(a, "w") >= 24.0 && num(a, "h") >= 24.0, "too small: {a}");
+        for z in &targets[i + 1..] {
+            let apart_x = num(a, "x") + num(a, "w") <= num(z, "x") + 0.5
+                || num(z, "x") + num(z, "w") <= num(a, "x") + 0.5;
+            let apart_y = num(a, "y") + num(a, "h") <= num(z, "y") + 0.5
+                || num(z, "y") + num(z, "h") <= num(a, "y") + 0.5;
+            assert!(apart_x || apart_y, "overlap: {a} and {z}");
+        }
+    }
+    assert_eq!(b.broken_words(&digest).await, json!([]));
+    b.mail_shots("digest mail").await;
     t.stop().await;
 }

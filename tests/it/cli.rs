@@ -91,11 +91,11 @@ fn an_import_with_one_invalid_row_lists_every_problem_and_writes_nothing() {
     let cli = Cli::new();
     let file = cli.file(
         "list.csv",
-        "email,state,send_time\n\
-         ok@example.org,active,08:00\n\
-         root@example.org,superuser,08:00\n\
-         also-ok@example.org,,07:30\n\
-         not-an-address,,25:61\n",
+        "email,state,send_time,topics\n\
+         ok@example.org,active,08:00,RAG\n\
+         root@example.org,superuser,08:00,RAG\n\
+         also-ok@example.org,,07:30,RAG\n\
+         not-an-address,,25:61,RAG\n",
     );
     let err = cli.fails(&["subscribers", "import", &file, "--confirmed"], &[]);
     assert!(
@@ -149,20 +149,22 @@ fn an_unknown_column_is_an_error_naming_it() {
     assert_nothing_created(&cli.data_dir());
 }
 
+/// `subscribers add EMAIL --topic RAG --confirmed`.
+fn add(email: &str) -> [&str; 6] {
+    ["subscribers", "add", email, "--topic", "RAG", "--confirmed"]
+}
+
 #[test]
 fn imports_and_operator_adds_never_lift_a_suppression() {
     let cli = Cli::new();
-    cli.ok(&["subscribers", "add", "gone@example.org", "--confirmed"]);
-    cli.ok(&["subscribers", "add", "Stays@example.org", "--confirmed"]);
+    cli.ok(&add("gone@example.org"));
+    cli.ok(&add("Stays@example.org"));
     cli.ok(&["subscribers", "remove", "gone@example.org"]);
-    let err = cli.fails(
-        &["subscribers", "add", "GONE@example.org", "--confirmed"],
-        &[],
-    );
+    let err = cli.fails(&add("GONE@example.org"), &[]);
     assert!(err.contains("suppressed (manual)"), "{err}");
     let file = cli.file(
         "list.csv",
-        "email\ngone@example.org\nstays@example.org\nnew@example.org\nNEW@example.org\n",
+        "email,fallback_trending\ngone@example.org,true\nstays@example.org,true\nnew@example.org,true\nNEW@example.org,true\n",
     );
     let out = cli.ok(&["subscribers", "import", &file, "--confirmed"]);
     assert!(
@@ -241,9 +243,9 @@ fn config_check_catches_an_unreadable_password_file_and_a_bogus_log_level() {
 #[test]
 fn one_mailbox_typed_three_ways_is_one_subscriber_sent_to_the_first_form() {
     let cli = Cli::new();
-    cli.ok(&["subscribers", "add", "Keeper@example.com", "--confirmed"]);
+    cli.ok(&add("Keeper@example.com"));
     for other in ["keeper@example.com", "KEEPER@EXAMPLE.COM"] {
-        let err = cli.fails(&["subscribers", "add", other, "--confirmed"], &[]);
+        let err = cli.fails(&add(other), &[]);
         assert!(err.contains("already subscribed"), "{other}: {err}");
     }
     assert_eq!(
@@ -301,4 +303,62 @@ fn preview_says_whether_no_papers_are_stored_or_none_match() {
     assert!(!out.contains("paperboy fetch"), "{out}");
     let out = cli.ok(&["preview", "--topic", "speculative decoding"]);
     assert!(out.contains("Speculative decoding at scale"), "{out}");
+}
+
+#[test]
+fn an_add_or_import_with_nothing_to_look_for_is_refused_and_commas_separate_topics() {
+    let cli = Cli::new();
+    // A subscriber without a topic would never get a digest.
+    let err = cli.fails(
+        &["subscribers", "add", "none@example.org", "--confirmed"],
+        &[],
+    );
+    assert!(err.contains("give at least one --topic"), "{err}");
+    assert_nothing_created(&cli.data_dir());
+    let file = cli.file(
+        "list.csv",
+        "email,topics,authors,fallback_trending\n\
+         bare@example.org,,,\n\
+         topics@example.org,\"RAG, diffusion models; LLM safety\",,\n\
+         author@example.org,,\"Lovelace, Ada\",\n\
+         trending@example.org,,,true\n",
+    );
+    let err = cli.fails(&["subscribers", "import", &file, "--confirmed"], &[]);
+    assert!(
+        err.contains("line 2, column `topics`: no topics or authors"),
+        "{err}"
+    );
+    assert!(err.contains("1 invalid rows"), "{err}");
+    assert_nothing_created(&cli.data_dir());
+    let out = cli.ok(&[
+        "subscribers",
+        "import",
+        &file,
+        "--confirmed",
+        "--skip-invalid",
+    ]);
+    assert!(out.contains("imported 3,"), "{out}");
+    // Commas, semicolons and new lines separate topics, in an import as
+    // on the command line.
+    cli.ok(&[
+        "subscribers",
+        "add",
+        "comma@example.org",
+        "--topic",
+        "speculative decoding, RAG",
+        "--confirmed",
+    ]);
+    let list = cli.ok(&["subscribers", "list"]);
+    let topics_of = |email: &str| {
+        list.lines()
+            .find(|l| l.contains(email))
+            .and_then(|l| l.rsplit('\t').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        topics_of("topics@example.org"),
+        "RAG; diffusion models; LLM safety"
+    );
+    assert_eq!(topics_of("comma@example.org"), "speculative decoding; RAG");
 }

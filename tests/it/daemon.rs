@@ -82,6 +82,7 @@ async fn a_confirmation_queued_before_a_kill_is_sent_once_after_restart() {
         .post(format!("http://127.0.0.1:{http}/subscribe"))
         .form(&[
             ("email", "crash@example.org"),
+            ("topics", "RAG"),
             ("send_time", "08:00"),
             ("time_zone", "UTC"),
         ])
@@ -242,7 +243,14 @@ fn subscribers_import_export_and_backup_round_trip() {
 
     let removed = run(&["subscribers", "remove", "sam@example.org"]);
     assert!(removed.status.success());
-    let again = run(&["subscribers", "add", "sam@example.org", "--confirmed"]);
+    let again = run(&[
+        "subscribers",
+        "add",
+        "sam@example.org",
+        "--topic",
+        "RLHF",
+        "--confirmed",
+    ]);
     assert!(
         !again.status.success(),
         "an operator never lifts a suppression: only the person's own opt-in does"

@@ -456,7 +456,15 @@ async fn a_digest_carries_every_required_header_and_both_parts() {
     assert!(html.contains(&format!(
         "<a href=\"{unsubscribe}\" style=\"color:#5b6168;\">Unsubscribe</a>"
     )));
-    assert!(!html.contains("display:none"));
+    // In the HTML part the preheader is for the inbox list only: hidden,
+    // so the mail opens on its heading rather than a line of cut titles.
+    let hidden = "<div style=\"display:none;max-height:0;max-width:0;overflow:hidden;opacity:0;";
+    let preheader = &html[html.find(hidden).expect("a hidden preheader")..];
+    assert!(
+        preheader.contains("\">Paper number 1 · Paper number 2"),
+        "{preheader}"
+    );
+    assert!(preheader.find("</div>").unwrap() < preheader.find("<h1").unwrap());
     // Every link points straight at its target: no tracking, safe schemes.
     for link in crate::support::extract_links(&html) {
         let u = url::Url::parse(&link).unwrap();

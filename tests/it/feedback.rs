@@ -115,14 +115,17 @@ async fn more_like_this_from_a_real_digest_is_recorded_once_shown_in_settings_re
     assert!(body.contains("name=\"do\" value=\"record\""));
     assert_eq!(feedback_count(&t, id).await, 0, "GET never records");
 
-    // The button's POST records it; a second POST counts once.
+    // The button's POST records it and redirects to the page, which a
+    // reload shows again without posting; a second POST counts once.
     let r = post_form(&t, &link, "do=record").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303);
     assert!(r.headers().get("set-cookie").is_none());
-    let body = r.text().await.unwrap();
+    assert_eq!(r.headers()["location"], format!("{link}?done=recorded"));
+    let body = t.follow(r).await.text().await.unwrap();
+    assert!(body.contains("Thank you, noted"), "{body}");
     assert!(body.contains("value=\"undo\""), "the result offers undo");
     clock.set(day1 + chrono::Duration::minutes(5));
-    assert_eq!(post_form(&t, &link, "do=record").await.status(), 200);
+    assert_eq!(post_form(&t, &link, "do=record").await.status(), 303);
     let fb = t.app.store.feedback_of(id).await.unwrap();
     assert_eq!(fb.len(), 1);
     assert_eq!(fb[0].action, FeedbackAction::More);
@@ -167,10 +170,12 @@ async fn more_like_this_from_a_real_digest_is_recorded_once_shown_in_settings_re
         "{text2}"
     );
 
-    // Undo from the same link removes it.
+    // Undo from the same link removes it, and says so after the redirect.
     let r = post_form(&t, &link, "do=undo").await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303);
     assert_eq!(feedback_count(&t, id).await, 0);
+    let undone = t.follow(r).await.text().await.unwrap();
+    assert!(undone.contains("<h1>Undone</h1>"), "{undone}");
     let settings = t
         .client
         .get(&manage)
@@ -253,7 +258,7 @@ async fn forged_cross_subscriber_and_stale_feedback_tokens_are_rejected() {
     // Deleting the subscriber deletes the feedback and kills the link.
     assert_eq!(
         post_form(&t, &url(&token_a), "do=record").await.status(),
-        200
+        303
     );
     assert_eq!(feedback_count(&t, a).await, 1);
     t.app

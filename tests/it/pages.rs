@@ -250,7 +250,9 @@ async fn a_subscribe_request_redirects_to_a_page_a_reload_cannot_send_again() {
     ];
     let r = post(&t, &t.url("/subscribe"), &fields).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&r), t.url("/subscribe/sent"));
+    assert!(location(&r).starts_with(&t.url("/subscribe/sent?r=")));
+    // The address travels sealed, never in the clear.
+    assert!(!location(&r).contains("prg"), "{}", location(&r));
     // Reloading the answer is a GET: no second request, no second mail.
     for _ in 0..2 {
         assert!(page(&t, &location(&r)).await.contains("Check your inbox"));
@@ -397,7 +399,7 @@ async fn the_time_control_reads_24_hour_and_the_weekly_day_is_asked_only_for_wee
     assert!(settings.contains(r#"<option value="Europe/Berlin" selected>"#));
     let home = home(&t).await;
     assert!(home.contains(r#"<option value="UTC" selected>UTC</option>"#));
-    assert!(home.contains(r#"<option value="America/New_York">America/New York</option>"#));
+    assert!(home.contains(r#"<option value="America/New_York">New York (UTC-"#));
     t.stop().await;
 }
 
@@ -406,6 +408,9 @@ async fn deleting_asks_inside_the_page_with_a_way_back() {
     let t = TestApp::spawn().await;
     let manage = t.subscribe_and_confirm("del@example.org").await;
     let r = post(&t, &manage, &[("action", "delete")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("{manage}/delete"));
+    let r = t.follow(r).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
     let body = r.text().await.unwrap();
@@ -508,4 +513,243 @@ async fn an_operator_template_brands_the_pages_and_a_bad_one_stops_start_up() {
         .unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("pages/message.hbs:3"), "{err}");
+}
+
+/// The subscriber behind `email`.
+async fn subscriber(t: &TestApp, email: &str) -> paperboy::store::subscribers::Subscriber {
+    let addr = paperboy::domain::EmailAddress::parse(email).unwrap();
+    t.app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_topic_says_how_many_papers_it_found_in_the_last_seven_days() {
+    let (t, _clock) = TestApp::spawn_at(at("2026-06-12T12:00:00Z"), &[]).await;
+    t.seed_hf_fixture().await;
+    // The live preview: each topic as read, with its count.
+    let v = preview_json(&t, "video generation, zzqx").await;
+    let topics = v["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 2, "{v}");
+    assert_eq!(topics[0]["topic"], "video generation");
+    let found = topics[0]["count"].as_u64().unwrap();
+    assert!(found >= 1, "{v}");
+    assert!(topics[0]["note"]
+        .as_str()
+        .unwrap()
+        .ends_with("in the last 7 days"));
+    assert_eq!(topics[1]["topic"], "zzqx");
+    assert_eq!(topics[1]["count"], 0);
+    assert_eq!(topics[1]["empty"], true);
+    assert_eq!(
+        topics[1]["note"],
+        "nothing in the last 7 days; try a broader wording"
+    );
+    // Every paper the preview shows for the topic is among those counted.
+    let shown = preview_json(&t, "video generation").await["papers"]
+        .as_array()
+        .unwrap()
+        .len() as u64;
+    assert!(shown <= found, "{shown} shown, {found} counted");
+
+    // The settings page says the same, without script.
+    let email = "counts@example.org";
+    t.subscribe(&[
+        ("email", email),
+        ("topics", "video generation\nzzqx"),
+        ("send_time", "08:00"),
+        ("time_zone", "UTC"),
+    ])
+    .await;
+    t.client
+        .post(&t.confirmation_link(email, 1).await)
+        .send()
+        .await
+        .unwrap();
+    let sub = subscriber(&t, email).await;
+    let manage = t
+        .app
+        .links
+        .manage_url(&t.app.links.manage_token(sub.id, sub.token_generation));
+    let settings = page(&t, &manage).await;
+    assert!(
+        settings.contains(&format!(
+            r#"<span class="chip">video generation</span> <span class="count">— {found} paper"#
+        )),
+        "{settings}"
+    );
+    assert!(settings.contains(
+        r#"<li class="empty"><span class="chip">zzqx</span> <span class="count">— nothing in the last 7 days; try a broader wording</span>"#
+    ));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn feedback_buttons_and_the_first_delete_step_redirect_so_a_reload_posts_nothing() {
+    let (t, _clock) = TestApp::spawn_at(at("2026-06-12T12:00:00Z"), &[]).await;
+    t.seed_hf_fixture().await;
+    let manage = t.subscribe_and_confirm("prg@example.org").await;
+    let sub = subscriber(&t, "prg@example.org").await;
+    let paper = hf_fixture()[0].id.clone();
+    let token = t.app.links.feedback_token(
+        sub.id,
+        sub.token_generation,
+        &paper,
+        paperboy::domain::FeedbackAction::Save,
+    );
+    let link = t.app.links.feedback_url(&token);
+    for (what, shows) in [("record", "Thank you, noted"), ("undo", "<h1>Undone</h1>")] {
+        let r = post(&t, &link, &[("do", what)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{what}");
+        assert!(location(&r).starts_with(&format!("{link}?done=")));
+        assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+        let shown = page(&t, &location(&r)).await;
+        assert!(shown.contains(shows), "{what}: {shown}");
+    }
+    let r = post(&t, &manage, &[("action", "delete")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The confirmation step is a page of its own: reloading it is a GET.
+    for _ in 0..2 {
+        assert!(page(&t, &location(&r))
+            .await
+            .contains("Yes, delete everything"));
+    }
+    assert_eq!(
+        t.state_of("prg@example.org").await.as_deref(),
+        Some("active")
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_after_unsubscribing_links_back_to_resume_and_to_subscribe() {
+    let t = TestApp::spawn().await;
+    let manage = t.subscribe_and_confirm("back@example.org").await;
+    let unsubscribe = manage.replace("/manage/", "/unsubscribe/");
+    let r = post(&t, &unsubscribe, &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("You are unsubscribed"));
+    assert!(
+        body.contains(&format!(
+            r#"<a href="{manage}">Changed your mind? Resume from your settings page</a>"#
+        )),
+        "{body}"
+    );
+    assert!(body.contains(&format!(r#"<a href="{}">Subscribe again"#, t.url("/"))));
+    // The settings page it leads to offers to subscribe again, which
+    // answers like the subscribe form: a redirect to the inbox page.
+    assert!(page(&t, &manage).await.contains("Subscribe again"));
+    let r = post(&t, &manage, &[("action", "resubscribe")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with(&t.url("/subscribe/sent?r=")));
+    assert!(page(&t, &location(&r)).await.contains("back@example.org"));
+    assert_eq!(
+        t.state_of("back@example.org").await.as_deref(),
+        Some("pending")
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_confirmed_page_and_the_saved_notice_say_when_the_next_digest_comes() {
+    // Thursday 10 December 2026, 04:00 in New York.
+    let (t, clock) = TestApp::spawn_at(at("2026-12-10T09:00:00Z"), &[]).await;
+    let email = "when@example.org";
+    t.subscribe(&[
+        ("email", email),
+        ("topics", "RAG"),
+        ("send_time", "07:30"),
+        ("time_zone", "America/New_York"),
+    ])
+    .await;
+    let link = t.confirmation_link(email, 1).await;
+    let confirmed = t
+        .client
+        .post(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        confirmed.contains(
+            r#"Next digest: <time id="next-digest" datetime="2026-12-10T12:30:00Z" data-zone="America/New_York">Thursday 10 December, 07:30 New York time</time>"#
+        ),
+        "{confirmed}"
+    );
+    assert!(confirmed.contains("static/when.js"));
+    let manage = extract_manage(&confirmed);
+
+    // Saved as weekly on Friday: the notice says Friday.
+    let saved = |frequency: &'static str, send_time: &'static str| {
+        vec![
+            ("action", "save"),
+            ("topics", "RAG"),
+            ("frequency", frequency),
+            ("send_time", send_time),
+            ("time_zone", "America/New_York"),
+        ]
+    };
+    let r = t
+        .manage_post(&manage, &saved("weekly:friday", "07:30"))
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Your settings are saved."), "{body}");
+    assert!(
+        body.contains("Friday 11 December, 07:30 New York time</time>"),
+        "{body}"
+    );
+    // A send time already passed today, within the catch-up hours and with
+    // no digest yet today: it goes out at the next tick.
+    let r = t.manage_post(&manage, &saved("daily", "03:00")).await;
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Next digest: <time id=\"next-digest\" data-zone=\"America/New_York\">within a few minutes</time>"));
+    // Paused readers are told nothing of a next digest.
+    clock.set(at("2026-12-10T10:00:00Z"));
+    t.manage_post(&manage, &[("action", "pause")]).await;
+    let r = t.manage_post(&manage, &saved("daily", "07:30")).await;
+    assert!(!r.text().await.unwrap().contains("Next digest"));
+    t.stop().await;
+}
+
+fn extract_manage(body: &str) -> String {
+    crate::support::extract_links(body)
+        .into_iter()
+        .find(|l| l.contains("/manage/"))
+        .expect("a link to the settings")
+}
+
+#[tokio::test]
+async fn the_time_zone_list_is_grouped_by_region_with_offsets_and_no_old_names() {
+    let (t, _clock) = TestApp::spawn_at(at("2026-01-15T12:00:00Z"), &[]).await;
+    let home = home(&t).await;
+    let select = &home[home.find(r#"<select id="time_zone""#).unwrap()..];
+    let select = &select[..select.find("</select>").unwrap()];
+    assert!(select.contains(r#"<optgroup label="Europe">"#), "{select}");
+    assert!(select.contains(r#"<optgroup label="Americas">"#));
+    assert!(select.contains(r#"<option value="Europe/Berlin">Berlin (UTC+01:00)</option>"#));
+    assert!(select.contains(r#"<option value="Asia/Kolkata">Kolkata (UTC+05:30)</option>"#));
+    assert!(select.contains(r#"<option value="America/St_Johns">St Johns (UTC-03:30)</option>"#));
+    for old in [
+        "Asia/Calcutta",
+        "Europe/Kiev",
+        "America/Buenos_Aires",
+        "Etc/GMT+5",
+        "US/Eastern",
+    ] {
+        assert!(!select.contains(&format!("\"{old}\"")), "{old} is offered");
+    }
+    let offered = select.matches("<option ").count();
+    assert!((300..460).contains(&offered), "{offered} zones");
+    // Still one plain control that posts its value without script.
+    assert!(!select.contains("<script") && select.contains(r#"name="time_zone""#));
+    t.stop().await;
 }

@@ -228,21 +228,69 @@ async fn resubscribing_after_unsubscribe_needs_a_fresh_double_opt_in() {
     t.stop().await;
 }
 
+/// One answer to a subscribe request: the page after the redirect, with
+/// the address replaced by `ADDRESS`.
+struct Answer {
+    email: String,
+    status: StatusCode,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// Subscribes each of `emails` once more and returns the answers: the page
+/// names the address typed, and must say nothing else about it.
+async fn answers(t: &TestApp, emails: &[&str]) -> Vec<Answer> {
+    let mut out = Vec::new();
+    for email in emails {
+        let r = t.subscribe_email(email).await;
+        let status = r.status();
+        let mut headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != "date" && *k != "content-length")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        headers.sort();
+        let body = r.text().await.unwrap();
+        assert!(body.contains(email), "{email}: the page names the address");
+        out.push(Answer {
+            email: email.to_string(),
+            status,
+            headers,
+            body: body.replace(email, "ADDRESS"),
+        });
+    }
+    out
+}
+
+fn assert_all_alike(answers: &[Answer], says: &str) {
+    let first = &answers[0];
+    assert!(first.body.contains(says), "{}", first.body);
+    for a in &answers[1..] {
+        assert_eq!(a.status, first.status, "{}: status differs", a.email);
+        assert_eq!(a.headers, first.headers, "{}: headers differ", a.email);
+        assert_eq!(a.body, first.body, "{}: body differs", a.email);
+    }
+}
+
 #[tokio::test]
 async fn subscribe_answers_identically_for_every_address_state() {
-    let t = TestApp::spawn().await;
-    // pending
+    // A stopped clock: every earlier mail went out at the same instant.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (t, clock) = TestApp::spawn_at(now, &[]).await;
+    // new (asked once already), pending, active, unsubscribed
+    t.subscribe_email("new@example.org").await;
     t.subscribe_email("pending@example.org").await;
-    // active
     t.subscribe_and_confirm("active@example.org").await;
-    // unsubscribed
     let m = t.subscribe_and_confirm("gone@example.org").await;
     client()
         .post(m.replace("/manage/", "/unsubscribe/"))
         .send()
         .await
         .unwrap();
-    // suppressed (hard bounce)
+    // suppressed (hard bounce), asked once already
     t.app
         .store
         .suppress(
@@ -252,36 +300,316 @@ async fn subscribe_answers_identically_for_every_address_state() {
         )
         .await
         .unwrap();
-
-    let mut answers = Vec::new();
-    for email in [
+    t.subscribe_email("bounced@example.org").await;
+    let emails = [
         "new@example.org",
         "pending@example.org",
         "active@example.org",
         "gone@example.org",
         "bounced@example.org",
-    ] {
-        let r = t.subscribe_email(email).await;
-        let status = r.status();
-        let mut headers: Vec<(String, String)> = r
-            .headers()
-            .iter()
-            .filter(|(k, _)| *k != "date")
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
-            .collect();
-        headers.sort();
-        let body = r.bytes().await.unwrap();
-        answers.push((email, status, headers, body));
-    }
-    let (_, s0, h0, b0) = &answers[0];
-    for (email, s, h, b) in &answers[1..] {
-        assert_eq!(s, s0, "{email}: status differs");
-        assert_eq!(h, h0, "{email}: headers differ");
-        assert_eq!(b, b0, "{email}: body differs");
-    }
+    ];
+
+    // Each was mailed (or, suppressed, counted as if) a moment ago: the
+    // same words for all, naming the address and the time.
+    let recent = answers(&t, &emails).await;
+    assert_all_alike(&recent, "A message is already on its way");
+    assert!(recent[0]
+        .body
+        .contains("You can ask for another from 14:15"));
+
+    // Past the per-address pause, each request answers "sent" alike.
+    clock.set(now + chrono::Duration::minutes(16));
+    let sent = answers(&t, &emails).await;
+    assert_all_alike(&sent, "Check your inbox");
+
     // And nothing is ever sent to the suppressed address.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(t.sink.messages_to("bounced@example.org").is_empty());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_inbox_page_shows_the_typed_address_and_tells_the_truth_about_a_recent_mail() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (t, clock) = TestApp::spawn_at(now, &[]).await;
+    let email = "o'hara&co@example.org";
+    let escaped = "o&#x27;hara&amp;co@example.org";
+    let first = t.subscribe_email(email).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let receipt = first.url().to_string();
+    let body = first.text().await.unwrap();
+    assert!(body.contains("Check your inbox"), "{body}");
+    assert!(body.contains(escaped), "the address, escaped: {body}");
+    assert!(!body.contains(email));
+    t.sink.wait_for(email, 1).await;
+
+    // Again within the per-address pause: no second mail, and the page
+    // says so, with when the first went and when another can be asked
+    // for, in the zone chosen on the form (Europe/Berlin).
+    let again = t.subscribe_email(email).await.text().await.unwrap();
+    assert!(again.contains("A message is already on its way"), "{again}");
+    assert!(again.contains(&format!("to {escaped} at 14:00")), "{again}");
+    assert!(!again.contains("we have sent it"), "{again}");
+    assert!(
+        again.contains("You can ask for another from 14:15"),
+        "{again}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(t.sink.messages_to(email).len(), 1);
+
+    // The page can be reloaded for an hour; then, or tampered with, it
+    // gives the general answer without the address.
+    assert!(t
+        .client
+        .get(&receipt)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(escaped));
+    clock.set(now + chrono::Duration::minutes(61));
+    for url in [
+        receipt.clone(),
+        format!("{receipt}x"),
+        t.url("/subscribe/sent"),
+    ] {
+        let page = t.client.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let page = page.text().await.unwrap();
+        assert!(
+            page.contains("Check your inbox") && !page.contains(escaped),
+            "{url}: {page}"
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscription_needs_a_topic_an_author_or_the_trending_choice() {
+    let t = TestApp::spawn().await;
+    let form = |email: &'static str, topics: &'static str, trending: bool| {
+        let mut f = vec![
+            ("email", email),
+            ("topics", topics),
+            ("send_time", "08:00"),
+            ("time_zone", "UTC"),
+        ];
+        if trending {
+            f.push(("fallback_trending", "on"));
+        }
+        f
+    };
+    // No topic, or only separators: the usual field error, nothing stored.
+    for topics in ["", " , ;\n "] {
+        let r = t.subscribe(&form("empty@example.org", topics, false)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains(r#"aria-invalid="true" aria-describedby="topics-error" autofocus"#),
+            "{body}"
+        );
+        assert!(body.contains("Add at least one topic"), "{body}");
+    }
+    assert_eq!(t.state_of("empty@example.org").await, None);
+    // The explicit choice of trending papers is enough.
+    let r = t.subscribe(&form("trend@example.org", "", true)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let addr = EmailAddress::parse("trend@example.org").unwrap();
+    let sub = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sub.preferences.topics.is_empty() && sub.preferences.fallback_trending);
+
+    // The settings page holds to the same rule, and a followed author
+    // counts as something to look for.
+    let manage = t.subscribe_and_confirm("keep@example.org").await;
+    let save = |topics: &'static str, authors: &'static str| {
+        vec![
+            ("action", "save"),
+            ("topics", topics),
+            ("authors", authors),
+            ("frequency", "daily"),
+            ("send_time", "08:00"),
+            ("time_zone", "UTC"),
+        ]
+    };
+    let r = t
+        .client
+        .post(&manage)
+        .form(&save("", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Add at least one topic"));
+    // The unsubscribe page's topics-only form too.
+    let r = t
+        .client
+        .post(&manage)
+        .form(&[("action", "topics"), ("topics", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let addr = EmailAddress::parse("keep@example.org").unwrap();
+    let kept = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.preferences.topics, vec!["speculative decoding", "RAG"]);
+    let r = t.manage_post(&manage, &save("", "Ada Lovelace")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let kept = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.preferences.topics.is_empty());
+    assert_eq!(kept.preferences.authors, vec!["Ada Lovelace"]);
+
+    // A profile stored before the rule (nothing to look for) is told so on
+    // its settings page.
+    let mut empty = kept.preferences.clone();
+    empty.authors.clear();
+    t.app
+        .store
+        .update_preferences(kept.id, &empty, t.app.now())
+        .await
+        .unwrap();
+    let page = t
+        .client
+        .get(&manage)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"<p class="notice warn" role="status" id="nothing-to-send">Add at least one topic"#
+        ),
+        "{page}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn comma_separated_topics_are_separate_topics_on_every_form_and_preview() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-06-12T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let (t, _clock) = TestApp::spawn_at(now, &[]).await;
+    t.seed_hf_fixture().await;
+    let email = "commas@example.org";
+    let r = t
+        .subscribe(&[
+            ("email", email),
+            (
+                "topics",
+                "video generation, reinforcement learning; LLM safety",
+            ),
+            ("send_time", "08:00"),
+            ("time_zone", "UTC"),
+        ])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let addr = EmailAddress::parse(email).unwrap();
+    let sub = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sub.preferences.topics,
+        vec!["video generation", "reinforcement learning", "LLM safety"]
+    );
+
+    // The live preview reads them the same way, finds what the same topics
+    // on separate lines find, and lists the topics it read.
+    let preview = |topics: &'static str| {
+        let t = &t;
+        async move {
+            let v: serde_json::Value = t
+                .client
+                .get(t.url("/preview"))
+                .query(&[("topics", topics), ("format", "json")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let commas = preview("video generation, reinforcement learning").await;
+    let lines = preview("video generation\nreinforcement learning").await;
+    assert!(!commas["papers"].as_array().unwrap().is_empty());
+    assert_eq!(commas["papers"], lines["papers"]);
+    let read: Vec<&str> = commas["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(read, vec!["video generation", "reinforcement learning"]);
+
+    // Saving settings with semicolons, and the settings page's preview.
+    t.client
+        .post(&t.confirmation_link(email, 1).await)
+        .send()
+        .await
+        .unwrap();
+    let manage = t
+        .app
+        .links
+        .manage_url(&t.app.links.manage_token(sub.id, sub.token_generation));
+    let r = t
+        .manage_post(
+            &manage,
+            &[
+                ("action", "save"),
+                ("topics", "RAG; diffusion models"),
+                ("frequency", "daily"),
+                ("send_time", "08:00"),
+                ("time_zone", "UTC"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    // The settings page lists the topics as read.
+    assert!(page.contains(r#"<span class="chip">RAG</span>"#), "{page}");
+    assert!(page.contains(r#"<span class="chip">diffusion models</span>"#));
+    let sub = t.app.store.subscriber(sub.id).await.unwrap();
+    assert_eq!(sub.preferences.topics, vec!["RAG", "diffusion models"]);
+    let v: serde_json::Value = t
+        .client
+        .get(format!("{manage}/preview"))
+        .query(&[("topics", "RAG, diffusion models, world models")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["topics"].as_array().unwrap().len(), 3, "{v}");
     t.stop().await;
 }
 
@@ -319,7 +647,10 @@ async fn a_filled_honeypot_gets_the_same_answer_but_no_row_and_no_mail() {
         ])
         .await;
     assert_eq!(bot.status(), StatusCode::OK);
-    assert_eq!(bot.text().await.unwrap(), normal);
+    assert_eq!(
+        bot.text().await.unwrap().replace("bot@", "ADDRESS"),
+        normal.replace("human@", "ADDRESS")
+    );
     assert_eq!(t.state_of("bot@example.org").await, None);
     t.sink.wait_for("human@example.org", 1).await;
     assert!(t.sink.messages_to("bot@example.org").is_empty());
@@ -337,6 +668,7 @@ async fn per_ip_limit_answers_429_and_forged_forwarded_for_changes_nothing() {
             .header("x-forwarded-for", format!("203.0.113.{i}"))
             .form(&[
                 ("email", format!("ip{i}@example.org")),
+                ("topics", "RAG".into()),
                 ("send_time", "08:00".into()),
                 ("time_zone", "UTC".into()),
             ])
@@ -772,6 +1104,7 @@ async fn export_returns_only_this_subscribers_data_and_delete_keeps_only_a_hash(
         .send()
         .await
         .unwrap();
+    let ask = t.follow(ask).await;
     assert!(ask.text().await.unwrap().contains("delete_confirmed"));
     assert_eq!(
         t.state_of("oli@example.org").await.as_deref(),
