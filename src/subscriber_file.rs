@@ -419,24 +419,29 @@ fn validate(
     let state = planned_state(&row.state, rules.confirmed)
         .map_err(|e| errors.push(row_error(line, Some("state"), e)))
         .ok();
+    // A row that is skipped (suppressed, or unsubscribed) is never mailed,
+    // so it needs nothing to look for; its other columns are still checked.
+    let skipped = !suppressed.is_empty() || matches!(state, Some(None));
     let prefs = preferences(&row, &rules.defaults)
         .map_err(|errs| {
             errors.extend(
                 errs.into_iter()
+                    .filter(|(_, message)| !(skipped && message == NO_TOPICS))
                     .map(|(column, message)| row_error(line, Some(column), message)),
             )
         })
         .ok();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     match (email, state, prefs) {
-        (Some(email), Some(state), Some(prefs)) if errors.is_empty() => Ok(match state {
-            _ if !suppressed.is_empty() => Planned::Suppressed,
-            None => Planned::Unsubscribed,
-            Some(state) => Planned::Add(NewSubscriber {
-                email,
-                prefs,
-                state,
-            }),
-        }),
+        (Some(_), Some(_), _) if !suppressed.is_empty() => Ok(Planned::Suppressed),
+        (Some(_), Some(None), _) => Ok(Planned::Unsubscribed),
+        (Some(email), Some(Some(state)), Some(prefs)) => Ok(Planned::Add(NewSubscriber {
+            email,
+            prefs,
+            state,
+        })),
         _ => Err(errors),
     }
 }
@@ -639,10 +644,12 @@ mod tests {
 
     #[test]
     fn a_row_exported_as_suppressed_is_never_imported() {
-        let text = "email,state,suppressed,suppressed_at\n\
-                    a@example.org,active,soft_bounce_limit,2026-12-01T08:00:00.000Z\n\
-                    b@example.org,active,,\n\
-                    c@example.org,active,bounced,\n";
+        // The suppressed row has no topics: a row that is skipped needs
+        // nothing to look for.
+        let text = "email,state,suppressed,suppressed_at,topics\n\
+                    a@example.org,active,soft_bounce_limit,2026-12-01T08:00:00.000Z,\n\
+                    b@example.org,active,,,RAG\n\
+                    c@example.org,active,bounced,,RAG\n";
         let rows = read_all(text, DataFormat::Csv, true);
         assert!(matches!(rows[0].1, Ok(Planned::Suppressed)), "{rows:?}");
         assert!(matches!(rows[1].1, Ok(Planned::Add(_))), "{rows:?}");
