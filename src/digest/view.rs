@@ -126,9 +126,8 @@ impl PaperView {
 /// Subject and preheader from the picks (R10, R11). The subject names
 /// the topics the papers are on, most papers first ("10 papers on
 /// diffusion models, LLM safety and 1 more"); `topics` holds each pick's
-/// best topic, `None` for one picked for another reason. The preheader,
-/// shown after the subject in inbox lists, does not repeat it: it names
-/// the top papers instead. A weekly digest says "this week".
+/// best topic, `None` for one picked for another reason. A weekly digest
+/// says "this week". The preheader is [`preheader`].
 pub fn subject_and_preheader(
     papers: &[PaperView],
     topics: &[Option<&str>],
@@ -139,16 +138,62 @@ pub fn subject_and_preheader(
     let covered = topics_by_count(topics);
     let subject = match (covered.is_empty(), span) {
         (true, _) => format!("{n} trending {noun} {}", span.phrase()),
-        (false, Span::Day) => format!("{n} {noun} on {}", name_list(&covered, 2, "")),
-        (false, Span::Week) => format!("{n} {noun} on {} this week", name_list(&covered, 2, "")),
+        (false, Span::Day) => format!("{n} {noun} on {}", name_list(&covered, SUBJECT_TOPICS, "")),
+        (false, Span::Week) => format!(
+            "{n} {noun} on {} this week",
+            name_list(&covered, SUBJECT_TOPICS, "")
+        ),
     };
-    let titles: Vec<&str> = papers.iter().map(|p| p.title.as_str()).collect();
-    let preheader = match titles.as_slice() {
-        [] => String::new(),
-        [only] => only.to_string(),
-        [first, rest @ ..] => format!("{first} · {}", rest.join(" · ")),
-    };
-    (subject, excerpt(&preheader, PREHEADER_CHARS))
+    (subject, preheader(papers, &covered))
+}
+
+/// Topics the subject names before "and N more".
+const SUBJECT_TOPICS: usize = 2;
+
+/// The one-line summary that opens both parts and follows the subject in
+/// inbox lists (R10): facts the subject does not give — the topics it
+/// left out, how many papers have code, the most upvotes — as whole
+/// clauses that fit [`PREHEADER_CHARS`], never a paper title (the titles
+/// follow right below it, and a cut title reads as a defect).
+pub fn preheader(papers: &[PaperView], covered: &[&str]) -> String {
+    let mut clauses = Vec::new();
+    if covered.len() > SUBJECT_TOPICS {
+        clauses.push(format!(
+            "also on {}",
+            name_list(&covered[SUBJECT_TOPICS..], 2, "")
+        ));
+    }
+    let with_code = papers.iter().filter(|p| p.code_url.is_some()).count();
+    if with_code > 0 {
+        clauses.push(format!("{with_code} with code"));
+    }
+    if let Some(most) = papers.iter().filter_map(|p| p.upvotes).max() {
+        let noun = if most == 1 { "upvote" } else { "upvotes" };
+        clauses.push(format!("up to {most} {noun}"));
+    }
+    if clauses.is_empty() {
+        clauses.push(if covered.is_empty() {
+            "ranked by what readers upvote".to_string()
+        } else {
+            "ranked for your topics, best match first".to_string()
+        });
+    }
+    let mut line = String::new();
+    for clause in clauses {
+        let extra = if line.is_empty() { 0 } else { 3 };
+        if line.chars().count() + extra + clause.chars().count() > PREHEADER_CHARS {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(" · ");
+        }
+        line.push_str(&clause);
+    }
+    let mut chars = line.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => line,
+    }
 }
 
 /// The distinct topics, the one with most papers first (ties: the one
@@ -245,18 +290,53 @@ mod tests {
     }
 
     #[test]
-    fn the_preheader_names_the_top_papers_not_the_subject_again() {
-        let papers = [titled("Fast decoding"), titled("Slow decoding")];
-        let topics = [Some("decoding"), Some("decoding")];
-        let (s, pre) = subject_and_preheader(&papers, &topics, Span::Day);
-        assert_eq!(s, "2 papers on decoding");
-        assert_eq!(pre, "Fast decoding · Slow decoding");
-        let long: Vec<PaperView> = (0..9)
-            .map(|_| titled("A rather long title about things"))
+    fn the_preheader_summarises_in_whole_clauses_and_never_names_a_title() {
+        let mut papers: Vec<PaperView> = (1..=6)
+            .map(|i| titled(&format!("A rather long title about decoding, number {i}")))
             .collect();
-        let (_, pre) = subject_and_preheader(&long, &[Some("x"); 9], Span::Day);
-        assert!(pre.chars().count() <= PREHEADER_CHARS + 1, "{pre}");
-        assert!(pre.ends_with('…'), "{pre}");
+        papers[1].code_url = Some("https://github.com/o/r".into());
+        papers[4].code_url = Some("https://github.com/o/s".into());
+        papers[2].upvotes = Some(42);
+        papers[3].upvotes = Some(7);
+        let topics = [
+            Some("decoding"),
+            Some("decoding"),
+            Some("RAG"),
+            Some("MoE"),
+            Some("KV cache"),
+            Some("agents"),
+        ];
+        let (s, pre) = subject_and_preheader(&papers, &topics, Span::Day);
+        assert_eq!(s, "6 papers on decoding, RAG and 3 more");
+        assert_eq!(
+            pre,
+            "Also on MoE, KV cache and 1 more · 2 with code · up to 42 upvotes"
+        );
+        assert!(papers.iter().all(|p| !pre.contains(&p.title)));
+        // Nothing to add: a plain line, not an empty one.
+        let plain = [titled("Fast decoding")];
+        let (_, pre) = subject_and_preheader(&plain, &[Some("decoding")], Span::Day);
+        assert_eq!(pre, "Ranked for your topics, best match first");
+        let (_, pre) = subject_and_preheader(&plain, &[None], Span::Day);
+        assert_eq!(pre, "Ranked by what readers upvote");
+    }
+
+    #[test]
+    fn a_clause_that_does_not_fit_is_left_out_whole() {
+        let mut papers = vec![titled("T")];
+        papers[0].upvotes = Some(3);
+        let long = "a topic whose name goes on and on for a very long while indeed";
+        let topics = [Some("x"), Some("y"), Some(long)];
+        let pre = preheader(&papers, &topics_by_count(&topics));
+        assert_eq!(
+            pre,
+            "Also on a topic whose name goes on and on for a very long while indeed · up to 3 upvotes"
+        );
+        assert!(pre.chars().count() <= PREHEADER_CHARS);
+        let longer = format!("{long}, and then some more words");
+        let topics = [Some("x"), Some("y"), Some(longer.as_str())];
+        let pre = preheader(&papers, &topics_by_count(&topics));
+        assert_eq!(pre, "Up to 3 upvotes");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! contrast (4.5:1) of every text against its background, computed from
 //! the browser's styles in both colour schemes, with screenshots at 1280
 //! and 390 px; and the mails as a phone shows them (no word broken but the
-//! raw link, a hidden preheader, feedback targets of 24 × 24 px).
+//! raw link, a preheader of whole clauses, feedback targets of 24 × 24 px).
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, which `scripts/test`
 //! installs. Without them the test says it is skipped, loudly; where the
@@ -868,13 +868,25 @@ async fn mails_read_well_on_a_phone_in_a_real_browser() {
         .unwrap();
     let report = paperboy::digest::run(&t.app, &picker, now).await.unwrap();
     assert_eq!(report.counts.sent, 1, "{report:?}");
-    let digest = html_part(&t.sink.wait_for(email, 3).await[2]);
+    let mail = &t.sink.wait_for(email, 3).await[2];
+    let digest = html_part(mail);
+    let text = mail_parser::MessageParser::default()
+        .parse(&mail.data)
+        .expect("parseable mail")
+        .body_text(0)
+        .expect("a text part")
+        .into_owned();
     b.viewport(390).await;
     b.show_html(&digest).await;
-    // The preheader is for the inbox list: the reader sees the heading
-    // first, not a cut line of titles.
+    // The first thing a reader sees is the preheader, the same line that
+    // opens the text part: a summary in whole clauses, not a cut title.
     let first = b.js(FIRST_VISIBLE_TEXT_JS, json!([])).await;
-    assert_eq!(first, json!("Today's papers on your topics"));
+    let preheader = text.lines().next().unwrap_or_default();
+    assert_eq!(first, json!(preheader));
+    assert!(
+        !preheader.contains('…') && !preheader.is_empty(),
+        "{preheader}"
+    );
     // Feedback links are targets of at least 24 × 24 px (WCAG 2.5.8),
     // none over another.
     let targets = b.js(FEEDBACK_TARGETS_JS, json!([])).await;
