@@ -92,7 +92,7 @@ impl App {
         };
         let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
             .context("setting up the HTTP client for sources")?;
-        let synonyms = config.synonyms()?;
+        let synonyms = crate::rank::Synonyms::from_concepts(config.synonyms()?);
         let semantic = Arc::new(crate::embed::Semantic::new(
             config.rank.semantic.clone(),
             models_dir(&config.database.path),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 mod bounces;
+pub mod synonyms;
 pub use bounces::{BouncesConfig, MailboxConfig, WebhooksConfig};
 
 /// The defaults, embedded so an installed binary needs no config file.
@@ -242,7 +243,7 @@ pub struct SemanticConfig {
     pub hub_url: String,
     /// Query/passage prefixes: `auto` (from the model name), `e5`, `bge`
     /// or `plain`.
-    pub prefixes: crate::embed::Family,
+    pub prefixes: crate::domain::embedding::Family,
     /// Inputs are cut to this many tokens.
     pub max_tokens: usize,
     /// Weight of meaning in the fused score, 0 to 1.
@@ -731,8 +732,8 @@ impl Config {
         }
     }
 
-    /// The synonym table: built-in entries plus the operator's file.
-    pub fn synonyms(&self) -> Result<crate::rank::Synonyms, ConfigError> {
+    /// The synonym data: built-in entries plus the operator's file.
+    pub fn synonyms(&self) -> Result<Vec<synonyms::SynonymConcept>, ConfigError> {
         let key = "rank.synonyms_file";
         let text = if self.rank.synonyms_file.is_empty() {
             None
@@ -743,7 +744,7 @@ impl Config {
                 })?,
             )
         };
-        crate::rank::Synonyms::load(text.as_deref()).map_err(|e| invalid(key, e.to_string()))
+        synonyms::load(text.as_deref()).map_err(|e| invalid(key, e.to_string()))
     }
 
     /// The configured HMAC key, decoded, if one is set.
@@ -1338,10 +1339,10 @@ impl Config {
     }
 
     /// The store's retention policy from `[retention]`.
-    pub fn retention_policy(&self) -> crate::store::retention::RetentionPolicy {
+    pub fn retention_policy(&self) -> crate::domain::RetentionPolicy {
         let r = &self.retention;
         let days = |d: u32| (d > 0).then(|| chrono::Duration::days(d as i64));
-        crate::store::retention::RetentionPolicy {
+        crate::domain::RetentionPolicy {
             deliveries: days(r.delivery_days),
             never_repeat: days(r.never_repeat_days),
             fetch_log: days(r.fetch_log_days),

@@ -2,9 +2,8 @@
 //! model without ever blocking start-up, embeds papers in the background
 //! in bounded batches on a blocking thread, and caches topic vectors.
 
-use super::{hub, paper_text, EmbedError, Encoder, Family, Side};
+use super::{hub, paper_text, EmbedError, Encoder, Side};
 use crate::config::SemanticConfig;
-use crate::rank::HybridParams;
 use crate::store::Store;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -124,20 +123,6 @@ impl Semantic {
     /// The loaded encoder, if any.
     pub fn encoder(&self) -> Option<Arc<Encoder>> {
         self.encoder.read().ok().and_then(|e| e.clone())
-    }
-
-    /// Fusion parameters for the loaded model's family and the config.
-    pub fn hybrid_params(&self, family: Family) -> HybridParams {
-        let mut p = HybridParams::for_family(family);
-        p.dense_weight = self.cfg.dense_weight;
-        let f = self.cfg.min_similarity;
-        if f > 0.0 {
-            // The partial-match floor keeps its distance below the floor.
-            p.partial_floor = (p.partial_floor + f - p.floor).max(0.0);
-            p.floor = f;
-            p.high = p.high.max(f + 0.1);
-        }
-        p
     }
 
     /// The folder the model is read from: `model_dir`, else the Hub
@@ -314,7 +299,7 @@ impl Semantic {
         Ok(embedded)
     }
 
-    /// Vectors for topic texts (as [`crate::rank::CandidateIndex::dense_text`]
+    /// Vectors for topic texts (as ranking spells them out,
     /// gives them): from memory, else the database, else encoded now (and
     /// stored). Empty without a model; a failure is logged and leaves the
     /// topics lexical.

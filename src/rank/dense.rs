@@ -2,7 +2,7 @@
 //! candidates and of topics, fused with the lexical scores.
 //!
 //! Pure like the rest of `rank`: the vectors are computed elsewhere
-//! (`crate::embed`) and handed in. Without paper vectors, or for a topic
+//! by the embedding side and handed in. Without paper vectors, or for a topic
 //! without a vector, ranking is exactly the lexical one.
 //!
 //! Fusion, per topic, over the day's candidates:
@@ -31,6 +31,7 @@
 //! and rules.
 
 use super::index::{CandidateIndex, Hit, TopicHits, PHRASE_BIT};
+use crate::domain::embedding::{dot, Family};
 use crate::domain::PaperId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -89,8 +90,7 @@ impl HybridParams {
     /// between 0.7 and 0.9, bge between 0.4 and 0.9, MiniLM between 0 and
     /// 0.8. Only the MiniLM scale was measured here (README); the others
     /// follow the models' published similarity ranges.
-    pub fn for_family(family: crate::embed::Family) -> HybridParams {
-        use crate::embed::Family;
+    pub fn for_family(family: Family) -> HybridParams {
         let d = HybridParams::default();
         match family {
             Family::E5 => HybridParams {
@@ -107,6 +107,22 @@ impl HybridParams {
             },
             Family::Auto | Family::Plain => d,
         }
+    }
+
+    /// The family's parameters with the operator's fusion weight and, when
+    /// above 0, their own similarity floor (`rank.semantic.dense_weight`,
+    /// `rank.semantic.min_similarity`).
+    pub fn tuned(family: Family, dense_weight: f32, min_similarity: f32) -> HybridParams {
+        let mut p = HybridParams::for_family(family);
+        p.dense_weight = dense_weight;
+        let f = min_similarity;
+        if f > 0.0 {
+            // The partial-match floor keeps its distance below the floor.
+            p.partial_floor = (p.partial_floor + f - p.floor).max(0.0);
+            p.floor = f;
+            p.high = p.high.max(f + 0.1);
+        }
+        p
     }
 }
 
@@ -248,7 +264,7 @@ impl CandidateIndex {
         }
         let p = &self.semantic.params;
         let sims: Vec<f32> = (0..self.docs.len())
-            .map(|d| crate::embed::dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
             .collect();
         let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
         let meaning_floor = p.floor.max(mean + p.stand_out * sd);

@@ -15,22 +15,12 @@
 //!   latest digest run, and each paper's latest upvote observation.
 
 use super::{ts, value_rows, Result, Store};
+pub use crate::domain::RetentionPolicy;
 use chrono::{DateTime, Duration, Utc};
 
 /// Where the never-repeat pass stopped: the id of the last delivery whose
 /// papers it pruned. Deliveries are visited once, in id order.
 const SENT_PAPERS_CURSOR: &str = "retention.sent_papers_after_delivery";
-
-/// How long things are kept; `None` keeps them for ever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    pub deliveries: Option<Duration>,
-    pub never_repeat: Option<Duration>,
-    pub fetch_log: Option<Duration>,
-    pub upvote_observations: Option<Duration>,
-    /// Rows looked at per transaction.
-    pub batch: u32,
-}
 
 /// Rows deleted by one [`Store::prune`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
