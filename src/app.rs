@@ -149,6 +149,23 @@ impl App {
     }
 }
 
+/// `[database]` as the store opens it. Here, above both, so neither the
+/// configuration nor the store knows the other.
+impl From<&crate::config::DatabaseConfig> for crate::store::StoreOptions {
+    fn from(db: &crate::config::DatabaseConfig) -> Self {
+        crate::store::StoreOptions {
+            path: db.path.clone(),
+            busy_timeout: std::time::Duration::from_millis(db.busy_timeout_ms),
+            max_connections: db.max_connections,
+            synchronous: if db.synchronous == "full" {
+                crate::domain::Synchronous::Full
+            } else {
+                crate::domain::Synchronous::Normal
+            },
+        }
+    }
+}
+
 /// Downloaded models live beside the database.
 pub fn models_dir(db_path: &std::path::Path) -> std::path::PathBuf {
     db_path

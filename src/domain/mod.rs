@@ -3,8 +3,9 @@
 mod email;
 pub mod embedding;
 mod feedback;
+pub mod fetch;
 mod paper;
-mod retention;
+mod storage;
 mod subjects;
 mod subscriber;
 mod token;
@@ -16,7 +17,7 @@ pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };
-pub use retention::RetentionPolicy;
+pub use storage::{RetentionPolicy, Synchronous};
 pub use subjects::{subject_name, subject_names};
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, split_lines, split_lines_only,

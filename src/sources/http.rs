@@ -11,7 +11,7 @@
 
 use super::SourceError;
 use crate::config::SourcesConfig;
-use crate::store::papers::HttpValidator;
+use crate::domain::fetch::HttpValidator;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::header::{self, HeaderMap};

@@ -1,4 +1,5 @@
-//! Listing sources: fetch papers from upstreams and store them.
+//! Listing sources: fetch papers from upstreams and hand them to the
+//! store (through [`ListingStore`], so this module never sees SQL).
 //!
 //! | `--source` name | Upstream | What one run does |
 //! |---|---|---|
@@ -28,15 +29,14 @@ pub use hf::parse_hf;
 pub use http::{user_agent, ClientTuning};
 
 use crate::config::SourcesConfig;
+use crate::domain::fetch::{FetchLogEntry, HttpValidator, ListingStore, PaperBatch, UpsertStats};
 use crate::domain::{Paper, PaperId, SourceKind};
-use crate::store::papers::{FetchLogEntry, HttpValidator, PaperBatch, UpsertStats};
-use crate::store::Store;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use http::{Fetched, Gate, PoliteClient};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use url::Url;
 
 /// A source as named on the command line (`paperboy fetch --source NAME`).
@@ -219,7 +219,7 @@ pub struct SourceCounters {
 #[derive(Debug)]
 pub struct Fetcher {
     cfg: SourcesConfig,
-    store: Store,
+    store: Arc<dyn ListingStore>,
     http: PoliteClient,
     counters: Mutex<BTreeMap<SourceName, SourceCounters>>,
 }
@@ -232,19 +232,22 @@ const API_IDS_PER_REQUEST: usize = 50;
 
 impl Fetcher {
     /// A fetcher with production timing ([`ClientTuning::default`]).
-    pub fn new(cfg: &SourcesConfig, store: Store) -> Result<Fetcher, SourceError> {
+    pub fn new(
+        cfg: &SourcesConfig,
+        store: impl ListingStore + 'static,
+    ) -> Result<Fetcher, SourceError> {
         Fetcher::with_tuning(cfg, store, ClientTuning::default())
     }
 
     /// As [`Fetcher::new`] with explicit retry/interval timing (tests).
     pub fn with_tuning(
         cfg: &SourcesConfig,
-        store: Store,
+        store: impl ListingStore + 'static,
         tuning: ClientTuning,
     ) -> Result<Fetcher, SourceError> {
         Ok(Fetcher {
             cfg: cfg.clone(),
-            store,
+            store: Arc::new(store),
             http: PoliteClient::new(cfg, tuning)?,
             counters: Mutex::new(BTreeMap::new()),
         })
@@ -485,7 +488,11 @@ impl Fetcher {
         let since = date.unwrap_or_else(|| {
             now.date_naive() - TimeDelta::days(i64::from(self.cfg.huggingface.refresh_days))
         });
-        let ids = self.store.papers_missing_arxiv_metadata(since).await?;
+        let ids = self
+            .store
+            .papers_missing_arxiv_metadata(since)
+            .await
+            .map_err(SourceError::Store)?;
         self.api_ids(&ids, now, report).await
     }
 
@@ -539,7 +546,11 @@ impl Fetcher {
         expect: http::Expect,
         report: &mut SourceReport,
     ) -> Result<Body, SourceError> {
-        let prev = self.store.http_validator(url.as_str()).await?;
+        let prev = self
+            .store
+            .http_validator(url.as_str())
+            .await
+            .map_err(SourceError::Store)?;
         report.requests += 1;
         match self.http.get(gate, url, expect, prev.as_ref()).await? {
             Fetched::NotModified => {
@@ -587,7 +598,8 @@ impl Fetcher {
                 observed_at: now,
                 validators,
             })
-            .await?;
+            .await
+            .map_err(SourceError::Store)?;
         report.add(stats);
         debug_assert_eq!(source, report.source.kind());
         Ok(())

@@ -1150,8 +1150,8 @@ mod tests {
 
 #[cfg(test)]
 mod migration_tests {
-    use crate::config::DatabaseConfig;
     use crate::store::Store;
+    use crate::store::StoreOptions;
     use sqlx::sqlite::SqliteConnectOptions;
     use std::str::FromStr;
 
@@ -1219,11 +1219,11 @@ mod migration_tests {
         }
         pool.close().await;
 
-        let store = Store::open(&DatabaseConfig {
+        let store = Store::open(StoreOptions {
             path: path.clone(),
-            busy_timeout_ms: 10_000,
+            busy_timeout: std::time::Duration::from_secs(10),
             max_connections: 2,
-            synchronous: "normal".into(),
+            synchronous: crate::domain::Synchronous::Normal,
         })
         .await
         .unwrap();

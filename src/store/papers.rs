@@ -31,8 +31,11 @@
 //! at time t" (velocity over a quiet period is 0, not unknown).
 
 use super::{parse_ts, parse_ts_opt, ts, Result, Store, StoreError};
+use crate::domain::fetch::StorageError;
+pub use crate::domain::fetch::{FetchLogEntry, HttpValidator, PaperBatch, UpsertStats};
 use crate::domain::{Candidate, Paper, PaperId, SourceKind, UpvoteObservation, Window};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
@@ -40,53 +43,6 @@ use std::collections::HashMap;
 /// An unchanged count is re-recorded once this much time has passed since
 /// the latest observation (see the module docs).
 pub const OBSERVATION_HEARTBEAT: chrono::TimeDelta = chrono::TimeDelta::hours(6);
-
-/// Conditional-GET state for one URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HttpValidator {
-    pub url: String,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Hex SHA-256 of the last processed body.
-    pub body_sha256: Option<String>,
-    /// Number of items that body held.
-    pub item_count: Option<i64>,
-}
-
-/// One source's parsed records, written atomically.
-#[derive(Debug, Clone, Copy)]
-pub struct PaperBatch<'a> {
-    pub source: SourceKind,
-    pub papers: &'a [Paper],
-    /// Time of the fetch: stamps upvote observations and `updated_at`.
-    pub observed_at: DateTime<Utc>,
-    /// Validators to save with the batch (same transaction).
-    pub validators: &'a [HttpValidator],
-}
-
-/// What an upsert changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UpsertStats {
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub observations: u64,
-}
-
-/// One fetch run of one source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchLogEntry {
-    /// Source name as on the CLI (`huggingface`, `arxiv`, `arxiv-api`).
-    pub source: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub ok: bool,
-    pub error: Option<String>,
-    pub parsed: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub observations: u64,
-}
 
 fn text_rank(s: SourceKind) -> u8 {
     match s {
@@ -780,5 +736,36 @@ mod tests {
         let latest = store.latest_fetches().await.unwrap();
         assert_eq!(latest.len(), 2);
         assert!(latest.iter().all(|e| !e.ok));
+    }
+}
+
+/// The fetcher's view of the store: the same statements as above.
+impl crate::domain::fetch::ListingStore for Store {
+    fn http_validator<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HttpValidator>, StorageError>> {
+        Box::pin(async move { Ok(Store::http_validator(self, url).await?) })
+    }
+
+    fn upsert_papers<'a>(
+        &'a self,
+        batch: PaperBatch<'a>,
+    ) -> BoxFuture<'a, Result<UpsertStats, StorageError>> {
+        Box::pin(async move { Ok(Store::upsert_papers(self, batch).await?) })
+    }
+
+    fn record_fetch<'a>(
+        &'a self,
+        entry: &'a FetchLogEntry,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move { Ok(Store::record_fetch(self, entry).await?) })
+    }
+
+    fn papers_missing_arxiv_metadata(
+        &self,
+        since: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<PaperId>, StorageError>> {
+        Box::pin(async move { Ok(Store::papers_missing_arxiv_metadata(self, since).await?) })
     }
 }

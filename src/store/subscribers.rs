@@ -1302,8 +1302,8 @@ async fn token_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseConfig;
     use crate::store::test_support::temp_store;
+    use crate::store::StoreOptions;
     use chrono::TimeZone;
     use sqlx::sqlite::SqliteConnectOptions;
     use std::str::FromStr;
@@ -1559,11 +1559,11 @@ mod tests {
         .unwrap();
         pool.close().await;
 
-        let store = Store::open(&DatabaseConfig {
+        let store = Store::open(StoreOptions {
             path,
-            busy_timeout_ms: 10_000,
+            busy_timeout: std::time::Duration::from_secs(10),
             max_connections: 2,
-            synchronous: "normal".into(),
+            synchronous: crate::domain::Synchronous::Normal,
         })
         .await
         .unwrap();
