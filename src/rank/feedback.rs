@@ -421,7 +421,7 @@ pub fn suggest_authors(
     min_papers: usize,
     limit: usize,
 ) -> Vec<(String, usize)> {
-    use super::index::AuthorKey;
+    use super::authors::AuthorKey;
     let followed: Vec<AuthorKey> = followed
         .iter()
         .filter_map(|f| AuthorKey::parse(f))
