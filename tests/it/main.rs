@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod digest;
 mod feedback;
+mod house;
 mod pages;
 mod scale;
 mod semantic;
