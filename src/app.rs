@@ -80,9 +80,15 @@ impl App {
     }
 
     pub fn with_store(config: Config, store: Store, overrides: Overrides) -> anyhow::Result<App> {
-        let key =
-            crate::links::load_or_create_key(config.secret_key_bytes()?, &config.database.path)?;
-        let links = Links::new(config.base_url()?, key);
+        let key = crate::links::load_or_create_key(
+            config
+                .security
+                .secret_key
+                .as_ref()
+                .map(|k| k.expose().to_vec()),
+            &config.database.path,
+        )?;
+        let links = Links::new(config.server.base_url.clone(), key);
         let renderer = Renderer::with_overrides(config.templates.override_dir())
             .context("compiling templates (templates.dir overrides included)")?;
         let composer = Composer::from_config(&config, &links.home_url())?;
@@ -92,7 +98,7 @@ impl App {
         };
         let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
             .context("setting up the HTTP client for sources")?;
-        let synonyms = crate::rank::Synonyms::from_concepts(config.synonyms()?);
+        let synonyms = crate::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
         let semantic = Arc::new(crate::embed::Semantic::new(
             config.rank.semantic.clone(),
             models_dir(&config.database.path),
@@ -155,13 +161,9 @@ impl From<&crate::config::DatabaseConfig> for crate::store::StoreOptions {
     fn from(db: &crate::config::DatabaseConfig) -> Self {
         crate::store::StoreOptions {
             path: db.path.clone(),
-            busy_timeout: std::time::Duration::from_millis(db.busy_timeout_ms),
+            busy_timeout: db.busy_timeout,
             max_connections: db.max_connections,
-            synchronous: if db.synchronous == "full" {
-                crate::domain::Synchronous::Full
-            } else {
-                crate::domain::Synchronous::Normal
-            },
+            synchronous: db.synchronous,
         }
     }
 }

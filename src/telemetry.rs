@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Installs the global tracing subscriber: `RUST_LOG` if set, else the
 /// configured filter; text or JSON lines on stderr. Safe to call twice
 /// (the second call is a no-op), which tests rely on.
-pub fn init(level: &str, format: &str) {
+pub fn init(level: &str, format: crate::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
@@ -14,7 +14,7 @@ pub fn init(level: &str, format: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if format == "json" {
+    let _ = if format == crate::config::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

@@ -104,14 +104,14 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
     let (template, data, unsubscribe_url) = match item.kind {
         OutboxKind::Confirm => {
             let token = Token::generate();
-            let ttl = Duration::hours(app.config.subscribe.confirm_ttl_hours as i64);
+            let ttl = app.config.subscribe.confirm_ttl;
             app.store
                 .insert_confirm_token(sub.id, &token.hash(), now, now + ttl)
                 .await?;
             let data = json!({
                 "preheader": "Open the link and press Confirm to start your paperboy digest.",
                 "confirm_url": app.links.confirm_url(&token),
-                "ttl_hours": app.config.subscribe.confirm_ttl_hours,
+                "ttl_hours": ttl.num_hours(),
                 "topics": sub.preferences.topics,
                 "home_url": app.links.home_url(),
             });

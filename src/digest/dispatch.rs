@@ -42,11 +42,12 @@ pub(super) async fn dispatch(
 ) -> anyhow::Result<u64> {
     let cfg = &app.config.digest;
     let mut released = 0;
-    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
+    let pacer = Arc::new(Pacer::new(cfg.max_per_second.get()));
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
+    let limits = cfg.domain_limits.iter();
     let domains = DomainPacers::new(
-        app.config.domain_default_rate(),
-        app.config.domain_limits()?,
+        cfg.domain_rate.get(),
+        limits.map(|(d, r)| (d.clone(), r.get())).collect(),
     );
     let mut deferred = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -154,7 +155,7 @@ async fn deliver_one(
         Ok(())
     };
     let result = app.transport.send_when(&r.composed, marked).await?;
-    let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
+    let stale = now - r.claim.due_at > cfg.retry_max_age;
     let c = classify(
         &result,
         AttemptContext {
@@ -200,8 +201,8 @@ async fn record_failure(
         next_attempt(
             r.claim.attempts,
             now,
-            Duration::seconds(cfg.retry_base_secs as i64),
-            Duration::seconds(cfg.retry_cap_secs as i64),
+            cfg.retry_base,
+            cfg.retry_cap,
             &mut rand::thread_rng(),
         )
     };

@@ -291,7 +291,7 @@ async fn complete_or_not(
     app: &App,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(RunState, Option<String>)> {
-    let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+    let resend = app.config.digest.unknown_policy == crate::config::UnknownPolicy::Resend;
     let left = app.store.delivery_backlog(now, resend).await?;
     if left.due + left.in_flight + left.stuck == 0 {
         return Ok((RunState::Done, None));

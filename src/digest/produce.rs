@@ -14,7 +14,7 @@ use crate::rank::ReaderFeedback;
 use crate::store::deliveries::{AttemptEnd, ClaimedDelivery, Prepared, RunCounts};
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -104,8 +104,8 @@ impl Lane<'_> {
             ..
         } = *self;
         let cfg = &app.config.digest;
-        let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
-        let lease = Duration::seconds(cfg.lease_secs as i64);
+        let resend = cfg.unknown_policy == UnknownPolicy::Resend;
+        let lease = cfg.lease;
         loop {
             if app.shutdown.is_cancelled() {
                 return Ok((

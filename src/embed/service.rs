@@ -144,10 +144,10 @@ impl Semantic {
                 .connect_timeout(std::time::Duration::from_secs(20))
                 .build()
                 .map_err(|e| EmbedError::Download {
-                    url: self.cfg.hub_url.clone(),
+                    url: self.cfg.hub_url.to_string(),
                     reason: e.to_string(),
                 })?;
-            hub::fetch(&client, &self.cfg.hub_url, &self.cfg.model, &dir).await?;
+            hub::fetch(&client, self.cfg.hub_url.as_str(), &self.cfg.model, &dir).await?;
         }
         Ok(dir)
     }

@@ -151,15 +151,15 @@ impl PoliteClient {
     ) -> Result<PoliteClient, SourceError> {
         let client = reqwest::Client::builder()
             .user_agent(user_agent(&cfg.contact))
-            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-            .timeout(Duration::from_secs(cfg.timeout_secs))
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
             .gzip(true)
             .build()
             .map_err(|e| SourceError::Request(format!("cannot build HTTP client: {e}")))?;
         let arxiv_interval = tuning
             .arxiv_min_interval
-            .unwrap_or(Duration::from_secs(cfg.arxiv.api_min_interval_secs));
+            .unwrap_or(cfg.arxiv.api_min_interval);
         Ok(PoliteClient {
             client,
             max_retries: cfg.max_retries,

@@ -28,7 +28,7 @@ pub use error::SourceError;
 pub use hf::parse_hf;
 pub use http::{user_agent, ClientTuning};
 
-use crate::config::SourcesConfig;
+use crate::config::{FeedFormat, SourcesConfig};
 use crate::domain::fetch::{FetchLogEntry, HttpValidator, ListingStore, PaperBatch, UpsertStats};
 use crate::domain::{Paper, PaperId, SourceKind};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -319,7 +319,7 @@ impl Fetcher {
         let mut report = SourceReport::new(SourceName::ArxivApi);
         let started = std::time::Instant::now();
         let result = async {
-            let mut url = endpoint(&self.cfg.arxiv.api_base_url, "api/query")?;
+            let mut url = endpoint(self.cfg.arxiv.api_base_url.as_str(), "api/query")?;
             url.query_pairs_mut()
                 .append_pair("search_query", search_query)
                 .append_pair("sortBy", "submittedDate")
@@ -416,7 +416,7 @@ impl Fetcher {
             }
         };
         let limit = hf.page_size.clamp(1, 100);
-        let base = endpoint(&hf.base_url, "api/daily_papers")?;
+        let base = endpoint(hf.base_url.as_str(), "api/daily_papers")?;
         let gate = self.http.host_gate(&base);
         let mut papers = Vec::new();
         let mut validators = Vec::new();
@@ -460,12 +460,15 @@ impl Fetcher {
     ) -> Result<(), SourceError> {
         let a = &self.cfg.arxiv;
         let cats = a.categories.join("+");
-        let url = endpoint(&a.feed_base_url, &format!("{}/{cats}", a.feed_format))?;
+        let url = endpoint(
+            a.feed_base_url.as_str(),
+            &format!("{}/{cats}", a.feed_format.as_str()),
+        )?;
         let gate = self.http.arxiv_gate();
         match self.get(&gate, &url, http::XML, report).await? {
             Body::Unchanged(_) => Ok(()),
             Body::New(bytes, mut v) => {
-                let listing = if a.feed_format == "atom" {
+                let listing = if a.feed_format == FeedFormat::Atom {
                     parse_arxiv_atom_feed(&bytes)?
                 } else {
                     parse_arxiv_rss(&bytes)?
@@ -505,7 +508,7 @@ impl Fetcher {
         let mut papers = Vec::new();
         for chunk in ids.chunks(API_IDS_PER_REQUEST) {
             let list: Vec<&str> = chunk.iter().map(PaperId::as_str).collect();
-            let mut url = endpoint(&self.cfg.arxiv.api_base_url, "api/query")?;
+            let mut url = endpoint(self.cfg.arxiv.api_base_url.as_str(), "api/query")?;
             url.query_pairs_mut()
                 .append_pair("id_list", &list.join(","))
                 .append_pair("start", "0")

@@ -43,7 +43,7 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
 /// Deliveries due, in flight, stuck and unknown now; `None` when the
 /// database cannot say.
 async fn delivery_backlog(app: &App) -> Option<crate::store::deliveries::DeliveryBacklog> {
-    let resend = app.config.unknown_policy().ok()? == crate::config::UnknownPolicy::Resend;
+    let resend = app.config.digest.unknown_policy == crate::config::UnknownPolicy::Resend;
     app.store.delivery_backlog(app.now(), resend).await.ok()
 }
 

@@ -88,7 +88,7 @@ async fn subscribe_form(
         },
         errors: e.summary(),
         consent_text: CONSENT_TEXT,
-        default_time_zone: web.config.digest.default_time_zone.clone(),
+        default_time_zone: web.config.digest.default_time_zone.name().to_string(),
         trending: trending(web).await,
         preview_url: format!("{}preview", web.links.home_url()),
     };
@@ -105,8 +105,13 @@ pub(super) async fn home(State(web): State<WebState>) -> Result<Response> {
     let typed = Typed {
         email: String::new(),
         topics: String::new(),
-        send_time: web.config.digest.default_send_time.clone(),
-        time_zone: web.config.digest.default_time_zone.clone(),
+        send_time: web
+            .config
+            .digest
+            .default_send_time
+            .format("%H:%M")
+            .to_string(),
+        time_zone: web.config.digest.default_time_zone.name().to_string(),
     };
     subscribe_form(&web, StatusCode::OK, typed, &[]).await
 }
@@ -119,11 +124,8 @@ fn default_preferences(app: &App) -> Preferences {
         categories: Vec::new(),
         digest_size: app.config.digest.default_size,
         frequency: crate::domain::Frequency::Daily,
-        send_time: app
-            .config
-            .default_send_time()
-            .unwrap_or(chrono::NaiveTime::MIN),
-        time_zone: app.config.default_time_zone().unwrap_or(chrono_tz::UTC),
+        send_time: app.config.digest.default_send_time,
+        time_zone: app.config.digest.default_time_zone,
         fallback_trending: false,
     }
 }

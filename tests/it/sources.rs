@@ -68,16 +68,16 @@ fn config(server: &MockServer) -> SourcesConfig {
         .unwrap()
         .sources;
     c.contact = "ops@example.org".into();
-    c.timeout_secs = 1;
-    c.connect_timeout_secs = 1;
+    c.timeout = Duration::from_secs(1);
+    c.connect_timeout = Duration::from_secs(1);
     c.max_retries = 2;
-    c.huggingface.base_url = server.uri();
+    c.huggingface.base_url = server.uri().parse().unwrap();
     c.huggingface.page_size = 100;
     c.huggingface.refresh_days = 0;
     c.arxiv.enabled = true;
     c.arxiv.categories = vec!["cs.LG".into(), "cs.CL".into()];
-    c.arxiv.feed_base_url = server.uri();
-    c.arxiv.api_base_url = server.uri();
+    c.arxiv.feed_base_url = server.uri().parse().unwrap();
+    c.arxiv.api_base_url = server.uri().parse().unwrap();
     c
 }
 
