@@ -7,7 +7,7 @@ use super::{schedule, DryRunEntry, Picker, RunReport, RunState};
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::domain::{SubscriberId, Timing};
-use crate::store::deliveries::RunCounts;
+use crate::store::runs::RunCounts;
 use crate::store::schedule::Evaluation;
 use chrono::{DateTime, Utc};
 

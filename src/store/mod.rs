@@ -23,7 +23,9 @@ pub mod feedback;
 pub mod outbox;
 pub mod papers;
 pub mod retention;
+pub mod runs;
 pub mod schedule;
+mod sent;
 pub mod subscribers;
 mod writer;
 

@@ -81,18 +81,16 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
         ],
     );
     let deliveries = app.store.delivery_counts().await?;
-    let values: Vec<(&str, i64)> = [
-        "pending", "sending", "sent", "retry", "failed", "skipped", "unknown",
-    ]
-    .iter()
-    .map(|st| {
-        let n = deliveries
-            .iter()
-            .find(|(s, _)| s == st)
-            .map_or(0, |(_, n)| *n);
-        (*st, n)
-    })
-    .collect();
+    let values: Vec<(&str, i64)> = crate::store::deliveries::DeliveryState::ALL
+        .iter()
+        .map(|st| {
+            let n = deliveries
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            (st.as_str(), n)
+        })
+        .collect();
     write_gauge(
         &mut out,
         "paperboy_digest_deliveries",
