@@ -369,40 +369,20 @@ impl Semantic {
     /// Appends the embedding gauges and counters in Prometheus text format.
     pub fn write_metrics(&self, out: &mut String) {
         let status = self.status();
+        let ready = u8::from(matches!(status, Status::Ready { .. }));
+        let name = status.name();
         let _ = writeln!(
             out,
-            "# HELP paperboy_semantic_ready 1 when the sentence-embedding model is loaded\n\
-             # TYPE paperboy_semantic_ready gauge\npaperboy_semantic_ready{{status=\"{}\"}} {}",
-            status.name(),
-            u8::from(matches!(status, Status::Ready { .. }))
+            "# HELP paperboy_semantic_ready 1 when the sentence-embedding model is loaded"
         );
+        let _ = writeln!(out, "# TYPE paperboy_semantic_ready gauge");
+        let _ = writeln!(out, "paperboy_semantic_ready{{status=\"{name}\"}} {ready}");
         let c = &self.counters;
-        let rows = [
-            (
-                "paperboy_papers_embedded_total",
-                "counter",
-                "Papers embedded since start",
-                &c.embedded,
-            ),
-            (
-                "paperboy_papers_embed_pending",
-                "gauge",
-                "Papers in the window without a vector of the current model",
-                &c.pending,
-            ),
-            (
-                "paperboy_embed_failures_total",
-                "counter",
-                "Embedding batches that failed",
-                &c.failures,
-            ),
-            (
-                "paperboy_topics_embedded_total",
-                "counter",
-                "Distinct topics embedded since start",
-                &c.topics_embedded,
-            ),
-        ];
+        let values = [&c.embedded, &c.pending, &c.failures, &c.topics_embedded];
+        let rows = METRICS
+            .iter()
+            .zip(values)
+            .map(|((n, k, h), v)| (n, k, h, v));
         for (name, kind, help, v) in rows {
             let _ = writeln!(
                 out,
@@ -412,6 +392,31 @@ impl Semantic {
         }
     }
 }
+
+/// The counters of [`Semantic::write_metrics`]: name, kind, help, in the
+/// order of its values.
+const METRICS: [(&str, &str, &str); 4] = [
+    (
+        "paperboy_papers_embedded_total",
+        "counter",
+        "Papers embedded since start",
+    ),
+    (
+        "paperboy_papers_embed_pending",
+        "gauge",
+        "Papers in the window without a vector of the current model",
+    ),
+    (
+        "paperboy_embed_failures_total",
+        "counter",
+        "Embedding batches that failed",
+    ),
+    (
+        "paperboy_topics_embedded_total",
+        "counter",
+        "Distinct topics embedded since start",
+    ),
+];
 
 /// A local folder's name stands in for the model name (it decides `auto`
 /// prefixes, so keep the Hub name, e.g. `bge-small-en-v1.5`).

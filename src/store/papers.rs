@@ -216,6 +216,101 @@ async fn write_paper(
     Ok(())
 }
 
+/// What merging one incoming record did to the stored paper.
+enum Merged {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+/// Merges `incoming` from `source` into its stored paper (the merge rule
+/// in the module docs), writing only a change.
+async fn merge_one(
+    conn: &mut SqliteConnection,
+    incoming: &Paper,
+    source: SourceKind,
+    at: &str,
+) -> Result<Merged> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
+        .bind(incoming.id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        let empty = Paper::new(incoming.id.clone(), "", "");
+        let (p, text_source) = merge_paper(&empty, source, incoming, source);
+        write_paper(conn, &p, text_source, at, true).await?;
+        return Ok(Merged::Inserted);
+    };
+    let (stored, stored_src) = row_to_paper(&row)?;
+    let (p, text_source) = merge_paper(&stored, stored_src, incoming, source);
+    if p != stored || text_source != stored_src {
+        write_paper(conn, &p, text_source, at, false).await?;
+        Ok(Merged::Updated)
+    } else {
+        Ok(Merged::Unchanged)
+    }
+}
+
+/// Records an upvote count seen at `observed_at` when the observation
+/// rule (module docs) calls for it; returns whether it did.
+async fn observe_upvotes(
+    conn: &mut SqliteConnection,
+    id: &PaperId,
+    upvotes: i64,
+    observed_at: DateTime<Utc>,
+) -> Result<bool> {
+    let latest: Option<(String, i64)> = sqlx::query_as(
+        "SELECT observed_at, upvotes FROM upvote_observations \
+         WHERE paper_id = ? ORDER BY observed_at DESC LIMIT 1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let due = match latest {
+        None => true,
+        Some((t, n)) => n != upvotes || observed_at - parse_ts(&t)? >= OBSERVATION_HEARTBEAT,
+    };
+    if due {
+        sqlx::query(
+            "INSERT INTO upvote_observations (paper_id, observed_at, upvotes) \
+             VALUES (?, ?, ?) \
+             ON CONFLICT (paper_id, observed_at) DO UPDATE SET upvotes = excluded.upvotes",
+        )
+        .bind(id.as_str())
+        .bind(ts(observed_at))
+        .bind(upvotes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(due)
+}
+
+/// Saves the validators of the responses the batch came from.
+async fn save_validators(
+    conn: &mut SqliteConnection,
+    validators: &[HttpValidator],
+    at: &str,
+) -> Result<()> {
+    for v in validators {
+        sqlx::query(
+            "INSERT INTO http_validators (url, etag, last_modified, body_sha256, item_count, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, \
+             last_modified = excluded.last_modified, body_sha256 = excluded.body_sha256, \
+             item_count = excluded.item_count, updated_at = excluded.updated_at",
+        )
+        .bind(&v.url)
+        .bind(&v.etag)
+        .bind(&v.last_modified)
+        .bind(&v.body_sha256)
+        .bind(v.item_count)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The `settings` key of [`Store::papers_version`].
 const PAPERS_VERSION_KEY: &str = "papers_version";
 
@@ -228,75 +323,18 @@ impl Store {
         let at = ts(batch.observed_at);
         let mut tx = self.begin_write().await?;
         for incoming in batch.papers {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
-                .bind(incoming.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            match row {
-                None => {
-                    let empty = Paper::new(incoming.id.clone(), "", "");
-                    let (p, text_source) =
-                        merge_paper(&empty, batch.source, incoming, batch.source);
-                    write_paper(&mut tx, &p, text_source, &at, true).await?;
-                    stats.inserted += 1;
-                }
-                Some(row) => {
-                    let (stored, stored_src) = row_to_paper(&row)?;
-                    let (p, text_source) = merge_paper(&stored, stored_src, incoming, batch.source);
-                    if p != stored || text_source != stored_src {
-                        write_paper(&mut tx, &p, text_source, &at, false).await?;
-                        stats.updated += 1;
-                    } else {
-                        stats.unchanged += 1;
-                    }
-                }
+            match merge_one(&mut tx, incoming, batch.source, &at).await? {
+                Merged::Inserted => stats.inserted += 1,
+                Merged::Updated => stats.updated += 1,
+                Merged::Unchanged => stats.unchanged += 1,
             }
             if let (SourceKind::HuggingFace, Some(upvotes)) = (batch.source, incoming.upvotes) {
-                let latest: Option<(String, i64)> = sqlx::query_as(
-                    "SELECT observed_at, upvotes FROM upvote_observations \
-                     WHERE paper_id = ? ORDER BY observed_at DESC LIMIT 1",
-                )
-                .bind(incoming.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let due = match latest {
-                    None => true,
-                    Some((t, n)) => {
-                        n != upvotes || batch.observed_at - parse_ts(&t)? >= OBSERVATION_HEARTBEAT
-                    }
-                };
-                if due {
-                    sqlx::query(
-                        "INSERT INTO upvote_observations (paper_id, observed_at, upvotes) \
-                         VALUES (?, ?, ?) \
-                         ON CONFLICT (paper_id, observed_at) DO UPDATE SET upvotes = excluded.upvotes",
-                    )
-                    .bind(incoming.id.as_str())
-                    .bind(&at)
-                    .bind(upvotes)
-                    .execute(&mut *tx)
-                    .await?;
+                if observe_upvotes(&mut tx, &incoming.id, upvotes, batch.observed_at).await? {
                     stats.observations += 1;
                 }
             }
         }
-        for v in batch.validators {
-            sqlx::query(
-                "INSERT INTO http_validators (url, etag, last_modified, body_sha256, item_count, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, \
-                 last_modified = excluded.last_modified, body_sha256 = excluded.body_sha256, \
-                 item_count = excluded.item_count, updated_at = excluded.updated_at",
-            )
-            .bind(&v.url)
-            .bind(&v.etag)
-            .bind(&v.last_modified)
-            .bind(&v.body_sha256)
-            .bind(v.item_count)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        save_validators(&mut tx, batch.validators, &at).await?;
         if stats.inserted + stats.updated + stats.observations > 0 {
             // Readers in any process (the daemon's preview cache after a
             // `paperboy fetch`) compare this to know their copy is stale.
