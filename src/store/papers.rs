@@ -551,6 +551,37 @@ impl Store {
     }
 }
 
+/// The fetcher's view of the store: the same statements as above.
+impl crate::domain::fetch::ListingStore for Store {
+    fn http_validator<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HttpValidator>, StorageError>> {
+        Box::pin(async move { Ok(Store::http_validator(self, url).await?) })
+    }
+
+    fn upsert_papers<'a>(
+        &'a self,
+        batch: PaperBatch<'a>,
+    ) -> BoxFuture<'a, Result<UpsertStats, StorageError>> {
+        Box::pin(async move { Ok(Store::upsert_papers(self, batch).await?) })
+    }
+
+    fn record_fetch<'a>(
+        &'a self,
+        entry: &'a FetchLogEntry,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move { Ok(Store::record_fetch(self, entry).await?) })
+    }
+
+    fn papers_missing_arxiv_metadata(
+        &self,
+        since: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<PaperId>, StorageError>> {
+        Box::pin(async move { Ok(Store::papers_missing_arxiv_metadata(self, since).await?) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,36 +805,5 @@ mod tests {
         let latest = store.latest_fetches().await.unwrap();
         assert_eq!(latest.len(), 2);
         assert!(latest.iter().all(|e| !e.ok));
-    }
-}
-
-/// The fetcher's view of the store: the same statements as above.
-impl crate::domain::fetch::ListingStore for Store {
-    fn http_validator<'a>(
-        &'a self,
-        url: &'a str,
-    ) -> BoxFuture<'a, Result<Option<HttpValidator>, StorageError>> {
-        Box::pin(async move { Ok(Store::http_validator(self, url).await?) })
-    }
-
-    fn upsert_papers<'a>(
-        &'a self,
-        batch: PaperBatch<'a>,
-    ) -> BoxFuture<'a, Result<UpsertStats, StorageError>> {
-        Box::pin(async move { Ok(Store::upsert_papers(self, batch).await?) })
-    }
-
-    fn record_fetch<'a>(
-        &'a self,
-        entry: &'a FetchLogEntry,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async move { Ok(Store::record_fetch(self, entry).await?) })
-    }
-
-    fn papers_missing_arxiv_metadata(
-        &self,
-        since: NaiveDate,
-    ) -> BoxFuture<'_, Result<Vec<PaperId>, StorageError>> {
-        Box::pin(async move { Ok(Store::papers_missing_arxiv_metadata(self, since).await?) })
     }
 }

@@ -1,4 +1,4 @@
-//! Consent records: how and when each subscriber agreed (R43).
+//! Consent records: how and when each subscriber agreed.
 
 use super::to_json;
 use crate::domain::SubscriberId;
