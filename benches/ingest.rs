@@ -17,11 +17,11 @@
 mod procfs;
 
 use chrono::{TimeZone, Utc};
-use paperboy::config::DatabaseConfig;
 use paperboy::domain::SourceKind;
 use paperboy::sources::{parse_arxiv_rss, parse_hf};
 use paperboy::store::papers::PaperBatch;
 use paperboy::store::Store;
+use paperboy::store::StoreOptions;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -121,11 +121,11 @@ fn child(n: usize) {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("bench.sqlite");
-        let store = Store::open(&DatabaseConfig {
+        let store = Store::open(StoreOptions {
             path: db.clone(),
-            busy_timeout_ms: 10_000,
+            busy_timeout: std::time::Duration::from_secs(10),
             max_connections: max_connections(),
-            synchronous: "normal".into(),
+            synchronous: paperboy::domain::Synchronous::Normal,
         })
         .await
         .unwrap();

@@ -158,7 +158,7 @@ fn run_set(root: &Path, set: &JudgedSet, args: &[String]) {
         set.corpus.display()
     );
     let config = hybrid::default_config();
-    let synonyms = config.synonyms().expect("the default synonyms load");
+    let synonyms = paperboy::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
     let embedded = hybrid::embed(root, &candidates, &judged, &synonyms, set.now);
     let rankers = Rankers::build(&candidates, &config, set.now, embedded.as_ref());
     let rows = rankers.rows();
@@ -217,7 +217,7 @@ impl Rankers {
         now: DateTime<Utc>,
         embedded: Option<&hybrid::Embedded>,
     ) -> Rankers {
-        let synonyms = config.synonyms().expect("the default synonyms load");
+        let synonyms = paperboy::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
         let variant = |params: RankParams, synonyms: &Synonyms| {
             CandidateIndex::build_with(candidates, synonyms, now, params)
         };

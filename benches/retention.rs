@@ -67,7 +67,7 @@ async fn simulate(n: u64, retention: bool) {
         ],
     )
     .unwrap();
-    let policy = config.retention_policy();
+    let policy = config.retention;
     let app = App::build(config, Overrides::default()).await.unwrap();
     let subs = add_subscribers(&app, n).await;
     println!(

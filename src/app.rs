@@ -82,9 +82,15 @@ impl App {
     }
 
     pub fn with_store(config: Config, store: Store, overrides: Overrides) -> anyhow::Result<App> {
-        let key =
-            crate::links::load_or_create_key(config.secret_key_bytes()?, &config.database.path)?;
-        let links = Links::new(config.base_url()?, key);
+        let key = crate::links::load_or_create_key(
+            config
+                .security
+                .secret_key
+                .as_ref()
+                .map(|k| k.expose().to_vec()),
+            &config.database.path,
+        )?;
+        let links = Links::new(config.server.base_url.clone(), key);
         let renderer = Renderer::with_overrides(config.templates.override_dir())
             .context("compiling templates (templates.dir overrides included)")?;
         let composer = Composer::from_config(&config, &links.home_url())?;
@@ -94,7 +100,7 @@ impl App {
         };
         let fetcher = crate::sources::Fetcher::new(&config.sources, store.clone())
             .context("setting up the HTTP client for sources")?;
-        let synonyms = config.synonyms()?;
+        let synonyms = crate::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
         let semantic = Arc::new(crate::embed::Semantic::new(
             config.rank.semantic.clone(),
             models_dir(&config.database.path),
@@ -149,6 +155,19 @@ impl App {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+}
+
+/// `[database]` as the store opens it. Here, above both, so neither the
+/// configuration nor the store knows the other.
+impl From<&crate::config::DatabaseConfig> for crate::store::StoreOptions {
+    fn from(db: &crate::config::DatabaseConfig) -> Self {
+        crate::store::StoreOptions {
+            path: db.path.clone(),
+            busy_timeout: db.busy_timeout,
+            max_connections: db.max_connections,
+            synchronous: db.synchronous,
+        }
     }
 }
 

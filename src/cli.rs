@@ -208,7 +208,7 @@ pub async fn main() -> i32 {
             return 2;
         }
     };
-    crate::telemetry::init(&config.logging.level, &config.logging.format);
+    crate::telemetry::init(&config.logging.level, config.logging.format);
     match run(cli.command, config).await {
         Ok(()) => 0,
         Err(e) => {
@@ -318,7 +318,7 @@ async fn model(command: ModelCommand, config: Config) -> anyhow::Result<()> {
 /// listener and runs until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = InstanceLock::acquire(&config.database.path)?;
-    let bind = config.bind_addr()?;
+    let bind = config.server.bind;
     let app = App::build(config, Overrides::default()).await?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -610,7 +610,7 @@ async fn digest(
         if let Some(note) = report.note {
             println!("note: {note}");
         }
-        let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+        let resend = app.config.digest.unknown_policy == crate::config::UnknownPolicy::Resend;
         let left = app.store.delivery_backlog(now, resend).await?;
         println!(
             "left: {} due, {} in flight, {} stuck, {} unknown outcome",
@@ -665,8 +665,8 @@ fn default_prefs(config: &Config) -> anyhow::Result<Preferences> {
         categories: Vec::new(),
         digest_size: config.digest.default_size,
         frequency: crate::domain::Frequency::Daily,
-        send_time: config.default_send_time()?,
-        time_zone: config.default_time_zone()?,
+        send_time: config.digest.default_send_time,
+        time_zone: config.digest.default_time_zone,
         fallback_trending: false,
     })
 }

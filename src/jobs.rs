@@ -135,7 +135,7 @@ pub async fn digest_tick(app: App) {
 
 /// Housekeeping; see [`schedule`].
 pub async fn maintenance(app: App) {
-    let max_age = chrono::Duration::days(app.config.subscribe.pending_expiry_days as i64);
+    let max_age = app.config.subscribe.pending_expiry;
     match app.store.purge_expired(max_age, app.now()).await {
         Ok(n) if n > 0 => tracing::info!(purged = n, "purged unconfirmed subscribers"),
         Ok(_) => {}
@@ -146,11 +146,7 @@ pub async fn maintenance(app: App) {
 
 /// Retention: deletes what `[retention]` no longer keeps, in small batches.
 async fn prune(app: &App) {
-    match app
-        .store
-        .prune(&app.config.retention_policy(), app.now())
-        .await
-    {
+    match app.store.prune(&app.config.retention, app.now()).await {
         Ok(p) if p.total() > 0 => tracing::info!(pruned = ?p, "deleted old rows"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "retention failed"),

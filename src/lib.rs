@@ -3,7 +3,8 @@
 //!
 //! Modules follow the data flow (see "How it is built" in `README.md`):
 //! `sources` → `store` ← `digest` → `rank` → `render` → `deliver`, with
-//! `web` and `jobs` on top and `domain` shared by all.
+//! `web` and `jobs` on top and `domain` shared by all. Imports point down
+//! the layers README lists; `tests/it/house.rs` checks it.
 
 pub mod alloc;
 pub mod app;

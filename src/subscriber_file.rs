@@ -357,29 +357,8 @@ fn validate(
     pairs: Vec<(&'static str, String)>,
     rules: &ImportRules,
 ) -> Result<Planned, Vec<RowError>> {
-    let mut row = Row::default();
+    let (mut row, fallback) = row_of(pairs);
     let mut errors = Vec::new();
-    let mut fallback = String::new();
-    for (column, value) in pairs {
-        let slot = match column {
-            "email" => &mut row.email,
-            "state" => &mut row.state,
-            "topics" => &mut row.topics,
-            "excluded" => &mut row.excluded,
-            "authors" => &mut row.authors,
-            "categories" => &mut row.categories,
-            "digest_size" => &mut row.digest_size,
-            "frequency" => &mut row.frequency,
-            "send_time" => &mut row.send_time,
-            "time_zone" => &mut row.time_zone,
-            "fallback_trending" => &mut fallback,
-            "created_at" => &mut row.created_at,
-            "suppressed" => &mut row.suppressed,
-            "suppressed_at" => &mut row.suppressed_at,
-            _ => &mut row.confirmed_at,
-        };
-        *slot = value;
-    }
     match fallback.trim().to_ascii_lowercase().as_str() {
         "" | "false" => {}
         "true" => row.fallback_trending = true,
@@ -400,19 +379,7 @@ fn validate(
             ),
         ));
     }
-    for (column, value) in [
-        ("created_at", &row.created_at),
-        ("confirmed_at", &row.confirmed_at),
-        ("suppressed_at", &row.suppressed_at),
-    ] {
-        if !value.trim().is_empty() && chrono::DateTime::parse_from_rfc3339(value.trim()).is_err() {
-            errors.push(row_error(
-                line,
-                Some(column),
-                format!("{value:?} is not an RFC 3339 timestamp"),
-            ));
-        }
-    }
+    check_timestamps(line, &row, &mut errors);
     let email = EmailAddress::parse(&row.email)
         .map_err(|e| errors.push(row_error(line, Some("email"), e.to_string())))
         .ok();
@@ -443,6 +410,51 @@ fn validate(
             state,
         })),
         _ => Err(errors),
+    }
+}
+
+/// The record's columns in a [`Row`], and its `fallback_trending` text.
+fn row_of(pairs: Vec<(&'static str, String)>) -> (Row, String) {
+    let mut row = Row::default();
+    let mut fallback = String::new();
+    for (column, value) in pairs {
+        let slot = match column {
+            "email" => &mut row.email,
+            "state" => &mut row.state,
+            "topics" => &mut row.topics,
+            "excluded" => &mut row.excluded,
+            "authors" => &mut row.authors,
+            "categories" => &mut row.categories,
+            "digest_size" => &mut row.digest_size,
+            "frequency" => &mut row.frequency,
+            "send_time" => &mut row.send_time,
+            "time_zone" => &mut row.time_zone,
+            "fallback_trending" => &mut fallback,
+            "created_at" => &mut row.created_at,
+            "suppressed" => &mut row.suppressed,
+            "suppressed_at" => &mut row.suppressed_at,
+            _ => &mut row.confirmed_at,
+        };
+        *slot = value;
+    }
+    (row, fallback)
+}
+
+/// `created_at`, `confirmed_at` and `suppressed_at` are empty or RFC 3339
+/// timestamps.
+fn check_timestamps(line: u64, row: &Row, errors: &mut Vec<RowError>) {
+    for (column, value) in [
+        ("created_at", &row.created_at),
+        ("confirmed_at", &row.confirmed_at),
+        ("suppressed_at", &row.suppressed_at),
+    ] {
+        if !value.trim().is_empty() && chrono::DateTime::parse_from_rfc3339(value.trim()).is_err() {
+            errors.push(row_error(
+                line,
+                Some(column),
+                format!("{value:?} is not an RFC 3339 timestamp"),
+            ));
+        }
     }
 }
 

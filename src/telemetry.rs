@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// configured filter; text or JSON lines on stderr. Text is coloured only
 /// when stderr is a terminal: a file, a pipe or journald gets plain text.
 /// Safe to call twice (the second call is a no-op), which tests rely on.
-pub fn init(level: &str, format: &str) {
+pub fn init(level: &str, format: crate::config::LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -18,7 +18,7 @@ pub fn init(level: &str, format: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = if format == "json" {
+    let _ = if format == crate::config::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

@@ -8,13 +8,13 @@
 
 use crate::app::App;
 use crate::deliver::outcome::{classify, AttemptContext, Outcome};
-use crate::deliver::Outgoing;
+use crate::deliver::{Composed, DeliverError, Outgoing};
 use crate::domain::{SubscriberState, Token};
 use crate::store::outbox::{OutboxItem, OutboxKind};
-use crate::store::subscribers::SuppressionReason;
+use crate::store::subscribers::{Subscriber, SuppressionReason};
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 /// Attempts before a transactional mail is given up.
@@ -68,56 +68,96 @@ pub async fn drain_all(app: &App) -> Result<usize, StoreError> {
     Ok(n)
 }
 
+/// One outbox row, end to end: re-check, render, compose, send, record.
 async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
+    let Some(sub) = still_wanted(app, &item).await? else {
+        return Ok(());
+    };
     let now = app.now();
+    let mail = mail_for(app, &item, &sub, now).await?;
+    let composed = match compose(app, &item, &sub, &mail, now) {
+        Ok(c) => c,
+        Err(why) => return app.store.outbox_failed(item.id, &why).await,
+    };
+    // The claim is committed; no transaction is open across the send.
+    let result = app.transport.send(&composed).await;
+    record_outcome(app, &item, &sub, mail.template, &result).await
+}
+
+/// The row's subscriber, re-checked at send time: they may have
+/// confirmed, left or been suppressed since the row was queued. `None`
+/// once the row is recorded as skipped.
+async fn still_wanted(app: &App, item: &OutboxItem) -> Result<Option<Subscriber>, StoreError> {
     let sub = match app.store.subscriber(item.subscriber_id).await {
         Ok(s) => s,
         Err(StoreError::NotFound) => {
-            return app.store.outbox_skipped(item.id, "subscriber gone").await
+            app.store.outbox_skipped(item.id, "subscriber gone").await?;
+            return Ok(None);
         }
         Err(e) => return Err(e),
     };
-    // Re-checked at send time: the subscriber may have confirmed, left or
-    // been suppressed since the row was queued.
-    let still_wanted = match item.kind {
+    let applies = match item.kind {
         OutboxKind::Confirm => sub.state == SubscriberState::Pending,
         OutboxKind::ManageLink => {
             matches!(sub.state, SubscriberState::Active | SubscriberState::Paused)
         }
     };
-    if !still_wanted {
-        return app
-            .store
+    if !applies {
+        app.store
             .outbox_skipped(item.id, "no longer applicable")
-            .await;
+            .await?;
+        return Ok(None);
     }
     if let Some(reason) = app.store.suppression(&sub.email).await? {
         if !reason.lifted_by_own_opt_in() {
-            return app
-                .store
+            app.store
                 .outbox_skipped(item.id, "address suppressed")
-                .await;
+                .await?;
+            return Ok(None);
         }
     }
+    Ok(Some(sub))
+}
 
-    let manage = app.links.manage_token(sub.id, sub.token_generation);
-    let (template, data, unsubscribe_url) = match item.kind {
+/// A transactional mail before rendering.
+struct TransactionalMail {
+    /// The email template's name.
+    template: &'static str,
+    data: serde_json::Value,
+    /// For the List-Unsubscribe header (a settings-link mail only).
+    unsubscribe_url: Option<String>,
+}
+
+/// What the row's kind of mail says. A confirmation mints its token now
+/// and stores only the token's hash.
+async fn mail_for(
+    app: &App,
+    item: &OutboxItem,
+    sub: &Subscriber,
+    now: DateTime<Utc>,
+) -> Result<TransactionalMail, StoreError> {
+    Ok(match item.kind {
         OutboxKind::Confirm => {
             let token = Token::generate();
-            let ttl = Duration::hours(app.config.subscribe.confirm_ttl_hours as i64);
+            let ttl = app.config.subscribe.confirm_ttl;
             app.store
                 .insert_confirm_token(sub.id, &token.hash(), now, now + ttl)
                 .await?;
             let data = json!({
                 "preheader": "Open the link and press Confirm to start your paperboy digest.",
                 "confirm_url": app.links.confirm_url(&token),
-                "ttl_hours": app.config.subscribe.confirm_ttl_hours,
+                "ttl_hours": ttl.num_hours(),
                 "topics": sub.preferences.topics,
                 "home_url": app.links.home_url(),
             });
-            ("confirm", data, None)
+            TransactionalMail {
+                template: "confirm",
+                data,
+                unsubscribe_url: None,
+            }
         }
         OutboxKind::ManageLink => {
+            let manage = app.links.manage_token(sub.id, sub.token_generation);
             let unsubscribe = app.links.unsubscribe_url(&manage);
             let data = json!({
                 "preheader": "Your paperboy settings link.",
@@ -125,40 +165,58 @@ async fn process(app: &App, item: OutboxItem) -> Result<(), StoreError> {
                 "unsubscribe_url": unsubscribe,
                 "home_url": app.links.home_url(),
             });
-            ("manage_link", data, Some(unsubscribe))
+            TransactionalMail {
+                template: "manage_link",
+                data,
+                unsubscribe_url: Some(unsubscribe),
+            }
         }
-    };
-    let content = match app.renderer.email(template, &data) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(outbox = item.id, error = %e, "cannot render transactional mail");
-            return app.store.outbox_failed(item.id, &e.to_string()).await;
-        }
-    };
+    })
+}
+
+/// The message to send, or why it cannot be built.
+fn compose(
+    app: &App,
+    item: &OutboxItem,
+    sub: &Subscriber,
+    mail: &TransactionalMail,
+    now: DateTime<Utc>,
+) -> Result<Composed, String> {
+    let content = app.renderer.email(mail.template, &mail.data).map_err(|e| {
+        tracing::error!(outbox = item.id, error = %e, "cannot render transactional mail");
+        e.to_string()
+    })?;
     let id_data = [item.id.to_be_bytes(), item.attempts.to_be_bytes()].concat();
     let message_id = app.composer.message_id(
         &app.links,
         "transactional",
         &id_data,
-        template.replace('_', "-").as_str(),
+        mail.template.replace('_', "-").as_str(),
     );
-    let composed = match app.composer.compose(&Outgoing {
-        to: &sub.email,
-        content: &content,
-        message_id,
-        unsubscribe_url,
-        date: Some(now),
-    }) {
-        Ok(c) => c,
-        Err(e) => return app.store.outbox_failed(item.id, &e.to_string()).await,
-    };
+    app.composer
+        .compose(&Outgoing {
+            to: &sub.email,
+            content: &content,
+            message_id,
+            unsubscribe_url: mail.unsubscribe_url.clone(),
+            date: Some(now),
+        })
+        .map_err(|e| e.to_string())
+}
 
-    // The claim is committed; no transaction is open across the send.
-    let result = app.transport.send(&composed).await;
+/// Records the relay's answer: sent, retried with backoff, or failed (a
+/// permanent rejection of the address also suppresses it).
+async fn record_outcome(
+    app: &App,
+    item: &OutboxItem,
+    sub: &Subscriber,
+    template: &str,
+    result: &Result<(), DeliverError>,
+) -> Result<(), StoreError> {
     // No stored bytes to resend identically: a stall is an ordinary retry
     // (at worst one confirmation mail arrives twice).
     let c = classify(
-        &result,
+        result,
         AttemptContext {
             may_retry: item.attempts < MAX_ATTEMPTS,
             expired: false,

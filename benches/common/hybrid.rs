@@ -179,12 +179,11 @@ pub fn product_picker(
     config: &Config,
     now: DateTime<Utc>,
 ) -> RankPicker {
-    let synonyms = config.synonyms().expect("the default synonyms load");
+    let synonyms = paperboy::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
     let mut picker = RankPicker::new(candidates.to_vec(), &synonyms, now);
-    let semantic = paperboy::embed::Semantic::new(config.rank.semantic.clone(), PathBuf::new());
-    picker.attach_paper_vectors(emb.dims, semantic.hybrid_params(emb.family), |id| {
-        emb.papers.get(id).map(Vec::as_slice)
-    });
+    let s = &config.rank.semantic;
+    let params = HybridParams::tuned(emb.family, s.dense_weight, s.min_similarity);
+    picker.attach_paper_vectors(emb.dims, params, |id| emb.papers.get(id).map(Vec::as_slice));
     for (q, v) in &emb.topics {
         picker.index().add_topic_vector(q, v.clone().into());
     }

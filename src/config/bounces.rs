@@ -1,7 +1,8 @@
-//! `[bounces]`: asynchronous bounces and complaints (issue 14): the VERP
-//! envelope sender, the policy, the bounce mailbox and provider webhooks.
+//! `[bounces]`: asynchronous bounces and complaints: the VERP envelope
+//! sender, the policy, the bounce mailbox and provider webhooks.
 
-use super::{invalid, ConfigError, Secret};
+use super::values::{at_least, read_secret, within, Cron, Secret};
+use super::{invalid, ConfigError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -57,22 +58,6 @@ pub struct WebhooksConfig {
     pub mailgun_signing_key_env: String,
 }
 
-/// Reads a secret the way the SMTP password is read: the first line of
-/// `file` when set, else the variable named by `env`.
-fn secret_from(file_key: &str, file: &str, env: &str) -> Result<Option<Secret>, ConfigError> {
-    if !file.is_empty() {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| invalid(file_key, format!("cannot read: {e}")))?;
-        return Ok(Some(Secret::new(text.lines().next().unwrap_or("").trim())));
-    }
-    if !env.is_empty() {
-        if let Ok(v) = std::env::var(env) {
-            return Ok(Some(Secret::new(v)));
-        }
-    }
-    Ok(None)
-}
-
 impl MailboxConfig {
     /// Moving mail out of the folder it is read from would move nothing.
     fn validate_folders(&self) -> Result<(), ConfigError> {
@@ -96,6 +81,7 @@ impl MailboxConfig {
 }
 
 impl BouncesConfig {
+    /// The whole section: its own keys, then the mailbox and the webhooks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.verp_address.is_empty() {
             let ok = self
@@ -109,85 +95,86 @@ impl BouncesConfig {
                 ));
             }
         }
-        if self.soft_bounce_limit == 0 {
-            return Err(invalid("bounces.soft_bounce_limit", "must be at least 1"));
-        }
-        if self.soft_bounce_window_days == 0 {
-            return Err(invalid(
-                "bounces.soft_bounce_window_days",
-                "must be at least 1",
-            ));
-        }
-        if !(0.0..=100.0).contains(&self.complaint_max_percent) {
-            return Err(invalid("bounces.complaint_max_percent", "must be 0–100"));
-        }
-        if self.complaint_window_hours == 0 {
-            return Err(invalid(
-                "bounces.complaint_window_hours",
-                "must be at least 1",
-            ));
-        }
-        let mb = &self.mailbox;
-        if mb.enabled {
-            if mb.host.is_empty() {
-                return Err(invalid(
-                    "bounces.mailbox.host",
-                    "required when the mailbox is enabled",
-                ));
-            }
-            if mb.username.is_empty() {
-                return Err(invalid(
-                    "bounces.mailbox.username",
-                    "required when the mailbox is enabled",
-                ));
-            }
-            if mb.folder.is_empty() {
-                return Err(invalid("bounces.mailbox.folder", "must not be empty"));
-            }
-            mb.validate_folders()?;
-            super::validate_cron("bounces.mailbox.cron", &mb.cron)?;
-            if mb.timeout_secs == 0 {
-                return Err(invalid(
-                    "bounces.mailbox.timeout_secs",
-                    "must be at least 1",
-                ));
-            }
-            if mb.max_messages == 0 {
-                return Err(invalid(
-                    "bounces.mailbox.max_messages",
-                    "must be at least 1",
-                ));
-            }
-            if !mb.ca_file.is_empty() && !std::path::Path::new(&mb.ca_file).is_file() {
-                return Err(invalid(
-                    "bounces.mailbox.ca_file",
-                    format!("{} is not a readable file", mb.ca_file),
-                ));
-            }
-            if self.mailbox_password()?.is_none() {
-                return Err(invalid(
-                    "bounces.mailbox.password_env",
-                    "no password found in `bounces.mailbox.password_file` or the variable this names",
-                ));
-            }
+        at_least("bounces.soft_bounce_limit", self.soft_bounce_limit, 1)?;
+        at_least(
+            "bounces.soft_bounce_window_days",
+            self.soft_bounce_window_days,
+            1,
+        )?;
+        within(
+            "bounces.complaint_max_percent",
+            self.complaint_max_percent,
+            0.0,
+            100.0,
+        )?;
+        at_least(
+            "bounces.complaint_window_hours",
+            self.complaint_window_hours,
+            1,
+        )?;
+        if self.mailbox.enabled {
+            self.validate_mailbox()?;
         }
         if self.webhooks.enabled {
-            match self.webhook_secret()? {
-                Some(s) if s.expose().len() >= 16 => {}
-                _ => {
-                    return Err(invalid(
-                        "bounces.webhooks.secret_env",
-                        "webhooks are enabled but no secret of at least 16 characters was found in `bounces.webhooks.secret_file` or the variable this names",
-                    ))
-                }
-            }
-            let base = &self.webhooks.sns_cert_base_url;
-            if !base.is_empty() && url::Url::parse(base).is_err() {
+            self.validate_webhooks()?;
+        }
+        Ok(())
+    }
+
+    /// `[bounces.mailbox]`, when enabled: where to log in, and a password.
+    fn validate_mailbox(&self) -> Result<(), ConfigError> {
+        let mb = &self.mailbox;
+        if mb.host.is_empty() {
+            return Err(invalid(
+                "bounces.mailbox.host",
+                "required when the mailbox is enabled",
+            ));
+        }
+        if mb.username.is_empty() {
+            return Err(invalid(
+                "bounces.mailbox.username",
+                "required when the mailbox is enabled",
+            ));
+        }
+        if mb.folder.is_empty() {
+            return Err(invalid("bounces.mailbox.folder", "must not be empty"));
+        }
+        mb.validate_folders()?;
+        Cron::parse("bounces.mailbox.cron", &mb.cron)?;
+        at_least("bounces.mailbox.timeout_secs", mb.timeout_secs, 1)?;
+        at_least("bounces.mailbox.max_messages", mb.max_messages, 1)?;
+        if !mb.ca_file.is_empty() && !std::path::Path::new(&mb.ca_file).is_file() {
+            return Err(invalid(
+                "bounces.mailbox.ca_file",
+                format!("{} is not a readable file", mb.ca_file),
+            ));
+        }
+        if self.mailbox_password()?.is_none() {
+            return Err(invalid(
+                "bounces.mailbox.password_env",
+                "no password found in `bounces.mailbox.password_file` or the variable this names",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[bounces.webhooks]`, when enabled: a long enough secret.
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        match self.webhook_secret()? {
+            Some(s) if s.expose().len() >= 16 => {}
+            _ => {
                 return Err(invalid(
-                    "bounces.webhooks.sns_cert_base_url",
-                    "must be a URL or empty",
-                ));
+                    "bounces.webhooks.secret_env",
+                    "webhooks are enabled but no secret of at least 16 characters was found in `bounces.webhooks.secret_file` or the variable this names",
+                ))
             }
+        }
+        let base = &self.webhooks.sns_cert_base_url;
+        if !base.is_empty() && url::Url::parse(base).is_err() {
+            return Err(invalid(
+                "bounces.webhooks.sns_cert_base_url",
+                "must be a URL or empty",
+            ));
         }
         Ok(())
     }
@@ -195,20 +182,22 @@ impl BouncesConfig {
     /// The bounce mailbox password.
     pub fn mailbox_password(&self) -> Result<Option<Secret>, ConfigError> {
         let mb = &self.mailbox;
-        secret_from(
+        read_secret(
             "bounces.mailbox.password_file",
             &mb.password_file,
             &mb.password_env,
+            true,
         )
     }
 
     /// The shared secret that authenticates webhook requests.
     pub fn webhook_secret(&self) -> Result<Option<Secret>, ConfigError> {
         let w = &self.webhooks;
-        secret_from(
+        read_secret(
             "bounces.webhooks.secret_file",
             &w.secret_file,
             &w.secret_env,
+            true,
         )
     }
 

@@ -3,7 +3,7 @@
 //! default), or lettre's in-memory stub in unit tests. Deciding *who*
 //! gets mail is not this module's business.
 
-use crate::config::Config;
+use crate::config::{Config, MailTransport};
 use crate::domain::EmailAddress;
 use crate::render::{sanitize_header_text, RenderedEmail};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,6 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncTransport, Message};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub mod outcome;
 mod qp;
@@ -178,33 +177,26 @@ fn raw_header(name: &'static str, value: String) -> HeaderValue {
 impl Composer {
     pub fn from_config(cfg: &Config, home_url: &str) -> anyhow::Result<Composer> {
         use anyhow::Context;
-        let dkim = if cfg.mail.dkim.enabled {
-            let pem =
-                std::fs::read_to_string(&cfg.mail.dkim.private_key_file).with_context(|| {
+        let mail = &cfg.mail;
+        let dkim = match &mail.dkim {
+            Some(d) => {
+                let pem = std::fs::read_to_string(&d.private_key_file).with_context(|| {
                     format!(
                         "config key `mail.dkim.private_key_file`: cannot read {}",
-                        cfg.mail.dkim.private_key_file
+                        d.private_key_file.display()
                     )
                 })?;
-            Some(dkim_config(
-                &cfg.mail.dkim.selector,
-                &cfg.mail.dkim.domain,
-                &pem,
-            )?)
-        } else {
-            None
+                Some(dkim_config(&d.selector, &d.domain, &pem)?)
+            }
+            None => None,
         };
         Ok(Composer {
-            from: cfg.from_mailbox()?,
-            reply_to: if cfg.mail.reply_to.is_empty() {
-                None
-            } else {
-                Some(cfg.mail.reply_to.parse()?)
-            },
-            list_id: cfg.mail.list_id.clone(),
+            from: mail.from.clone(),
+            reply_to: mail.reply_to.clone(),
+            list_id: mail.list_id.clone(),
             list_subscribe: home_url.to_string(),
-            message_id_domain: cfg.message_id_domain(),
-            max_bytes: cfg.mail.max_message_bytes,
+            message_id_domain: mail.message_id_domain.clone(),
+            max_bytes: mail.max_message_bytes,
             dkim,
         })
     }
@@ -434,13 +426,12 @@ impl Transport {
     /// Builds the configured transport. SMTP credentials come from the
     /// environment or a file and are never logged (R26).
     pub fn from_config(cfg: &Config) -> anyhow::Result<Transport> {
-        match cfg.mail.transport.as_str() {
-            "smtp" => {
-                let smtp = &cfg.mail.smtp;
+        match &cfg.mail.transport {
+            MailTransport::Smtp(smtp) => {
                 let credentials = if smtp.username.is_empty() {
                     None
                 } else {
-                    let password = cfg.smtp_password()?.ok_or_else(|| {
+                    let password = smtp.password.as_ref().ok_or_else(|| {
                         anyhow::anyhow!(
                             "config key `mail.smtp.username` is set but no password was found in `mail.smtp.password_file` or the variable named by `mail.smtp.password_env`"
                         )
@@ -452,15 +443,15 @@ impl Transport {
                 };
                 Ok(Transport::Smtp(Arc::new(smtp::SmtpPool::new(
                     &smtp.host,
-                    cfg.smtp_port(),
+                    smtp.port,
                     // Validation allows `none` only for loopback hosts.
-                    cfg.smtp_tls()?,
+                    smtp.tls,
                     credentials,
-                    Duration::from_secs(smtp.timeout_secs),
+                    smtp.timeout,
                     smtp.pool_size as usize,
                 )?)))
             }
-            _ => Ok(Transport::File(Arc::new(cfg.mail.outbox_dir.clone()))),
+            MailTransport::File { outbox_dir } => Ok(Transport::File(Arc::new(outbox_dir.clone()))),
         }
     }
 

@@ -10,13 +10,15 @@ use super::pacer::{next_attempt, DomainPacers, Pacer};
 use super::produce::Ready;
 use crate::app::App;
 use crate::deliver::outcome::{classify, AttemptContext, Classified, Outcome};
-use crate::store::deliveries::{AttemptEnd, RunCounts, SentDelivery};
+use crate::store::deliveries::{AttemptEnd, SentDelivery};
+use crate::store::runs::RunCounts;
 use crate::store::subscribers::SuppressionReason;
 use crate::telemetry::Metrics;
 use chrono::{DateTime, Duration, Utc};
 use std::sync::{Arc, Mutex};
 
 /// What every send task of one run shares.
+#[derive(Clone)]
 struct SendRun {
     pacer: Arc<Pacer>,
     budget: Arc<Mutex<Budget>>,
@@ -41,88 +43,131 @@ pub(super) async fn dispatch(
     journal: Journal,
 ) -> anyhow::Result<u64> {
     let cfg = &app.config.digest;
-    let mut released = 0;
-    let pacer = Arc::new(Pacer::new(cfg.max_per_second));
-    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
-    let domains = DomainPacers::new(
-        app.config.domain_default_rate(),
-        app.config.domain_limits()?,
-    );
-    let mut deferred = 0u64;
-    let mut tasks = tokio::task::JoinSet::new();
+    let run = SendRun {
+        pacer: Arc::new(Pacer::new(cfg.max_per_second.get())),
+        budget,
+        counts,
+        journal,
+    };
+    let limits = cfg.domain_limits.iter();
+    let mut d = Dispatcher {
+        sem: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize)),
+        domains: DomainPacers::new(
+            cfg.domain_rate.get(),
+            limits.map(|(d, r)| (d.clone(), r.get())).collect(),
+        ),
+        app,
+        now,
+        run,
+        tasks: tokio::task::JoinSet::new(),
+        released: 0,
+        deferred: 0,
+    };
     let mut result = Ok(());
     while let Some(r) = ready.recv().await {
-        let permit = sem.clone().acquire_owned().await?;
-        let paused = budget
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .paused()
-            .is_some();
-        if paused || app.shutdown.is_cancelled() {
-            // Not sent: hand the row back; its prepared bytes stay
-            // stored, so the next run sends exactly these.
-            if let Err(e) = app.store.release_delivery(r.claim.id).await {
-                result = Err(e.into());
-                break;
-            }
-            released += 1;
-            continue;
-        }
-        let domain = domains.of(recipient_domain(&r));
-        let slot = match domain.try_reserve(DOMAIN_HORIZON).await {
-            Ok(slot) => slot,
-            Err(at) => {
-                let wait = at.saturating_duration_since(tokio::time::Instant::now());
-                let until = now + Duration::from_std(wait).unwrap_or(Duration::zero());
-                if let Err(e) = app.store.defer_delivery(r.claim.id, until).await {
-                    result = Err(e.into());
-                    break;
-                }
-                deferred += 1;
-                continue;
-            }
-        };
-        pacer.acquire().await;
-        let (app, run) = (
-            app.clone(),
-            SendRun {
-                pacer: pacer.clone(),
-                budget: budget.clone(),
-                counts: counts.clone(),
-                journal: journal.clone(),
-            },
-        );
-        tasks.spawn(async move {
-            let _permit = permit;
-            super::pacer::wait_for(slot).await;
-            deliver_one(&app, r, now, &run, &domain).await
-        });
-        while let Some(res) = tasks.try_join_next() {
-            result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+        match d.take(r).await {
+            Ok(true) => d.reap(&mut result),
+            Ok(false) => {}
+            Err(e) => result = Err(e),
         }
         if result.is_err() {
             break;
         }
     }
-    // After an error: stop the producer and hand back what it queued, so
-    // never-sent rows go back to pending instead of waiting out their
-    // lease into `unknown`.
-    ready.close();
-    while let Ok(r) = ready.try_recv() {
-        if let Err(e) = app.store.release_delivery(r.claim.id).await {
-            tracing::warn!(delivery = r.claim.id, error = %e, "cannot release an unsent delivery");
+    d.finish(ready, result).await
+}
+
+/// The dispatcher's state during one run.
+struct Dispatcher {
+    app: App,
+    now: DateTime<Utc>,
+    run: SendRun,
+    /// One permit per send in flight.
+    sem: Arc<tokio::sync::Semaphore>,
+    domains: DomainPacers,
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    /// Rows handed back unsent (paused run, shutdown).
+    released: u64,
+    /// Rows deferred by per-domain pacing.
+    deferred: u64,
+}
+
+impl Dispatcher {
+    /// Starts sending `r` (`true`), or hands it back unsent when the run
+    /// is paused or shutting down, or defers it when its domain cannot
+    /// take it soon (`false`).
+    async fn take(&mut self, r: Ready) -> anyhow::Result<bool> {
+        let permit = self.sem.clone().acquire_owned().await?;
+        let paused = self
+            .run
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .paused()
+            .is_some();
+        let app = &self.app;
+        if paused || app.shutdown.is_cancelled() {
+            // Not sent: hand the row back; its prepared bytes stay
+            // stored, so the next run sends exactly these.
+            app.store.release_delivery(r.claim.id).await?;
+            self.released += 1;
+            return Ok(false);
+        }
+        let domain = self.domains.of(recipient_domain(&r));
+        let slot = match domain.try_reserve(DOMAIN_HORIZON).await {
+            Ok(slot) => slot,
+            Err(at) => {
+                let wait = at.saturating_duration_since(tokio::time::Instant::now());
+                let until = self.now + Duration::from_std(wait).unwrap_or(Duration::zero());
+                app.store.defer_delivery(r.claim.id, until).await?;
+                self.deferred += 1;
+                return Ok(false);
+            }
+        };
+        self.run.pacer.acquire().await;
+        let (app, now, run) = (app.clone(), self.now, self.run.clone());
+        self.tasks.spawn(async move {
+            let _permit = permit;
+            super::pacer::wait_for(slot).await;
+            deliver_one(&app, r, now, &run, &domain).await
+        });
+        Ok(true)
+    }
+
+    /// Collects the sends that have finished; the first error stays.
+    fn reap(&mut self, result: &mut anyhow::Result<()>) {
+        while let Some(res) = self.tasks.try_join_next() {
+            let done = res.map_err(anyhow::Error::from).and_then(|r| r);
+            *result = std::mem::replace(result, Ok(())).and(done);
         }
     }
-    while let Some(res) = tasks.join_next().await {
-        result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+
+    /// After the last message or an error: stops the producer and hands
+    /// back what it queued, so never-sent rows go back to pending instead
+    /// of waiting out their lease into `unknown`; then waits for every
+    /// send.
+    async fn finish(
+        mut self,
+        mut ready: tokio::sync::mpsc::Receiver<Ready>,
+        mut result: anyhow::Result<()>,
+    ) -> anyhow::Result<u64> {
+        ready.close();
+        while let Ok(r) = ready.try_recv() {
+            if let Err(e) = self.app.store.release_delivery(r.claim.id).await {
+                tracing::warn!(delivery = r.claim.id, error = %e, "cannot release an unsent delivery");
+            }
+        }
+        while let Some(res) = self.tasks.join_next().await {
+            result = result.and(res.map_err(anyhow::Error::from).and_then(|r| r));
+        }
+        if self.deferred > 0 {
+            tracing::info!(
+                deferred = self.deferred,
+                "deliveries deferred to a later tick by per-domain pacing"
+            );
+        }
+        result.map(|()| self.released)
     }
-    if deferred > 0 {
-        tracing::info!(
-            deferred,
-            "deliveries deferred to a later tick by per-domain pacing"
-        );
-    }
-    result.map(|()| released)
 }
 
 /// The recipient's domain as the pacers know it: lower-case, punycoded.
@@ -154,7 +199,7 @@ async fn deliver_one(
         Ok(())
     };
     let result = app.transport.send_when(&r.composed, marked).await?;
-    let stale = now - r.claim.due_at > Duration::hours(cfg.retry_max_age_hours as i64);
+    let stale = now - r.claim.due_at > cfg.retry_max_age;
     let c = classify(
         &result,
         AttemptContext {
@@ -200,8 +245,8 @@ async fn record_failure(
         next_attempt(
             r.claim.attempts,
             now,
-            Duration::seconds(cfg.retry_base_secs as i64),
-            Duration::seconds(cfg.retry_cap_secs as i64),
+            cfg.retry_base,
+            cfg.retry_cap,
             &mut rand::thread_rng(),
         )
     };

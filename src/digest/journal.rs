@@ -23,7 +23,8 @@
 
 use super::fault_point;
 use crate::app::App;
-use crate::store::deliveries::{RunCounts, SentDelivery};
+use crate::store::deliveries::SentDelivery;
+use crate::store::runs::RunCounts;
 use crate::telemetry::Metrics;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};

@@ -42,7 +42,8 @@ pub use windows::WindowPickers;
 
 use crate::app::App;
 use crate::domain::{Paper, Preferences};
-use crate::store::deliveries::RunCounts;
+pub use crate::store::runs::RunState;
+use crate::store::runs::{BounceTally, RunCounts, RunSummary};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -100,33 +101,6 @@ pub trait Picker: Send + Sync {
         _feedback: &crate::rank::ReaderFeedback,
     ) -> Vec<DigestPick> {
         self.pick(window, prefs, sent)
-    }
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunState {
-    /// Nothing due is left.
-    Done,
-    /// The run found nothing more to claim, but deliveries are still due
-    /// or leased (see the note): run again.
-    Incomplete,
-    /// The error budget was exhausted; remaining deliveries wait for the
-    /// next run.
-    PausedErrors,
-    /// Shutdown was requested; in-flight sends were finished and recorded.
-    Interrupted,
-}
-
-impl RunState {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            RunState::Done => "done",
-            RunState::Incomplete => "incomplete",
-            RunState::PausedErrors => "paused_errors",
-            RunState::Interrupted => "interrupted",
-        }
     }
 }
 
@@ -194,89 +168,46 @@ pub(crate) fn fault_point(point: &str) {
     std::process::abort();
 }
 
-/// Runs the digest for `now`: plan, then send what is due.
+/// Runs the digest for `now`: plan, then send what is due, and record the
+/// run and its summary.
 pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::Result<RunReport> {
-    let cfg = &app.config.digest;
     let started = Instant::now();
     let run_id = app.store.start_run(now).await?;
-    let mut counts = RunCounts::default();
-
-    let (_, unknown) = app.store.recover_expired_leases(now).await?;
-    let unknown = unknown
-        + app
-            .unknown_at_startup
-            .swap(0, std::sync::atomic::Ordering::Relaxed);
-    if unknown > 0 {
-        tracing::warn!(unknown, policy = %cfg.unknown_policy, "deliveries interrupted mid-send have an unknown outcome");
-    }
-    counts.unknown += unknown;
-
+    let mut counts = RunCounts {
+        unknown: recover_leases(app, now).await?,
+        ..RunCounts::default()
+    };
     fault_point("before_plan");
     counts.planned = plan(app, now).await?;
     fault_point("after_plan");
-    // Too many spam complaints lately: send nothing until the rate drops
-    // (issue 14). Planned rows wait, as after an error-budget pause.
-    let state = match crate::bounces::sending_paused(app, now).await? {
+    // Too many spam complaints lately: send nothing until the rate drops.
+    // Planned rows wait, as after an error-budget pause.
+    let sent = match crate::bounces::sending_paused(app, now).await? {
         Some(why) => {
             tracing::warn!(reason = %why, "digest sending paused");
             Ok((RunState::PausedErrors, Some(why)))
         }
         None => send_due(app, picker, now, &mut counts).await,
     };
-    let (state, note) = match state {
+    let (state, note) = match sent {
         Ok((RunState::Done, _)) => complete_or_not(app, now).await?,
         Ok(s) => s,
         Err(e) => {
-            app.store
-                .finish_run(
-                    run_id,
-                    &counts,
-                    "interrupted",
-                    Some(&format!("{e:#}")),
-                    app.now(),
-                )
-                .await
-                .ok();
+            let why = format!("{e:#}");
+            let interrupted = RunState::Interrupted;
+            let finished =
+                app.store
+                    .finish_run(run_id, &counts, interrupted, Some(&why), app.now());
+            finished.await.ok();
             return Err(e);
         }
     };
     fault_point("before_finish");
     app.store
-        .finish_run(run_id, &counts, state.as_str(), note.as_deref(), app.now())
+        .finish_run(run_id, &counts, state, note.as_deref(), app.now())
         .await?;
-    let summary = serde_json::json!({
-        "at": crate::store::ts(app.now()),
-        "for": crate::store::ts(now),
-        "state": state,
-        "counts": counts,
-        "note": note,
-        "seconds": started.elapsed().as_secs_f64(),
-        "bounces_last_24h": crate::bounces::recent_counts(app, now).await?,
-    });
-    app.store
-        .set_setting("last_digest_run", &summary.to_string())
-        .await?;
-    if counts.planned
-        + counts.sent
-        + counts.failed
-        + counts.retried
-        + counts.skipped
-        + counts.unknown
-        > 0
-    {
-        tracing::info!(
-            planned = counts.planned,
-            sent = counts.sent,
-            retried = counts.retried,
-            failed = counts.failed,
-            skipped = counts.skipped,
-            unknown = counts.unknown,
-            state = state.as_str(),
-            seconds = started.elapsed().as_secs_f64(),
-            "digest run finished"
-        );
-        app.store.checkpoint().await.ok();
-    }
+    let seconds = started.elapsed().as_secs_f64();
+    record_summary(app, now, state, counts, note.clone(), seconds).await?;
     Ok(RunReport {
         counts,
         state,
@@ -285,13 +216,67 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     })
 }
 
+/// Recovers the leases of runs that died; returns how many deliveries
+/// became unknown, with those start-up reclaimed.
+async fn recover_leases(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    let (_, unknown) = app.store.recover_expired_leases(now).await?;
+    let unknown = unknown
+        + app
+            .unknown_at_startup
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+    if unknown > 0 {
+        let policy = app.config.digest.unknown_policy;
+        tracing::warn!(unknown, %policy, "deliveries interrupted mid-send have an unknown outcome");
+    }
+    Ok(unknown)
+}
+
+/// Keeps the run's summary for `/healthz` and `/metrics`, and logs a run
+/// that did anything.
+async fn record_summary(
+    app: &App,
+    now: DateTime<Utc>,
+    state: RunState,
+    counts: RunCounts,
+    note: Option<String>,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    let bounces: BounceTally =
+        serde_json::from_value(crate::bounces::recent_counts(app, now).await?)?;
+    let summary = RunSummary {
+        at: app.now(),
+        run_for: now,
+        state,
+        counts,
+        note,
+        seconds,
+        bounces_last_24h: bounces,
+    };
+    app.store.set_last_digest_run(&summary).await?;
+    if counts.any() {
+        tracing::info!(
+            planned = counts.planned,
+            sent = counts.sent,
+            retried = counts.retried,
+            failed = counts.failed,
+            skipped = counts.skipped,
+            unknown = counts.unknown,
+            state = state.as_str(),
+            seconds,
+            "digest run finished"
+        );
+        app.store.checkpoint().await.ok();
+    }
+    Ok(())
+}
+
 /// `Done` only when nothing due or leased is left at `now`; otherwise
 /// `Incomplete`, with what is left in the note.
 async fn complete_or_not(
     app: &App,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(RunState, Option<String>)> {
-    let resend = app.config.unknown_policy()? == crate::config::UnknownPolicy::Resend;
+    let resend = app.config.digest.unknown_policy == crate::config::UnknownPolicy::Resend;
     let left = app.store.delivery_backlog(now, resend).await?;
     if left.due + left.in_flight + left.stuck == 0 {
         return Ok((RunState::Done, None));

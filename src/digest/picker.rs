@@ -65,7 +65,9 @@ impl RankPicker {
                 return false;
             }
         };
-        let params = app.semantic.hybrid_params(enc.family());
+        let s = &app.config.rank.semantic;
+        let params =
+            crate::rank::HybridParams::tuned(enc.family(), s.dense_weight, s.min_similarity);
         self.attach_paper_vectors(enc.dims(), params, |id| vectors.get(id).map(Vec::as_slice));
         true
     }

@@ -7,9 +7,9 @@ use super::{schedule, DryRunEntry, Picker, RunReport, RunState};
 use crate::app::App;
 use crate::config::UnknownPolicy;
 use crate::domain::{SubscriberId, Timing};
-use crate::store::deliveries::RunCounts;
+use crate::store::runs::RunCounts;
 use crate::store::schedule::Evaluation;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// Subscribers evaluated per planning transaction.
 const PLAN_PAGE: u32 = 1000;
@@ -19,7 +19,7 @@ const PLAN_PAGE: u32 = 1000;
 /// (see `store::schedule`); each is evaluated with the pure schedule and
 /// its next instant stored. Returns how many rows were new.
 pub async fn plan(app: &App, now: DateTime<Utc>) -> anyhow::Result<u64> {
-    let window = Duration::hours(app.config.digest.catch_up_hours as i64);
+    let window = app.config.digest.catch_up;
     if schedule_is_stale(app, now).await? {
         let n = app.store.reset_schedule(TZDB, now).await?;
         tracing::info!(
@@ -68,7 +68,7 @@ async fn schedule_is_stale(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool
 /// tick, so an idle tick is a few index probes: no candidates loaded, no
 /// index built, no run recorded.
 pub async fn work_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<bool> {
-    let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
+    let resend = app.config.digest.unknown_policy == UnknownPolicy::Resend;
     Ok(schedule_is_stale(app, now).await? || app.store.digest_work_due(now, resend).await?)
 }
 
@@ -78,7 +78,7 @@ pub async fn dry_run(
     picker: &dyn Picker,
     now: DateTime<Utc>,
 ) -> anyhow::Result<RunReport> {
-    let window = Duration::hours(app.config.digest.catch_up_hours as i64);
+    let window = app.config.digest.catch_up;
     // Stale stored instants say nothing about `now`: look at everyone.
     let everyone = schedule_is_stale(app, now).await?;
     let mut after = SubscriberId(0);

@@ -11,10 +11,11 @@ use crate::config::UnknownPolicy;
 use crate::deliver::{Composed, Outgoing};
 use crate::domain::{EmailAddress, FeedbackAction, PaperId, SubscriberId, SubscriberState};
 use crate::rank::ReaderFeedback;
-use crate::store::deliveries::{AttemptEnd, ClaimedDelivery, Prepared, RunCounts};
+use crate::store::deliveries::{AttemptEnd, ClaimedDelivery, Prepared};
+use crate::store::runs::RunCounts;
 use crate::store::subscribers::Subscriber;
 use crate::telemetry::Metrics;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -96,7 +97,6 @@ impl Lane<'_> {
     ) -> anyhow::Result<(RunState, Option<String>)> {
         let Lane {
             app,
-            picker,
             now,
             batch,
             budget,
@@ -104,8 +104,8 @@ impl Lane<'_> {
             ..
         } = *self;
         let cfg = &app.config.digest;
-        let resend = app.config.unknown_policy()? == UnknownPolicy::Resend;
-        let lease = Duration::seconds(cfg.lease_secs as i64);
+        let resend = cfg.unknown_policy == UnknownPolicy::Resend;
+        let lease = cfg.lease;
         loop {
             if app.shutdown.is_cancelled() {
                 return Ok((
@@ -130,19 +130,18 @@ impl Lane<'_> {
             }
             fault_point("after_claim");
 
-            let (batch_ready, prepared, skipped, failed) =
-                prepare(app, picker, &self.sealer, &self.loading, claims, now).await?;
+            let batch = self.prepare(claims).await?;
             {
                 let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-                c.skipped += skipped;
-                c.failed += failed;
+                c.skipped += batch.skipped;
+                c.failed += batch.failed;
             }
-            if failed > 0 {
-                Metrics::add(&app.metrics.mail_failed, failed);
+            if batch.failed > 0 {
+                Metrics::add(&app.metrics.mail_failed, batch.failed);
             }
             // The exact bytes are durable before the first byte goes out.
-            app.store.prepare_deliveries(&prepared).await?;
-            for r in batch_ready {
+            app.store.prepare_deliveries(&batch.to_store).await?;
+            for r in batch.ready {
                 ready
                     .send(r)
                     .await
@@ -159,55 +158,133 @@ enum Prepare {
     Failed(i64, String),
 }
 
-/// Prepares a claimed batch: re-checks each subscriber (R53; one query
-/// each for the batch's subscribers, suppressions and sent papers), then
-/// reopens the stored message or picks, renders, composes and seals a new
-/// one. Rendering runs on the render threads in one chunk per thread.
-/// Returns the messages to send, the new ones to store, how many were
-/// skipped and how many failed (a message that could not be built is
-/// recorded `failed`, so it counts as failed).
-async fn prepare(
-    app: &App,
-    picker: &dyn Picker,
-    sealer: &Sealer,
-    loading: &tokio::sync::Mutex<()>,
-    claims: Vec<ClaimedDelivery>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(Vec<Ready>, Vec<Prepared>, u64, u64)> {
-    let store = &app.store;
-    let ids: Vec<SubscriberId> = claims.iter().map(|c| c.subscriber_id).collect();
-    let mut subs: HashMap<SubscriberId, Subscriber> = store
-        .subscribers_by_ids(&ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
-    let mut skips: Vec<(i64, String)> = Vec::new();
-    let mut live = Vec::with_capacity(claims.len());
-    for claim in claims {
-        match subs.remove(&claim.subscriber_id) {
-            None => skips.push((claim.id, "subscriber deleted".into())),
-            Some(s) if s.state != SubscriberState::Active => {
-                skips.push((claim.id, "not active at send time".into()))
+/// What preparing a claimed batch produced.
+struct PreparedBatch {
+    /// The messages to send.
+    ready: Vec<Ready>,
+    /// The new ones among them, to store before any is sent.
+    to_store: Vec<Prepared>,
+    /// Deliveries recorded `skipped`.
+    skipped: u64,
+    /// Deliveries recorded `failed`: their message could not be built.
+    failed: u64,
+}
+
+/// A claimed delivery not to send, and why.
+type Skip = (i64, String);
+
+/// A new digest to render: its delivery, subscriber, papers, and the
+/// span its window covers.
+struct Job {
+    claim: ClaimedDelivery,
+    sub: Subscriber,
+    picks: Vec<DigestPick>,
+    span: crate::domain::Span,
+}
+
+impl Lane<'_> {
+    /// Prepares a claimed batch: re-checks each subscriber (R53; one
+    /// query each for the batch's subscribers, suppressions and sent
+    /// papers), then reopens the stored message or picks, renders,
+    /// composes and seals a new one. Rendering runs on the render threads
+    /// in one chunk per thread.
+    async fn prepare(&self, claims: Vec<ClaimedDelivery>) -> anyhow::Result<PreparedBatch> {
+        let store = &self.app.store;
+        let mut skips: Vec<Skip> = Vec::new();
+        let live = self.recheck(claims, &mut skips).await?;
+        let (mut ready, fresh) = self.reopen_stored(live)?;
+        let jobs = self.pick_fresh(fresh, &mut skips).await?;
+        let mut to_store = Vec::with_capacity(jobs.len());
+        let mut failed = 0;
+        for chunk in self.build_all(jobs).await {
+            for p in chunk? {
+                match p {
+                    Prepare::Ready(r, p) => {
+                        to_store.extend(p);
+                        ready.push(*r);
+                    }
+                    Prepare::Failed(id, why) => {
+                        store
+                            .delivery_outcome(id, AttemptEnd::Failed, None, None, &why)
+                            .await?;
+                        failed += 1;
+                    }
+                }
             }
-            Some(s) => live.push((claim, s)),
         }
+        for (id, why) in &skips {
+            store
+                .delivery_outcome(*id, AttemptEnd::Skipped, None, None, why)
+                .await?;
+        }
+        Ok(PreparedBatch {
+            ready,
+            to_store,
+            skipped: skips.len() as u64,
+            failed,
+        })
     }
-    let emails: Vec<&EmailAddress> = live.iter().map(|(_, s)| &s.email).collect();
-    let suppressed = store.suppressed_among(&emails).await?;
-    let mut ready = Vec::with_capacity(live.len());
-    let mut fresh = Vec::with_capacity(live.len());
-    for ((claim, sub), suppressed) in live.into_iter().zip(suppressed) {
-        if suppressed {
-            skips.push((claim.id, "address suppressed".into()));
-        } else if let Some(sealed) = &claim.message {
-            // A retry or the single unknown-outcome resend: the identical bytes.
+
+    /// The claims whose subscriber is still active and not suppressed,
+    /// with the subscriber; the others go to `skips`.
+    async fn recheck(
+        &self,
+        claims: Vec<ClaimedDelivery>,
+        skips: &mut Vec<Skip>,
+    ) -> anyhow::Result<Vec<(ClaimedDelivery, Subscriber)>> {
+        let store = &self.app.store;
+        let ids: Vec<SubscriberId> = claims.iter().map(|c| c.subscriber_id).collect();
+        let mut subs: HashMap<SubscriberId, Subscriber> = store
+            .subscribers_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let mut live = Vec::with_capacity(claims.len());
+        for claim in claims {
+            match subs.remove(&claim.subscriber_id) {
+                None => skips.push((claim.id, "subscriber deleted".into())),
+                Some(s) if s.state != SubscriberState::Active => {
+                    skips.push((claim.id, "not active at send time".into()))
+                }
+                Some(s) => live.push((claim, s)),
+            }
+        }
+        let emails: Vec<&EmailAddress> = live.iter().map(|(_, s)| &s.email).collect();
+        let suppressed = store.suppressed_among(&emails).await?;
+        let mut out = Vec::with_capacity(live.len());
+        for ((claim, sub), suppressed) in live.into_iter().zip(suppressed) {
+            if suppressed {
+                skips.push((claim.id, "address suppressed".into()));
+            } else {
+                out.push((claim, sub));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Splits the claims into those with stored bytes (a retry or the
+    /// single unknown-outcome resend: ready to send the identical bytes)
+    /// and those that need a new digest.
+    #[allow(clippy::type_complexity)]
+    fn reopen_stored(
+        &self,
+        live: Vec<(ClaimedDelivery, Subscriber)>,
+    ) -> anyhow::Result<(Vec<Ready>, Vec<(ClaimedDelivery, Subscriber)>)> {
+        let app = self.app;
+        let mut ready = Vec::with_capacity(live.len());
+        let mut fresh = Vec::with_capacity(live.len());
+        for (claim, sub) in live {
+            let Some(sealed) = &claim.message else {
+                fresh.push((claim, sub));
+                continue;
+            };
             let composed = Composed {
                 envelope: app.composer.envelope_from(
                     &sub.email,
                     crate::bounces::envelope_sender(app, claim.id).as_deref(),
                 )?,
-                bytes: sealer.open(sealed)?,
+                bytes: self.sealer.open(sealed)?,
                 message_id: claim.message_id.clone().unwrap_or_default(),
             };
             let papers = claim.papers.clone();
@@ -217,73 +294,76 @@ async fn prepare(
                 composed,
                 papers,
             });
-        } else {
-            fresh.push((claim, sub));
         }
+        Ok((ready, fresh))
     }
 
-    let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
-    let mut sent = store.sent_paper_ids_of(&fresh_ids).await?;
-    let mut feedback = crate::digest::reader_feedback::load(app, &fresh_ids, now).await?;
-    let windows: Vec<crate::domain::Window> = fresh
-        .iter()
-        .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
-        .collect();
-    {
-        let _turn = loading.lock().await;
-        crate::digest::windows::ensure_loaded(app, picker, &windows, now).await?;
-    }
-    let mut jobs = Vec::with_capacity(fresh.len());
-    for ((claim, sub), window) in fresh.into_iter().zip(windows) {
-        let fb = feedback
-            .remove(&sub.id)
-            .unwrap_or_else(|| ReaderFeedback::none(now));
-        let sent = sent.remove(&sub.id).unwrap_or_default();
-        let picks = picker.pick_with_feedback(&window, &sub.preferences, &sent, &fb);
-        if picks.is_empty() {
-            let why = format!("no matching papers listed {}", window.describe());
-            skips.push((claim.id, why));
-        } else {
-            jobs.push((claim, sub, picks, window.span()));
+    /// Picks each new digest's papers from its window's candidates (loaded
+    /// first when missing), with the reader's feedback and never a paper
+    /// already sent; a digest with nothing to carry goes to `skips`.
+    async fn pick_fresh(
+        &self,
+        fresh: Vec<(ClaimedDelivery, Subscriber)>,
+        skips: &mut Vec<Skip>,
+    ) -> anyhow::Result<Vec<Job>> {
+        let (app, now) = (self.app, self.now);
+        let fresh_ids: Vec<SubscriberId> = fresh.iter().map(|(_, s)| s.id).collect();
+        let mut sent = app.store.sent_paper_ids_of(&fresh_ids).await?;
+        let mut feedback = crate::digest::reader_feedback::load(app, &fresh_ids, now).await?;
+        let windows: Vec<crate::domain::Window> = fresh
+            .iter()
+            .map(|(claim, sub)| crate::digest::windows::claim_window(app, claim, sub))
+            .collect();
+        {
+            let _turn = self.loading.lock().await;
+            crate::digest::windows::ensure_loaded(app, self.picker, &windows, now).await?;
         }
-    }
-    let mut prepared = Vec::with_capacity(jobs.len());
-    let threads = super::render_pool::threads();
-    let mut chunks = Vec::new();
-    while !jobs.is_empty() {
-        let rest = jobs.split_off(jobs.len().saturating_sub(jobs.len().div_ceil(threads)));
-        let (app, sealer) = (app.clone(), sealer.clone());
-        chunks.push(super::render_pool::run(move || {
-            rest.into_iter()
-                .map(|(claim, sub, picks, span)| {
-                    build_digest(&app, &sealer, claim, sub, &picks, span, now)
-                })
-                .collect::<anyhow::Result<Vec<Prepare>>>()
-        }));
-    }
-    let mut failed = 0;
-    for chunk in futures::future::join_all(chunks).await {
-        for p in chunk?? {
-            match p {
-                Prepare::Ready(r, p) => {
-                    prepared.extend(p);
-                    ready.push(*r);
-                }
-                Prepare::Failed(id, why) => {
-                    store
-                        .delivery_outcome(id, AttemptEnd::Failed, None, None, &why)
-                        .await?;
-                    failed += 1;
-                }
+        let mut jobs = Vec::with_capacity(fresh.len());
+        for ((claim, sub), window) in fresh.into_iter().zip(windows) {
+            let fb = feedback
+                .remove(&sub.id)
+                .unwrap_or_else(|| ReaderFeedback::none(now));
+            let sent = sent.remove(&sub.id).unwrap_or_default();
+            let picks = self
+                .picker
+                .pick_with_feedback(&window, &sub.preferences, &sent, &fb);
+            if picks.is_empty() {
+                let why = format!("no matching papers listed {}", window.describe());
+                skips.push((claim.id, why));
+            } else {
+                let span = window.span();
+                jobs.push(Job {
+                    claim,
+                    sub,
+                    picks,
+                    span,
+                });
             }
         }
+        Ok(jobs)
     }
-    for (id, why) in &skips {
-        store
-            .delivery_outcome(*id, AttemptEnd::Skipped, None, None, why)
-            .await?;
+
+    /// Builds every job's message on the render threads, one chunk per
+    /// thread; each chunk's results in job order.
+    async fn build_all(&self, mut jobs: Vec<Job>) -> Vec<anyhow::Result<Vec<Prepare>>> {
+        let now = self.now;
+        let threads = super::render_pool::threads();
+        let mut chunks = Vec::new();
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(jobs.len().saturating_sub(jobs.len().div_ceil(threads)));
+            let (app, sealer) = (self.app.clone(), self.sealer.clone());
+            chunks.push(super::render_pool::run(move || {
+                rest.into_iter()
+                    .map(|j| build_digest(&app, &sealer, j.claim, j.sub, &j.picks, j.span, now))
+                    .collect::<anyhow::Result<Vec<Prepare>>>()
+            }));
+        }
+        let built = futures::future::join_all(chunks).await;
+        built
+            .into_iter()
+            .map(|chunk| chunk.and_then(|r| r))
+            .collect()
     }
-    Ok((ready, prepared, skips.len() as u64, failed))
 }
 
 /// Renders, composes and seals one new digest. Blocking: CPU only.

@@ -1,19 +1,24 @@
 //! Plain types shared by every module. No I/O happens here.
 
 mod email;
+pub mod embedding;
 mod feedback;
+pub mod fetch;
 mod paper;
+mod storage;
 mod subjects;
 mod subscriber;
 mod suppression;
 mod token;
 mod window;
+pub mod words;
 
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
 pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };
+pub use storage::{RetentionPolicy, Synchronous};
 pub use subjects::{subject_name, subject_names};
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, parse_topics, split_lines,

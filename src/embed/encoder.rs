@@ -3,10 +3,10 @@
 //! mask and L2 normalisation, so a dot product is the cosine similarity.
 
 use super::EmbedError;
+use crate::domain::embedding::Family;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
@@ -14,53 +14,21 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 /// The three files a model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
-/// How a model wants its inputs marked: retrieval models are trained with
-/// different prefixes for the query and the passage side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    /// Decide from the model's name: "e5" → `E5`, "bge" → `Bge`, else `Plain`.
-    Auto,
-    /// intfloat/e5-*: `query: ` and `passage: `.
-    E5,
-    /// BAAI/bge-*-en-v1.5: an instruction before queries, passages bare.
-    Bge,
-    /// sentence-transformers models (MiniLM, mpnet): no prefixes.
-    Plain,
-}
-
 const BGE_QUERY: &str = "Represent this sentence for searching relevant passages: ";
 
-impl Family {
-    /// `Auto` resolved from a model name such as `BAAI/bge-small-en-v1.5`.
-    pub fn resolve(self, model_name: &str) -> Family {
-        if self != Family::Auto {
-            return self;
-        }
-        let name = model_name.to_ascii_lowercase();
-        let base = name.rsplit('/').next().unwrap_or(&name);
-        if base.contains("e5") {
-            Family::E5
-        } else if base.contains("bge") {
-            Family::Bge
-        } else {
-            Family::Plain
-        }
+/// The prefixes a model family puts before queries and passages.
+fn query_prefix(family: Family) -> &'static str {
+    match family {
+        Family::E5 => "query: ",
+        Family::Bge => BGE_QUERY,
+        Family::Auto | Family::Plain => "",
     }
+}
 
-    fn query_prefix(self) -> &'static str {
-        match self {
-            Family::E5 => "query: ",
-            Family::Bge => BGE_QUERY,
-            Family::Auto | Family::Plain => "",
-        }
-    }
-
-    fn passage_prefix(self) -> &'static str {
-        match self {
-            Family::E5 => "passage: ",
-            Family::Auto | Family::Bge | Family::Plain => "",
-        }
+fn passage_prefix(family: Family) -> &'static str {
+    match family {
+        Family::E5 => "passage: ",
+        Family::Auto | Family::Bge | Family::Plain => "",
     }
 }
 
@@ -198,8 +166,8 @@ impl Encoder {
     /// batched by length, and padding is masked out).
     pub fn encode(&self, texts: &[&str], side: Side) -> Result<Vec<Vec<f32>>, EmbedError> {
         let prefix = match side {
-            Side::Query => self.family.query_prefix(),
-            Side::Passage => self.family.passage_prefix(),
+            Side::Query => query_prefix(self.family),
+            Side::Passage => passage_prefix(self.family),
         };
         // Similar lengths together so little of each batch is padding.
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -255,9 +223,4 @@ fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Cosine similarity of two unit vectors.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -11,7 +11,8 @@ mod encoder;
 pub mod hub;
 mod service;
 
-pub use encoder::{dot, Encoder, Family, Side, MODEL_FILES};
+pub use crate::domain::embedding::{dot, Family};
+pub use encoder::{Encoder, Side, MODEL_FILES};
 pub use service::{Semantic, Status, PAPER_BATCH};
 
 use std::path::PathBuf;

@@ -2,9 +2,8 @@
 //! model without ever blocking start-up, embeds papers in the background
 //! in bounded batches on a blocking thread, and caches topic vectors.
 
-use super::{hub, paper_text, EmbedError, Encoder, Family, Side};
+use super::{hub, paper_text, EmbedError, Encoder, Side};
 use crate::config::SemanticConfig;
-use crate::rank::HybridParams;
 use crate::store::Store;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -126,20 +125,6 @@ impl Semantic {
         self.encoder.read().ok().and_then(|e| e.clone())
     }
 
-    /// Fusion parameters for the loaded model's family and the config.
-    pub fn hybrid_params(&self, family: Family) -> HybridParams {
-        let mut p = HybridParams::for_family(family);
-        p.dense_weight = self.cfg.dense_weight;
-        let f = self.cfg.min_similarity;
-        if f > 0.0 {
-            // The partial-match floor keeps its distance below the floor.
-            p.partial_floor = (p.partial_floor + f - p.floor).max(0.0);
-            p.floor = f;
-            p.high = p.high.max(f + 0.1);
-        }
-        p
-    }
-
     /// The folder the model is read from: `model_dir`, else the Hub
     /// model's folder under the data directory.
     pub fn model_folder(&self) -> PathBuf {
@@ -159,10 +144,10 @@ impl Semantic {
                 .connect_timeout(std::time::Duration::from_secs(20))
                 .build()
                 .map_err(|e| EmbedError::Download {
-                    url: self.cfg.hub_url.clone(),
+                    url: self.cfg.hub_url.to_string(),
                     reason: e.to_string(),
                 })?;
-            hub::fetch(&client, &self.cfg.hub_url, &self.cfg.model, &dir).await?;
+            hub::fetch(&client, self.cfg.hub_url.as_str(), &self.cfg.model, &dir).await?;
         }
         Ok(dir)
     }
@@ -314,7 +299,7 @@ impl Semantic {
         Ok(embedded)
     }
 
-    /// Vectors for topic texts (as [`crate::rank::CandidateIndex::dense_text`]
+    /// Vectors for topic texts (as ranking spells them out,
     /// gives them): from memory, else the database, else encoded now (and
     /// stored). Empty without a model; a failure is logged and leaves the
     /// topics lexical.
@@ -384,40 +369,20 @@ impl Semantic {
     /// Appends the embedding gauges and counters in Prometheus text format.
     pub fn write_metrics(&self, out: &mut String) {
         let status = self.status();
+        let ready = u8::from(matches!(status, Status::Ready { .. }));
+        let name = status.name();
         let _ = writeln!(
             out,
-            "# HELP paperboy_semantic_ready 1 when the sentence-embedding model is loaded\n\
-             # TYPE paperboy_semantic_ready gauge\npaperboy_semantic_ready{{status=\"{}\"}} {}",
-            status.name(),
-            u8::from(matches!(status, Status::Ready { .. }))
+            "# HELP paperboy_semantic_ready 1 when the sentence-embedding model is loaded"
         );
+        let _ = writeln!(out, "# TYPE paperboy_semantic_ready gauge");
+        let _ = writeln!(out, "paperboy_semantic_ready{{status=\"{name}\"}} {ready}");
         let c = &self.counters;
-        let rows = [
-            (
-                "paperboy_papers_embedded_total",
-                "counter",
-                "Papers embedded since start",
-                &c.embedded,
-            ),
-            (
-                "paperboy_papers_embed_pending",
-                "gauge",
-                "Papers in the window without a vector of the current model",
-                &c.pending,
-            ),
-            (
-                "paperboy_embed_failures_total",
-                "counter",
-                "Embedding batches that failed",
-                &c.failures,
-            ),
-            (
-                "paperboy_topics_embedded_total",
-                "counter",
-                "Distinct topics embedded since start",
-                &c.topics_embedded,
-            ),
-        ];
+        let values = [&c.embedded, &c.pending, &c.failures, &c.topics_embedded];
+        let rows = METRICS
+            .iter()
+            .zip(values)
+            .map(|((n, k, h), v)| (n, k, h, v));
         for (name, kind, help, v) in rows {
             let _ = writeln!(
                 out,
@@ -427,6 +392,31 @@ impl Semantic {
         }
     }
 }
+
+/// The counters of [`Semantic::write_metrics`]: name, kind, help, in the
+/// order of its values.
+const METRICS: [(&str, &str, &str); 4] = [
+    (
+        "paperboy_papers_embedded_total",
+        "counter",
+        "Papers embedded since start",
+    ),
+    (
+        "paperboy_papers_embed_pending",
+        "gauge",
+        "Papers in the window without a vector of the current model",
+    ),
+    (
+        "paperboy_embed_failures_total",
+        "counter",
+        "Embedding batches that failed",
+    ),
+    (
+        "paperboy_topics_embedded_total",
+        "counter",
+        "Distinct topics embedded since start",
+    ),
+];
 
 /// A local folder's name stands in for the model name (it decides `auto`
 /// prefixes, so keep the Hub name, e.g. `bge-small-en-v1.5`).

@@ -2,7 +2,7 @@
 //! candidates and of topics, fused with the lexical scores.
 //!
 //! Pure like the rest of `rank`: the vectors are computed elsewhere
-//! (`crate::embed`) and handed in. Without paper vectors, or for a topic
+//! by the embedding side and handed in. Without paper vectors, or for a topic
 //! without a vector, ranking is exactly the lexical one.
 //!
 //! Fusion, per topic, over the day's candidates:
@@ -30,8 +30,8 @@
 //! Papers without a vector (not embedded yet) keep their lexical score
 //! and rules.
 
-use super::index::{CandidateIndex, Hit, TopicHits, PHRASE_BIT};
-use crate::domain::PaperId;
+use super::hits::{Hit, TopicHits, PHRASE_BIT};
+use crate::domain::embedding::{dot, Family};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -89,8 +89,7 @@ impl HybridParams {
     /// between 0.7 and 0.9, bge between 0.4 and 0.9, MiniLM between 0 and
     /// 0.8. Only the MiniLM scale was measured here (README); the others
     /// follow the models' published similarity ranges.
-    pub fn for_family(family: crate::embed::Family) -> HybridParams {
-        use crate::embed::Family;
+    pub fn for_family(family: Family) -> HybridParams {
         let d = HybridParams::default();
         match family {
             Family::E5 => HybridParams {
@@ -108,147 +107,60 @@ impl HybridParams {
             Family::Auto | Family::Plain => d,
         }
     }
+
+    /// The family's parameters with the operator's fusion weight and, when
+    /// above 0, their own similarity floor (`rank.semantic.dense_weight`,
+    /// `rank.semantic.min_similarity`).
+    pub fn tuned(family: Family, dense_weight: f32, min_similarity: f32) -> HybridParams {
+        let mut p = HybridParams::for_family(family);
+        p.dense_weight = dense_weight;
+        let f = min_similarity;
+        if f > 0.0 {
+            // The partial-match floor keeps its distance below the floor.
+            p.partial_floor = (p.partial_floor + f - p.floor).max(0.0);
+            p.floor = f;
+            p.high = p.high.max(f + 0.1);
+        }
+        p
+    }
 }
 
 /// Unit vectors of the indexed documents, one row per document.
 #[derive(Debug)]
-struct PaperVectors {
-    dims: usize,
+pub(super) struct PaperVectors {
+    pub(super) dims: usize,
     /// `docs × dims`; rows of documents without a vector are zero.
-    data: Vec<f32>,
-    has: Vec<bool>,
-    count: usize,
+    pub(super) data: Vec<f32>,
+    pub(super) has: Vec<bool>,
+    pub(super) count: usize,
 }
 
-/// The dense state of a [`CandidateIndex`].
+/// The dense state of a [`CandidateIndex`](super::CandidateIndex).
 #[derive(Debug, Default)]
 pub(crate) struct Dense {
-    papers: Option<PaperVectors>,
-    params: HybridParams,
+    pub(super) papers: Option<PaperVectors>,
+    pub(super) params: HybridParams,
     /// Topic vectors by cache key.
-    topics: RwLock<HashMap<String, Arc<[f32]>>>,
+    pub(super) topics: RwLock<HashMap<String, Arc<[f32]>>>,
 }
 
-impl CandidateIndex {
-    /// Attaches the candidates' unit vectors (`vector_of` returns a
-    /// paper's vector, `dims` long, or `None` when it has none yet) and
-    /// the fusion parameters. Topics ranked from now on use the dense side
-    /// when they have a vector ([`CandidateIndex::add_topic_vector`]).
-    pub fn attach_vectors<'a>(
-        &mut self,
-        dims: usize,
-        params: HybridParams,
-        vector_of: impl Fn(&PaperId) -> Option<&'a [f32]>,
-    ) {
-        let mut data = vec![0f32; self.docs.len() * dims];
-        let mut has = vec![false; self.docs.len()];
-        let mut count = 0;
-        for (d, doc) in self.docs.iter().enumerate() {
-            if let Some(v) = vector_of(&doc.id).filter(|v| v.len() == dims) {
-                data[d * dims..(d + 1) * dims].copy_from_slice(v);
-                has[d] = true;
-                count += 1;
-            }
-        }
-        // The same vectors serve feedback (`with_embeddings`).
-        self.dense = Some(
-            (0..self.docs.len())
-                .map(|d| has[d].then(|| Arc::from(&data[d * dims..(d + 1) * dims])))
-                .collect(),
-        );
-        self.semantic.papers = Some(PaperVectors {
-            dims,
-            data,
-            has,
-            count,
-        });
-        self.semantic.params = params;
-        self.clear_topic_cache();
-    }
-
-    /// Length of the attached vectors, if any are attached.
-    pub fn vector_dims(&self) -> Option<usize> {
-        self.semantic.papers.as_ref().map(|p| p.dims)
-    }
-
-    /// How many candidates have a vector.
-    pub fn vectors_attached(&self) -> usize {
-        self.semantic.papers.as_ref().map_or(0, |p| p.count)
-    }
-
-    /// The unit vector of the candidate at `candidate_index` (an index
-    /// into the slice the index was built from, as [`super::Pick::index`]),
-    /// if it has one. For feedback (Rocchio) built on top of ranking.
-    pub fn paper_vector(&self, candidate_index: usize) -> Option<&[f32]> {
-        let p = self.semantic.papers.as_ref()?;
-        let d = self.docs.iter().position(|d| d.index == candidate_index)?;
-        p.has[d].then(|| &p.data[d * p.dims..(d + 1) * p.dims])
-    }
-
-    /// The text the dense side embeds for a topic: the topic, with each
-    /// abbreviation or synonym it uses spelled out from the synonym data,
-    /// e.g. "RAG (retrieval-augmented generation)".
-    pub fn dense_text(&self, topic: &str) -> String {
-        let q = self.analyse_query(topic);
-        let mut extra: Vec<&str> = Vec::new();
-        for t in &q.terms {
-            let Some((ci, vi)) = t.concept else { continue };
-            let variants = &self.synonyms.concepts[ci as usize].variants;
-            let own = variants[vi as usize].terms.len();
-            // The first wording longer than the one typed spells it out.
-            if let Some(v) = variants.iter().find(|v| v.terms.len() > own.max(1)) {
-                if !extra.contains(&v.display.as_str()) {
-                    extra.push(&v.display);
-                }
-            }
-        }
-        if extra.is_empty() {
-            topic.trim().to_string()
-        } else {
-            format!("{} ({})", topic.trim(), extra.join(", "))
-        }
-    }
-
-    /// Registers the unit vector of a topic (of its [`Self::dense_text`]).
-    /// Replaces any result already computed for that topic in this index.
-    pub fn add_topic_vector(&self, topic: &str, vector: Arc<[f32]>) {
-        let key = super::index::cache_key(topic);
-        if let Ok(mut m) = self.semantic.topics.write() {
-            m.insert(key.clone(), vector);
-        }
-        self.forget_topic(&key);
-    }
-
-    /// Whether a topic has a registered vector.
-    pub fn has_topic_vector(&self, topic: &str) -> bool {
-        let key = super::index::cache_key(topic);
-        self.semantic
-            .topics
-            .read()
-            .is_ok_and(|m| m.contains_key(&key))
-    }
-
-    /// The lexical hits of a topic fused with the dense side (see the
-    /// module docs); the lexical hits unchanged without vectors.
-    pub(crate) fn fuse_dense(&self, key: &str, lexical: TopicHits) -> TopicHits {
-        let Some(pv) = self.semantic.papers.as_ref().filter(|p| p.count > 0) else {
+impl Dense {
+    /// The lexical hits of a topic (cache key `key`) over `docs` documents
+    /// fused with the dense side (see the module docs); the lexical hits
+    /// unchanged without vectors.
+    pub(crate) fn fuse(&self, key: &str, lexical: TopicHits, docs: usize) -> TopicHits {
+        let Some(pv) = self.papers.as_ref().filter(|p| p.count > 0) else {
             return lexical;
         };
-        let Some(q) = self
-            .semantic
-            .topics
-            .read()
-            .ok()
-            .and_then(|m| m.get(key).cloned())
-        else {
+        let Some(q) = self.topics.read().ok().and_then(|m| m.get(key).cloned()) else {
             return lexical;
         };
         if q.len() != pv.dims {
             return lexical;
         }
-        let p = &self.semantic.params;
-        let sims: Vec<f32> = (0..self.docs.len())
-            .map(|d| crate::embed::dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+        let p = &self.params;
+        let sims: Vec<f32> = (0..docs)
+            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
             .collect();
         let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
         let meaning_floor = p.floor.max(mean + p.stand_out * sd);
@@ -265,7 +177,7 @@ impl CandidateIndex {
         let multi = lexical.query.sequence.len() > 1;
         let mut out = Vec::with_capacity(lexical.hits.len());
         let mut lex = lexical.hits.iter().peekable();
-        for d in 0..self.docs.len() as u32 {
+        for d in 0..docs as u32 {
             let hit = lex.next_if(|h| h.doc == d).copied();
             let exact = hit.is_some_and(|h| {
                 h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
@@ -319,8 +231,8 @@ fn mean_sd(values: impl Iterator<Item = f32> + Clone) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Candidate, Paper};
-    use crate::rank::{Profile, Synonyms};
+    use crate::domain::{Candidate, Paper, PaperId};
+    use crate::rank::{CandidateIndex, Profile, Synonyms};
     use chrono::{DateTime, TimeZone, Utc};
     use std::collections::HashSet;
 

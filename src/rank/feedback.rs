@@ -166,6 +166,16 @@ struct Adjust {
     neg: Vec<f64>,
 }
 
+/// What a boosted pick owes to the reader's liked papers.
+enum Seed {
+    /// Similar to none of them.
+    Unrelated,
+    /// Most similar to this one, which may still pull picks up.
+    Liked(super::SimilarTo),
+    /// Its liked paper has pulled up as many picks as it may today.
+    Capped,
+}
+
 /// A candidate in the selection heap: score, then id (ascending) on ties.
 struct Entry<'a> {
     score: f64,
@@ -320,6 +330,57 @@ impl CandidateIndex {
             base[d as usize] = Some(s);
         }
         let adj = self.adjust(space, items, weights);
+        let mut heap = self.feedback_heap(&base, &adj);
+        let mut per_seed: HashMap<usize, usize> = HashMap::new();
+        let mut picks = Vec::new();
+        while let Some(e) = heap.pop() {
+            if picks.len() == k {
+                break;
+            }
+            if !self.allowed(e.doc, profile, &q, already_sent) {
+                continue;
+            }
+            let d = e.doc as usize;
+            // Feedback "pulled" this pick up when it gives a good share of
+            // the score: only such picks count against the liked paper's cap.
+            let pulled = e.boosted
+                && (base[d].is_none()
+                    || adj.pos[d] * self.trend_factor(e.doc) >= PULLED_SHARE * e.score);
+            let seed = if e.boosted {
+                self.seed_of(space, e.doc, pulled, items, weights, &mut per_seed)
+            } else {
+                Seed::Unrelated
+            };
+            let similar_to = match seed {
+                Seed::Capped => {
+                    // This liked paper has pulled up enough today:
+                    // compete without its boost.
+                    let score = base[d].unwrap_or(0.0) - adj.neg[d] * self.trend_factor(e.doc);
+                    if base[d].is_some() && score > 0.0 {
+                        heap.push(Entry {
+                            score,
+                            boosted: false,
+                            ..e
+                        });
+                    }
+                    continue;
+                }
+                Seed::Liked(s) => Some(s),
+                Seed::Unrelated => None,
+            };
+            let mut reason = self.reason(e.doc, profile, &q.topics, &q.by_author, false);
+            reason.similar_to = similar_to;
+            picks.push(self.pick(e.doc, e.score, reason));
+        }
+        if picks.is_empty() && profile.fallback_trending {
+            picks = self.trending_fallback(profile, &q, already_sent, k);
+        }
+        picks
+    }
+
+    /// Every paper with a positive score after feedback: relevant papers
+    /// moved by it, and papers feedback alone lifts.
+    fn feedback_heap(&self, base: &[Option<f64>], adj: &Adjust) -> BinaryHeap<Entry<'_>> {
         let mut heap = BinaryHeap::new();
         for doc in 0..self.docs.len() as u32 {
             let d = doc as usize;
@@ -339,62 +400,37 @@ impl CandidateIndex {
                 });
             }
         }
-        let mut per_seed: HashMap<usize, usize> = HashMap::new();
-        let mut picks = Vec::new();
-        while let Some(e) = heap.pop() {
-            if picks.len() == k {
-                break;
+        heap
+    }
+
+    /// The liked paper a boosted pick is most similar to. A pick feedback
+    /// `pulled` up counts against that paper's cap, and is `Capped` once
+    /// the paper has pulled up `max_per_seed` today.
+    fn seed_of(
+        &self,
+        space: &impl PaperSpace,
+        doc: u32,
+        pulled: bool,
+        items: &[&FeedbackItem],
+        weights: &[f32],
+        per_seed: &mut HashMap<usize, usize>,
+    ) -> Seed {
+        let Some(s) = self.seed(space, doc, items, weights) else {
+            return Seed::Unrelated;
+        };
+        if pulled {
+            let n = per_seed.entry(s).or_default();
+            if *n >= self.params.feedback.max_per_seed {
+                return Seed::Capped;
             }
-            if !self.allowed(e.doc, profile, &q, already_sent) {
-                continue;
-            }
-            let d = e.doc as usize;
-            let mut similar_to = None;
-            // Feedback "pulled" this pick up when it gives a good share of
-            // the score: only such picks count against the liked paper's cap.
-            let pulled = e.boosted
-                && (base[d].is_none()
-                    || adj.pos[d] * self.trend_factor(e.doc) >= PULLED_SHARE * e.score);
-            if e.boosted {
-                let seed = self.seed(space, e.doc, items, weights);
-                let cap = self.params.feedback.max_per_seed;
-                match seed {
-                    Some(s) if pulled && per_seed.get(&s).copied().unwrap_or(0) >= cap => {
-                        // This liked paper has pulled up enough today:
-                        // compete without its boost.
-                        let f = self.trend_factor(e.doc);
-                        let score = base[d].unwrap_or(0.0) - adj.neg[d] * f;
-                        if base[d].is_some() && score > 0.0 {
-                            heap.push(Entry {
-                                score,
-                                boosted: false,
-                                ..e
-                            });
-                        }
-                        continue;
-                    }
-                    Some(s) => {
-                        if pulled {
-                            *per_seed.entry(s).or_default() += 1;
-                        }
-                        let p = &items[s].paper;
-                        similar_to = Some(super::SimilarTo {
-                            id: p.id.clone(),
-                            title: p.title.clone(),
-                            action: items[s].action,
-                        });
-                    }
-                    None => {}
-                }
-            }
-            let mut reason = self.reason(e.doc, profile, &q.topics, &q.by_author, false);
-            reason.similar_to = similar_to;
-            picks.push(self.pick(e.doc, e.score, reason));
+            *n += 1;
         }
-        if picks.is_empty() && profile.fallback_trending {
-            picks = self.trending_fallback(profile, &q, already_sent, k);
-        }
-        picks
+        let p = &items[s].paper;
+        Seed::Liked(super::SimilarTo {
+            id: p.id.clone(),
+            title: p.title.clone(),
+            action: items[s].action,
+        })
     }
 }
 
@@ -421,7 +457,7 @@ pub fn suggest_authors(
     min_papers: usize,
     limit: usize,
 ) -> Vec<(String, usize)> {
-    use super::index::AuthorKey;
+    use super::authors::AuthorKey;
     let followed: Vec<AuthorKey> = followed
         .iter()
         .filter_map(|f| AuthorKey::parse(f))

@@ -37,8 +37,15 @@
 //! both senses gets the one with more cues; author names match on surname
 //! plus first name or initial, without accent folding.
 
+mod attach;
+mod authors;
+mod build;
 mod dense;
+mod hits;
 mod index;
+mod matcher;
+mod params;
+mod score;
 mod synonyms;
 mod text;
 mod trending;
@@ -50,13 +57,14 @@ pub mod simulated;
 
 pub use dense::HybridParams;
 pub use feedback::{suggest_authors, FeedbackItem, FeedbackParams, ReaderFeedback, SimilarTo};
-pub use index::{CandidateIndex, RankParams};
+pub use index::CandidateIndex;
+pub use params::RankParams;
 pub use synonyms::{Synonyms, SynonymsError, EMBEDDED_SYNONYMS};
 pub use trending::{trending, Trending};
 
 use crate::domain::{Candidate, PaperId, Preferences, Span};
 use chrono::{DateTime, Utc};
-use index::PHRASE_BIT;
+use hits::PHRASE_BIT;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -265,8 +273,8 @@ thread_local! {
 
 /// A profile's analysed parts, looked up once per ranking.
 pub(crate) struct Prepared {
-    pub(crate) topics: Vec<std::sync::Arc<index::TopicHits>>,
-    excluded: Vec<std::sync::Arc<index::DocSet>>,
+    pub(crate) topics: Vec<std::sync::Arc<hits::TopicHits>>,
+    excluded: Vec<std::sync::Arc<hits::DocSet>>,
     pub(crate) by_author: Vec<(u32, String)>,
 }
 
@@ -453,7 +461,7 @@ impl CandidateIndex {
         &self,
         doc: u32,
         profile: &Profile,
-        topics: &[std::sync::Arc<index::TopicHits>],
+        topics: &[std::sync::Arc<hits::TopicHits>],
         by_author: &[(u32, String)],
         fallback: bool,
     ) -> Reason {

@@ -14,7 +14,7 @@
 //! residual collection drop out of that day's means (their number is
 //! reported).
 
-use super::eval::{ndcg_at, RelevanceSet};
+use super::eval::{ndcg_at, Judged, RelevanceSet};
 use super::{CandidateIndex, FeedbackItem, Profile, RankParams, ReaderFeedback, Synonyms};
 use crate::domain::{Candidate, FeedbackAction, PaperId};
 use chrono::{DateTime, Duration, Utc};
@@ -88,80 +88,137 @@ pub fn simulate_on(
         .iter()
         .map(|c| (c.paper.id.as_str(), c))
         .collect();
-    let mut sums = vec![(0usize, 0.0, 0.0, 0.0, 0.0); sim.days.len()];
+    let mut sums = vec![DaySums::default(); sim.days.len()];
     let last = sim.days.iter().copied().max().unwrap_or(0);
     for judged in set
         .topic
         .iter()
         .filter(|j| j.relevant.values().any(|&g| g > 0))
     {
-        let profile = Profile::topics([judged.query.as_str()]);
-        let mut seen: HashSet<PaperId> = HashSet::new();
-        let mut feedback = ReaderFeedback::none(sim.now);
+        let mut reader = Reader {
+            judged,
+            profile: Profile::topics([judged.query.as_str()]),
+            seen: HashSet::new(),
+            feedback: ReaderFeedback::none(sim.now),
+        };
         for day in 0..=last {
             let today = sim.now + Duration::days(day as i64);
-            feedback.now = today;
+            reader.feedback.now = today;
             if let Some(slot) = sim.days.iter().position(|&d| d == day) {
-                let residual: BTreeMap<String, u8> = judged
-                    .relevant
-                    .iter()
-                    .filter(|(id, _)| !seen.iter().any(|s| s.as_str() == id.as_str()))
-                    .map(|(id, g)| (id.clone(), *g))
-                    .collect();
-                if residual.values().any(|&g| g > 0) {
-                    let with = index.rank_with_feedback(&profile, &seen, sim.k, &feedback);
-                    let none = index.rank(&profile, &seen, sim.k);
-                    let ids = |p: &[super::Pick]| -> Vec<String> {
-                        p.iter().map(|p| p.id.to_string()).collect()
-                    };
-                    let (w, n) = (ids(&with), ids(&none));
-                    let w: Vec<&str> = w.iter().map(String::as_str).collect();
-                    let n: Vec<&str> = n.iter().map(String::as_str).collect();
-                    let s = &mut sums[slot];
-                    s.0 += 1;
-                    s.1 += ndcg_at(&w, &residual, sim.k);
-                    s.2 += ndcg_at(&n, &residual, sim.k);
-                    s.3 += precision(&w, &residual, sim.k);
-                    s.4 += precision(&n, &residual, sim.k);
-                }
+                reader.measure(index, sim.k, &mut sums[slot]);
             }
             if day == last {
                 break;
             }
-            // Today's digest, and the reader's clicks on it.
-            for p in index.rank_with_feedback(&profile, &seen, sim.digest_size, &feedback) {
-                let relevant = judged.relevant.get(p.id.as_str()).is_some_and(|&g| g > 0);
-                let c = by_id[p.id.as_str()];
-                feedback.items.push(FeedbackItem {
-                    paper: Arc::new(c.paper.clone()),
-                    action: if relevant {
-                        FeedbackAction::More
-                    } else {
-                        FeedbackAction::NotForMe
-                    },
-                    at: today,
-                    embedding: match &sim.embeddings {
-                        Some(e) => e[p.index].clone(),
-                        None => index.paper_vector(p.index).map(Arc::from),
-                    },
-                });
-                seen.insert(p.id);
-            }
+            reader.read_digest(index, &by_id, sim, today);
         }
     }
     sim.days
         .iter()
         .zip(sums)
-        .map(|(&day, (n, nf, nn, pf, pn))| {
-            let m = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
-            DayScore {
-                day,
-                topics: n,
-                ndcg_feedback: m(nf),
-                ndcg_none: m(nn),
-                precision_feedback: m(pf),
-                precision_none: m(pn),
-            }
-        })
+        .map(|(&day, s)| s.means(day))
         .collect()
+}
+
+/// Sums over the topics measured on one day.
+#[derive(Debug, Clone, Copy, Default)]
+struct DaySums {
+    topics: usize,
+    ndcg_feedback: f64,
+    ndcg_none: f64,
+    precision_feedback: f64,
+    precision_none: f64,
+}
+
+impl DaySums {
+    fn means(self, day: usize) -> DayScore {
+        let m = |x: f64| {
+            if self.topics == 0 {
+                0.0
+            } else {
+                x / self.topics as f64
+            }
+        };
+        DayScore {
+            day,
+            topics: self.topics,
+            ndcg_feedback: m(self.ndcg_feedback),
+            ndcg_none: m(self.ndcg_none),
+            precision_feedback: m(self.precision_feedback),
+            precision_none: m(self.precision_none),
+        }
+    }
+}
+
+/// One judged topic's simulated reader.
+struct Reader<'a> {
+    judged: &'a Judged,
+    profile: Profile,
+    /// Papers already mailed to the reader.
+    seen: HashSet<PaperId>,
+    feedback: ReaderFeedback,
+}
+
+impl Reader<'_> {
+    /// Adds the residual ranking's scores, with and without feedback, to
+    /// the day's sums; a topic with nothing relevant left is not counted.
+    fn measure(&self, index: &CandidateIndex, k: usize, sums: &mut DaySums) {
+        let residual: BTreeMap<String, u8> = self
+            .judged
+            .relevant
+            .iter()
+            .filter(|(id, _)| !self.seen.iter().any(|s| s.as_str() == id.as_str()))
+            .map(|(id, g)| (id.clone(), *g))
+            .collect();
+        if !residual.values().any(|&g| g > 0) {
+            return;
+        }
+        let with = index.rank_with_feedback(&self.profile, &self.seen, k, &self.feedback);
+        let none = index.rank(&self.profile, &self.seen, k);
+        let ids =
+            |p: &[super::Pick]| -> Vec<String> { p.iter().map(|p| p.id.to_string()).collect() };
+        let (w, n) = (ids(&with), ids(&none));
+        let w: Vec<&str> = w.iter().map(String::as_str).collect();
+        let n: Vec<&str> = n.iter().map(String::as_str).collect();
+        sums.topics += 1;
+        sums.ndcg_feedback += ndcg_at(&w, &residual, k);
+        sums.ndcg_none += ndcg_at(&n, &residual, k);
+        sums.precision_feedback += precision(&w, &residual, k);
+        sums.precision_none += precision(&n, &residual, k);
+    }
+
+    /// Today's digest, and the reader's clicks on it: *More like this* on
+    /// each relevant paper, *Not for me* on the others.
+    fn read_digest(
+        &mut self,
+        index: &CandidateIndex,
+        by_id: &BTreeMap<&str, &Candidate>,
+        sim: &Simulation,
+        today: DateTime<Utc>,
+    ) {
+        let digest =
+            index.rank_with_feedback(&self.profile, &self.seen, sim.digest_size, &self.feedback);
+        for p in digest {
+            let relevant = self
+                .judged
+                .relevant
+                .get(p.id.as_str())
+                .is_some_and(|&g| g > 0);
+            let c = by_id[p.id.as_str()];
+            self.feedback.items.push(FeedbackItem {
+                paper: Arc::new(c.paper.clone()),
+                action: if relevant {
+                    FeedbackAction::More
+                } else {
+                    FeedbackAction::NotForMe
+                },
+                at: today,
+                embedding: match &sim.embeddings {
+                    Some(e) => e[p.index].clone(),
+                    None => index.paper_vector(p.index).map(Arc::from),
+                },
+            });
+            self.seen.insert(p.id);
+        }
+    }
 }

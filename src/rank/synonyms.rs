@@ -1,43 +1,14 @@
-//! Abbreviations and synonyms of the field, from `config/synonyms.toml`
-//! (embedded) plus an optional operator file that extends or overrides it.
+//! Abbreviations and synonyms of the field, analysed for matching: the
+//! concepts of the synonym data (`config::synonyms`, which parses and
+//! checks the files) as stemmed term sequences.
 
-use super::text::{for_each_token, is_stop_word, Stemming};
-use serde::Deserialize;
+use super::text::Stemming;
+use crate::domain::words::content_words;
 use std::collections::HashSet;
 
-/// The default synonym data, embedded at build time.
-pub const EMBEDDED_SYNONYMS: &str = include_str!("../../config/synonyms.toml");
-
-/// Why a synonym file was refused. The message names the file, and the
-/// line or the entry at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SynonymsError {
-    #[error("{file}: {message}")]
-    Syntax { file: String, message: String },
-    #[error("{file}: concept #{entry} ({name:?}): {message}")]
-    Entry {
-        file: String,
-        entry: usize,
-        name: String,
-        message: String,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    concept: Vec<RawConcept>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConcept {
-    name: String,
-    terms: Vec<String>,
-    #[serde(default)]
-    context: Vec<String>,
-}
+pub(crate) use crate::config::synonyms::MAX_VARIANT_WORDS;
+use crate::config::synonyms::{self as data, SynonymConcept};
+pub use crate::config::synonyms::{SynonymsError, EMBEDDED_SYNONYMS};
 
 /// One way of writing a concept: its text as the file gives it (shown in
 /// reasons) and its terms after analysis.
@@ -83,29 +54,15 @@ impl Synonyms {
         Synonyms::load(None).expect("the embedded config/synonyms.toml is valid")
     }
 
-    /// The embedded data extended by an operator file's contents, if any:
-    /// a new `name` adds a concept, an existing one replaces it, and
-    /// `terms = []` removes it. Errors name the line or the entry.
+    /// The embedded data extended by an operator file's contents, if any
+    /// (see [`data::load`]). Errors name the line or the entry.
     pub fn load(operator: Option<&str>) -> Result<Synonyms, SynonymsError> {
-        let mut raw = parse("embedded synonyms", EMBEDDED_SYNONYMS)?;
-        if let Some(text) = operator {
-            for c in parse("operator synonyms", text)? {
-                match raw.iter().position(|r| r.name == c.name) {
-                    Some(i) if c.terms.is_empty() => {
-                        raw.remove(i);
-                    }
-                    Some(i) => raw[i] = c,
-                    None if c.terms.is_empty() => {}
-                    None => raw.push(c),
-                }
-            }
-        }
-        Ok(Synonyms::analyse(raw))
+        Ok(Synonyms::from_concepts(data::load(operator)?))
     }
 
     /// No synonyms at all: plain stemmed matching.
     pub fn none() -> Synonyms {
-        Synonyms::analyse(Vec::new())
+        Synonyms::from_concepts(Vec::new())
     }
 
     /// Number of concepts.
@@ -117,13 +74,14 @@ impl Synonyms {
         self.concepts.is_empty()
     }
 
-    fn analyse(raw: Vec<RawConcept>) -> Synonyms {
+    /// Analyses parsed concepts (see [`data::load`]).
+    pub fn from_concepts(raw: Vec<SynonymConcept>) -> Synonyms {
         // Single-word terms are abbreviations: they keep their form under
         // stemming and lose a plural "s".
         let mut abbreviations = HashSet::new();
         for c in &raw {
             for t in &c.terms {
-                let words = words(t);
+                let words = content_words(t);
                 if let [one] = words.as_slice() {
                     abbreviations.insert(one.clone());
                 }
@@ -148,64 +106,6 @@ impl Synonyms {
         Synonyms { concepts, stemming }
     }
 }
-
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for_each_token(text, |t, _| {
-        if !is_stop_word(t) {
-            out.push(t.to_string());
-        }
-    });
-    out
-}
-
-/// Parses and validates one file; a removal entry (`terms = []`) is kept
-/// for the merge.
-fn parse(file: &str, text: &str) -> Result<Vec<RawConcept>, SynonymsError> {
-    let parsed: File = toml::from_str(text).map_err(|e| SynonymsError::Syntax {
-        file: file.to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
-    let mut names = HashSet::new();
-    for (i, c) in parsed.concept.iter().enumerate() {
-        let bad = |message: String| SynonymsError::Entry {
-            file: file.to_string(),
-            entry: i + 1,
-            name: c.name.clone(),
-            message,
-        };
-        if c.name.is_empty()
-            || !c
-                .name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
-            return Err(bad("name must be letters, digits, '-' or '_'".into()));
-        }
-        if !names.insert(c.name.as_str()) {
-            return Err(bad("name is used by an earlier concept".into()));
-        }
-        for t in c.terms.iter().chain(&c.context) {
-            if words(t).is_empty() {
-                return Err(bad(format!("{t:?} has no words that can be matched")));
-            }
-            if words(t).len() > MAX_VARIANT_WORDS {
-                return Err(bad(format!(
-                    "{t:?} is longer than {MAX_VARIANT_WORDS} words"
-                )));
-            }
-        }
-        if c.terms.len() == 1 {
-            return Err(bad(
-                "a concept needs at least two terms (or none, to remove it)".into(),
-            ));
-        }
-    }
-    Ok(parsed.concept)
-}
-
-/// Longest phrase a synonym may be, in words (stop words not counted).
-pub(crate) const MAX_VARIANT_WORDS: usize = 8;
 
 #[cfg(test)]
 mod tests {

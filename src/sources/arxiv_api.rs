@@ -73,53 +73,63 @@ pub fn parse_arxiv_api(bytes: &[u8]) -> Result<ApiPage, SourceError> {
             page.ghosts += 1;
             continue;
         };
-        let mut paper = Paper::new(
-            id,
-            entry.child_text(ATOM, "title").unwrap_or(""),
-            entry.child_text(ATOM, "summary").unwrap_or(""),
-        );
-        paper.version = version;
-        paper.authors = entry
-            .children_named(ATOM, "author")
-            .filter_map(|a| a.child_text(ATOM, "name"))
-            .map(normalize_whitespace)
-            .filter(|n| !n.is_empty())
-            .collect();
-        // Primary first, then the rest in document order; drop empty
-        // (ghost) and non-arXiv terms (MSC "35", ACM "I.2.7").
-        let primary = entry
-            .child(ARXIV, "primary_category")
-            .and_then(|p| p.attr("term"))
-            .map(str::trim)
-            .filter(|t| is_arxiv_category(t));
-        let mut cats: Vec<String> = primary.into_iter().map(str::to_string).collect();
-        for term in entry
-            .children_named(ATOM, "category")
-            .filter_map(|c| c.attr("term"))
-            .map(str::trim)
-            .filter(|t| is_arxiv_category(t))
-        {
-            if !cats.iter().any(|c| c == term) {
-                cats.push(term.to_string());
-            }
-        }
-        paper.categories = cats;
-        paper.published = entry
-            .child_text(ATOM, "published")
-            .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
-            .map(|t| t.with_timezone(&Utc));
-        paper.doi = entry
-            .child_text(ARXIV, "doi")
-            .map(normalize_whitespace)
-            .filter(|s| !s.is_empty());
-        paper.journal_ref = entry
-            .child_text(ARXIV, "journal_ref")
-            .map(normalize_whitespace)
-            .filter(|s| !s.is_empty());
-        paper.sources = vec![SourceKind::ArxivApi];
-        page.papers.push(paper);
+        page.papers.push(entry_paper(entry, id, version));
     }
     Ok(page)
+}
+
+/// The paper an entry describes: text, authors, categories (primary
+/// first), publication time, DOI and journal reference.
+fn entry_paper(entry: &xml::Element, id: PaperId, version: Option<u32>) -> Paper {
+    let mut paper = Paper::new(
+        id,
+        entry.child_text(ATOM, "title").unwrap_or(""),
+        entry.child_text(ATOM, "summary").unwrap_or(""),
+    );
+    paper.version = version;
+    paper.authors = entry
+        .children_named(ATOM, "author")
+        .filter_map(|a| a.child_text(ATOM, "name"))
+        .map(normalize_whitespace)
+        .filter(|n| !n.is_empty())
+        .collect();
+    paper.categories = categories(entry);
+    paper.published = entry
+        .child_text(ATOM, "published")
+        .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let text = |name: &str| {
+        entry
+            .child_text(ARXIV, name)
+            .map(normalize_whitespace)
+            .filter(|s| !s.is_empty())
+    };
+    paper.doi = text("doi");
+    paper.journal_ref = text("journal_ref");
+    paper.sources = vec![SourceKind::ArxivApi];
+    paper
+}
+
+/// Primary first, then the rest in document order; empty (ghost) and
+/// non-arXiv terms (MSC "35", ACM "I.2.7") dropped.
+fn categories(entry: &xml::Element) -> Vec<String> {
+    let primary = entry
+        .child(ARXIV, "primary_category")
+        .and_then(|p| p.attr("term"))
+        .map(str::trim)
+        .filter(|t| is_arxiv_category(t));
+    let mut cats: Vec<String> = primary.into_iter().map(str::to_string).collect();
+    for term in entry
+        .children_named(ATOM, "category")
+        .filter_map(|c| c.attr("term"))
+        .map(str::trim)
+        .filter(|t| is_arxiv_category(t))
+    {
+        if !cats.iter().any(|c| c == term) {
+            cats.push(term.to_string());
+        }
+    }
+    cats
 }
 
 #[cfg(test)]

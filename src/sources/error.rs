@@ -51,7 +51,7 @@ pub enum SourceError {
     Request(String),
     /// Writing the parsed batch to the store failed.
     #[error("store error: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[source] crate::domain::fetch::StorageError),
 }
 
 impl SourceError {

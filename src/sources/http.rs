@@ -11,7 +11,7 @@
 
 use super::SourceError;
 use crate::config::SourcesConfig;
-use crate::store::papers::HttpValidator;
+use crate::domain::fetch::HttpValidator;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::header::{self, HeaderMap};
@@ -151,15 +151,15 @@ impl PoliteClient {
     ) -> Result<PoliteClient, SourceError> {
         let client = reqwest::Client::builder()
             .user_agent(user_agent(&cfg.contact))
-            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-            .timeout(Duration::from_secs(cfg.timeout_secs))
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
             .gzip(true)
             .build()
             .map_err(|e| SourceError::Request(format!("cannot build HTTP client: {e}")))?;
         let arxiv_interval = tuning
             .arxiv_min_interval
-            .unwrap_or(Duration::from_secs(cfg.arxiv.api_min_interval_secs));
+            .unwrap_or(cfg.arxiv.api_min_interval);
         Ok(PoliteClient {
             client,
             max_retries: cfg.max_retries,
@@ -269,6 +269,35 @@ impl PoliteClient {
         expect: Expect,
         validators: Option<&HttpValidator>,
     ) -> Attempt {
+        let resp = match self.request(url, expect, validators).send().await {
+            Ok(r) => r,
+            Err(e) => return transport_error(e, url_s),
+        };
+        if let Some(end) = self.status_end(gate, resp.status(), resp.headers(), url_s) {
+            return end;
+        }
+        if let Err(e) = self.check_headers(&resp, expect, url_s) {
+            return Attempt::Done(Err(e));
+        }
+        let etag = header_string(resp.headers(), header::ETAG);
+        let last_modified = header_string(resp.headers(), header::LAST_MODIFIED);
+        match self.read_body(resp, url_s).await {
+            Ok(bytes) => Attempt::Done(Ok(Fetched::Body {
+                bytes,
+                etag,
+                last_modified,
+            })),
+            Err(end) => end,
+        }
+    }
+
+    /// A conditional GET when there are validators.
+    fn request(
+        &self,
+        url: &Url,
+        expect: Expect,
+        validators: Option<&HttpValidator>,
+    ) -> reqwest::RequestBuilder {
         let mut req = self
             .client
             .get(url.clone())
@@ -281,84 +310,95 @@ impl PoliteClient {
                 req = req.header(header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => return transport_error(e, url_s),
-        };
-        let status = resp.status();
+        req
+    }
+
+    /// How the attempt ends by its status alone: 304, a status worth a
+    /// retry (429, 5xx), a block (403 from an upstream that blocks), or
+    /// another failure; `None` for a success, whose body is read next.
+    fn status_end(
+        &self,
+        gate: &Gate,
+        status: StatusCode,
+        headers: &HeaderMap,
+        url_s: &str,
+    ) -> Option<Attempt> {
         if status == StatusCode::NOT_MODIFIED {
-            return Attempt::Done(Ok(Fetched::NotModified));
+            return Some(Attempt::Done(Ok(Fetched::NotModified)));
         }
+        let failed = SourceError::Status {
+            status: status.as_u16(),
+            url: url_s.to_string(),
+        };
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Attempt::Retry {
-                retry_after: retry_after(resp.headers()),
-                err: SourceError::Status {
-                    status: status.as_u16(),
-                    url: url_s.to_string(),
-                },
-            };
+            return Some(Attempt::Retry {
+                retry_after: retry_after(headers),
+                err: failed,
+            });
         }
         if status == StatusCode::FORBIDDEN && gate.block_on_403 {
             let for_ = self.tuning.block_period;
             *gate.blocked_until.lock().expect("gate mutex poisoned") = Some(Instant::now() + for_);
             tracing::error!(upstream = %gate.name, "HTTP 403: treating as a block and pausing requests");
-            return Attempt::Done(Err(SourceError::Blocked {
+            return Some(Attempt::Done(Err(SourceError::Blocked {
                 host: gate.name.clone(),
                 for_,
-            }));
+            })));
         }
-        if !status.is_success() {
-            return Attempt::Done(Err(SourceError::Status {
-                status: status.as_u16(),
-                url: url_s.to_string(),
-            }));
-        }
-        let headers = resp.headers();
-        if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        (!status.is_success()).then_some(Attempt::Done(Err(failed)))
+    }
+
+    /// The declared content type must be one `expect` allows, and the
+    /// declared length within the limit.
+    fn check_headers(
+        &self,
+        resp: &reqwest::Response,
+        expect: Expect,
+        url_s: &str,
+    ) -> Result<(), SourceError> {
+        if let Some(ct) = resp.headers().get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
             let mime = ct.split(';').next().unwrap_or("").trim();
             if !expect.types.contains(&mime) {
-                return Attempt::Done(Err(SourceError::ContentType {
+                return Err(SourceError::ContentType {
                     url: url_s.to_string(),
                     content_type: ct.clone(),
                     expected: expect.label,
-                }));
+                });
             }
         }
-        let etag = header_string(headers, header::ETAG);
-        let last_modified = header_string(headers, header::LAST_MODIFIED);
         if resp
             .content_length()
             .is_some_and(|n| n > self.max_body as u64)
         {
-            return Attempt::Done(Err(SourceError::TooLarge {
+            return Err(SourceError::TooLarge {
                 url: url_s.to_string(),
                 limit: self.max_body,
-            }));
+            });
         }
-        // Stream and count decoded bytes: Content-Length may be absent or
-        // describe the compressed body.
+        Ok(())
+    }
+
+    /// The body, streamed and counted as decoded bytes: Content-Length may
+    /// be absent or describe the compressed body.
+    async fn read_body(&self, resp: reqwest::Response, url_s: &str) -> Result<Vec<u8>, Attempt> {
         let mut bytes = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(c) => {
                     if bytes.len() + c.len() > self.max_body {
-                        return Attempt::Done(Err(SourceError::TooLarge {
+                        return Err(Attempt::Done(Err(SourceError::TooLarge {
                             url: url_s.to_string(),
                             limit: self.max_body,
-                        }));
+                        })));
                     }
                     bytes.extend_from_slice(&c);
                 }
-                Err(e) => return transport_error(e, url_s),
+                Err(e) => return Err(transport_error(e, url_s)),
             }
         }
-        Attempt::Done(Ok(Fetched::Body {
-            bytes,
-            etag,
-            last_modified,
-        }))
+        Ok(bytes)
     }
 }
 

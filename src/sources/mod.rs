@@ -1,4 +1,5 @@
-//! Listing sources: fetch papers from upstreams and store them.
+//! Listing sources: fetch papers from upstreams and hand them to the
+//! store (through [`ListingStore`], so this module never sees SQL).
 //!
 //! | `--source` name | Upstream | What one run does |
 //! |---|---|---|
@@ -27,16 +28,15 @@ pub use error::SourceError;
 pub use hf::parse_hf;
 pub use http::{user_agent, ClientTuning};
 
-use crate::config::SourcesConfig;
+use crate::config::{FeedFormat, SourcesConfig};
+use crate::domain::fetch::{FetchLogEntry, HttpValidator, ListingStore, PaperBatch, UpsertStats};
 use crate::domain::{Paper, PaperId, SourceKind};
-use crate::store::papers::{FetchLogEntry, HttpValidator, PaperBatch, UpsertStats};
-use crate::store::Store;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use http::{Fetched, Gate, PoliteClient};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use url::Url;
 
 /// A source as named on the command line (`paperboy fetch --source NAME`).
@@ -219,7 +219,7 @@ pub struct SourceCounters {
 #[derive(Debug)]
 pub struct Fetcher {
     cfg: SourcesConfig,
-    store: Store,
+    store: Arc<dyn ListingStore>,
     http: PoliteClient,
     counters: Mutex<BTreeMap<SourceName, SourceCounters>>,
 }
@@ -232,19 +232,22 @@ const API_IDS_PER_REQUEST: usize = 50;
 
 impl Fetcher {
     /// A fetcher with production timing ([`ClientTuning::default`]).
-    pub fn new(cfg: &SourcesConfig, store: Store) -> Result<Fetcher, SourceError> {
+    pub fn new(
+        cfg: &SourcesConfig,
+        store: impl ListingStore + 'static,
+    ) -> Result<Fetcher, SourceError> {
         Fetcher::with_tuning(cfg, store, ClientTuning::default())
     }
 
     /// As [`Fetcher::new`] with explicit retry/interval timing (tests).
     pub fn with_tuning(
         cfg: &SourcesConfig,
-        store: Store,
+        store: impl ListingStore + 'static,
         tuning: ClientTuning,
     ) -> Result<Fetcher, SourceError> {
         Ok(Fetcher {
             cfg: cfg.clone(),
-            store,
+            store: Arc::new(store),
             http: PoliteClient::new(cfg, tuning)?,
             counters: Mutex::new(BTreeMap::new()),
         })
@@ -316,7 +319,7 @@ impl Fetcher {
         let mut report = SourceReport::new(SourceName::ArxivApi);
         let started = std::time::Instant::now();
         let result = async {
-            let mut url = endpoint(&self.cfg.arxiv.api_base_url, "api/query")?;
+            let mut url = endpoint(self.cfg.arxiv.api_base_url.as_str(), "api/query")?;
             url.query_pairs_mut()
                 .append_pair("search_query", search_query)
                 .append_pair("sortBy", "submittedDate")
@@ -413,7 +416,7 @@ impl Fetcher {
             }
         };
         let limit = hf.page_size.clamp(1, 100);
-        let base = endpoint(&hf.base_url, "api/daily_papers")?;
+        let base = endpoint(hf.base_url.as_str(), "api/daily_papers")?;
         let gate = self.http.host_gate(&base);
         let mut papers = Vec::new();
         let mut validators = Vec::new();
@@ -457,12 +460,15 @@ impl Fetcher {
     ) -> Result<(), SourceError> {
         let a = &self.cfg.arxiv;
         let cats = a.categories.join("+");
-        let url = endpoint(&a.feed_base_url, &format!("{}/{cats}", a.feed_format))?;
+        let url = endpoint(
+            a.feed_base_url.as_str(),
+            &format!("{}/{cats}", a.feed_format.as_str()),
+        )?;
         let gate = self.http.arxiv_gate();
         match self.get(&gate, &url, http::XML, report).await? {
             Body::Unchanged(_) => Ok(()),
             Body::New(bytes, mut v) => {
-                let listing = if a.feed_format == "atom" {
+                let listing = if a.feed_format == FeedFormat::Atom {
                     parse_arxiv_atom_feed(&bytes)?
                 } else {
                     parse_arxiv_rss(&bytes)?
@@ -485,7 +491,11 @@ impl Fetcher {
         let since = date.unwrap_or_else(|| {
             now.date_naive() - TimeDelta::days(i64::from(self.cfg.huggingface.refresh_days))
         });
-        let ids = self.store.papers_missing_arxiv_metadata(since).await?;
+        let ids = self
+            .store
+            .papers_missing_arxiv_metadata(since)
+            .await
+            .map_err(SourceError::Store)?;
         self.api_ids(&ids, now, report).await
     }
 
@@ -498,7 +508,7 @@ impl Fetcher {
         let mut papers = Vec::new();
         for chunk in ids.chunks(API_IDS_PER_REQUEST) {
             let list: Vec<&str> = chunk.iter().map(PaperId::as_str).collect();
-            let mut url = endpoint(&self.cfg.arxiv.api_base_url, "api/query")?;
+            let mut url = endpoint(self.cfg.arxiv.api_base_url.as_str(), "api/query")?;
             url.query_pairs_mut()
                 .append_pair("id_list", &list.join(","))
                 .append_pair("start", "0")
@@ -539,7 +549,11 @@ impl Fetcher {
         expect: http::Expect,
         report: &mut SourceReport,
     ) -> Result<Body, SourceError> {
-        let prev = self.store.http_validator(url.as_str()).await?;
+        let prev = self
+            .store
+            .http_validator(url.as_str())
+            .await
+            .map_err(SourceError::Store)?;
         report.requests += 1;
         match self.http.get(gate, url, expect, prev.as_ref()).await? {
             Fetched::NotModified => {
@@ -587,7 +601,8 @@ impl Fetcher {
                 observed_at: now,
                 validators,
             })
-            .await?;
+            .await
+            .map_err(SourceError::Store)?;
         report.add(stats);
         debug_assert_eq!(source, report.source.kind());
         Ok(())

@@ -10,7 +10,7 @@
 //! attacks cannot blow up memory here.
 
 use super::SourceError;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
@@ -73,6 +73,38 @@ fn ns_of(r: &ResolveResult) -> String {
     }
 }
 
+/// The element a start tag opens, with its attributes (namespace
+/// declarations left out), before its children and text.
+fn start_element(
+    reader: &NsReader<&[u8]>,
+    ns: String,
+    start: &BytesStart<'_>,
+    format: &'static str,
+) -> Result<Element, SourceError> {
+    let bad = |detail: String| SourceError::malformed(format, detail);
+    let mut el = Element {
+        ns,
+        name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+        ..Element::default()
+    };
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| bad(format!("bad attribute: {e}")))?;
+        if attr.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (ans, local) = reader.resolve_attribute(attr.key);
+        let value = attr
+            .unescape_value()
+            .map_err(|e| bad(format!("bad attribute value: {e}")))?;
+        el.attrs.push((
+            ns_of(&ans),
+            String::from_utf8_lossy(local.as_ref()).into_owned(),
+            value.into_owned(),
+        ));
+    }
+    Ok(el)
+}
+
 /// Parses a whole document into its root element.
 ///
 /// Fails on malformed XML, mismatched or missing end tags (a truncated
@@ -100,27 +132,8 @@ pub fn parse(bytes: &[u8], format: &'static str) -> Result<Element, SourceError>
                 if stack.len() >= MAX_DEPTH {
                     return Err(bad(format!("elements nested deeper than {MAX_DEPTH}")));
                 }
-                let mut el = Element {
-                    ns: ns_of(&ns),
-                    name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
-                    ..Element::default()
-                };
-                for attr in start.attributes() {
-                    let attr = attr.map_err(|e| bad(format!("bad attribute: {e}")))?;
-                    if attr.key.as_namespace_binding().is_some() {
-                        continue;
-                    }
-                    let (ans, local) = reader.resolve_attribute(attr.key);
-                    let value = attr
-                        .unescape_value()
-                        .map_err(|e| bad(format!("bad attribute value: {e}")))?;
-                    el.attrs.push((
-                        ns_of(&ans),
-                        String::from_utf8_lossy(local.as_ref()).into_owned(),
-                        value.into_owned(),
-                    ));
-                }
-                stack.push(el);
+                let ns = ns_of(&ns);
+                stack.push(start_element(&reader, ns, &start, format)?);
             }
             Event::End(_) => {
                 let el = stack

@@ -6,7 +6,7 @@
 //! read-then-write never dies with `SQLITE_BUSY_SNAPSHOT`. Submodules
 //! group statements by table family; all of them return domain types.
 
-use crate::config::DatabaseConfig;
+use crate::domain::Synchronous;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
@@ -24,7 +24,9 @@ pub mod feedback;
 pub mod outbox;
 pub mod papers;
 pub mod retention;
+pub mod runs;
 pub mod schedule;
+mod sent;
 pub mod subscribers;
 pub mod suppressions;
 mod writer;
@@ -164,21 +166,35 @@ fn ensure_parent(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How to open the database. The store takes these rather than the
+/// daemon's configuration, so tools and tests open it with plain values;
+/// the daemon converts `[database]` into them (`app.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The database file; its directory is created when missing.
+    pub path: PathBuf,
+    /// How long a connection waits for another process's lock.
+    pub busy_timeout: Duration,
+    /// Connections in the read pool.
+    pub max_connections: u32,
+    pub synchronous: Synchronous,
+}
+
 impl Store {
     /// Opens (creating if needed) the database and runs pending migrations.
-    pub async fn open(cfg: &DatabaseConfig) -> Result<Store> {
+    pub async fn open(options: impl Into<StoreOptions>) -> Result<Store> {
+        let cfg: StoreOptions = options.into();
         ensure_parent(&cfg.path)?;
-        let sync = if cfg.synchronous == "full" {
-            SqliteSynchronous::Full
-        } else {
-            SqliteSynchronous::Normal
+        let sync = match cfg.synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
         };
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&cfg.path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sync)
-            .busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))
+            .busy_timeout(cfg.busy_timeout)
             .foreign_keys(true);
         // The write connection first, alone: it switches a new file to WAL
         // (an exclusive lock; SQLite answers a second connection switching
@@ -442,13 +458,13 @@ pub(crate) mod test_support {
     /// A fresh database file in its own temporary directory.
     pub async fn temp_store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = DatabaseConfig {
+        let cfg = StoreOptions {
             path: dir.path().join("test.sqlite"),
-            busy_timeout_ms: 10_000,
+            busy_timeout: Duration::from_secs(10),
             max_connections: 8,
-            synchronous: "normal".into(),
+            synchronous: Synchronous::Normal,
         };
-        (Store::open(&cfg).await.unwrap(), dir)
+        (Store::open(cfg).await.unwrap(), dir)
     }
 
     /// An active subscriber, daily at 08:00 UTC on "retrieval", added by an

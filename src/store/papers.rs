@@ -31,8 +31,11 @@
 //! at time t" (velocity over a quiet period is 0, not unknown).
 
 use super::{parse_ts, parse_ts_opt, ts, Result, Store, StoreError};
+use crate::domain::fetch::StorageError;
+pub use crate::domain::fetch::{FetchLogEntry, HttpValidator, PaperBatch, UpsertStats};
 use crate::domain::{Candidate, Paper, PaperId, SourceKind, UpvoteObservation, Window};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
@@ -40,53 +43,6 @@ use std::collections::HashMap;
 /// An unchanged count is re-recorded once this much time has passed since
 /// the latest observation (see the module docs).
 pub const OBSERVATION_HEARTBEAT: chrono::TimeDelta = chrono::TimeDelta::hours(6);
-
-/// Conditional-GET state for one URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HttpValidator {
-    pub url: String,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Hex SHA-256 of the last processed body.
-    pub body_sha256: Option<String>,
-    /// Number of items that body held.
-    pub item_count: Option<i64>,
-}
-
-/// One source's parsed records, written atomically.
-#[derive(Debug, Clone, Copy)]
-pub struct PaperBatch<'a> {
-    pub source: SourceKind,
-    pub papers: &'a [Paper],
-    /// Time of the fetch: stamps upvote observations and `updated_at`.
-    pub observed_at: DateTime<Utc>,
-    /// Validators to save with the batch (same transaction).
-    pub validators: &'a [HttpValidator],
-}
-
-/// What an upsert changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UpsertStats {
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub observations: u64,
-}
-
-/// One fetch run of one source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchLogEntry {
-    /// Source name as on the CLI (`huggingface`, `arxiv`, `arxiv-api`).
-    pub source: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub ok: bool,
-    pub error: Option<String>,
-    pub parsed: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub observations: u64,
-}
 
 fn text_rank(s: SourceKind) -> u8 {
     match s {
@@ -260,6 +216,101 @@ async fn write_paper(
     Ok(())
 }
 
+/// What merging one incoming record did to the stored paper.
+enum Merged {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+/// Merges `incoming` from `source` into its stored paper (the merge rule
+/// in the module docs), writing only a change.
+async fn merge_one(
+    conn: &mut SqliteConnection,
+    incoming: &Paper,
+    source: SourceKind,
+    at: &str,
+) -> Result<Merged> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
+        .bind(incoming.id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        let empty = Paper::new(incoming.id.clone(), "", "");
+        let (p, text_source) = merge_paper(&empty, source, incoming, source);
+        write_paper(conn, &p, text_source, at, true).await?;
+        return Ok(Merged::Inserted);
+    };
+    let (stored, stored_src) = row_to_paper(&row)?;
+    let (p, text_source) = merge_paper(&stored, stored_src, incoming, source);
+    if p != stored || text_source != stored_src {
+        write_paper(conn, &p, text_source, at, false).await?;
+        Ok(Merged::Updated)
+    } else {
+        Ok(Merged::Unchanged)
+    }
+}
+
+/// Records an upvote count seen at `observed_at` when the observation
+/// rule (module docs) calls for it; returns whether it did.
+async fn observe_upvotes(
+    conn: &mut SqliteConnection,
+    id: &PaperId,
+    upvotes: i64,
+    observed_at: DateTime<Utc>,
+) -> Result<bool> {
+    let latest: Option<(String, i64)> = sqlx::query_as(
+        "SELECT observed_at, upvotes FROM upvote_observations \
+         WHERE paper_id = ? ORDER BY observed_at DESC LIMIT 1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let due = match latest {
+        None => true,
+        Some((t, n)) => n != upvotes || observed_at - parse_ts(&t)? >= OBSERVATION_HEARTBEAT,
+    };
+    if due {
+        sqlx::query(
+            "INSERT INTO upvote_observations (paper_id, observed_at, upvotes) \
+             VALUES (?, ?, ?) \
+             ON CONFLICT (paper_id, observed_at) DO UPDATE SET upvotes = excluded.upvotes",
+        )
+        .bind(id.as_str())
+        .bind(ts(observed_at))
+        .bind(upvotes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(due)
+}
+
+/// Saves the validators of the responses the batch came from.
+async fn save_validators(
+    conn: &mut SqliteConnection,
+    validators: &[HttpValidator],
+    at: &str,
+) -> Result<()> {
+    for v in validators {
+        sqlx::query(
+            "INSERT INTO http_validators (url, etag, last_modified, body_sha256, item_count, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, \
+             last_modified = excluded.last_modified, body_sha256 = excluded.body_sha256, \
+             item_count = excluded.item_count, updated_at = excluded.updated_at",
+        )
+        .bind(&v.url)
+        .bind(&v.etag)
+        .bind(&v.last_modified)
+        .bind(&v.body_sha256)
+        .bind(v.item_count)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The `settings` key of [`Store::papers_version`].
 const PAPERS_VERSION_KEY: &str = "papers_version";
 
@@ -272,75 +323,18 @@ impl Store {
         let at = ts(batch.observed_at);
         let mut tx = self.begin_write().await?;
         for incoming in batch.papers {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM papers WHERE id = ?"))
-                .bind(incoming.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            match row {
-                None => {
-                    let empty = Paper::new(incoming.id.clone(), "", "");
-                    let (p, text_source) =
-                        merge_paper(&empty, batch.source, incoming, batch.source);
-                    write_paper(&mut tx, &p, text_source, &at, true).await?;
-                    stats.inserted += 1;
-                }
-                Some(row) => {
-                    let (stored, stored_src) = row_to_paper(&row)?;
-                    let (p, text_source) = merge_paper(&stored, stored_src, incoming, batch.source);
-                    if p != stored || text_source != stored_src {
-                        write_paper(&mut tx, &p, text_source, &at, false).await?;
-                        stats.updated += 1;
-                    } else {
-                        stats.unchanged += 1;
-                    }
-                }
+            match merge_one(&mut tx, incoming, batch.source, &at).await? {
+                Merged::Inserted => stats.inserted += 1,
+                Merged::Updated => stats.updated += 1,
+                Merged::Unchanged => stats.unchanged += 1,
             }
             if let (SourceKind::HuggingFace, Some(upvotes)) = (batch.source, incoming.upvotes) {
-                let latest: Option<(String, i64)> = sqlx::query_as(
-                    "SELECT observed_at, upvotes FROM upvote_observations \
-                     WHERE paper_id = ? ORDER BY observed_at DESC LIMIT 1",
-                )
-                .bind(incoming.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let due = match latest {
-                    None => true,
-                    Some((t, n)) => {
-                        n != upvotes || batch.observed_at - parse_ts(&t)? >= OBSERVATION_HEARTBEAT
-                    }
-                };
-                if due {
-                    sqlx::query(
-                        "INSERT INTO upvote_observations (paper_id, observed_at, upvotes) \
-                         VALUES (?, ?, ?) \
-                         ON CONFLICT (paper_id, observed_at) DO UPDATE SET upvotes = excluded.upvotes",
-                    )
-                    .bind(incoming.id.as_str())
-                    .bind(&at)
-                    .bind(upvotes)
-                    .execute(&mut *tx)
-                    .await?;
+                if observe_upvotes(&mut tx, &incoming.id, upvotes, batch.observed_at).await? {
                     stats.observations += 1;
                 }
             }
         }
-        for v in batch.validators {
-            sqlx::query(
-                "INSERT INTO http_validators (url, etag, last_modified, body_sha256, item_count, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, \
-                 last_modified = excluded.last_modified, body_sha256 = excluded.body_sha256, \
-                 item_count = excluded.item_count, updated_at = excluded.updated_at",
-            )
-            .bind(&v.url)
-            .bind(&v.etag)
-            .bind(&v.last_modified)
-            .bind(&v.body_sha256)
-            .bind(v.item_count)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        save_validators(&mut tx, batch.validators, &at).await?;
         if stats.inserted + stats.updated + stats.observations > 0 {
             // Readers in any process (the daemon's preview cache after a
             // `paperboy fetch`) compare this to know their copy is stale.
@@ -557,228 +551,36 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::test_support::temp_store;
-    use chrono::TimeZone;
-
-    fn id(s: &str) -> PaperId {
-        PaperId::parse_arxiv(s).unwrap().0
+/// The fetcher's view of the store: the same statements as above.
+impl crate::domain::fetch::ListingStore for Store {
+    fn http_validator<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> BoxFuture<'a, Result<Option<HttpValidator>, StorageError>> {
+        Box::pin(async move { Ok(Store::http_validator(self, url).await?) })
     }
 
-    fn hf(upvotes: i64) -> Paper {
-        let mut p = Paper::new(id("2606.00467"), "HF title", "HF abstract");
-        p.upvotes = Some(upvotes);
-        p.comments = Some(1);
-        p.listed_on = NaiveDate::from_ymd_opt(2026, 6, 12);
-        p.github_repo = Some("https://github.com/x/y".into());
-        p.sources = vec![SourceKind::HuggingFace];
-        p
+    fn upsert_papers<'a>(
+        &'a self,
+        batch: PaperBatch<'a>,
+    ) -> BoxFuture<'a, Result<UpsertStats, StorageError>> {
+        Box::pin(async move { Ok(Store::upsert_papers(self, batch).await?) })
     }
 
-    fn arxiv(version: u32, title: &str) -> Paper {
-        let mut p = Paper::new(id("2606.00467"), title, "arXiv abstract");
-        p.version = Some(version);
-        p.categories = vec!["cs.CL".into(), "cs.LG".into()];
-        p.authors = vec!["A".into()];
-        p.doi = Some("10.1/x".into());
-        p.sources = vec![SourceKind::ArxivFeed];
-        p
+    fn record_fetch<'a>(
+        &'a self,
+        entry: &'a FetchLogEntry,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move { Ok(Store::record_fetch(self, entry).await?) })
     }
 
-    fn t(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 12, h, 0, 0).unwrap()
-    }
-
-    async fn put(store: &Store, source: SourceKind, p: Paper, at: DateTime<Utc>) -> UpsertStats {
-        store
-            .upsert_papers(PaperBatch {
-                source,
-                papers: &[p],
-                observed_at: at,
-                validators: &[],
-            })
-            .await
-            .unwrap()
-    }
-
-    #[test]
-    fn hf_text_never_overwrites_arxiv_text_but_fills_gaps() {
-        let stored = arxiv(2, "arXiv title");
-        let (m, src) = merge_paper(
-            &stored,
-            SourceKind::ArxivFeed,
-            &hf(5),
-            SourceKind::HuggingFace,
-        );
-        assert_eq!(
-            (m.title.as_str(), m.abstract_text.as_str()),
-            ("arXiv title", "arXiv abstract")
-        );
-        assert_eq!(src, SourceKind::ArxivFeed);
-        assert_eq!((m.upvotes, m.version), (Some(5), Some(2)));
-        assert_eq!(m.categories, vec!["cs.CL", "cs.LG"]);
-        assert_eq!(
-            m.sources,
-            vec![SourceKind::HuggingFace, SourceKind::ArxivFeed]
-        );
-    }
-
-    #[test]
-    fn an_older_arxiv_version_does_not_replace_newer_text() {
-        let stored = arxiv(3, "v3 title");
-        let (m, _) = merge_paper(
-            &stored,
-            SourceKind::ArxivFeed,
-            &arxiv(1, "v1 title"),
-            SourceKind::ArxivApi,
-        );
-        assert_eq!((m.title.as_str(), m.version), ("v3 title", Some(3)));
-    }
-
-    #[test]
-    fn a_replacement_without_listing_day_keeps_the_listing_day() {
-        let (stored, _) = merge_paper(
-            &hf(1),
-            SourceKind::HuggingFace,
-            &hf(1),
-            SourceKind::HuggingFace,
-        );
-        let (m, _) = merge_paper(
-            &stored,
-            SourceKind::HuggingFace,
-            &arxiv(2, "v2"),
-            SourceKind::ArxivFeed,
-        );
-        assert_eq!(m.listed_on, NaiveDate::from_ymd_opt(2026, 6, 12));
-        assert_eq!(m.title, "v2");
-    }
-
-    #[tokio::test]
-    async fn hf_and_arxiv_records_of_one_id_become_one_row() {
-        let (store, _dir) = temp_store().await;
-        put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
-        let s = put(&store, SourceKind::ArxivFeed, arxiv(1, "Real title"), t(2)).await;
-        assert_eq!((s.inserted, s.updated), (0, 1));
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM papers")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(n, 1);
-        let p = store.paper(&id("2606.00467")).await.unwrap().unwrap();
-        assert_eq!(p.upvotes, Some(3));
-        assert_eq!(p.categories, vec!["cs.CL", "cs.LG"]);
-        assert_eq!(p.title, "Real title");
-        assert_eq!(p.github_repo.as_deref(), Some("https://github.com/x/y"));
-        assert_eq!(p.doi.as_deref(), Some("10.1/x"));
-    }
-
-    #[tokio::test]
-    async fn unchanged_counts_are_recorded_only_after_the_heartbeat() {
-        let (store, _dir) = temp_store().await;
-        assert_eq!(
-            put(&store, SourceKind::HuggingFace, hf(3), t(0))
-                .await
-                .observations,
-            1
-        );
-        let again = put(&store, SourceKind::HuggingFace, hf(3), t(1)).await;
-        assert_eq!(
-            (again.observations, again.updated, again.unchanged),
-            (0, 0, 1)
-        );
-        assert_eq!(
-            put(&store, SourceKind::HuggingFace, hf(4), t(2))
-                .await
-                .observations,
-            1
-        );
-        assert_eq!(
-            put(&store, SourceKind::HuggingFace, hf(4), t(7))
-                .await
-                .observations,
-            0
-        );
-        assert_eq!(
-            put(&store, SourceKind::HuggingFace, hf(4), t(8))
-                .await
-                .observations,
-            1
-        );
-        let h = store.upvote_history(&id("2606.00467")).await.unwrap();
-        let got: Vec<(DateTime<Utc>, i64)> = h.iter().map(|o| (o.at, o.upvotes)).collect();
-        assert_eq!(got, vec![(t(0), 3), (t(2), 4), (t(8), 4)]);
-    }
-
-    #[tokio::test]
-    async fn candidates_carry_their_history_oldest_first() {
-        let (store, _dir) = temp_store().await;
-        put(&store, SourceKind::HuggingFace, hf(1), t(0)).await;
-        put(&store, SourceKind::HuggingFace, hf(9), t(3)).await;
-        let mut old = arxiv(1, "old");
-        old.id = id("2606.00001");
-        old.listed_on = NaiveDate::from_ymd_opt(2026, 6, 1);
-        put(&store, SourceKind::ArxivFeed, old, t(3)).await;
-        let c = store
-            .candidates(NaiveDate::from_ymd_opt(2026, 6, 10).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(c.len(), 1);
-        assert_eq!(
-            c[0].history.iter().map(|o| o.upvotes).collect::<Vec<_>>(),
-            vec![1, 9]
-        );
-        let window = |since, until| Window {
-            since: NaiveDate::from_ymd_opt(2026, 6, since).unwrap(),
-            until: NaiveDate::from_ymd_opt(2026, 6, until).unwrap(),
-        };
-        let listed = |c: Vec<Candidate>| c.into_iter().map(|c| c.paper.id).collect::<Vec<_>>();
-        let in_window = |since, until| {
-            let w = window(since, until);
-            let store = &store;
-            async move { store.candidates_in(&w).await.unwrap() }
-        };
-        assert_eq!(listed(in_window(1, 1).await), vec![id("2606.00001")]);
-        assert_eq!(in_window(1, 12).await.len(), 2);
-        assert_eq!(in_window(12, 12).await[0].history.len(), 2);
-        assert!(in_window(2, 11).await.is_empty());
-        assert_eq!(
-            store
-                .papers_listed_on(NaiveDate::from_ymd_opt(2026, 6, 12).unwrap())
-                .await
-                .unwrap(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn the_fetch_log_reports_the_last_success_per_source() {
-        let (store, _dir) = temp_store().await;
-        assert_eq!(store.last_fetch().await.unwrap(), None);
-        let e = |source: &str, h, ok| FetchLogEntry {
-            source: source.into(),
-            started_at: t(h),
-            finished_at: t(h),
-            ok,
-            error: (!ok).then(|| "boom".to_string()),
-            parsed: 1,
-            inserted: 1,
-            updated: 0,
-            observations: 0,
-        };
-        store
-            .record_fetch(&e("huggingface", 1, true))
-            .await
-            .unwrap();
-        store
-            .record_fetch(&e("huggingface", 2, false))
-            .await
-            .unwrap();
-        store.record_fetch(&e("arxiv", 3, false)).await.unwrap();
-        assert_eq!(store.last_fetch().await.unwrap(), Some(t(1)));
-        let latest = store.latest_fetches().await.unwrap();
-        assert_eq!(latest.len(), 2);
-        assert!(latest.iter().all(|e| !e.ok));
+    fn papers_missing_arxiv_metadata(
+        &self,
+        since: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<PaperId>, StorageError>> {
+        Box::pin(async move { Ok(Store::papers_missing_arxiv_metadata(self, since).await?) })
     }
 }
+
+#[cfg(test)]
+mod tests;

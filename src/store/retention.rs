@@ -15,22 +15,12 @@
 //!   latest digest run, and each paper's latest upvote observation.
 
 use super::{ts, value_rows, Result, Store};
+pub use crate::domain::RetentionPolicy;
 use chrono::{DateTime, Duration, Utc};
 
 /// Where the never-repeat pass stopped: the id of the last delivery whose
 /// papers it pruned. Deliveries are visited once, in id order.
 const SENT_PAPERS_CURSOR: &str = "retention.sent_papers_after_delivery";
-
-/// How long things are kept; `None` keeps them for ever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    pub deliveries: Option<Duration>,
-    pub never_repeat: Option<Duration>,
-    pub fetch_log: Option<Duration>,
-    pub upvote_observations: Option<Duration>,
-    /// Rows looked at per transaction.
-    pub batch: u32,
-}
 
 /// Rows deleted by one [`Store::prune`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -431,7 +421,7 @@ mod tests {
         let p = store.prune(&policy(), day(40)).await.unwrap();
         // a's deliveries of days 0..=9 are older than 30 days.
         assert_eq!(p.deliveries, 10);
-        let kept: Vec<(NaiveDate, String, i64)> = store.deliveries_for(b).await.unwrap();
+        let kept = store.deliveries_for(b).await.unwrap();
         assert_eq!(kept.len(), 2, "b's latest and its pending one: {kept:?}");
         assert_eq!(store.deliveries_for(a).await.unwrap().len(), 30);
         assert_eq!(

@@ -14,7 +14,8 @@
 //! last evaluation (a run for an earlier `now`, e.g. `digest --now` in the
 //! past, needs the answers for that earlier instant).
 
-use super::deliveries::{insert_planned, last_covered_in, PlanItem};
+use super::deliveries::{insert_planned, PlanItem};
+use super::sent::last_covered_in;
 use super::subscribers::{Subscriber, SubscriberRow, SUBSCRIBER_COLUMNS};
 use super::{parse_ts, ts, value_rows, Result, Store, StoreError};
 use crate::domain::{Frequency, SubscriberId, Timing, Window};

@@ -65,7 +65,7 @@ fn mailbox_health(app: &App) -> Option<Value> {
 /// Deliveries due, in flight, stuck and unknown now; `None` when the
 /// database cannot say.
 async fn delivery_backlog(app: &App) -> Option<crate::store::deliveries::DeliveryBacklog> {
-    let resend = app.config.unknown_policy().ok()? == crate::config::UnknownPolicy::Resend;
+    let resend = app.config.digest.unknown_policy == crate::config::UnknownPolicy::Resend;
     app.store.delivery_backlog(app.now(), resend).await.ok()
 }
 
@@ -95,18 +95,16 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
         ],
     );
     let deliveries = app.store.delivery_counts().await?;
-    let values: Vec<(&str, i64)> = [
-        "pending", "sending", "sent", "retry", "failed", "skipped", "unknown",
-    ]
-    .iter()
-    .map(|st| {
-        let n = deliveries
-            .iter()
-            .find(|(s, _)| s == st)
-            .map_or(0, |(_, n)| *n);
-        (*st, n)
-    })
-    .collect();
+    let values: Vec<(&str, i64)> = crate::store::deliveries::DeliveryState::ALL
+        .iter()
+        .map(|st| {
+            let n = deliveries
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            (st.as_str(), n)
+        })
+        .collect();
     write_gauge(
         &mut out,
         "paperboy_digest_deliveries",

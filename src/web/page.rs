@@ -286,7 +286,7 @@ pub(super) async fn manage_subscriber(app: &App, raw: &str) -> Result<Option<(To
 pub(super) fn confirm_limits(app: &App) -> ConfirmLimits {
     let s = &app.config.subscribe;
     ConfirmLimits {
-        min_interval: chrono::Duration::minutes(s.per_address_min_interval_minutes as i64),
+        min_interval: s.per_address_min_interval,
         per_day: s.per_address_per_day,
         global_per_hour: s.global_per_hour,
     }

@@ -106,7 +106,7 @@ async fn subscribe_form(
         },
         errors: e.summary(),
         consent_text: CONSENT_TEXT,
-        default_time_zone: web.config.digest.default_time_zone.clone(),
+        default_time_zone: web.config.digest.default_time_zone.name().to_string(),
         trending: trending(web).await,
         preview_url: format!("{}preview", web.links.home_url()),
     };
@@ -123,8 +123,13 @@ pub(super) async fn home(State(web): State<WebState>) -> Result<Response> {
     let typed = Typed {
         email: String::new(),
         topics: String::new(),
-        send_time: web.config.digest.default_send_time.clone(),
-        time_zone: web.config.digest.default_time_zone.clone(),
+        send_time: web
+            .config
+            .digest
+            .default_send_time
+            .format("%H:%M")
+            .to_string(),
+        time_zone: web.config.digest.default_time_zone.name().to_string(),
         fallback_trending: false,
     };
     subscribe_form(&web, StatusCode::OK, typed, &[]).await
@@ -138,11 +143,8 @@ fn default_preferences(app: &App) -> Preferences {
         categories: Vec::new(),
         digest_size: app.config.digest.default_size,
         frequency: crate::domain::Frequency::Daily,
-        send_time: app
-            .config
-            .default_send_time()
-            .unwrap_or(chrono::NaiveTime::MIN),
-        time_zone: app.config.default_time_zone().unwrap_or(chrono_tz::UTC),
+        send_time: app.config.digest.default_send_time,
+        time_zone: app.config.digest.default_time_zone,
         fallback_trending: false,
     }
 }
@@ -353,10 +355,7 @@ Nothing after a few minutes? Look in your spam folder."
 To protect mailboxes we send {} to an address, so none was sent now.",
                     r.to,
                     at(last),
-                    limits_phrase(
-                        s.per_address_min_interval_minutes,
-                        s.per_address_per_day
-                    ),
+                    limits_phrase(s.per_address_min_interval, s.per_address_per_day),
                 ),
                 format!(
                     "Use the link in that message (look in your spam folder too). You can ask for another from {}.",
@@ -375,8 +374,8 @@ To protect mailboxes we send {} to an address, so none was sent now.",
 }
 
 /// "at most one every 15 minutes and 3 a day", as configured.
-fn limits_phrase(minutes: u32, per_day: u32) -> String {
-    match minutes {
+fn limits_phrase(interval: chrono::TimeDelta, per_day: u32) -> String {
+    match interval.num_minutes() {
         0 => format!("at most {per_day} a day"),
         1 => format!("at most one a minute and {per_day} a day"),
         m => format!("at most one every {m} minutes and {per_day} a day"),

@@ -8,13 +8,13 @@
 //! today but within `digest.catch_up_hours`, with no digest for today yet,
 //! means the digest goes out at the next scheduler tick.
 
-use super::page::Result;
 use super::zones::city;
+use super::WebError;
 use crate::app::App;
 use crate::digest::schedule;
 use crate::domain::{Preferences, SubscriberState};
 use crate::store::subscribers::Subscriber;
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -34,13 +34,16 @@ pub(super) struct NextDigestView {
 
 /// When `sub`'s next digest is due, if it is active and has something to
 /// look for (paused, pending and unsubscribed readers get none).
-pub(super) async fn next_digest(app: &App, sub: &Subscriber) -> Result<Option<NextDigestView>> {
+pub(super) async fn next_digest(
+    app: &App,
+    sub: &Subscriber,
+) -> Result<Option<NextDigestView>, WebError> {
     let prefs = &sub.preferences;
     if sub.state != SubscriberState::Active || !prefs.can_send() {
         return Ok(None);
     }
     let now = app.now();
-    let catch_up = Duration::hours(i64::from(app.config.digest.catch_up_hours));
+    let catch_up = app.config.digest.catch_up;
     if let Some(due) = schedule::due_now(prefs, now, catch_up) {
         if !app.store.delivery_exists(sub.id, due.digest_date).await? {
             return Ok(Some(NextDigestView {

@@ -161,7 +161,7 @@ impl Install {
                 .unwrap()
                 .expect("subscriber exists");
             let states = store.deliveries_for(sub.id).await.unwrap();
-            out.insert(email, states.into_iter().map(|(_, s, _)| s).collect());
+            out.insert(email, states.iter().map(|r| r.state.to_string()).collect());
         }
         store.close().await;
         out

@@ -119,7 +119,7 @@ async fn states(t: &TestApp, id: SubscriberId) -> Vec<(String, String, i64)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|(d, s, a)| (d.to_string(), s, a))
+        .map(|r| (r.digest_date.to_string(), r.state.to_string(), r.attempts))
         .collect()
 }
 

@@ -10,6 +10,7 @@ mod crash;
 mod daemon;
 mod digest;
 mod feedback;
+mod house;
 mod pages;
 mod scale;
 mod semantic;

@@ -7,6 +7,7 @@ use crate::support::TestApp;
 use chrono::{DateTime, NaiveTime, Utc};
 use paperboy::digest::{self, DigestPick, Picker};
 use paperboy::domain::{EmailAddress, Frequency, Preferences, SubscriberId, SubscriberState};
+use paperboy::store::deliveries::DeliveryState;
 use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
 
@@ -192,7 +193,7 @@ async fn a_run_for_an_earlier_instant_plans_what_that_instant_is_due() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(d, _, _)| d.to_string())
+        .map(|r| r.digest_date.to_string())
         .collect();
     assert_eq!(dates, vec!["2026-11-27", "2026-11-28"]);
     t.stop().await;
@@ -252,8 +253,8 @@ async fn a_capped_domain_is_paced_alone_and_its_excess_waits_for_a_later_tick() 
     let mut waiting = 0;
     for id in &slow {
         let rows = t.app.store.deliveries_for(*id).await.unwrap();
-        if rows[0].1 == "pending" {
-            assert_eq!(rows[0].2, 0, "a deferral is not an attempt");
+        if rows[0].state == DeliveryState::Pending {
+            assert_eq!(rows[0].attempts, 0, "a deferral is not an attempt");
             waiting += 1;
         }
     }

@@ -227,14 +227,11 @@ async fn without_a_model_paperboy_ranks_lexically_and_says_so() {
 }
 
 fn semantic_config(hub: &str, model_dir: Option<PathBuf>, max_tokens: usize) -> SemanticConfig {
-    let model_dir = model_dir
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
     SemanticConfig {
         enabled: true,
         model: REPO.into(),
         model_dir,
-        hub_url: hub.into(),
+        hub_url: hub.parse().unwrap(),
         prefixes: paperboy::embed::Family::Auto,
         max_tokens,
         dense_weight: 0.5,

@@ -2,13 +2,15 @@
 //! full fetch path against wiremock, merging, and parser robustness.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use paperboy::config::{Config, DatabaseConfig, SourcesConfig};
+use paperboy::config::{Config, SourcesConfig};
+use paperboy::domain::Synchronous;
 use paperboy::domain::{PaperId, SourceKind};
 use paperboy::sources::{
     parse_arxiv_api, parse_arxiv_atom_feed, parse_arxiv_rss, parse_hf, AnnounceType, ClientTuning,
     FetchRequest, Fetcher, Outcome, SourceError, SourceName,
 };
 use paperboy::store::Store;
+use paperboy::store::StoreOptions;
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 use wiremock::matchers::{header, method, path, query_param};
@@ -50,13 +52,13 @@ fn t0() -> DateTime<Utc> {
 
 async fn temp_store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = DatabaseConfig {
+    let cfg = StoreOptions {
         path: dir.path().join("papers.sqlite"),
-        busy_timeout_ms: 10_000,
+        busy_timeout: Duration::from_secs(10),
         max_connections: 4,
-        synchronous: "normal".into(),
+        synchronous: Synchronous::Normal,
     };
-    (Store::open(&cfg).await.unwrap(), dir)
+    (Store::open(cfg).await.unwrap(), dir)
 }
 
 /// Defaults from `config/default.toml`, pointed at `server`, with short
@@ -66,16 +68,16 @@ fn config(server: &MockServer) -> SourcesConfig {
         .unwrap()
         .sources;
     c.contact = "ops@example.org".into();
-    c.timeout_secs = 1;
-    c.connect_timeout_secs = 1;
+    c.timeout = Duration::from_secs(1);
+    c.connect_timeout = Duration::from_secs(1);
     c.max_retries = 2;
-    c.huggingface.base_url = server.uri();
+    c.huggingface.base_url = server.uri().parse().unwrap();
     c.huggingface.page_size = 100;
     c.huggingface.refresh_days = 0;
     c.arxiv.enabled = true;
     c.arxiv.categories = vec!["cs.LG".into(), "cs.CL".into()];
-    c.arxiv.feed_base_url = server.uri();
-    c.arxiv.api_base_url = server.uri();
+    c.arxiv.feed_base_url = server.uri().parse().unwrap();
+    c.arxiv.api_base_url = server.uri().parse().unwrap();
     c
 }
 

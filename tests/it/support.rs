@@ -289,7 +289,7 @@ impl TestApp {
     pub async fn spawn_full(extra: &[(&str, &str)], overrides: Overrides) -> TestApp {
         // Logs (warnings and up) go to stderr, which the test harness does
         // not capture: they appear beside the test output, not per test.
-        paperboy::telemetry::init("warn", "text");
+        paperboy::telemetry::init("warn", paperboy::config::LogFormat::Text);
         let sink = SmtpSink::start();
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
