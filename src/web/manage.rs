@@ -384,14 +384,7 @@ pub(super) async fn manage(
                 .delete_subscriber(sub.id, SuppressionReason::Deleted, now)
                 .await?;
             tracing::info!(subscriber = %sub.id, "subscriber deleted their data");
-            message(
-                &web,
-                StatusCode::OK,
-                "Your data is deleted",
-                &["We removed your address and everything linked to it. You will receive no further mail from us."],
-                Some(("Subscribe again", web.links.home_url())),
-                true,
-            )
+            Ok(see_other(&format!("{}deleted", web.links.home_url())))
         }
     }
 }
@@ -474,6 +467,19 @@ struct DeleteView {
 
 fn delete_url(app: &App, token: &Token) -> String {
     format!("{}/delete", app.links.manage_url(token))
+}
+
+/// `GET /deleted`: where deleting one's data ends (after the POST, so a
+/// reload deletes nothing twice). It names no one: the link is gone.
+pub(super) async fn deleted_page(State(web): State<WebState>) -> Result<Response> {
+    message(
+        &web,
+        StatusCode::OK,
+        "Your data is deleted",
+        &["We removed your address and everything linked to it. You will receive no further mail from us."],
+        Some(("Subscribe again", web.links.home_url())),
+        true,
+    )
 }
 
 /// `GET /manage/{token}/delete`: the confirmation step, where the first

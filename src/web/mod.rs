@@ -154,6 +154,8 @@ pub fn router(app: App) -> Router {
             get(manage::manage_page).post(manage::manage),
         )
         .route("/manage/{token}/delete", get(manage::delete_page))
+        .route("/deleted", get(manage::deleted_page))
+        .route("/settings-link/sent", get(recovery::settings_link_sent))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::unsubscribe_page).post(unsubscribe::unsubscribe),

@@ -8,7 +8,8 @@
 //! and the mail only ever goes to the subscribed address.
 
 use super::page::{
-    confirm_limits, invalid_link, message, path_token, refuse_form_post, render, Layout, Result,
+    confirm_limits, invalid_link, message, path_token, refuse_form_post, render, see_other, Layout,
+    Result,
 };
 use super::WebState;
 use crate::app::App;
@@ -76,6 +77,16 @@ pub(super) async fn settings_link(
         queued,
         "settings link requested from a used confirmation link"
     );
+    Ok(see_other(&format!(
+        "{}settings-link/sent",
+        app.links.home_url()
+    )))
+}
+
+/// `GET /settings-link/sent`: the answer to a settings-link request, the
+/// same whether or not a mail went out (after the POST, so a reload asks
+/// for nothing).
+pub(super) async fn settings_link_sent(State(app): State<WebState>) -> Result<Response> {
     message(
         &app,
         StatusCode::OK,

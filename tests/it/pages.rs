@@ -180,16 +180,18 @@ async fn reopening_a_used_confirmation_link_offers_the_settings_link_by_mail() {
         .is_success());
 
     // Reopening the used link: no "invalid link", a way to the settings.
-    let page = t.client.get(&link).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let body = page.text().await.unwrap();
+    let reopened = t.client.get(&link).send().await.unwrap();
+    assert_eq!(reopened.status(), StatusCode::OK);
+    let body = reopened.text().await.unwrap();
     assert!(body.contains("You are already subscribed"), "{body}");
     let action = format!("{link}/settings-link");
     assert!(body.contains(&action));
 
+    // The request redirects to its answer, so a reload asks for nothing.
     let asked = t.client.post(&action).send().await.unwrap();
-    assert_eq!(asked.status(), StatusCode::OK);
-    let answer = asked.text().await.unwrap();
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&asked), t.url("/settings-link/sent"));
+    let answer = page(&t, &location(&asked)).await;
     assert!(answer.contains("on its way"));
     let msgs = t.sink.wait_for(email, 2).await;
     let manage = links_in(&msgs[1])
@@ -202,7 +204,8 @@ async fn reopening_a_used_confirmation_link_offers_the_settings_link_by_mail() {
     // A second request at once is held back by the per-day and global
     // limits only; answers stay the same whatever is queued.
     let again = t.client.post(&action).send().await.unwrap();
-    assert_eq!(again.text().await.unwrap(), answer);
+    assert_eq!(location(&again), location(&asked));
+    assert_eq!(page(&t, &location(&again)).await, answer);
 
     // A link that was never a confirmation link gets the invalid page,
     // and so does its settings-link action.
@@ -588,7 +591,7 @@ async fn each_topic_says_how_many_papers_it_found_in_the_last_seven_days() {
 }
 
 #[tokio::test]
-async fn feedback_buttons_and_the_first_delete_step_redirect_so_a_reload_posts_nothing() {
+async fn feedback_buttons_and_both_delete_steps_redirect_so_a_reload_posts_nothing() {
     let (t, _clock) = TestApp::spawn_at(at("2026-06-12T12:00:00Z"), &[]).await;
     t.seed_hf_fixture().await;
     let manage = t.subscribe_and_confirm("prg@example.org").await;
@@ -621,6 +624,14 @@ async fn feedback_buttons_and_the_first_delete_step_redirect_so_a_reload_posts_n
         t.state_of("prg@example.org").await.as_deref(),
         Some("active")
     );
+    // The second step deletes, then redirects to a page that names no one.
+    let r = post(&t, &manage, &[("action", "delete_confirmed")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), t.url("/deleted"));
+    assert_eq!(t.state_of("prg@example.org").await, None);
+    let shown = page(&t, &location(&r)).await;
+    assert!(shown.contains("Your data is deleted"), "{shown}");
+    assert!(!shown.contains("prg@example.org"));
     t.stop().await;
 }
 

@@ -1117,7 +1117,7 @@ async fn export_returns_only_this_subscribers_data_and_delete_keeps_only_a_hash(
         .send()
         .await
         .unwrap();
-    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(t.state_of("oli@example.org").await, None);
     let addr = EmailAddress::parse("oli@example.org").unwrap();
     assert!(t.app.store.suppression(&addr).await.unwrap().is_some());
