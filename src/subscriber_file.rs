@@ -482,7 +482,7 @@ fn planned_state(state: &str, confirmed: bool) -> Result<Option<SubscriberState>
 
 /// A row that would never get a digest: the forms' rule, in the file's
 /// terms.
-const NO_TOPICS: &str = "no topics or authors, and fallback_trending is not true: \
+const NO_TOPICS: &str = "no topics, authors or categories, and fallback_trending is not true: \
 this subscriber would never get a digest";
 
 /// Validates the preference columns through the web forms' rules; errors

@@ -61,7 +61,8 @@ pub struct DigestPick {
     pub paper: Arc<Paper>,
     pub score: f64,
     pub reason: String,
-    /// The subscriber topic that matched best, if any (subject line).
+    /// The subscriber topic that matched best, or the followed category
+    /// the paper is in, if any (subject line).
     pub topic: Option<String>,
 }
 

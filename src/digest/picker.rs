@@ -236,9 +236,66 @@ impl Picker for RankPicker {
             .map(|p| DigestPick {
                 paper: self.papers[p.index].clone(),
                 score: p.score,
-                topic: p.reason.topics.first().map(|t| t.topic.clone()),
+                // A followed category stands in for a topic (the subject
+                // says "5 papers on Robotics", not "trending papers").
+                topic: p
+                    .reason
+                    .topics
+                    .first()
+                    .map(|t| t.topic.clone())
+                    .or_else(|| {
+                        p.reason
+                            .categories
+                            .first()
+                            .map(|c| crate::domain::subject_name(c).unwrap_or_else(|| c.clone()))
+                    }),
                 reason: p.reason.summary(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Frequency, Paper};
+    use chrono::{NaiveTime, TimeZone};
+
+    #[test]
+    fn a_followed_category_names_the_digest_like_a_topic() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 2, 12, 0, 0).unwrap();
+        let candidates: Vec<Candidate> = [("2606.00001", "cs.RO"), ("2606.00002", "hep-th")]
+            .iter()
+            .map(|(id, cat)| {
+                let mut p = Paper::new(PaperId::parse_arxiv(id).unwrap().0, "A title", "Text.");
+                p.categories = vec![cat.to_string()];
+                p.listed_on = Some(now.date_naive());
+                Candidate {
+                    paper: p,
+                    history: Vec::new(),
+                }
+            })
+            .collect();
+        let picker = RankPicker::new(candidates, &crate::rank::Synonyms::embedded(), now);
+        let prefs = Preferences {
+            topics: Vec::new(),
+            excluded: Vec::new(),
+            authors: Vec::new(),
+            categories: vec!["cs.RO".into()],
+            digest_size: 5,
+            frequency: Frequency::Daily,
+            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+            fallback_trending: false,
+        };
+        let window = Window {
+            since: now.date_naive(),
+            until: now.date_naive(),
+        };
+        let picks = picker.pick(&window, &prefs, &HashSet::new());
+        assert_eq!(picks.len(), 1);
+        assert_eq!(picks[0].paper.id.as_str(), "2606.00001");
+        assert_eq!(picks[0].topic.as_deref(), Some("Robotics"));
+        assert!(picks[0].reason.starts_with("In Robotics (cs.RO)"));
     }
 }

@@ -304,18 +304,22 @@ fn push_topic(out: &mut Vec<String>, raw: &str) {
     }
 }
 
-/// Why a profile would never get a digest: no topic and no followed
-/// author, and the reader has not chosen the trending papers instead.
-/// Categories alone only narrow what topics and authors find, so they do
-/// not count.
-pub const NOTHING_TO_SEND: &str = "Add at least one topic (or follow an author), or tick \
-\u{201c}send the top trending papers\u{201d}: otherwise no digest would ever be sent.";
+/// Why a profile would never get a digest: no topic, no followed author
+/// and no category, and the reader has not chosen the trending papers
+/// instead. Categories alone are followed (every paper in them qualifies);
+/// beside topics or authors they narrow what those find.
+pub const NOTHING_TO_SEND: &str = "Add at least one topic, follow an author or choose a \
+category, or tick \u{201c}send the top trending papers\u{201d}: otherwise no digest would \
+ever be sent.";
 
 impl Preferences {
     /// Whether a digest run could ever find something to send: a topic, a
-    /// followed author, or the trending fallback.
+    /// followed author, a followed category, or the trending fallback.
     pub fn can_send(&self) -> bool {
-        !self.topics.is_empty() || !self.authors.is_empty() || self.fallback_trending
+        !self.topics.is_empty()
+            || !self.authors.is_empty()
+            || !self.categories.is_empty()
+            || self.fallback_trending
     }
 }
 
@@ -389,10 +393,14 @@ impl PreferencesInput {
         check_list(err, "excluded", &excluded, MAX_EXCLUDED);
         let authors = split_lines_only(&self.authors);
         check_list(err, "authors", &authors, MAX_AUTHORS);
-        if topics.is_empty() && authors.is_empty() && !self.fallback_trending {
+        let categories = split_lines(&self.categories);
+        if topics.is_empty()
+            && authors.is_empty()
+            && categories.is_empty()
+            && !self.fallback_trending
+        {
             err("topics", NOTHING_TO_SEND.into());
         }
-        let categories = split_lines(&self.categories);
         check_list(err, "categories", &categories, MAX_CATEGORIES);
         if let Some(c) = categories.iter().find(|c| !is_category(c)) {
             err(
@@ -643,16 +651,21 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_with_nothing_to_look_for_is_refused_on_its_topics() {
+    fn a_profile_with_nothing_to_look_for_is_refused_on_its_topics_and_a_category_is_enough() {
         let nothing = PreferencesInput {
             topics: " \n, ".into(),
-            categories: "cs.RO".into(),
+            excluded: "survey".into(),
             ..Default::default()
         };
         let errs = nothing.validate(&defaults()).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "topics");
         assert_eq!(errs[0].message, NOTHING_TO_SEND);
+        let category = PreferencesInput {
+            categories: "cs.RO".into(),
+            ..nothing.clone()
+        };
+        assert!(category.validate(&defaults()).unwrap().can_send());
         let trending = PreferencesInput {
             fallback_trending: true,
             ..nothing.clone()

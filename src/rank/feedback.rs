@@ -368,7 +368,7 @@ impl CandidateIndex {
                 Seed::Liked(s) => Some(s),
                 Seed::Unrelated => None,
             };
-            let mut reason = self.reason(e.doc, profile, &q.topics, &q.by_author, false);
+            let mut reason = self.reason(e.doc, profile, &q, false);
             reason.similar_to = similar_to;
             picks.push(self.pick(e.doc, e.score, reason));
         }

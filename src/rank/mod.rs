@@ -79,7 +79,9 @@ pub struct Profile {
     pub authors: Vec<String>,
     /// If non-empty, only papers in one of these arXiv categories (or
     /// archives: "cs" covers "cs.LG") qualify. Papers whose categories are
-    /// unknown (Hugging Face lists none) are not filtered out.
+    /// unknown (Hugging Face lists none) are not filtered out. A profile
+    /// with categories but no topic and no author *follows* them: every
+    /// paper known to be in one qualifies ([`Profile::follows_categories`]).
     pub categories: Vec<String>,
     /// How many papers a digest carries.
     pub digest_size: usize,
@@ -97,6 +99,14 @@ impl Profile {
             digest_size: p.digest_size as usize,
             fallback_trending: p.fallback_trending,
         }
+    }
+
+    /// Categories are what the profile looks for, not a filter on its
+    /// topics and authors: there are none of those. Each paper known to be
+    /// in one of the categories then qualifies, hottest first; a paper
+    /// whose categories are unknown does not (it may be in none of them).
+    pub fn follows_categories(&self) -> bool {
+        self.topics.is_empty() && self.authors.is_empty() && !self.categories.is_empty()
     }
 
     /// A profile of topics only, as the preview starts with.
@@ -135,6 +145,10 @@ pub struct Reason {
     pub span: Span,
     /// Picked only because it is trending and nothing matched today.
     pub trending_fallback: bool,
+    /// The followed categories this paper is in, when the profile follows
+    /// categories rather than topics ([`Profile::follows_categories`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
     /// The liked or saved paper that pulled this one up, if feedback did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similar_to: Option<SimilarTo>,
@@ -168,6 +182,11 @@ impl Reason {
                 "Trending {} (nothing matched your topics)",
                 self.span.phrase()
             ));
+        }
+        if !self.categories.is_empty() {
+            let names: Vec<String> = self.categories.iter().map(|c| category_label(c)).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            parts.push(format!("In {}", name_list(&names, 2, "category")));
         }
         let (words, meaning): (Vec<&TopicMatch>, Vec<&TopicMatch>) =
             self.topics.iter().partition(|t| !t.by_meaning);
@@ -266,6 +285,7 @@ struct Merge {
 
 const SEEN_TOPIC: u8 = 1;
 const SEEN_AUTHOR: u8 = 2;
+const SEEN_CATEGORY: u8 = 4;
 
 thread_local! {
     static MERGE: std::cell::RefCell<Merge> = std::cell::RefCell::new(Merge::default());
@@ -276,6 +296,10 @@ pub(crate) struct Prepared {
     pub(crate) topics: Vec<std::sync::Arc<hits::TopicHits>>,
     excluded: Vec<std::sync::Arc<hits::DocSet>>,
     pub(crate) by_author: Vec<(u32, String)>,
+    /// With [`Profile::follows_categories`]: the documents known to be in
+    /// one of the categories, with the matching categories as the profile
+    /// spells them.
+    pub(crate) in_followed: Vec<(u32, Vec<String>)>,
 }
 
 impl CandidateIndex {
@@ -307,7 +331,7 @@ impl CandidateIndex {
                 if !self.allowed(doc, profile, &q, already_sent) {
                     continue;
                 }
-                let reason = self.reason(doc, profile, &q.topics, &q.by_author, false);
+                let reason = self.reason(doc, profile, &q, false);
                 picks.push(self.pick(doc, score, reason));
                 if picks.len() == k {
                     break;
@@ -344,11 +368,37 @@ impl CandidateIndex {
         for a in &profile.authors {
             self.author_docs(a, &mut by_author);
         }
+        let in_followed = if profile.follows_categories() {
+            self.in_followed(&profile.categories)
+        } else {
+            Vec::new()
+        };
         Prepared {
             topics: profile.topics.iter().map(|t| self.topic(t)).collect(),
             excluded: profile.excluded.iter().map(|e| self.excluded(e)).collect(),
             by_author,
+            in_followed,
         }
+    }
+
+    /// Every document whose (known) categories include one of `followed`,
+    /// with those of `followed` it is in.
+    fn in_followed(&self, followed: &[String]) -> Vec<(u32, Vec<String>)> {
+        let mut out = Vec::new();
+        for (doc, d) in self.docs.iter().enumerate() {
+            if d.categories.is_empty() {
+                continue;
+            }
+            let hit: Vec<String> = followed
+                .iter()
+                .filter(|f| in_categories(&d.categories, std::slice::from_ref(f)))
+                .cloned()
+                .collect();
+            if !hit.is_empty() {
+                out.push((doc as u32, hit));
+            }
+        }
+        out
     }
 
     /// Whether a document may be picked: not sent before, no excluded
@@ -396,6 +446,15 @@ impl CandidateIndex {
                 }
                 m.seen[doc as usize] |= SEEN_AUTHOR;
             }
+            for (doc, _) in &q.in_followed {
+                let d = *doc as usize;
+                if m.seen[d] == 0 {
+                    m.touched.push(*doc);
+                }
+                m.seen[d] |= SEEN_CATEGORY;
+                m.best[d] = m.best[d].max(p.followed_category_rel);
+                m.sum[d] += p.followed_category_rel;
+            }
             scored.reserve(m.touched.len());
             for &doc in &m.touched {
                 let d = doc as usize;
@@ -432,13 +491,14 @@ impl CandidateIndex {
             topics: Vec::new(),
             excluded: q.excluded.clone(),
             by_author: Vec::new(),
+            in_followed: Vec::new(),
         };
         for &doc in &self.by_trending {
             if !self.allowed(doc, profile, &none, already_sent) {
                 continue;
             }
             let score = self.docs[doc as usize].trending.score;
-            let reason = self.reason(doc, profile, &[], &[], true);
+            let reason = self.reason(doc, profile, &none, true);
             picks.push(self.pick(doc, score, reason));
             if picks.len() == k {
                 break;
@@ -461,10 +521,10 @@ impl CandidateIndex {
         &self,
         doc: u32,
         profile: &Profile,
-        topics: &[std::sync::Arc<hits::TopicHits>],
-        by_author: &[(u32, String)],
+        q: &Prepared,
         fallback: bool,
     ) -> Reason {
+        let (topics, by_author) = (&q.topics, &q.by_author);
         let mut matched: Vec<(f32, TopicMatch)> = Vec::new();
         for (ti, t) in topics.iter().enumerate() {
             let Ok(i) = t.hits.binary_search_by_key(&doc, |h| h.doc) else {
@@ -501,6 +561,10 @@ impl CandidateIndex {
             .map(|a| a.1.clone())
             .collect();
         authors.dedup();
+        let categories = match q.in_followed.binary_search_by_key(&doc, |f| f.0) {
+            Ok(i) => q.in_followed[i].1.clone(),
+            Err(_) => Vec::new(),
+        };
         let t = &self.docs[doc as usize].trending;
         Reason {
             topics: matched.into_iter().map(|m| m.1).collect(),
@@ -509,8 +573,19 @@ impl CandidateIndex {
             upvotes_gained: t.gained,
             span: self.params.span,
             trending_fallback: fallback,
+            categories,
             similar_to: None,
         }
+    }
+}
+
+/// A followed category as a reader recognises it: "Robotics (cs.RO)", or
+/// the code alone where arXiv lists no name for it (an archive such as
+/// "cs").
+fn category_label(code: &str) -> String {
+    match crate::domain::subject_name(code) {
+        Some(name) => format!("{name} ({code})"),
+        None => code.to_string(),
     }
 }
 

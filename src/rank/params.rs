@@ -44,6 +44,10 @@ pub struct RankParams {
     pub author_bonus: f64,
     /// Weight of each further matching topic after the best one.
     pub extra_topic_weight: f64,
+    /// The relevance of a paper for being in a category the profile
+    /// follows (a profile of categories alone): every such paper gets the
+    /// same, so trending and reader feedback order them.
+    pub followed_category_rel: f32,
     /// Cached topic results stop growing past about this many bytes.
     pub cache_budget_bytes: usize,
     /// Over what span trending is measured: today's growth for a daily
@@ -69,6 +73,7 @@ impl Default for RankParams {
             trending_weight: 0.35,
             author_bonus: 0.5,
             extra_topic_weight: 0.2,
+            followed_category_rel: 0.5,
             cache_budget_bytes: 128 << 20,
             span: Span::Day,
             feedback: super::FeedbackParams::default(),

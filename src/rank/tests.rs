@@ -312,6 +312,66 @@ fn the_category_filter_keeps_listed_categories_and_archives() {
 }
 
 #[test]
+fn a_profile_of_categories_alone_follows_them_hottest_first() {
+    let mut cold = paper("2606.00001", "Grasping in clutter", "Robot hands.");
+    cold.paper.categories = vec!["cs.RO".into()];
+    let mut hot = with_upvotes(
+        paper("2606.00002", "Legged locomotion", "Quadrupeds."),
+        1,
+        40,
+    );
+    hot.paper.categories = vec!["cs.RO".into(), "cs.LG".into()];
+    let mut other = with_upvotes(paper("2606.00003", "Dark matter halos", "Halos."), 1, 90);
+    other.paper.categories = vec!["astro-ph.CO".into()];
+    // Hugging Face lists no categories: it may be in none of them.
+    let unknown = with_upvotes(paper("2606.00004", "Robot arms", "Arms."), 1, 90);
+    let cands = corpus(vec![cold, hot, other, unknown]);
+    let profile = Profile {
+        categories: vec!["cs.RO".into()],
+        digest_size: 10,
+        ..Profile::default()
+    };
+    assert!(profile.follows_categories());
+    let picks = rank(&cands, &profile, 10);
+    assert_eq!(ids(&picks), vec!["2606.00002", "2606.00001"]);
+    assert_eq!(picks[0].reason.categories, vec!["cs.RO"]);
+    assert!(
+        picks[0].reason.summary().starts_with("In Robotics (cs.RO)"),
+        "{}",
+        picks[0].reason.summary()
+    );
+
+    // An excluded word still keeps a paper out; an archive follows all
+    // of its subjects.
+    let profile = Profile {
+        categories: vec!["cs".into()],
+        excluded: vec!["locomotion".into()],
+        digest_size: 10,
+        ..Profile::default()
+    };
+    assert_eq!(ids(&rank(&cands, &profile, 10)), vec!["2606.00001"]);
+}
+
+#[test]
+fn categories_beside_a_topic_only_narrow_what_it_finds() {
+    let mut robot = paper("2606.00001", "Grasping in clutter", "Robot hands.");
+    robot.paper.categories = vec!["cs.RO".into()];
+    let mut sparse = paper(
+        "2606.00002",
+        "Sparse attention kernels",
+        "Sparse attention.",
+    );
+    sparse.paper.categories = vec!["cs.RO".into()];
+    let cands = corpus(vec![robot, sparse]);
+    let mut profile = Profile::topics(["sparse attention"]);
+    profile.categories = vec!["cs.RO".into()];
+    assert!(!profile.follows_categories());
+    let picks = rank(&cands, &profile, 10);
+    assert_eq!(ids(&picks), vec!["2606.00002"]);
+    assert!(picks[0].reason.categories.is_empty());
+}
+
+#[test]
 fn trending_puts_the_hot_paper_first_among_comparably_relevant_ones() {
     let cold = with_upvotes(
         paper(

@@ -179,7 +179,8 @@ struct ManageView {
     /// With the saved and resumed notices: when the next digest comes.
     next_digest: Option<NextDigestView>,
     /// The saved preferences would never get a digest (saved before the
-    /// rule that asks for a topic, an author or the trending papers).
+    /// rule that asks for a topic, an author, a category or the trending
+    /// papers).
     nothing_to_send: Option<&'static str>,
     /// The topics in the form as read, with what each found.
     topics: Vec<TopicCount>,

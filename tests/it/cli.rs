@@ -325,7 +325,7 @@ fn an_add_or_import_with_nothing_to_look_for_is_refused_and_commas_separate_topi
     );
     let err = cli.fails(&["subscribers", "import", &file, "--confirmed"], &[]);
     assert!(
-        err.contains("line 2, column `topics`: no topics or authors"),
+        err.contains("line 2, column `topics`: no topics, authors or categories"),
         "{err}"
     );
     assert!(err.contains("1 invalid rows"), "{err}");

@@ -389,7 +389,7 @@ async fn the_inbox_page_shows_the_typed_address_and_tells_the_truth_about_a_rece
 }
 
 #[tokio::test]
-async fn a_subscription_needs_a_topic_an_author_or_the_trending_choice() {
+async fn a_subscription_needs_a_topic_an_author_a_category_or_the_trending_choice() {
     let t = TestApp::spawn().await;
     let form = |email: &'static str, topics: &'static str, trending: bool| {
         let mut f = vec![
@@ -468,6 +468,20 @@ async fn a_subscription_needs_a_topic_an_author_or_the_trending_choice() {
         .unwrap()
         .unwrap();
     assert_eq!(kept.preferences.topics, vec!["speculative decoding", "RAG"]);
+    // A category alone counts too: it is followed.
+    let mut follow = save("", "");
+    follow.push(("categories", "cs.RO"));
+    let r = t.manage_post(&manage, &follow).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let followed = t
+        .app
+        .store
+        .subscriber_by_email(&addr)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(followed.preferences.topics.is_empty() && followed.preferences.can_send());
+    assert_eq!(followed.preferences.categories, vec!["cs.RO"]);
     let r = t.manage_post(&manage, &save("", "Ada Lovelace")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let kept = t
