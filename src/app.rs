@@ -156,6 +156,20 @@ impl App {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
+
+    /// The parts that reading and recording mail feedback (bounces and
+    /// complaints) use.
+    pub fn bounces(&self) -> crate::bounces::Context<'_> {
+        crate::bounces::Context {
+            config: &self.config.bounces,
+            store: &self.store,
+            composer: &self.composer,
+            links: &self.links,
+            metrics: &self.metrics.bounces,
+            clock: self.clock.as_ref(),
+            poll_turn: &self.bounce_poll,
+        }
+    }
 }
 
 /// `[database]` as the store opens it. Here, above both, so neither the

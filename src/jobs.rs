@@ -78,7 +78,7 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
 /// Polls the bounce mailbox once and logs what it did (the poll itself
 /// records its outcome for `/healthz` and `/metrics`).
 pub async fn bounce_mailbox(app: App) {
-    match crate::bounces::mailbox::poll(&app).await {
+    match crate::bounces::mailbox::poll(&app.bounces()).await {
         Ok(r) if r.read > 0 || r.left > 0 => tracing::info!(report = %r, "bounce mailbox polled"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "bounce mailbox poll failed"),

@@ -182,7 +182,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     fault_point("after_plan");
     // Too many spam complaints lately: send nothing until the rate drops.
     // Planned rows wait, as after an error-budget pause.
-    let sent = match crate::bounces::sending_paused(app, now).await? {
+    let sent = match crate::bounces::sending_paused(&app.bounces(), now).await? {
         Some(why) => {
             tracing::warn!(reason = %why, "digest sending paused");
             Ok((RunState::PausedErrors, Some(why)))
@@ -242,7 +242,7 @@ async fn record_summary(
     seconds: f64,
 ) -> anyhow::Result<()> {
     let bounces: BounceTally =
-        serde_json::from_value(crate::bounces::recent_counts(app, now).await?)?;
+        serde_json::from_value(crate::bounces::recent_counts(&app.bounces(), now).await?)?;
     let summary = RunSummary {
         at: app.now(),
         run_for: now,

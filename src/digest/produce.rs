@@ -282,7 +282,7 @@ impl Lane<'_> {
             let composed = Composed {
                 envelope: app.composer.envelope_from(
                     &sub.email,
-                    crate::bounces::envelope_sender(app, claim.id).as_deref(),
+                    crate::bounces::envelope_sender(&app.bounces(), claim.id).as_deref(),
                 )?,
                 bytes: self.sealer.open(sealed)?,
                 message_id: claim.message_id.clone().unwrap_or_default(),
@@ -394,7 +394,7 @@ fn build_digest(
         .and_then(|mut c| {
             // With VERP on, the envelope sender names this delivery (the
             // message bytes are the same either way).
-            if let Some(sender) = crate::bounces::envelope_sender(app, claim.id) {
+            if let Some(sender) = crate::bounces::envelope_sender(&app.bounces(), claim.id) {
                 c.envelope = app.composer.envelope_from(&sub.email, Some(&sender))?;
             }
             Ok(c)

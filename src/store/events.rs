@@ -3,9 +3,9 @@
 
 use super::suppressions::put;
 use super::{ts, Result, Store};
-use crate::bounces::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 use crate::domain::SuppressionReason::{self, Complaint, HardBounce, SoftBounceLimit};
 use crate::domain::{hash_canonical, SubscriberId};
+use crate::domain::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// [`Store::delivery_with_message_id`]: a lookup by the deliveries' unique

@@ -10,6 +10,7 @@
 
 mod assets;
 mod confirm;
+mod done;
 mod feedback;
 mod fields;
 mod forms;

@@ -34,7 +34,7 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
         "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-        "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
+        "sending_paused": crate::bounces::sending_paused(&app.bounces(), app.now()).await.ok().flatten(),
         "ranking": semantic_health(&app),
     });
     let status = if db {

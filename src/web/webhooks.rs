@@ -210,7 +210,7 @@ async fn record_all(
 ) -> anyhow::Result<Value> {
     let mut counts: HashMap<&'static str, u64> = HashMap::new();
     for e in events {
-        let key = match bounces::record(app, e).await? {
+        let key = match bounces::record(&app.bounces(), e).await? {
             Outcome::Applied(_) => "recorded",
             Outcome::Duplicate => "duplicates",
             Outcome::Unmatched => "unmatched",
