@@ -33,7 +33,7 @@ pub struct AppInner {
     pub fetcher: crate::sources::Fetcher,
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
-    /// The sentence-embedding model and its background work (issue #10).
+    /// The sentence-embedding model and its background work.
     pub semantic: Arc<crate::embed::Semantic>,
     /// Held by a digest run, so cron ticks never overlap runs.
     pub digest_lock: tokio::sync::Mutex<()>,

@@ -42,7 +42,7 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
         Scheduled::new(
             "maintenance",
             // Hourly housekeeping: purge expired pending subscribers, old
-            // rate rows and expired confirm tokens (R28, R47), then the
+            // rate rows and expired confirm tokens, then the
             // retention of `[retention]`.
             "0 17 * * * *",
             maintenance,

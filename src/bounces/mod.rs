@@ -1,4 +1,4 @@
-//! Asynchronous delivery feedback (issue 14, R56): bounces and spam
+//! Asynchronous delivery feedback: bounces and spam
 //! complaints that arrive after the relay accepted a digest.
 //!
 //! Reports come in two ways, both normalised to a [`BounceEvent`]:

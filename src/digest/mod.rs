@@ -1,5 +1,5 @@
 //! Digest orchestration: which subscribers are due now, what each gets,
-//! and an idempotent, resumable delivery engine (R48–R60).
+//! and an idempotent, resumable delivery engine.
 //!
 //! A run: recover interrupted deliveries, plan (one row per subscriber and
 //! local date, inserted idempotently), then repeatedly claim a batch with a
@@ -123,7 +123,7 @@ pub struct RunReport {
     pub dry_run: Vec<DryRunEntry>,
 }
 
-/// Fault injection for the crash tests (R54): when the environment
+/// Fault injection for the crash tests: when the environment
 /// variable `PAPERBOY_FAULT_INJECT` names this point (`after_send`), or
 /// its n-th pass (`after_send#37`), the process dies here like a power
 /// cut: `std::process::abort`, or SIGKILL when `PAPERBOY_FAULT_KILL` is

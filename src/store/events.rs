@@ -1,5 +1,5 @@
 //! Asynchronous delivery feedback: bounce and complaint events and the
-//! suppressions and unsubscribes they cause (issue 14, R55, R56).
+//! suppressions and unsubscribes they cause.
 
 use super::suppressions::put;
 use super::{ts, Result, Store};

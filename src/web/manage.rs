@@ -386,7 +386,7 @@ async fn resubscribe(web: &WebState, token: &Token, sub: &Subscriber) -> Result<
     request_and_answer(web, &sub.email, &sub.preferences, &consent).await
 }
 
-/// Everything stored about the subscriber, as a JSON download (R45).
+/// Everything stored about the subscriber, as a JSON download.
 async fn export(web: &WebState, sub: &Subscriber) -> Result<Response> {
     let export = web.store.export_subscriber(sub.id).await?;
     let body = serde_json::to_vec_pretty(&export).map_err(anyhow::Error::from)?;

@@ -1,6 +1,6 @@
 //! `POST /webhooks/{provider}[/{secret}]`: bounce and complaint
 //! notifications from Amazon SES (via SNS), Postmark, SendGrid and
-//! Mailgun (issue 14).
+//! Mailgun.
 //!
 //! Every request must carry the shared secret (`bounces.webhooks.secret_*`)
 //! in the path or the `X-Paperboy-Webhook-Secret` header, compared in
