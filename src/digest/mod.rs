@@ -7,17 +7,19 @@
 //! (committed), send, and commit each outcome right after the reply. No
 //! transaction is open while SMTP talks. Subscribers are paged, never
 //! loaded all at once.
-
 //!
 //! Files, one job each: `plan` (who is due: delivery rows and the dry
 //! run), `produce` (claim, re-check, pick, render, store the bytes),
 //! `reader_feedback` (each reader's feedback with its papers' vectors),
 //! `dispatch` (paced, concurrent sends and their recorded outcomes),
 //! `journal` (the send path's group-committed marks and records),
-//! `pacer` (global rate and retry backoff), `render_pool` (niced
-//! threads that render), `picker` (ranking over the
-//! run's candidates), `schedule` (pure send-time arithmetic), `seal`
-//! (stored bytes), `view` (what the templates see).
+//! `budget` (the run's error budget: too many transport failures stop
+//! it), `pacer` (global and per-domain rate, retry backoff),
+//! `render_pool` (niced threads that render), `picker` (ranking over the
+//! run's candidates), `windows` (one picker per digest window, so readers
+//! with different windows rank over their own candidates), `schedule`
+//! (pure send-time arithmetic), `seal` (stored bytes), `view` (what the
+//! templates see).
 
 mod budget;
 mod dispatch;
