@@ -1,5 +1,5 @@
-//! `subscribers import` throughput and memory (issue 9 item 4, targets in
-//! issue 12: 100k rows ≤ 5 s, 1M rows ≤ 60 s, memory flat in file size).
+//! `subscribers import` throughput and memory (targets:
+//! 100k rows ≤ 5 s, 1M rows ≤ 60 s, memory flat in file size).
 //!
 //! `cargo bench --bench import` writes CSV files of 100k and 1M rows (not
 //! timed: email, 3 topics, send time, time zone; every row valid) and

@@ -1,5 +1,4 @@
-//! Database size over 30 simulated days with and without retention
-//! (issue 12 item 5).
+//! Database size over 30 simulated days with and without retention.
 //!
 //! `cargo bench --bench retention` simulates N = 100,000 active
 //! subscribers (`-- 20000` for another size) for 30 days, through the

@@ -1,20 +1,14 @@
-//! mimalloc's settings for a long-running daemon (issue 12, item 3).
+//! mimalloc's settings for a long-running daemon.
 //!
-//! Measured with the digest benchmark (10,000 subscribers, peak RSS,
-//! same CPU time in each case): 155 MB with mimalloc's defaults, 111 MB
-//! with the system allocator, 93 MB without eager arena commit, 78 MB
-//! with that and a 10 ms purge delay. The live heap at that peak was
-//! ~36 MB (heaptrack, system allocator); with the defaults, 122 MB of the
-//! 155 were mimalloc's arena: memory freed and reused by the run, but kept
-//! resident.
+//! Both settings keep the memory a digest run frees and reuses from
+//! staying resident (the measurements: `docs/performance.md`).
 //!
 //! - `arena_eager_commit = 0`: on Linux mimalloc commits its 1 GiB arena
 //!   up front (overcommit makes that cheap) and then keeps far more of it
 //!   resident; committed on demand, freed memory is decommitted again.
 //! - `purge_delay = 10` ms (default 1 s, ten times that for arena
 //!   memory): a digest run frees tens of MB of messages a second, and
-//!   the delay alone kept ~15 MB more resident. 10 ms still batches the
-//!   purges.
+//!   a long delay keeps them resident. 10 ms still batches the purges.
 
 /// `mi_option_arena_eager_commit` in mimalloc v3's `mi_option_e`
 /// (the Rust bindings name only some options).
@@ -25,7 +19,7 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Applies the settings above. It must run before anything allocates:
 /// the arena is reserved, with its commit mode, on the first allocation,
 /// and Rust's runtime allocates before `main` (called first thing in
-/// `main`, it changed nothing measurable). So binaries run it as a
+/// `main`, it is too late). So binaries run it as a
 /// load-time constructor: `paperboy::tune_mimalloc_at_load!()`. Harmless
 /// when mimalloc is not the global allocator (the `system-alloc` feature).
 pub extern "C" fn tune_mimalloc() {

@@ -33,7 +33,7 @@ pub struct AppInner {
     pub fetcher: crate::sources::Fetcher,
     /// Abbreviations and synonyms for ranking.
     pub synonyms: crate::rank::Synonyms,
-    /// The sentence-embedding model and its background work (issue #10).
+    /// The sentence-embedding model and its background work.
     pub semantic: Arc<crate::embed::Semantic>,
     /// Held by a digest run, so cron ticks never overlap runs.
     pub digest_lock: tokio::sync::Mutex<()>,
@@ -155,6 +155,20 @@ impl App {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// The parts that reading and recording mail feedback (bounces and
+    /// complaints) use.
+    pub fn bounces(&self) -> crate::bounces::Context<'_> {
+        crate::bounces::Context {
+            config: &self.config.bounces,
+            store: &self.store,
+            composer: &self.composer,
+            links: &self.links,
+            metrics: &self.metrics.bounces,
+            clock: self.clock.as_ref(),
+            poll_turn: &self.bounce_poll,
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Time as an injectable dependency (R75): production reads the system
+//! Time as an injectable dependency: production reads the system
 //! clock; tests set the time explicitly. Planning and ranking code never
 //! read a clock themselves; they take `now` from their caller.
 

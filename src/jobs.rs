@@ -42,7 +42,7 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
         Scheduled::new(
             "maintenance",
             // Hourly housekeeping: purge expired pending subscribers, old
-            // rate rows and expired confirm tokens (R28, R47), then the
+            // rate rows and expired confirm tokens, then the
             // retention of `[retention]`.
             "0 17 * * * *",
             maintenance,
@@ -78,7 +78,7 @@ pub fn schedule(app: &App) -> Vec<Scheduled> {
 /// Polls the bounce mailbox once and logs what it did (the poll itself
 /// records its outcome for `/healthz` and `/metrics`).
 pub async fn bounce_mailbox(app: App) {
-    match crate::bounces::mailbox::poll(&app).await {
+    match crate::bounces::mailbox::poll(&app.bounces()).await {
         Ok(r) if r.read > 0 || r.left > 0 => tracing::info!(report = %r, "bounce mailbox polled"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "bounce mailbox poll failed"),

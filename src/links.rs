@@ -2,7 +2,7 @@
 //!
 //! Manage tokens are derived, not stored: `HMAC-SHA256(key, "manage" ‖ id
 //! ‖ generation)`, so a digest can carry the subscriber's link without the
-//! database ever holding a plaintext token (R30); the database stores the
+//! database ever holding a plaintext token; the database stores the
 //! token's SHA-256 and every lookup goes through that hash, so a token can
 //! still be revoked or rotated (bump the generation). The key lives in a
 //! file beside the database (or in config), not in the database, so a
@@ -77,7 +77,7 @@ impl Links {
         self.manage_token(id, generation).hash()
     }
 
-    /// An HMAC over arbitrary labelled data, for Message-IDs (R2).
+    /// An HMAC over arbitrary labelled data, for Message-IDs.
     pub fn keyed_digest(&self, label: &str, data: &[u8]) -> [u8; 32] {
         self.mac(&[label.as_bytes(), data])
     }

@@ -1,7 +1,7 @@
 //! The worker that drains the transactional outbox: confirmation mails
 //! and "already subscribed" notes. Web requests only insert outbox rows;
 //! this worker renders, sends and records, so no request ever waits on
-//! SMTP (R31) and a queued mail survives a crash.
+//! SMTP and a queued mail survives a crash.
 //!
 //! Confirm tokens are minted here, at send time, and only their hash is
 //! stored, so neither the outbox nor any other table holds a usable link.

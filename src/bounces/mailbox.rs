@@ -20,8 +20,8 @@
 //! health that `/healthz` and `/metrics` show.
 
 use super::report::{self, ParsedMessage};
+use super::Context;
 use super::{BounceEvent, ReportSource};
-use crate::app::App;
 use crate::config::NonReports;
 use crate::telemetry::Metrics;
 use futures::TryStreamExt;
@@ -120,11 +120,10 @@ fn tls_config(ca_file: &str) -> Result<rustls::ClientConfig, MailboxError> {
         .with_no_client_auth())
 }
 
-async fn connect(app: &App) -> Result<async_imap::Session<TlsStream>, MailboxError> {
-    let cfg = &app.config.bounces.mailbox;
+async fn connect(app: &Context<'_>) -> Result<async_imap::Session<TlsStream>, MailboxError> {
+    let cfg = &app.config.mailbox;
     let password = app
         .config
-        .bounces
         .mailbox_password()
         .map_err(|e| MailboxError::Config(e.to_string()))?
         .ok_or_else(|| MailboxError::Config("no password found".into()))?;
@@ -195,22 +194,22 @@ where
 /// One poll of the bounce mailbox, each step bounded by `timeout_secs`.
 /// Waits for a poll already running; records the outcome in the
 /// mailbox health (`/healthz`, `/metrics`).
-pub async fn poll(app: &App) -> Result<PollReport, MailboxError> {
-    let _turn = app.bounce_poll.lock().await;
+pub async fn poll(app: &Context<'_>) -> Result<PollReport, MailboxError> {
+    let _turn = app.poll_turn.lock().await;
     let result = poll_inner(app).await;
-    let m = &app.metrics.bounces;
+    let m = app.metrics;
     match &result {
-        Ok(r) => m.update_mailbox(|h| h.record_success(app.now(), r.left)),
+        Ok(r) => m.update_mailbox(|h| h.record_success(app.clock.now(), r.left)),
         Err(e) => {
             Metrics::inc(&m.mailbox_polls_failed);
-            m.update_mailbox(|h| h.record_failure(app.now(), e.to_string()));
+            m.update_mailbox(|h| h.record_failure(app.clock.now(), e.to_string()));
         }
     }
     result
 }
 
-async fn poll_inner(app: &App) -> Result<PollReport, MailboxError> {
-    let cfg = &app.config.bounces.mailbox;
+async fn poll_inner(app: &Context<'_>) -> Result<PollReport, MailboxError> {
+    let cfg = &app.config.mailbox;
     let secs = cfg.timeout_secs;
     let mut session = step(secs, connect(app)).await?;
     step(secs, session.select(&cfg.folder)).await?;
@@ -329,13 +328,17 @@ async fn mark(
 
 /// Parses and records one message; returns whether it is a report
 /// (`false`: something else, to be marked as ignored).
-async fn process(app: &App, raw: &[u8], report: &mut PollReport) -> Result<bool, MailboxError> {
+async fn process(
+    app: &Context<'_>,
+    raw: &[u8],
+    report: &mut PollReport,
+) -> Result<bool, MailboxError> {
     let parsed = match report::parse(raw) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(reason = %e, "bounce mailbox: message is not a report; marked as ignored");
             report.unparseable += 1;
-            Metrics::inc(&app.metrics.bounces.unparseable);
+            Metrics::inc(&app.metrics.unparseable);
             return Ok(false);
         }
     };

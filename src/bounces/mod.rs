@@ -1,4 +1,4 @@
-//! Asynchronous delivery feedback (issue 14, R56): bounces and spam
+//! Asynchronous delivery feedback: bounces and spam
 //! complaints that arrive after the relay accepted a digest.
 //!
 //! Reports come in two ways, both normalised to a [`BounceEvent`]:
@@ -23,97 +23,34 @@ pub mod report;
 pub mod sns;
 pub mod verp;
 
-use crate::app::App;
+use crate::clock::Clock;
+use crate::config::BouncesConfig;
+use crate::deliver::Composer;
 use crate::domain::EmailAddress;
+pub use crate::domain::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
+use crate::links::Links;
 use crate::store::events::NewBounceEvent;
-use crate::telemetry::Metrics;
+use crate::store::Store;
+use crate::telemetry::{BounceMetrics, Metrics};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 pub use verp::{Verp, VerpMatch};
 
-/// What the report says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BounceKind {
-    /// 5.x.x or `Action: failed`: the address is dead.
-    HardBounce,
-    /// 4.x.x or `Action: delayed`: mailbox full, greylisting, a relay
-    /// that gave up for now.
-    SoftBounce,
-    /// The reader marked the digest as spam.
-    Complaint,
-}
-
-impl BounceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceKind::HardBounce => "hard_bounce",
-            BounceKind::SoftBounce => "soft_bounce",
-            BounceKind::Complaint => "complaint",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<BounceKind> {
-        Some(match s {
-            "hard_bounce" => BounceKind::HardBounce,
-            "soft_bounce" => BounceKind::SoftBounce,
-            "complaint" => BounceKind::Complaint,
-            _ => return None,
-        })
-    }
-}
-
-/// Where a report came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportSource {
-    Mailbox,
-    Ses,
-    Postmark,
-    Sendgrid,
-    Mailgun,
-}
-
-impl ReportSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportSource::Mailbox => "mailbox",
-            ReportSource::Ses => "ses",
-            ReportSource::Postmark => "postmark",
-            ReportSource::Sendgrid => "sendgrid",
-            ReportSource::Mailgun => "mailgun",
-        }
-    }
-}
-
-/// What recording an event did to the subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BounceAction {
-    /// The address is on the suppression list now (or already was).
-    Suppressed,
-    /// Unsubscribed and suppressed (a complaint).
-    Unsubscribed,
-    /// A soft bounce below the limit: only counted.
-    Counted,
-}
-
-impl BounceAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceAction::Suppressed => "suppressed",
-            BounceAction::Unsubscribed => "unsubscribed",
-            BounceAction::Counted => "counted",
-        }
-    }
-}
-
-/// `bounces.soft_bounce_limit` soft bounces within
-/// `bounces.soft_bounce_window_days` suppress the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SoftBouncePolicy {
-    pub limit: u32,
-    pub window_days: u32,
+/// The parts of the application that reading and recording mail
+/// feedback uses, borrowed for one call; `App::bounces` lends them.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// `[bounces]`: VERP, the soft-bounce and complaint policies, the
+    /// mailbox.
+    pub config: &'a BouncesConfig,
+    pub store: &'a Store,
+    /// Recognises the Message-IDs paperboy gave its digests.
+    pub composer: &'a Composer,
+    pub links: &'a Links,
+    pub metrics: &'a BounceMetrics,
+    pub clock: &'a dyn Clock,
+    /// Held by a mailbox poll, so polls never overlap.
+    pub poll_turn: &'a tokio::sync::Mutex<()>,
 }
 
 /// One bounce or complaint, whatever its source.
@@ -154,8 +91,8 @@ pub fn status_code(text: &str) -> Option<String> {
 }
 
 /// The configured VERP addresses, if `bounces.verp_address` is set.
-pub fn verp(app: &App) -> Option<Verp> {
-    let base = &app.config.bounces.verp_address;
+pub fn verp(app: &Context<'_>) -> Option<Verp> {
+    let base = &app.config.verp_address;
     if base.is_empty() {
         None
     } else {
@@ -164,13 +101,16 @@ pub fn verp(app: &App) -> Option<Verp> {
 }
 
 /// The VERP envelope sender for a delivery, when VERP is on.
-pub fn envelope_sender(app: &App, delivery_id: i64) -> Option<String> {
+pub fn envelope_sender(app: &Context<'_>, delivery_id: i64) -> Option<String> {
     verp(app).map(|v| v.address(delivery_id))
 }
 
 /// Bounces and complaints recorded in the 24 hours before `now`, by kind,
 /// for the digest run summary.
-pub async fn recent_counts(app: &App, now: DateTime<Utc>) -> anyhow::Result<serde_json::Value> {
+pub async fn recent_counts(
+    app: &Context<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<serde_json::Value> {
     let counts = app
         .store
         .bounce_counts_since(now - chrono::Duration::hours(24))
@@ -198,7 +138,7 @@ enum Target {
 /// (a bare bounce address, a Message-ID paperboy never issued, one issued
 /// to someone else, no recipient) is unmatched: a report that only names
 /// an address proves nothing about it.
-async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
+async fn target(app: &Context<'_>, f: &BounceEvent) -> anyhow::Result<Target> {
     if let Some(v) = verp(app) {
         for hint in &f.envelope_hints {
             match v.parse(hint) {
@@ -222,10 +162,10 @@ async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
     let Some(sub) = app.store.subscriber_by_email(&recipient).await? else {
         return Ok(Target::Unmatched);
     };
-    let Some(date) = app.composer.digest_date_of(&app.links, mid, sub.id) else {
+    let Some(date) = app.composer.digest_date_of(app.links, mid, sub.id) else {
         return Ok(Target::Unmatched);
     };
-    let issued = app.composer.digest_message_id(&app.links, sub.id, date);
+    let issued = app.composer.digest_message_id(app.links, sub.id, date);
     Ok(
         match app
             .store
@@ -240,8 +180,8 @@ async fn target(app: &App, f: &BounceEvent) -> anyhow::Result<Target> {
 
 /// Matches one event to its subscriber and applies the policy (see the
 /// module docs). Logged by subscriber id, never by address.
-pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
-    let m = &app.metrics.bounces;
+pub async fn record(app: &Context<'_>, f: &BounceEvent) -> anyhow::Result<Outcome> {
+    let m = app.metrics;
     let (sub, delivery) = match target(app, f).await? {
         Target::Found(s, d) => (s, d),
         Target::Unmatched => {
@@ -264,8 +204,8 @@ pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
     };
     let detail = crate::render::sanitize_header_text(&f.detail, 300);
     let policy = SoftBouncePolicy {
-        limit: app.config.bounces.soft_bounce_limit,
-        window_days: app.config.bounces.soft_bounce_window_days,
+        limit: app.config.soft_bounce_limit,
+        window_days: app.config.soft_bounce_window_days,
     };
     let recorded = match app
         .store
@@ -280,7 +220,7 @@ pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
                 detail: &detail,
             },
             policy,
-            app.now(),
+            app.clock.now(),
         )
         .await
     {
@@ -318,8 +258,11 @@ pub async fn record(app: &App, f: &BounceEvent) -> anyhow::Result<Outcome> {
 /// `bounces.complaint_window_hours` drew a complaint (once at least
 /// `bounces.complaint_min_sent` were sent in that window). The pause
 /// lifts by itself once the complaints age out of the window.
-pub async fn sending_paused(app: &App, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
-    let cfg = &app.config.bounces;
+pub async fn sending_paused(
+    app: &Context<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<String>> {
+    let cfg = app.config;
     let since = now - chrono::Duration::hours(cfg.complaint_window_hours as i64);
     let (complaints, sent) = app.store.complaints_and_sent_since(since).await?;
     Ok(complaint_pause(

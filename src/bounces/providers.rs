@@ -60,109 +60,135 @@ fn bracketed(id: &str) -> String {
     }
 }
 
+const SES: &str = "Amazon SES";
+
 /// An Amazon SES notification (the `Message` of an SNS notification).
 pub fn ses(message: &Value) -> Result<Vec<BounceEvent>, ProviderError> {
-    const P: &str = "Amazon SES";
     let ty = str_at(message, "notificationType")
         .or_else(|| str_at(message, "eventType"))
-        .ok_or_else(|| shape(P, "no notificationType or eventType"))?;
-    let mail = message
-        .get("mail")
-        .ok_or_else(|| shape(P, "no mail object"))?;
-    let hints: Vec<String> = str_at(mail, "source")
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    let message_id = mail
-        .pointer("/commonHeaders/messageId")
-        .and_then(Value::as_str)
-        .map(bracketed)
-        .or_else(|| {
-            mail.get("headers")?.as_array()?.iter().find_map(|h| {
-                str_at(h, "name")
-                    .filter(|n| n.eq_ignore_ascii_case("message-id"))
-                    .and(str_at(h, "value"))
-                    .map(bracketed)
-            })
-        });
-    let event = |kind, key: String, recipient: &Value, status: Option<String>, detail: String| {
+        .ok_or_else(|| shape(SES, "no notificationType or eventType"))?;
+    let mail = SesMail::of(
+        message
+            .get("mail")
+            .ok_or_else(|| shape(SES, "no mail object"))?,
+    );
+    match ty {
+        "Bounce" => ses_bounce(
+            message
+                .get("bounce")
+                .ok_or_else(|| shape(SES, "Bounce without a bounce object"))?,
+            &mail,
+        ),
+        "Complaint" => ses_complaint(
+            message
+                .get("complaint")
+                .ok_or_else(|| shape(SES, "Complaint without a complaint object"))?,
+            &mail,
+        ),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// What an SES notification's `mail` object says of the original
+/// message: what ties each of its events to a digest.
+struct SesMail {
+    /// The envelope sender (`source`), maybe paperboy's VERP address.
+    hints: Vec<String>,
+    message_id: Option<String>,
+}
+
+impl SesMail {
+    fn of(mail: &Value) -> SesMail {
+        let hints = str_at(mail, "source")
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        let message_id = mail
+            .pointer("/commonHeaders/messageId")
+            .and_then(Value::as_str)
+            .map(bracketed)
+            .or_else(|| {
+                mail.get("headers")?.as_array()?.iter().find_map(|h| {
+                    str_at(h, "name")
+                        .filter(|n| n.eq_ignore_ascii_case("message-id"))
+                        .and(str_at(h, "value"))
+                        .map(bracketed)
+                })
+            });
+        SesMail { hints, message_id }
+    }
+
+    /// One recipient's event; its key is the feedback id and the address.
+    fn event(
+        &self,
+        kind: BounceKind,
+        feedback_id: &str,
+        recipient: &Value,
+        status: Option<String>,
+        detail: String,
+    ) -> BounceEvent {
+        let who = str_at(recipient, "emailAddress");
         BounceEvent {
             kind,
             source: ReportSource::Ses,
-            event_key: key,
-            recipient: str_at(recipient, "emailAddress").map(str::to_string),
-            envelope_hints: hints.clone(),
-            message_id: message_id.clone(),
+            event_key: format!("{feedback_id}/{}", who.unwrap_or("")),
+            recipient: who.map(str::to_string),
+            envelope_hints: self.hints.clone(),
+            message_id: self.message_id.clone(),
             status,
             detail,
         }
-    };
-    match ty {
-        "Bounce" => {
-            let b = message
-                .get("bounce")
-                .ok_or_else(|| shape(P, "Bounce without a bounce object"))?;
-            let kind = match str_at(b, "bounceType") {
-                Some("Permanent") => BounceKind::HardBounce,
-                Some("Transient") | Some("Undetermined") => BounceKind::SoftBounce,
-                other => return Err(shape(P, format!("unknown bounceType {other:?}"))),
-            };
-            let id =
-                str_at(b, "feedbackId").ok_or_else(|| shape(P, "bounce without feedbackId"))?;
-            let recipients = b
-                .get("bouncedRecipients")
-                .and_then(Value::as_array)
-                .ok_or_else(|| shape(P, "bounce without bouncedRecipients"))?;
-            Ok(recipients
-                .iter()
-                .map(|r| {
-                    let diag = str_at(r, "diagnosticCode").unwrap_or("");
-                    let status = str_at(r, "status")
-                        .and_then(status_code)
-                        .or_else(|| status_code(diag));
-                    let detail = format!(
-                        "{} {}: {diag}",
-                        str_at(b, "bounceType").unwrap_or(""),
-                        str_at(b, "bounceSubType").unwrap_or("")
-                    );
-                    let who = str_at(r, "emailAddress").unwrap_or("");
-                    event(kind, format!("{id}/{who}"), r, status, detail)
-                })
-                .collect())
-        }
-        "Complaint" => {
-            let c = message
-                .get("complaint")
-                .ok_or_else(|| shape(P, "Complaint without a complaint object"))?;
-            if str_at(c, "complaintFeedbackType") == Some("not-spam") {
-                return Ok(Vec::new());
-            }
-            let id =
-                str_at(c, "feedbackId").ok_or_else(|| shape(P, "complaint without feedbackId"))?;
-            let recipients = c
-                .get("complainedRecipients")
-                .and_then(Value::as_array)
-                .ok_or_else(|| shape(P, "complaint without complainedRecipients"))?;
-            let detail = format!(
-                "complaint: {}",
-                str_at(c, "complaintFeedbackType").unwrap_or("unspecified")
-            );
-            Ok(recipients
-                .iter()
-                .map(|r| {
-                    let who = str_at(r, "emailAddress").unwrap_or("");
-                    event(
-                        BounceKind::Complaint,
-                        format!("{id}/{who}"),
-                        r,
-                        None,
-                        detail.clone(),
-                    )
-                })
-                .collect())
-        }
-        _ => Ok(Vec::new()),
     }
+}
+
+/// The events of an SES `bounce` object: one per bounced recipient.
+fn ses_bounce(b: &Value, mail: &SesMail) -> Result<Vec<BounceEvent>, ProviderError> {
+    let kind = match str_at(b, "bounceType") {
+        Some("Permanent") => BounceKind::HardBounce,
+        Some("Transient") | Some("Undetermined") => BounceKind::SoftBounce,
+        other => return Err(shape(SES, format!("unknown bounceType {other:?}"))),
+    };
+    let id = str_at(b, "feedbackId").ok_or_else(|| shape(SES, "bounce without feedbackId"))?;
+    let recipients = b
+        .get("bouncedRecipients")
+        .and_then(Value::as_array)
+        .ok_or_else(|| shape(SES, "bounce without bouncedRecipients"))?;
+    Ok(recipients
+        .iter()
+        .map(|r| {
+            let diag = str_at(r, "diagnosticCode").unwrap_or("");
+            let status = str_at(r, "status")
+                .and_then(status_code)
+                .or_else(|| status_code(diag));
+            let detail = format!(
+                "{} {}: {diag}",
+                str_at(b, "bounceType").unwrap_or(""),
+                str_at(b, "bounceSubType").unwrap_or("")
+            );
+            mail.event(kind, id, r, status, detail)
+        })
+        .collect())
+}
+
+/// The events of an SES `complaint` object: one per complaining
+/// recipient; none when the feedback says "not spam".
+fn ses_complaint(c: &Value, mail: &SesMail) -> Result<Vec<BounceEvent>, ProviderError> {
+    if str_at(c, "complaintFeedbackType") == Some("not-spam") {
+        return Ok(Vec::new());
+    }
+    let id = str_at(c, "feedbackId").ok_or_else(|| shape(SES, "complaint without feedbackId"))?;
+    let recipients = c
+        .get("complainedRecipients")
+        .and_then(Value::as_array)
+        .ok_or_else(|| shape(SES, "complaint without complainedRecipients"))?;
+    let detail = format!(
+        "complaint: {}",
+        str_at(c, "complaintFeedbackType").unwrap_or("unspecified")
+    );
+    Ok(recipients
+        .iter()
+        .map(|r| mail.event(BounceKind::Complaint, id, r, None, detail.clone()))
+        .collect())
 }
 
 /// A Postmark bounce or spam-complaint webhook.

@@ -1,4 +1,4 @@
-//! VERP envelope senders (R56): each digest leaves with
+//! VERP envelope senders: each digest leaves with
 //! `bounces+<delivery id>.<mac>@domain` as its SMTP `MAIL FROM`, so a
 //! bounce that quotes nothing else still names its delivery. The mac is
 //! an HMAC of the delivery id under the links key (`links.rs`): nothing

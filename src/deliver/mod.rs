@@ -1,4 +1,4 @@
-//! Builds MIME messages (headers per R1–R13) and hands them to a
+//! Builds MIME messages and hands them to a
 //! transport: an SMTP relay, an outbox folder of `.eml` files (the
 //! default), or lettre's in-memory stub in unit tests. Deciding *who*
 //! gets mail is not this module's business.
@@ -18,7 +18,7 @@ pub mod outcome;
 mod qp;
 mod smtp;
 
-/// A delivery failure, classified the way the retry policy needs (R51).
+/// A delivery failure, classified the way the retry policy needs.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DeliverError {
     /// 4xx: try again later.
@@ -35,7 +35,7 @@ pub enum DeliverError {
     #[error("network failure: {0}")]
     Network(String),
     /// The relay did not answer in time during the exchange: it may or may
-    /// not have taken the message (R54's unknown outcome).
+    /// not have taken the message (an unknown outcome).
     #[error("timed out: {0}")]
     Timeout(String),
     /// The message could not be built (a bug or bad data): do not retry.
@@ -53,7 +53,7 @@ impl DeliverError {
 
     /// A permanent failure that says the mailbox does not exist or is
     /// unavailable (enhanced status 5.1.x, or 550/551/553 without one):
-    /// the address must be suppressed (R55).
+    /// the address must be suppressed.
     pub fn is_hard_bounce(&self) -> bool {
         match self {
             DeliverError::Permanent { code, enhanced, .. } => match enhanced {
@@ -129,7 +129,7 @@ pub struct Outgoing<'a> {
     /// The full `<…@domain>` Message-ID.
     pub message_id: String,
     /// HTTPS one-click unsubscribe URL; adds `List-Unsubscribe` and
-    /// `List-Unsubscribe-Post` (R5).
+    /// `List-Unsubscribe-Post`.
     pub unsubscribe_url: Option<String>,
     /// The Date header; `None` means now.
     pub date: Option<DateTime<Utc>>,
@@ -156,7 +156,7 @@ impl std::fmt::Debug for Composer {
     }
 }
 
-/// Headers covered by the DKIM signature (R24): relaxed/relaxed over
+/// Headers covered by the DKIM signature: relaxed/relaxed over
 /// these verifies with independent verifiers; `Content-Type` is left out
 /// because lettre writes it together with the body.
 pub const DKIM_SIGNED_HEADERS: &[&str] = &[
@@ -315,7 +315,7 @@ impl Composer {
     }
 
     /// A Message-ID that is deterministic for `(label, key_parts)` but
-    /// not guessable without the secret key (R2):
+    /// not guessable without the secret key:
     /// `<base32(HMAC)[..26].{tag}@{domain}>`.
     pub fn message_id(
         &self,
@@ -424,7 +424,7 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     /// Builds the configured transport. SMTP credentials come from the
-    /// environment or a file and are never logged (R26).
+    /// environment or a file and are never logged.
     pub fn from_config(cfg: &Config) -> anyhow::Result<Transport> {
         match &cfg.mail.transport {
             MailTransport::Smtp(smtp) => {
@@ -490,7 +490,7 @@ impl Transport {
     }
 
     /// Checks the relay at start-up; the result is logged, never fatal,
-    /// since the relay may come up later (R27).
+    /// since the relay may come up later.
     pub async fn check(&self) {
         match self {
             Transport::Smtp(pool) => match pool.test_connection().await {

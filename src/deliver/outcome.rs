@@ -16,11 +16,11 @@ pub enum Outcome {
     /// too old (or out of attempts) to try again.
     Failed { expired: bool },
     /// Give up and suppress the address: a hard bounce (5.1.x, or
-    /// 550/551/553 without an enhanced status), R55.
+    /// 550/551/553 without an enhanced status).
     Suppress,
     /// The relay stalled mid-exchange and may have taken the message:
     /// neither retry (a possible duplicate) nor fail (a possible loss);
-    /// `digest.unknown_policy` decides (R54).
+    /// `digest.unknown_policy` decides.
     Unknown,
 }
 

@@ -97,7 +97,7 @@ impl SmtpPool {
     /// checkout and MAIL, RCPT and DATA run while `ready` is pending, and
     /// only the message data, whose final dot is the point after which
     /// the relay may have taken the message, waits for it. The digest
-    /// engine passes its durable "send started" mark (R54) as `ready`, so
+    /// engine passes its durable "send started" mark as `ready`, so
     /// the mark's commit overlaps three round trips instead of preceding
     /// them. If `ready` fails, the session is aborted before the data
     /// (the relay discards it) and its error is returned as the outer

@@ -1,4 +1,4 @@
-//! The error budget of one run (R23): too many transport failures in a
+//! The error budget of one run: too many transport failures in a
 //! row, or too high a hard-bounce rate, pauses the run so a broken relay
 //! or a bad list does not burn through the whole queue.
 

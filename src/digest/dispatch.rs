@@ -1,7 +1,7 @@
 //! The dispatcher: sends prepared messages at the paced rate with bounded
 //! concurrency, has each row durably marked "send started" before its
-//! message data goes out, and records every outcome right after the reply
-//! (R50–R55); marks and acceptances go through the [`Journal`].
+//! message data goes out, and records every outcome right after the reply;
+//! marks and acceptances go through the [`Journal`].
 
 use super::budget::Budget;
 use super::fault_point;
@@ -27,7 +27,7 @@ struct SendRun {
 }
 
 /// A message whose recipient domain cannot take it within this long is
-/// deferred to a later tick rather than held (R57): a slow domain never
+/// deferred to a later tick rather than held: a slow domain never
 /// holds up the others for more than this.
 const DOMAIN_HORIZON: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -177,7 +177,7 @@ fn recipient_domain(r: &Ready) -> &str {
 }
 
 /// Sends one prepared message and records its outcome right after the
-/// reply (R50–R55): failures here, acceptances through the [`Journal`]. What
+/// reply: failures here, acceptances through the [`Journal`]. What
 /// the reply means is decided by the shared classifier.
 async fn deliver_one(
     app: &App,
@@ -256,7 +256,7 @@ async fn record_failure(
         Outcome::Unknown => AttemptEnd::Unknown { next: backoff() },
         Outcome::Retry { slow_down } => {
             if slow_down {
-                // That domain's rate, not everyone's (R57).
+                // That domain's rate, not everyone's.
                 domain.slow_down().await;
             }
             AttemptEnd::Retry { next: backoff() }

@@ -1,22 +1,22 @@
 //! The send path's durable record: "send started" marks and accepted
 //! messages, written by one task with group commit.
 //!
-//! Every send waits until its own row is durably marked as started (R54:
-//! from then until its outcome is committed, a crash leaves the outcome
+//! Every send waits until its own row is durably marked as started
+//! (from then until its outcome is committed, a crash leaves the outcome
 //! unknown), and every message the relay accepted is recorded as `sent`
-//! with the papers it carried (R49). Both go into the same transactions:
+//! with the papers it carried. Both go into the same transactions:
 //! whatever arrived while the previous commit ran is committed together.
 //! The guarantees are those of one commit per mark and per reply (no row
 //! is marked unless its send is about to start; an accepted message is
 //! recorded before the run ends), at a fraction of the writes. One writer
 //! instead of two matters: marks are on the path of every send, and with
 //! separate tasks for marks and records each waited for the other's
-//! commits, in small groups (the 30k bench averaged 5 rows a commit).
+//! commits, in small groups.
 //!
 //! Crash safety of the records: a message reaches the journal only after
 //! the relay's 250 reply, and its row is `sending`, leased, with its
 //! prepared bytes stored. If the process dies before the commit, lease
-//! recovery marks the row `unknown` (R54) exactly as it would for a crash
+//! recovery marks the row `unknown` exactly as it would for a crash
 //! between the reply and a per-message commit: no accepted message is
 //! ever silently left unrecorded or re-sent as new. The window is only as
 //! long as one commit of the previous group.

@@ -1,5 +1,5 @@
 //! Digest orchestration: which subscribers are due now, what each gets,
-//! and an idempotent, resumable delivery engine (R48–R60).
+//! and an idempotent, resumable delivery engine.
 //!
 //! A run: recover interrupted deliveries, plan (one row per subscriber and
 //! local date, inserted idempotently), then repeatedly claim a batch with a
@@ -7,17 +7,19 @@
 //! (committed), send, and commit each outcome right after the reply. No
 //! transaction is open while SMTP talks. Subscribers are paged, never
 //! loaded all at once.
-
 //!
 //! Files, one job each: `plan` (who is due: delivery rows and the dry
 //! run), `produce` (claim, re-check, pick, render, store the bytes),
 //! `reader_feedback` (each reader's feedback with its papers' vectors),
 //! `dispatch` (paced, concurrent sends and their recorded outcomes),
 //! `journal` (the send path's group-committed marks and records),
-//! `pacer` (global rate and retry backoff), `render_pool` (niced
-//! threads that render), `picker` (ranking over the
-//! run's candidates), `schedule` (pure send-time arithmetic), `seal`
-//! (stored bytes), `view` (what the templates see).
+//! `budget` (the run's error budget: too many transport failures stop
+//! it), `pacer` (global and per-domain rate, retry backoff),
+//! `render_pool` (niced threads that render), `picker` (ranking over the
+//! run's candidates), `windows` (one picker per digest window, so readers
+//! with different windows rank over their own candidates), `schedule`
+//! (pure send-time arithmetic), `seal` (stored bytes), `view` (what the
+//! templates see).
 
 mod budget;
 mod dispatch;
@@ -124,7 +126,7 @@ pub struct RunReport {
     pub dry_run: Vec<DryRunEntry>,
 }
 
-/// Fault injection for the crash tests (R54): when the environment
+/// Fault injection for the crash tests: when the environment
 /// variable `PAPERBOY_FAULT_INJECT` names this point (`after_send`), or
 /// its n-th pass (`after_send#37`), the process dies here like a power
 /// cut: `std::process::abort`, or SIGKILL when `PAPERBOY_FAULT_KILL` is
@@ -183,7 +185,7 @@ pub async fn run(app: &App, picker: &dyn Picker, now: DateTime<Utc>) -> anyhow::
     fault_point("after_plan");
     // Too many spam complaints lately: send nothing until the rate drops.
     // Planned rows wait, as after an error-budget pause.
-    let sent = match crate::bounces::sending_paused(app, now).await? {
+    let sent = match crate::bounces::sending_paused(&app.bounces(), now).await? {
         Some(why) => {
             tracing::warn!(reason = %why, "digest sending paused");
             Ok((RunState::PausedErrors, Some(why)))
@@ -243,7 +245,7 @@ async fn record_summary(
     seconds: f64,
 ) -> anyhow::Result<()> {
     let bounces: BounceTally =
-        serde_json::from_value(crate::bounces::recent_counts(app, now).await?)?;
+        serde_json::from_value(crate::bounces::recent_counts(&app.bounces(), now).await?)?;
     let summary = RunSummary {
         at: app.now(),
         run_for: now,

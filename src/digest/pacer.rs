@@ -1,13 +1,13 @@
 //! Send pacing and retry timing: the global rate, a rate per recipient
-//! domain (AIMD on that domain's rate-limit replies, R57) and exponential
-//! backoff with jitter (R52).
+//! domain (AIMD on that domain's rate-limit replies) and exponential
+//! backoff with jitter.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Exponential backoff with jitter (R52):
+/// Exponential backoff with jitter:
 /// `min(cap, base · 2^(n−1)) · U(0.8, 1.2)` after the n-th attempt.
 pub fn next_attempt(
     attempt: i64,
@@ -24,7 +24,7 @@ pub fn next_attempt(
 }
 
 /// Paces sends to a global rate, halving it on rate-limit replies and
-/// recovering additively on success (AIMD, R57).
+/// recovering additively on success (AIMD).
 #[derive(Debug)]
 pub struct Pacer {
     max_rate: f64,
@@ -86,8 +86,8 @@ impl Pacer {
 ///
 /// tokio's timer rounds every sleep up to the next millisecond, so
 /// sleeping until a slot microseconds ahead (the next slot at a high rate)
-/// costs a whole millisecond: with 16 connections that alone held the
-/// bench at ~2,700 messages a second. A send may thus start up to one
+/// costs a whole millisecond, which alone capped the send rate
+/// (`docs/performance.md`). A send may thus start up to one
 /// tick early; the rate over time is unchanged, since the next slot is
 /// counted from this one, not from when it started.
 pub async fn wait_for(slot: tokio::time::Instant) {
@@ -97,7 +97,7 @@ pub async fn wait_for(slot: tokio::time::Instant) {
     }
 }
 
-/// One [`Pacer`] per recipient domain (R57, second half): each domain
+/// One [`Pacer`] per recipient domain: each domain
 /// has its own cap on top of the global rate, and a rate-limit reply
 /// from one domain halves that domain's rate only.
 #[derive(Debug)]

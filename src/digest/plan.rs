@@ -1,5 +1,5 @@
 //! Planning: which active subscribers are due now, as idempotent delivery
-//! rows (R48, R59), and the dry run that shows what a run would send.
+//! rows, and the dry run that shows what a run would send.
 //! Both read only the subscribers whose stored next due instant has come,
 //! so their cost follows who is due, not how many are subscribed.
 
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 /// Subscribers evaluated per planning transaction.
 const PLAN_PAGE: u32 = 1000;
 
-/// Inserts a delivery for each active subscriber due at `now` (R48, R59),
+/// Inserts a delivery for each active subscriber due at `now`,
 /// reading only the subscribers whose stored next due instant has come
 /// (see `store::schedule`); each is evaluated with the pure schedule and
 /// its next instant stored. Returns how many rows were new.

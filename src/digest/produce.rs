@@ -30,8 +30,8 @@ pub(super) struct Ready {
 /// How many batches are prepared at once. A batch's database work
 /// (claim, re-checks, storing the bytes) is serial and leaves the cores
 /// idle; with two lanes one batch renders while the other talks to the
-/// database, so rendering keeps every core busy (one lane: the 100k
-/// bench used 1.3 of 2 cores).
+/// database, so rendering keeps every core busy (one lane leaves them
+/// partly idle: `docs/performance.md`).
 const LANES: usize = 2;
 
 /// Claims and prepares batch after batch until nothing is due, storing
@@ -52,7 +52,7 @@ pub(super) async fn produce(
         picker,
         now,
         // The lanes share the run's batch: as many messages in flight as
-        // with one lane (memory stays flat, issue 12), in two halves.
+        // with one lane (memory stays flat), in two halves.
         batch: batch.div_ceil(LANES as u32).max(1),
         budget,
         counts,
@@ -183,7 +183,7 @@ struct Job {
 }
 
 impl Lane<'_> {
-    /// Prepares a claimed batch: re-checks each subscriber (R53; one
+    /// Prepares a claimed batch: re-checks each subscriber (one
     /// query each for the batch's subscribers, suppressions and sent
     /// papers), then reopens the stored message or picks, renders,
     /// composes and seals a new one. Rendering runs on the render threads
@@ -282,7 +282,7 @@ impl Lane<'_> {
             let composed = Composed {
                 envelope: app.composer.envelope_from(
                     &sub.email,
-                    crate::bounces::envelope_sender(app, claim.id).as_deref(),
+                    crate::bounces::envelope_sender(&app.bounces(), claim.id).as_deref(),
                 )?,
                 bytes: self.sealer.open(sealed)?,
                 message_id: claim.message_id.clone().unwrap_or_default(),
@@ -394,7 +394,7 @@ fn build_digest(
         .and_then(|mut c| {
             // With VERP on, the envelope sender names this delivery (the
             // message bytes are the same either way).
-            if let Some(sender) = crate::bounces::envelope_sender(app, claim.id) {
+            if let Some(sender) = crate::bounces::envelope_sender(&app.bounces(), claim.id) {
                 c.envelope = app.composer.envelope_from(&sub.email, Some(&sender))?;
             }
             Ok(c)

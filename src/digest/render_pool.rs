@@ -4,11 +4,10 @@
 //! Rendering is throughput work: it keeps every core busy for a whole
 //! run. Sending is latency work: each message waits on a handful of
 //! replies (the relay's, the database thread's), and each reply wakes a
-//! thread. On tokio's blocking pool, at the same priority, the renderers
-//! held the cores and every wake-up queued behind them: the 30k bench
-//! spent ~4.5 ms per send, most of it waiting to run, and the renderers
-//! then waited for the sends. At nice +10 a woken send-path thread runs
-//! at once and rendering takes whatever is left (30k bench: 9.3 → 8.1 s).
+//! thread. At the same priority the renderers hold the cores and every
+//! wake-up queues behind them, and then the renderers wait for the
+//! sends. At nice +10 a woken send-path thread runs at once and
+//! rendering takes whatever is left (`docs/performance.md`).
 //! The daemon's web pages gain the same way during a large run.
 
 use std::sync::mpsc;

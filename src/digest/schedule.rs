@@ -1,5 +1,5 @@
 //! When is a subscriber's digest due? Pure functions of the preferences
-//! and `now`; no clock reads (R75).
+//! and `now`; no clock reads.
 //!
 //! A digest belongs to a *local* date in the subscriber's time zone and is
 //! due at their send time on that date. Daylight-saving rules:

@@ -1,10 +1,10 @@
 //! Encryption of stored message bytes.
 //!
 //! A prepared digest is stored before sending so a resend is
-//! byte-identical (R54), but its bytes carry the subscriber's manage link.
+//! byte-identical, but its bytes carry the subscriber's manage link.
 //! They are sealed with XChaCha20-Poly1305 under a key derived from the
 //! secret key (which lives outside the database), so the database never
-//! holds a usable token (R30).
+//! holds a usable token.
 //!
 //! They are compressed (LZ4) before sealing: a digest is ~20 KB of
 //! repetitive HTML that shrinks several times over, and every stored byte

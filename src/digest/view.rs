@@ -1,6 +1,6 @@
 //! The digest email's view model: what the templates in
 //! `templates/email/digest.*` receive. Every link is built and checked
-//! here (R40); every string is plain text that the HTML registry escapes.
+//! here; every string is plain text that the HTML registry escapes.
 
 use crate::domain::{Paper, Span};
 use crate::rank::name_list;
@@ -57,7 +57,7 @@ pub struct DigestView {
 
 /// Longest excerpt, in characters: two to three lines in a mail client.
 pub const EXCERPT_CHARS: usize = 280;
-/// Longest preheader (R10).
+/// Longest preheader.
 pub const PREHEADER_CHARS: usize = 90;
 
 /// "A. Author, B. Author, C. Author et al." for more than three authors.
@@ -123,7 +123,7 @@ impl PaperView {
     }
 }
 
-/// Subject and preheader from the picks (R10, R11). The subject names
+/// Subject and preheader from the picks. The subject names
 /// the topics the papers are on, most papers first ("10 papers on
 /// diffusion models, LLM safety and 1 more"); `topics` holds each pick's
 /// best topic, `None` for one picked for another reason. A weekly digest
@@ -151,7 +151,7 @@ pub fn subject_and_preheader(
 const SUBJECT_TOPICS: usize = 2;
 
 /// The one-line summary that opens both parts and follows the subject in
-/// inbox lists (R10): facts the subject does not give — the topics it
+/// inbox lists: facts the subject does not give — the topics it
 /// left out, how many papers have code, the most upvotes — as whole
 /// clauses that fit [`PREHEADER_CHARS`], never a paper title (the titles
 /// follow right below it, and a cut title reads as a defect).

@@ -1,4 +1,4 @@
-//! Email addresses: validation and canonicalisation (R34).
+//! Email addresses: validation and canonicalisation.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -142,7 +142,7 @@ impl EmailAddress {
         }
     }
 
-    /// `j***@example.org`: safe for logs (R36).
+    /// `j***@example.org`: safe for logs.
     pub fn masked(&self) -> String {
         let (local, domain) = self.display.rsplit_once('@').unwrap_or(("", ""));
         let first: String = local.chars().take(1).collect();

@@ -1,5 +1,6 @@
 //! Plain types shared by every module. No I/O happens here.
 
+mod bounce;
 mod email;
 pub mod embedding;
 mod feedback;
@@ -13,6 +14,7 @@ mod token;
 mod window;
 pub mod words;
 
+pub use bounce::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
 pub use feedback::{FeedbackAction, FeedbackEntry};
 pub use paper::{

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Database id of a subscriber. Logs name subscribers by this id, never
-/// by address (R36).
+/// by address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SubscriberId(pub i64);

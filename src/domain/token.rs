@@ -1,4 +1,4 @@
-//! Capability tokens carried in confirm / manage / unsubscribe links (R30).
+//! Capability tokens carried in confirm / manage / unsubscribe links.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -71,7 +71,7 @@ impl Token {
     }
 }
 
-/// Never print a token by accident (R36).
+/// Never print a token by accident.
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(…)")

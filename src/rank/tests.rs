@@ -654,8 +654,8 @@ fn the_index_can_be_shared_across_threads() {
 
 // ---- Words no candidate uses, and derived forms ---------------------------
 
-/// Papers of an ML day: the loss-explosion paper of issue #10 and others
-/// sharing its generic words.
+/// Papers of an ML day: a paper on loss explosions (a query lexical
+/// ranking used to miss) and others sharing its generic words.
 fn training_day() -> Vec<Candidate> {
     corpus(vec![
         paper(

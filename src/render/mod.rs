@@ -2,10 +2,10 @@
 //! templates in `templates/` (embedded at build time), each of which an
 //! operator may replace by a file of the same name in `templates.dir`.
 //!
-//! Two registries, both strict (R37): the HTML one keeps Handlebars' HTML
+//! Two registries, both strict: the HTML one keeps Handlebars' HTML
 //! escaping, the text one escapes nothing so plain-text mail never shows
 //! `&amp;`. A missing variable is a render error, never an empty string.
-//! Templates never use triple-stash on untrusted data (R38; `.ci/run`
+//! Templates never use triple-stash on untrusted data (`.ci/run`
 //! greps for it), and every URL reaching a template is built in Rust.
 
 use handlebars::Handlebars;
@@ -149,7 +149,7 @@ impl Renderer {
     /// same relative name under `dir` when there is one
     /// (`pages/layout.hbs`, `email/digest.subject.hbs`, …). Fails, naming
     /// the file and line, on a file that overrides nothing, a template that
-    /// does not compile, or a triple-stash (R38: overrides are held to the
+    /// does not compile, or a triple-stash (overrides are held to the
     /// same escaping rule as the embedded templates).
     pub fn with_overrides(dir: Option<&Path>) -> Result<Renderer, RenderError> {
         let overrides = match dir {
@@ -300,9 +300,8 @@ fn load_overrides(dir: &Path) -> Result<BTreeMap<String, Override>, RenderError>
                 return Err(RenderError::Override {
                     path,
                     line: Some(line),
-                    message:
-                        "`{{{` turns HTML escaping off; paperboy templates may not use it (R38)"
-                            .into(),
+                    message: "`{{{` turns HTML escaping off; paperboy templates may not use it"
+                        .into(),
                 });
             }
             out.insert(key, Override { path, source });
@@ -346,7 +345,7 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// Makes text safe for a header (R11): control characters (CR and LF
+/// Makes text safe for a header: control characters (CR and LF
 /// included) become spaces, whitespace runs collapse, and the result is
 /// cut at `max_chars` on a character boundary with an ellipsis.
 pub fn sanitize_header_text(s: &str, max_chars: usize) -> String {
@@ -370,7 +369,7 @@ pub fn sanitize_header_text(s: &str, max_chars: usize) -> String {
 /// Returns `url` only when it is an absolute `https` (or, when
 /// `allow_http`, `http`) URL with a host, re-serialised by `url::Url`;
 /// anything else (`javascript:`, `data:`, relative, garbage) is dropped
-/// so it can never become an `href` (R40).
+/// so it can never become an `href`.
 pub fn safe_link(url: &str, allow_http: bool) -> Option<String> {
     let parsed = url::Url::parse(url.trim()).ok()?;
     let scheme_ok = parsed.scheme() == "https" || (allow_http && parsed.scheme() == "http");
@@ -479,7 +478,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pages/message.hbs:3:"), "{err}");
-        assert!(err.contains("R38"), "{err}");
+        assert!(err.contains("turns HTML escaping off"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Every state change is its own short `BEGIN IMMEDIATE` transaction; the
 //! digest engine commits a claim before any SMTP traffic and the outcome
-//! right after the reply, so no transaction spans the network (R50).
+//! right after the reply, so no transaction spans the network.
 
 use super::subscribers::Subscriber;
 use super::{parse_ts, ts, value_rows, Result, Store};
@@ -378,7 +378,7 @@ pub(super) async fn insert_planned(
 
 impl Store {
     /// Inserts one pending delivery per item, ignoring those whose
-    /// (subscriber, local date) exists (R48: planning is idempotent; an
+    /// (subscriber, local date) exists (planning is idempotent; an
     /// existing row keeps its window). Returns how many were new.
     pub async fn plan_deliveries(&self, items: &[PlanItem], now: DateTime<Utc>) -> Result<u64> {
         if items.is_empty() {
@@ -416,7 +416,7 @@ impl Store {
     /// Before each run: `sending` rows whose lease expired were
     /// interrupted. Those never handed to the transport (no
     /// `send_started_at`) go back to `pending`, keeping any prepared
-    /// message; the others' outcome is unknown (R54). Returns (back to
+    /// message; the others' outcome is unknown. Returns (back to
     /// pending, now unknown).
     pub async fn recover_expired_leases(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
         self.recover_leases(&ts(now)).await
@@ -498,8 +498,8 @@ impl Store {
         })
     }
 
-    /// Claims up to `limit` due deliveries, leasing them until `lease_until`
-    /// (R50). With `resend_unknown`, unknown rows not yet resent are claimed
+    /// Claims up to `limit` due deliveries, leasing them until `lease_until`.
+    /// With `resend_unknown`, unknown rows not yet resent are claimed
     /// too, for their single byte-identical resend; they come first.
     pub async fn claim_deliveries(
         &self,
@@ -577,13 +577,13 @@ impl Store {
 
     /// Records, durably, that the SMTP transactions of these claimed rows
     /// are about to start: from here until each outcome is committed, a
-    /// crash leaves that outcome unknown (R54). One transaction for all.
+    /// crash leaves that outcome unknown. One transaction for all.
     pub async fn deliveries_send_started(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
         self.record_dispatch(ids, &[], now).await
     }
 
     /// The relay accepted these messages: records them and the papers
-    /// they carried, so ranking never repeats them (R49). One transaction
+    /// they carried, so ranking never repeats them. One transaction
     /// for many replies: until it commits, each row is still `sending`
     /// with its prepared bytes stored, so a crash before the commit leaves
     /// it to lease recovery as `unknown`, never silently unsent.
@@ -684,7 +684,7 @@ impl Store {
     }
 
     /// Hands a claimed row that was not sent back until `until` (its
-    /// recipient domain's pace, R57): `pending` again (or `unknown` with
+    /// recipient domain's pace): `pending` again (or `unknown` with
     /// its resend unused), the claim not counted as an attempt, any
     /// prepared message kept.
     pub async fn defer_delivery(&self, id: i64, until: DateTime<Utc>) -> Result<()> {

@@ -1,11 +1,11 @@
 //! Asynchronous delivery feedback: bounce and complaint events and the
-//! suppressions and unsubscribes they cause (issue 14, R55, R56).
+//! suppressions and unsubscribes they cause.
 
 use super::suppressions::put;
 use super::{ts, Result, Store};
-use crate::bounces::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 use crate::domain::SuppressionReason::{self, Complaint, HardBounce, SoftBounceLimit};
 use crate::domain::{hash_canonical, SubscriberId};
+use crate::domain::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// [`Store::delivery_with_message_id`]: a lookup by the deliveries' unique

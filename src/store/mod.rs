@@ -1,6 +1,6 @@
 //! The only module that speaks SQL.
 //!
-//! SQLite through sqlx, configured per R61–R66: WAL, `synchronous`
+//! SQLite through sqlx, configured for one daemon per file: WAL, `synchronous`
 //! NORMAL (or FULL by config), a busy timeout, foreign keys on, and every
 //! transaction that may write opened with `BEGIN IMMEDIATE` so a
 //! read-then-write never dies with `SQLITE_BUSY_SNAPSHOT`. Submodules
@@ -96,12 +96,10 @@ pub struct Store {
 /// digest run (delivery rows and their indexes, the sent-papers index).
 ///
 /// Page caches are most of what grows with the number of subscribers in a
-/// digest run (issue 12, item 3): they fill as the database grows, up to
-/// their size. With 16 MiB for each of two write connections, heaptrack
-/// showed SQLite's page cache at 8 MB of heap at 10,000 subscribers and
-/// 33 MB at 50,000, on its way to 48 MB (both writers and eight readers
-/// full). One writer of 16 MiB, and 1 MiB per read connection
-/// ([`READER_CACHE_KIB`]), cap them at 24 MiB in all.
+/// digest run: they fill as the database grows, up to their size. One
+/// writer of 16 MiB and 1 MiB per read connection ([`READER_CACHE_KIB`])
+/// cap them at 24 MiB in all; a larger writer cache bought no speed
+/// (`docs/performance.md`).
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Page cache of each read connection, in KiB (SQLite's default is 2 MiB):
@@ -116,7 +114,7 @@ const READER_CACHE_KIB: i64 = 1024;
 /// 8,000 pages is 32 MB of WAL at most between checkpoints.
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8_000;
 
-/// Exclusive ownership of a database by one daemon (R64). Dropping it
+/// Exclusive ownership of a database by one daemon. Dropping it
 /// releases the lock.
 #[derive(Debug)]
 pub struct InstanceLock {
@@ -252,7 +250,7 @@ impl Store {
     }
 
     /// A write transaction on the write connection, opened with `BEGIN
-    /// IMMEDIATE` (R62) once this process's earlier writes are done.
+    /// IMMEDIATE` once this process's earlier writes are done.
     pub async fn begin_write(&self) -> Result<WriteTx> {
         Ok(WriteTx::begin(self.writer.turn().await?).await?)
     }
@@ -309,7 +307,7 @@ impl Store {
             .is_ok()
     }
 
-    /// An online, consistent copy via `VACUUM INTO` (R65). Refuses to
+    /// An online, consistent copy via `VACUUM INTO`. Refuses to
     /// overwrite an existing file.
     pub async fn backup_to(&self, dest: &Path) -> Result<()> {
         if dest.exists() {
@@ -347,7 +345,7 @@ impl Store {
         Ok(r)
     }
 
-    /// Moves the WAL back into the main file; run after large batches (R63).
+    /// Moves the WAL back into the main file; run after large batches.
     pub async fn checkpoint(&self) -> Result<()> {
         self.write_one(sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)"))
             .await?;

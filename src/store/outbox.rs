@@ -2,7 +2,7 @@
 //!
 //! Rows move `pending → sending (leased) → sent | retry | failed | skipped`.
 //! A claim is committed before any SMTP traffic and the outcome right
-//! after the reply, so no transaction spans the network (R50).
+//! after the reply, so no transaction spans the network.
 
 use super::{parse_ts, ts, Result, Store};
 use crate::domain::SubscriberId;

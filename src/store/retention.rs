@@ -1,4 +1,4 @@
-//! Retention (issue 12): old delivery rows, never-repeat rows of papers
+//! Retention: old delivery rows, never-repeat rows of papers
 //! that can no longer be candidates, the fetch log, digest runs and upvote
 //! observations are deleted in small batches.
 //!

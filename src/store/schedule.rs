@@ -1,4 +1,4 @@
-//! Each active subscriber's next due instant (issue 12), so that planning
+//! Each active subscriber's next due instant, so that planning
 //! reads only the subscribers who are due.
 //!
 //! `subscribers.next_due_at` holds the UTC instant at which a subscriber's
@@ -148,7 +148,7 @@ impl Store {
 
     /// Evaluates up to `limit` active subscribers whose next due instant
     /// is at or before `now`, in one write transaction: plans the
-    /// deliveries `evaluate` says are due (idempotently, R48) and stores
+    /// deliveries `evaluate` says are due (idempotently) and stores
     /// each row's next instant, which must be after `now` so the row
     /// leaves the due set. Call again until a page comes back short.
     pub async fn plan_due_page(

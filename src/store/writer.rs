@@ -8,7 +8,7 @@
 //! - one page cache holds the hot pages of every write. With two write
 //!   connections taking turns (a pool of two), each discarded its cache
 //!   whenever the other had written, and a million-subscriber digest run
-//!   re-read its hot index pages from the OS for every commit (issue 12);
+//!   re-read its hot index pages from the OS for every commit;
 //! - no pool hand-back: sqlx returns a pooled connection from a spawned
 //!   task, and every queued write waited for that task.
 //!
@@ -121,7 +121,7 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    /// Opens the transaction with `BEGIN IMMEDIATE` (R62).
+    /// Opens the transaction with `BEGIN IMMEDIATE`.
     pub(crate) async fn begin(mut turn: WriteTurn) -> Result<WriteTx, sqlx::Error> {
         Manager::begin(turn.conn(), Some("BEGIN IMMEDIATE".into())).await?;
         Ok(WriteTx { turn: Some(turn) })

@@ -1,4 +1,4 @@
-//! The confirmation link (R29): GET shows a button and changes nothing,
+//! The confirmation link: GET shows a button and changes nothing,
 //! the POST confirms. A used link finds its way back through
 //! `web::recovery`.
 
@@ -29,7 +29,7 @@ pub(super) async fn confirm_page(
     let Some(token) = path_token(&raw) else {
         return invalid_link(&web);
     };
-    // Looking the token up changes nothing: GET never confirms (R29).
+    // Looking the token up changes nothing: GET never confirms.
     let valid = web
         .store
         .subscriber_for_token(&token.hash(), TokenPurpose::Confirm, web.now())

@@ -10,8 +10,8 @@
 //! under the same rate limit and cross-site rules as the other forms, and
 //! redirects back to the page. No cookies are set.
 
+use super::done::Done;
 use super::forms::field;
-use super::manage::Done;
 use super::page::{
     bad_form, invalid_link, read_form, refuse_form_post, render, see_other, Layout, Result,
 };

@@ -5,6 +5,7 @@
 //! was done, so a reload never repeats it; a form with errors is shown
 //! again, each message beside its field.
 
+use super::done::Done;
 use super::feedback::{self, FeedbackSettings};
 use super::fields::{frequency_choices, Choice, ErrorLink, Errors, Field};
 use super::forms::{field, opt_field, FormError};
@@ -81,60 +82,6 @@ impl ManageAction {
             "delete_confirmed" => ManageAction::Delete,
             _ => return None,
         })
-    }
-}
-
-/// What the page says after a redirect: `?done=…`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Done {
-    Saved,
-    Paused,
-    Resumed,
-    Removed,
-    Followed,
-    AuthorsFull,
-}
-
-impl Done {
-    const ALL: [Done; 6] = [
-        Done::Saved,
-        Done::Paused,
-        Done::Resumed,
-        Done::Removed,
-        Done::Followed,
-        Done::AuthorsFull,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Done::Saved => "saved",
-            Done::Paused => "paused",
-            Done::Resumed => "resumed",
-            Done::Removed => "removed",
-            Done::Followed => "followed",
-            Done::AuthorsFull => "authors-full",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Done> {
-        Done::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-
-    /// Whether the notice goes on to say when the next digest comes.
-    fn tells_next_digest(self) -> bool {
-        matches!(self, Done::Saved | Done::Resumed)
-    }
-
-    /// The notice; pausing has none, as the paused box says it.
-    fn notice(self) -> Option<&'static str> {
-        match self {
-            Done::Saved => Some("Your settings are saved."),
-            Done::Paused => None,
-            Done::Resumed => Some("Digests are on again."),
-            Done::Removed => Some("Removed."),
-            Done::Followed => Some("You now follow this author."),
-            Done::AuthorsFull => Some("You follow as many authors as allowed."),
-        }
     }
 }
 
@@ -440,7 +387,7 @@ async fn resubscribe(web: &WebState, token: &Token, sub: &Subscriber) -> Result<
     request_and_answer(web, &sub.email, &sub.preferences, &consent).await
 }
 
-/// Everything stored about the subscriber, as a JSON download (R45).
+/// Everything stored about the subscriber, as a JSON download.
 async fn export(web: &WebState, sub: &Subscriber) -> Result<Response> {
     let export = web.store.export_subscriber(sub.id).await?;
     let body = serde_json::to_vec_pretty(&export).map_err(anyhow::Error::from)?;
@@ -511,14 +458,6 @@ pub(super) async fn delete_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_done_code_reads_back_as_itself() {
-        for d in Done::ALL {
-            assert_eq!(Done::parse(d.as_str()), Some(d));
-        }
-        assert_eq!(Done::parse("nonsense"), None);
-    }
 
     #[test]
     fn an_unknown_action_is_not_parsed() {

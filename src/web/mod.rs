@@ -10,6 +10,7 @@
 
 mod assets;
 mod confirm;
+mod done;
 mod feedback;
 mod fields;
 mod forms;
@@ -95,7 +96,7 @@ pub struct WebState {
     previews: Arc<PreviewCache>,
 }
 
-/// Per-IP request budgets (R32).
+/// Per-IP request budgets.
 #[derive(Debug)]
 struct Limits {
     /// Form posts: subscribe, confirm, manage, feedback, one-click.
@@ -175,7 +176,7 @@ pub fn router(app: App) -> Router {
         .route("/static/when.js", get(assets::when_js))
         .route("/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
-        // Provider bounce and complaint webhooks (issue 14), with a larger
+        // Provider bounce and complaint webhooks, with a larger
         // body limit of their own.
         .route(
             "/webhooks/{provider}",
@@ -227,7 +228,7 @@ pub async fn serve(
     .await
 }
 
-/// Headers for every page reached through a token (R36): the token must
+/// Headers for every page reached through a token: the token must
 /// not leak through Referer, caches or search engines.
 pub(crate) fn token_page(status: StatusCode, html: String) -> Response {
     (
@@ -255,7 +256,7 @@ pub(crate) fn html_page(status: StatusCode, html: String) -> Response {
         .into_response()
 }
 
-/// A fixed-window request counter per client IP (R32). Memory is bounded:
+/// A fixed-window request counter per client IP. Memory is bounded:
 /// windows older than a minute are dropped whenever the map grows.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -304,7 +305,7 @@ pub(crate) fn client_ip(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpA
     peer.ip()
 }
 
-/// Cross-site request check for state-changing browser forms (R35):
+/// Cross-site request check for state-changing browser forms:
 /// refuse `Sec-Fetch-Site: cross-site`; without Fetch Metadata, compare
 /// the Origin (or Referer) host with ours. Requests with none of these
 /// headers come from non-browser clients and pass; the capability token

@@ -34,7 +34,7 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
         "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-        "sending_paused": crate::bounces::sending_paused(&app, app.now()).await.ok().flatten(),
+        "sending_paused": crate::bounces::sending_paused(&app.bounces(), app.now()).await.ok().flatten(),
         "ranking": semantic_health(&app),
     });
     let status = if db {
@@ -94,58 +94,7 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
             ("failed", outbox.failed),
         ],
     );
-    let deliveries = app.store.delivery_counts().await?;
-    let values: Vec<(&str, i64)> = crate::store::deliveries::DeliveryState::ALL
-        .iter()
-        .map(|st| {
-            let n = deliveries
-                .iter()
-                .find(|(s, _)| s == st)
-                .map_or(0, |(_, n)| *n);
-            (st.as_str(), n)
-        })
-        .collect();
-    write_gauge(
-        &mut out,
-        "paperboy_digest_deliveries",
-        "Digest deliveries by state.",
-        "state",
-        &values,
-    );
-    if let Some(b) = delivery_backlog(&app).await {
-        write_gauge(
-            &mut out,
-            "paperboy_digest_backlog",
-            "Digest deliveries not done now: due, in flight, stuck (lease expired), unknown outcome.",
-            "kind",
-            &[
-                ("due", b.due as i64),
-                ("in_flight", b.in_flight as i64),
-                ("stuck", b.stuck as i64),
-                ("unknown", b.unknown as i64),
-            ],
-        );
-    }
-    if let Some(last) = app.store.setting("last_digest_run").await? {
-        if let Ok(v) = serde_json::from_str::<Value>(&last) {
-            let c = &v["counts"];
-            let field = |k: &str| c[k].as_i64().unwrap_or(0);
-            write_gauge(
-                &mut out,
-                "paperboy_last_digest_run",
-                "Counts of the most recent digest run.",
-                "outcome",
-                &[
-                    ("planned", field("planned")),
-                    ("sent", field("sent")),
-                    ("retried", field("retried")),
-                    ("failed", field("failed")),
-                    ("skipped", field("skipped")),
-                    ("unknown", field("unknown")),
-                ],
-            );
-        }
-    }
+    write_digest_gauges(&app, &mut out).await?;
     app.metrics.write_counters(&mut out);
     app.metrics.bounces.write(&mut out);
     if app.config.bounces.mailbox.enabled {
@@ -162,6 +111,64 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
         out,
     )
         .into_response())
+}
+
+/// The digest deliveries by state, the backlog, and the counts of the
+/// most recent run.
+async fn write_digest_gauges(app: &App, out: &mut String) -> Result<()> {
+    let deliveries = app.store.delivery_counts().await?;
+    let values: Vec<(&str, i64)> = crate::store::deliveries::DeliveryState::ALL
+        .iter()
+        .map(|st| {
+            let n = deliveries
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            (st.as_str(), n)
+        })
+        .collect();
+    write_gauge(
+        out,
+        "paperboy_digest_deliveries",
+        "Digest deliveries by state.",
+        "state",
+        &values,
+    );
+    if let Some(b) = delivery_backlog(app).await {
+        write_gauge(
+            out,
+            "paperboy_digest_backlog",
+            "Digest deliveries not done now: due, in flight, stuck (lease expired), unknown outcome.",
+            "kind",
+            &[
+                ("due", b.due as i64),
+                ("in_flight", b.in_flight as i64),
+                ("stuck", b.stuck as i64),
+                ("unknown", b.unknown as i64),
+            ],
+        );
+    }
+    if let Some(last) = app.store.setting("last_digest_run").await? {
+        if let Ok(v) = serde_json::from_str::<Value>(&last) {
+            let c = &v["counts"];
+            let field = |k: &str| c[k].as_i64().unwrap_or(0);
+            write_gauge(
+                out,
+                "paperboy_last_digest_run",
+                "Counts of the most recent digest run.",
+                "outcome",
+                &[
+                    ("planned", field("planned")),
+                    ("sent", field("sent")),
+                    ("retried", field("retried")),
+                    ("failed", field("failed")),
+                    ("skipped", field("skipped")),
+                    ("unknown", field("unknown")),
+                ],
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Subscribers by state, a suppressed one counted as `suppressed` and not

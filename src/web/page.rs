@@ -24,7 +24,7 @@ pub(super) type Result<T, E = WebError> = std::result::Result<T, E>;
 pub(super) struct Layout {
     title: String,
     home_url: String,
-    /// Token pages: kept out of search engines, caches and Referer (R36).
+    /// Token pages: kept out of search engines, caches and Referer.
     noindex: bool,
 }
 
@@ -282,7 +282,7 @@ pub(super) async fn manage_subscriber(app: &App, raw: &str) -> Result<Option<(To
     Ok(sub.map(|s| (token, s)))
 }
 
-/// The per-address and global confirmation-mail limits from config (R32).
+/// The per-address and global confirmation-mail limits from config.
 pub(super) fn confirm_limits(app: &App) -> ConfirmLimits {
     let s = &app.config.subscribe;
     ConfirmLimits {

@@ -4,7 +4,7 @@
 //!
 //! The confirmation token in the path is the only authority, as for
 //! confirming itself; the answer to a request is the same whether a mail
-//! was queued or held back by the per-address and global limits (R32),
+//! was queued or held back by the per-address and global limits,
 //! and the mail only ever goes to the subscribed address.
 
 use super::page::{

@@ -1,8 +1,8 @@
-//! The home page's subscribe form and its POST (double opt-in, R28–R34).
+//! The home page's subscribe form and its POST (double opt-in).
 //! A request that passes validation is answered with a redirect to
 //! `/subscribe/sent`, so a reload never posts it again. That page shows
 //! the address and what happened to its mail, in words that never depend
-//! on whether the address is subscribed (R31; `web::receipt`).
+//! on whether the address is subscribed (`web::receipt`).
 
 use super::fields::{ErrorLink, Errors, Field};
 use super::forms::{field, opt_field};
@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// The consent statement shown on the subscribe form. Its SHA-256 goes
-/// into every consent record (R43); change the text and new records carry
+/// into every consent record; change the text and new records carry
 /// the new hash.
 pub const CONSENT_TEXT: &str =
     "By subscribing you agree to receive one digest email at the time you choose. \
@@ -203,7 +203,7 @@ fn read_request(
 }
 
 /// `POST /subscribe`: validates, then records the request and queues the
-/// confirmation mail (or, for a known address, what R31 prescribes), and
+/// confirmation mail (or, for a known address, the mail its state calls for, while the visitor sees the same answer as for a new one), and
 /// redirects to the page that says what happened to the mail.
 pub(super) async fn subscribe(
     State(web): State<WebState>,
@@ -229,7 +229,7 @@ pub(super) async fn subscribe(
             return subscribe_form(&web, StatusCode::UNPROCESSABLE_ENTITY, typed, &errors).await;
         }
     };
-    // A filled honeypot gets the same answer and nothing else (R33).
+    // A filled honeypot gets the same answer and nothing else.
     if !field(&form, "website").is_empty() {
         tracing::info!("subscribe: honeypot filled; ignored");
         return sent_redirect(&web, &email, &prefs, MailAnswer::Sent);

@@ -1,5 +1,5 @@
 //! The unsubscribe link: GET shows a page with one button (and the
-//! topics, to edit instead); the POST is RFC 8058 one-click (R14–R21).
+//! topics, to edit instead); the POST is RFC 8058 one-click.
 
 use super::page::{
     invalid_link, manage_subscriber, message_with, rate_limited, render, Extras, Layout, LinkView,
@@ -47,7 +47,7 @@ pub(super) async fn unsubscribe_page(
     )
 }
 
-/// RFC 8058 one-click (R14–R21): the token in the path is the only
+/// RFC 8058 one-click: the token in the path is the only
 /// authority. Any body (urlencoded, multipart, empty) is accepted and not
 /// parsed; no cookies, no CSRF check, no redirect; idempotent.
 pub(super) async fn unsubscribe(

@@ -1,6 +1,6 @@
 //! `POST /webhooks/{provider}[/{secret}]`: bounce and complaint
 //! notifications from Amazon SES (via SNS), Postmark, SendGrid and
-//! Mailgun (issue 14).
+//! Mailgun.
 //!
 //! Every request must carry the shared secret (`bounces.webhooks.secret_*`)
 //! in the path or the `X-Paperboy-Webhook-Secret` header, compared in
@@ -210,7 +210,7 @@ async fn record_all(
 ) -> anyhow::Result<Value> {
     let mut counts: HashMap<&'static str, u64> = HashMap::new();
     for e in events {
-        let key = match bounces::record(app, e).await? {
+        let key = match bounces::record(&app.bounces(), e).await? {
             Outcome::Applied(_) => "recorded",
             Outcome::Duplicate => "duplicates",
             Outcome::Unmatched => "unmatched",

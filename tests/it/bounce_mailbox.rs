@@ -351,7 +351,7 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
     imap.deliver(&fixture("mailbox", "gmail-hard-5.1.1.eml"));
     imap.deliver(&fixture("mailbox", "not-a-report.eml"));
 
-    let r = mailbox::poll(&t.app).await.unwrap();
+    let r = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!(
         (
             r.read,
@@ -389,7 +389,7 @@ async fn bounces_and_complaints_in_the_mailbox_suppress_and_unsubscribe_before_t
 
     // Every message read was marked: the next poll reads nothing, and the
     // reply is counted once.
-    let again = mailbox::poll(&t.app).await.unwrap();
+    let again = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!((again.read, again.unparseable), (0, 0), "{again}");
     assert!(metrics(&t)
         .await
@@ -440,11 +440,11 @@ async fn a_thousand_replies_in_the_mailbox_never_hide_a_bounce() {
             polls.len() < 2,
             "the bounce is still unread after {polls:?}"
         );
-        polls.push(mailbox::poll(&t.app).await.unwrap());
+        polls.push(mailbox::poll(&t.app.bounces()).await.unwrap());
     }
     let read: u64 = polls.iter().map(|r| r.read).sum();
     assert_eq!(read, 1001, "{polls:?}");
-    let again = mailbox::poll(&t.app).await.unwrap();
+    let again = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!(again.read, 0, "{again}");
     assert!(metrics(&t)
         .await
@@ -462,7 +462,7 @@ async fn a_wrong_mailbox_password_is_a_clear_error_and_changes_nothing() {
     let env = imap.config(&password_file);
     let (t, _clock) = TestApp::spawn_at(at("2026-12-01T08:00:00Z"), &pairs(&env)).await;
     add_active(&t.app, "gone@example.net", &["rag"], 3).await;
-    let err = mailbox::poll(&t.app).await.unwrap_err();
+    let err = mailbox::poll(&t.app.bounces()).await.unwrap_err();
     assert!(matches!(err, mailbox::MailboxError::Login(_)), "{err}");
     assert_eq!(suppression(&t, "gone@example.net").await, None);
     t.stop().await;
@@ -501,7 +501,7 @@ async fn reports_and_other_mail_can_be_moved_to_folders_created_as_needed() {
         &gone.message_id,
     ));
     imap.deliver(&reply(1));
-    let r = mailbox::poll(&t.app).await.unwrap();
+    let r = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!((r.read, r.recorded, r.unparseable), (2, 1, 1), "{r}");
     assert_eq!(
         suppression(&t, "gone@example.net").await,
@@ -515,7 +515,7 @@ async fn reports_and_other_mail_can_be_moved_to_folders_created_as_needed() {
         ),
         (0, 1, 1)
     );
-    let again = mailbox::poll(&t.app).await.unwrap();
+    let again = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!(again.read, 0, "{again}");
     t.stop().await;
 }
@@ -574,7 +574,7 @@ async fn healthz_says_since_when_the_mailbox_cannot_be_polled_or_is_behind() {
         "2026-12-01T08:00:00.000Z"
     );
     clock.set(at("2026-12-01T08:05:00Z"));
-    let r = mailbox::poll(&t.app).await.unwrap();
+    let r = mailbox::poll(&t.app.bounces()).await.unwrap();
     assert_eq!((r.read, r.left), (1, 0), "{r}");
     let health = healthz(&t).await;
     assert_eq!(

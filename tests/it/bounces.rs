@@ -251,7 +251,7 @@ pub(crate) async fn record_mail(t: &TestApp, raw: &str) -> Vec<bounces::Outcome>
     let parsed = bounces::report::parse(raw.as_bytes()).unwrap();
     let mut out = Vec::new();
     for e in bounces::mailbox::events_of(&parsed, raw.as_bytes()) {
-        out.push(bounces::record(&t.app, &e).await.unwrap());
+        out.push(bounces::record(&t.app.bounces(), &e).await.unwrap());
     }
     out
 }

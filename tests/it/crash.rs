@@ -1,4 +1,4 @@
-//! Crash recovery (R54), graceful shutdown (R58) and the dry run, against
+//! Crash recovery, graceful shutdown and the dry run, against
 //! the real binary as a child process. The test process hosts the SMTP
 //! sink; each child gets its own temp directory, database and ports.
 

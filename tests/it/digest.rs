@@ -441,7 +441,7 @@ async fn a_digest_carries_every_required_header_and_both_parts() {
 
     let text = parsed.body_text(0).unwrap();
     let html = parsed.body_html(0).unwrap();
-    // The preheader opens both parts: a visible summary (R10), not titles.
+    // The preheader opens both parts: a visible summary, not titles.
     let preheader = text.lines().next().unwrap();
     assert_eq!(preheader, "3 with code · up to 43 upvotes");
     for s in [
@@ -512,7 +512,7 @@ async fn hostile_paper_text_is_escaped_in_html_and_kept_out_of_headers() {
     t.stop().await;
 }
 
-/// Verifies `message` with dkimpy, an independent implementation (R72),
+/// Verifies `message` with dkimpy, an independent implementation,
 /// answering the DNS lookup with the test key. Fails the test when
 /// python3 or dkimpy is missing: `scripts/test` installs them.
 fn dkimpy_verifies(message: &[u8]) -> bool {
@@ -668,7 +668,7 @@ async fn the_rendered_digest_matches_the_golden_files() {
 
 #[tokio::test]
 async fn end_to_end_subscribe_confirm_digest_and_one_click_from_the_header() {
-    // R73: the whole path with the real ranker over the recorded HF list.
+    // The whole path with the real ranker over the recorded HF list.
     let now = at("2026-06-12T06:00:00Z");
     let (t, clock) = TestApp::spawn_at(now, &[]).await;
     t.seed_hf_fixture().await;

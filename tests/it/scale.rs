@@ -1,4 +1,4 @@
-//! Issue 12 against the real store and engine with a loopback SMTP sink:
+//! Scale against the real store and engine with a loopback SMTP sink:
 //! planning proportional to who is due (the stored next due instants) and
 //! per-recipient-domain pacing.
 

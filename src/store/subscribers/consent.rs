@@ -6,7 +6,7 @@ use crate::store::{ts, Result};
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-/// How consent was given (R43).
+/// How consent was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsentMethod {
     WebForm,

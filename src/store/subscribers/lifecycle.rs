@@ -34,7 +34,7 @@ impl Store {
         Ok(sub)
     }
 
-    /// Unsubscribes (R14, idempotent): any state becomes `unsubscribed`;
+    /// Unsubscribes (idempotent): any state becomes `unsubscribed`;
     /// the first time records when. Returns whether the state changed.
     pub async fn unsubscribe(&self, id: SubscriberId, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.begin_write().await?;
@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// Deletes everything held about a subscriber and keeps only a
-    /// suppression hash of the address (R46).
+    /// suppression hash of the address.
     pub async fn delete_subscriber(
         &self,
         id: SubscriberId,
@@ -96,7 +96,7 @@ impl Store {
     }
 
     /// Deletes unconfirmed subscribers older than `max_age` and forgets
-    /// confirmation-rate rows older than a day (R28, R47). Returns how
+    /// confirmation-rate rows older than a day. Returns how
     /// many subscribers were purged.
     pub async fn purge_expired(&self, max_age: Duration, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.begin_write().await?;

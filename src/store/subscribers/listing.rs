@@ -7,7 +7,7 @@ use crate::domain::{SubscriberId, SubscriberState};
 use crate::store::{ts, Result, Store};
 
 impl Store {
-    /// Everything held about one subscriber, for self-service export (R45).
+    /// Everything held about one subscriber, for self-service export.
     pub async fn export_subscriber(&self, id: SubscriberId) -> Result<serde_json::Value> {
         let sub = self.subscriber(id).await?;
         let consents: Vec<ConsentRow> = sqlx::query_as(

@@ -11,8 +11,8 @@ use crate::store::{ts, Result, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::SqliteConnection;
 
-/// Limits on confirmation mails (R32). Exceeding them is silent: the
-/// visitor sees the same response (R31).
+/// Limits on confirmation mails. Exceeding them is silent: the
+/// visitor sees the same response.
 #[derive(Debug, Clone, Copy)]
 pub struct ConfirmLimits {
     pub min_interval: Duration,
@@ -142,8 +142,7 @@ async fn add_one(
 }
 
 impl Store {
-    /// Handles a subscribe request in one write transaction (R28, R31,
-    /// R32): creates or refreshes a pending subscriber and queues at most
+    /// Handles a subscribe request in one write transaction: creates or refreshes a pending subscriber and queues at most
     /// one confirmation, or, for an active address, a rate-limited mail
     /// with the manage link. An active address suppressed for a reason its
     /// owner may lift (a soft-bounce limit) goes back through double
@@ -262,7 +261,7 @@ impl Store {
 
     /// "Mail me my settings link" from a used confirmation link: queues
     /// the manage-link mail under the same per-address and global limits
-    /// as confirmations (R32). False when nothing was queued (not a used
+    /// as confirmations. False when nothing was queued (not a used
     /// link of a subscribed address, suppressed, or over a limit); the
     /// caller answers the same either way.
     pub async fn request_settings_link(

@@ -118,7 +118,7 @@ impl Store {
         }
     }
 
-    /// `POST /confirm/{token}` (R29): marks the token used and activates
+    /// `POST /confirm/{token}`: marks the token used and activates
     /// the subscriber in one transaction. A later fresh opt-in also lifts
     /// any suppression of the address but a hard bounce
     /// ([`SuppressionReason::lifted_by_own_opt_in`]).
