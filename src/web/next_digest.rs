@@ -172,11 +172,7 @@ mod tests {
             excluded: vec!["survey".into()],
             authors: vec!["Ada Lovelace".into()],
             categories: vec!["cs.LG".into()],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: chrono::NaiveTime::MIN,
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
+            ..Preferences::new(5, chrono::NaiveTime::MIN, chrono_tz::UTC)
         }
     }
 
