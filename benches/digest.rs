@@ -633,12 +633,12 @@ async fn store_subscribers(app: &App, world: &World, authors: &[String], n: u64,
                     } else {
                         vec![]
                     },
-                    categories: vec![],
-                    digest_size: 10,
-                    frequency: Frequency::Daily,
-                    send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-                    time_zone: chrono_tz::UTC,
                     fallback_trending: true,
+                    ..Preferences::new(
+                        10,
+                        NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                        chrono_tz::UTC,
+                    )
                 };
                 let email = EmailAddress::parse(&format!("reader{k}@example.org")).unwrap();
                 (email, prefs)

@@ -17,7 +17,7 @@
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use paperboy::app::{App, Overrides};
 use paperboy::config::Config;
-use paperboy::domain::{EmailAddress, Frequency, Paper, PaperId, Preferences, SourceKind};
+use paperboy::domain::{EmailAddress, Paper, PaperId, Preferences, SourceKind};
 use paperboy::domain::{SubscriberId, SubscriberState};
 use paperboy::store::deliveries::{Prepared, SentDelivery};
 use paperboy::store::papers::{FetchLogEntry, PaperBatch};
@@ -113,14 +113,12 @@ async fn add_subscribers(app: &App, n: u64) -> Vec<SubscriberId> {
             .map(|k| {
                 let prefs = Preferences {
                     topics: vec!["agents".into(), "retrieval".into(), "RAG".into()],
-                    excluded: vec![],
-                    authors: vec![],
-                    categories: vec![],
-                    digest_size: PER_DIGEST as u8,
-                    frequency: Frequency::Daily,
-                    send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-                    time_zone: chrono_tz::UTC,
                     fallback_trending: true,
+                    ..Preferences::new(
+                        PER_DIGEST as u8,
+                        NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                        chrono_tz::UTC,
+                    )
                 };
                 (
                     EmailAddress::parse(&format!("reader{k}@example.org")).unwrap(),

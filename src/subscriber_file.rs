@@ -531,23 +531,16 @@ fn preferences(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Frequency;
     use chrono::NaiveTime;
 
     fn rules(confirmed: bool) -> ImportRules {
         ImportRules {
             confirmed,
-            defaults: Preferences {
-                topics: vec![],
-                excluded: vec![],
-                authors: vec![],
-                categories: vec![],
-                digest_size: 5,
-                frequency: Frequency::Daily,
-                send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-                time_zone: chrono_tz::UTC,
-                fallback_trending: false,
-            },
+            defaults: Preferences::new(
+                5,
+                NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                chrono_tz::UTC,
+            ),
         }
     }
 

@@ -257,7 +257,7 @@ mod tests {
     use crate::app::{App, Overrides};
     use crate::config::Config;
     use crate::deliver::Transport;
-    use crate::domain::{EmailAddress, Frequency, Preferences};
+    use crate::domain::{EmailAddress, Preferences};
     use crate::store::subscribers::{ConfirmLimits, ConsentInput, ConsentMethod};
     use lettre::transport::stub::AsyncStubTransport;
 
@@ -278,14 +278,11 @@ mod tests {
     async fn request(app: &App, email: &str) {
         let prefs = Preferences {
             topics: vec!["RAG".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
+            ..Preferences::new(
+                5,
+                chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                chrono_tz::UTC,
+            )
         };
         let consent = ConsentInput {
             method: ConsentMethod::WebForm,

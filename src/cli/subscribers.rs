@@ -94,17 +94,11 @@ pub enum SubscribersCommand {
 }
 
 fn default_prefs(config: &Config) -> anyhow::Result<Preferences> {
-    Ok(Preferences {
-        topics: Vec::new(),
-        excluded: Vec::new(),
-        authors: Vec::new(),
-        categories: Vec::new(),
-        digest_size: config.digest.default_size,
-        frequency: crate::domain::Frequency::Daily,
-        send_time: config.digest.default_send_time,
-        time_zone: config.digest.default_time_zone,
-        fallback_trending: false,
-    })
+    Ok(Preferences::new(
+        config.digest.default_size,
+        config.digest.default_send_time,
+        config.digest.default_time_zone,
+    ))
 }
 
 fn operator_consent(method: ConsentMethod) -> ConsentInput {

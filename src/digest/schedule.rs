@@ -118,15 +118,12 @@ mod tests {
 
     fn prefs(tz: &str, time: &str, frequency: Frequency) -> Preferences {
         Preferences {
-            topics: vec![],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 10,
             frequency,
-            send_time: NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
-            time_zone: tz.parse().unwrap(),
-            fallback_trending: false,
+            ..Preferences::new(
+                10,
+                NaiveTime::parse_from_str(time, "%H:%M").unwrap(),
+                tz.parse().unwrap(),
+            )
         }
     }
 

@@ -169,7 +169,7 @@ mod tests {
             self.load(window, RankPicker::over(candidates, &synonyms, now, span));
         }
     }
-    use crate::domain::{Candidate, Frequency, Paper, PaperId};
+    use crate::domain::{Candidate, Paper, PaperId};
     use chrono::{NaiveDate, NaiveTime, TimeZone};
 
     fn day(d: u32) -> NaiveDate {
@@ -192,14 +192,11 @@ mod tests {
     fn prefs() -> Preferences {
         Preferences {
             topics: vec!["speculative decoding".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 10,
-            frequency: Frequency::Daily,
-            send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
+            ..Preferences::new(
+                10,
+                NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                chrono_tz::UTC,
+            )
         }
     }
 

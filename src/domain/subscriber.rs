@@ -162,6 +162,24 @@ pub struct Timing {
 }
 
 impl Preferences {
+    /// Daily digests of `digest_size` papers at `send_time` in
+    /// `time_zone`, with nothing chosen yet: no topics, exclusions,
+    /// authors or categories, no trending fallback. Callers set what they
+    /// know with struct update syntax (`..Preferences::new(…)`).
+    pub fn new(digest_size: u8, send_time: NaiveTime, time_zone: Tz) -> Preferences {
+        Preferences {
+            topics: Vec::new(),
+            excluded: Vec::new(),
+            authors: Vec::new(),
+            categories: Vec::new(),
+            digest_size,
+            frequency: Frequency::Daily,
+            send_time,
+            time_zone,
+            fallback_trending: false,
+        }
+    }
+
     pub fn timing(&self) -> Timing {
         Timing {
             frequency: self.frequency,

@@ -472,18 +472,15 @@ pub(crate) mod test_support {
         now: DateTime<Utc>,
         email: &str,
     ) -> crate::domain::SubscriberId {
-        use crate::domain::{EmailAddress, Frequency, Preferences, SubscriberState};
+        use crate::domain::{EmailAddress, Preferences, SubscriberState};
         use crate::store::subscribers::{ConsentInput, ConsentMethod};
         let prefs = Preferences {
             topics: vec!["retrieval".into()],
-            excluded: vec![],
-            authors: vec![],
-            categories: vec![],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
+            ..Preferences::new(
+                5,
+                chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+                chrono_tz::UTC,
+            )
         };
         let consent = ConsentInput {
             method: ConsentMethod::OperatorImport,

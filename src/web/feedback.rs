@@ -156,18 +156,18 @@ async fn paper_of(app: &App, id: &PaperId) -> Result<Option<Paper>> {
 /// Records nothing; `done` (where the POST redirects) words the page for
 /// what was just done, while what is stored decides which button shows.
 pub(super) async fn feedback_page(
-    State(app): State<WebState>,
+    State(web): State<WebState>,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let Some((claim, sub)) = verified(&app, &raw).await? else {
-        return invalid_link(&app);
+    let Some((claim, sub)) = verified(&web, &raw).await? else {
+        return invalid_link(&web);
     };
-    let Some(paper) = paper_of(&app, &claim.paper).await? else {
-        return invalid_link(&app);
+    let Some(paper) = paper_of(&web, &claim.paper).await? else {
+        return invalid_link(&web);
     };
     let done = q.get("done").map(String::as_str);
-    let state = match app.store.feedback_on(sub.id, &claim.paper).await? {
+    let state = match web.store.feedback_on(sub.id, &claim.paper).await? {
         Some(e) if e.action == claim.action => PageState::Recorded {
             now: done == Some("recorded"),
         },
@@ -176,50 +176,50 @@ pub(super) async fn feedback_page(
             replaces: other.map(|e| e.action),
         },
     };
-    page(&app, &raw, &claim, &sub, &paper, state)
+    page(&web, &raw, &claim, &sub, &paper, state)
 }
 
 /// `POST /feedback/{token}` with `do=record` or `do=undo`; redirects to
 /// the page (post/redirect/get), so a reload never posts again.
 pub(super) async fn feedback(
-    State(app): State<WebState>,
+    State(web): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response> {
-    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
+    if let Some(refused) = refuse_form_post(&web, peer, &headers) {
         return refused;
     }
-    let Some((claim, sub)) = verified(&app, &raw).await? else {
-        return invalid_link(&app);
+    let Some((claim, sub)) = verified(&web, &raw).await? else {
+        return invalid_link(&web);
     };
     let form = match read_form(&headers, &body) {
         Ok(f) => f,
-        Err(e) => return bad_form(&app, e),
+        Err(e) => return bad_form(&web, e),
     };
-    if paper_of(&app, &claim.paper).await?.is_none() {
-        return invalid_link(&app);
+    if paper_of(&web, &claim.paper).await?.is_none() {
+        return invalid_link(&web);
     }
     let done = match field(&form, "do") {
         "record" => {
-            let r = app
+            let r = web
                 .store
-                .record_feedback(sub.id, &claim.paper, claim.action, app.now())
+                .record_feedback(sub.id, &claim.paper, claim.action, web.now())
                 .await?;
             tracing::info!(subscriber = %sub.id, paper = %claim.paper, action = claim.action.as_str(), changed = r == Recorded::Changed, "feedback");
             "recorded"
         }
         "undo" => {
-            let removed = app.store.remove_feedback(sub.id, &claim.paper).await?;
+            let removed = web.store.remove_feedback(sub.id, &claim.paper).await?;
             tracing::info!(subscriber = %sub.id, paper = %claim.paper, removed, "feedback undone");
             "undone"
         }
-        _ => return bad_form(&app, super::FormError::Malformed),
+        _ => return bad_form(&web, super::FormError::Malformed),
     };
     Ok(see_other(&format!(
         "{}?done={done}",
-        app.links.feedback_url(&raw)
+        web.links.feedback_url(&raw)
     )))
 }
 

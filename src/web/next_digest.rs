@@ -62,38 +62,38 @@ fn edited_profile(saved: &Preferences, q: &HashMap<String, String>) -> Profile {
 /// preferences. `frequency` is `weekly:friday` from the page, or `weekly`
 /// with `weekly_day`.
 pub(super) async fn preview(
-    State(app): State<WebState>,
+    State(web): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    if !app.limits.previews.check(client_ip(&app, peer, &headers)) {
-        return rate_limited(&app);
+    if !web.limits.previews.check(client_ip(&web, peer, &headers)) {
+        return rate_limited(&web);
     }
-    let Some((_, sub)) = manage_subscriber(&app, &raw).await? else {
-        return invalid_link(&app);
+    let Some((_, sub)) = manage_subscriber(&web, &raw).await? else {
+        return invalid_link(&web);
     };
     let prefs = &sub.preferences;
     let frequency = form_frequency(&q).unwrap_or(prefs.frequency);
     let profile = edited_profile(prefs, &q);
 
-    let now = app.now();
-    let covered = app.store.last_covered_of(&[sub.id]).await?;
+    let now = web.now();
+    let covered = web.store.last_covered_of(&[sub.id]).await?;
     let today = now.with_timezone(&prefs.time_zone).date_naive();
     let day = crate::domain::next_digest_day(frequency, today);
     let window = crate::domain::window(
         frequency,
         covered.get(&sub.id).copied(),
         day,
-        app.config.window_limits(),
+        web.config.window_limits(),
     );
     let items = if profile.topics.is_empty() && profile.authors.is_empty() {
         Vec::new()
     } else {
-        let feedback = crate::digest::reader_feedback::load_one(&app, sub.id, now).await?;
+        let feedback = crate::digest::reader_feedback::load_one(&web, sub.id, now).await?;
         // Papers already sent, or judged by the reader, are not news.
-        let mut seen: HashSet<PaperId> = app
+        let mut seen: HashSet<PaperId> = web
             .store
             .sent_paper_ids(sub.id)
             .await?
@@ -101,8 +101,8 @@ pub(super) async fn preview(
             .map(PaperId::from_stored)
             .collect();
         seen.extend(feedback.items.iter().map(|i| i.paper.id.clone()));
-        let limit = app.config.rank.preview_size;
-        rank_window(&app, &window, &profile, &seen, &feedback, limit).await?
+        let limit = web.config.rank.preview_size;
+        rank_window(&web, &window, &profile, &seen, &feedback, limit).await?
     };
     let searched = window.describe();
     let note = if items.is_empty() {
@@ -110,7 +110,7 @@ pub(super) async fn preview(
     } else {
         format!("From the papers listed {searched}, leaving out those already sent to you.")
     };
-    let topics = topic_counts(&app, &profile).await;
+    let topics = topic_counts(&web, &profile).await;
     Ok((
         StatusCode::OK,
         [
@@ -172,11 +172,7 @@ mod tests {
             excluded: vec!["survey".into()],
             authors: vec!["Ada Lovelace".into()],
             categories: vec!["cs.LG".into()],
-            digest_size: 5,
-            frequency: Frequency::Daily,
-            send_time: chrono::NaiveTime::MIN,
-            time_zone: chrono_tz::UTC,
-            fallback_trending: false,
+            ..Preferences::new(5, chrono::NaiveTime::MIN, chrono_tz::UTC)
         }
     }
 

@@ -9,21 +9,21 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-pub(super) async fn healthz(State(app): State<WebState>) -> Response {
-    let db = app.store.ping().await;
-    let last_fetch = app
+pub(super) async fn healthz(State(web): State<WebState>) -> Response {
+    let db = web.store.ping().await;
+    let last_fetch = web
         .store
         .last_fetch()
         .await
         .ok()
         .flatten()
         .map(crate::store::ts);
-    let last_digest = app.store.setting("last_digest_run").await.ok().flatten();
-    let backlog = delivery_backlog(&app).await;
+    let last_digest = web.store.setting("last_digest_run").await.ok().flatten();
+    let backlog = delivery_backlog(&web).await;
     // Stuck rows (a lease outlived its run) degrade the status but not the
     // HTTP code: the daemon still works, and the next run recovers them.
     let stuck = backlog.is_some_and(|b| b.stuck > 0);
-    let mailbox = mailbox_health(&app);
+    let mailbox = mailbox_health(&web);
     let mailbox_degraded = mailbox
         .as_ref()
         .is_some_and(|m| !m["degraded_since"].is_null());
@@ -34,8 +34,8 @@ pub(super) async fn healthz(State(app): State<WebState>) -> Response {
         "deliveries": backlog,
         "last_fetch": last_fetch,
         "last_digest_run": last_digest.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-        "sending_paused": crate::bounces::sending_paused(&app.bounces(), app.now()).await.ok().flatten(),
-        "ranking": semantic_health(&app),
+        "sending_paused": crate::bounces::sending_paused(&web.bounces(), web.now()).await.ok().flatten(),
+        "ranking": semantic_health(&web),
     });
     let status = if db {
         StatusCode::OK
@@ -79,10 +79,10 @@ fn semantic_health(app: &App) -> Value {
     })
 }
 
-pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
+pub(super) async fn metrics(State(web): State<WebState>) -> Result<Response> {
     let mut out = String::new();
-    write_subscriber_gauges(&app, &mut out).await?;
-    let outbox = app.store.outbox_counts().await?;
+    write_subscriber_gauges(&web, &mut out).await?;
+    let outbox = web.store.outbox_counts().await?;
     write_gauge(
         &mut out,
         "paperboy_transactional_mail",
@@ -94,14 +94,14 @@ pub(super) async fn metrics(State(app): State<WebState>) -> Result<Response> {
             ("failed", outbox.failed),
         ],
     );
-    write_digest_gauges(&app, &mut out).await?;
-    app.metrics.write_counters(&mut out);
-    app.metrics.bounces.write(&mut out);
-    if app.config.bounces.mailbox.enabled {
-        app.metrics.bounces.write_mailbox(&mut out);
+    write_digest_gauges(&web, &mut out).await?;
+    web.metrics.write_counters(&mut out);
+    web.metrics.bounces.write(&mut out);
+    if web.config.bounces.mailbox.enabled {
+        web.metrics.bounces.write_mailbox(&mut out);
     }
-    app.semantic.write_metrics(&mut out);
-    write_fetch_counters(&mut out, &app.fetcher.counters());
+    web.semantic.write_metrics(&mut out);
+    write_fetch_counters(&mut out, &web.fetcher.counters());
     Ok((
         StatusCode::OK,
         [(
@@ -257,13 +257,13 @@ fn write_fetch_counters(
     }
 }
 
-pub(super) async fn not_found(State(app): State<WebState>) -> Result<Response> {
+pub(super) async fn not_found(State(web): State<WebState>) -> Result<Response> {
     message(
-        &app,
+        &web,
         StatusCode::NOT_FOUND,
         "Page not found",
         &["There is nothing at this address."],
-        Some(("Go to the home page", app.links.home_url())),
+        Some(("Go to the home page", web.links.home_url())),
         false,
     )
 }

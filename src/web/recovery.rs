@@ -51,27 +51,27 @@ pub(super) async fn used_or_invalid(app: &App, token: &Token) -> Result<Response
 
 /// `POST /confirm/{token}/settings-link`: queue the settings-link mail.
 pub(super) async fn settings_link(
-    State(app): State<WebState>,
+    State(web): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Response> {
-    if let Some(refused) = refuse_form_post(&app, peer, &headers) {
+    if let Some(refused) = refuse_form_post(&web, peer, &headers) {
         return refused;
     }
     let Some(token) = path_token(&raw) else {
-        return invalid_link(&app);
+        return invalid_link(&web);
     };
     let hash = token.hash();
-    if app.store.used_confirm_link_owner(&hash).await?.is_none() {
-        return invalid_link(&app);
+    if web.store.used_confirm_link_owner(&hash).await?.is_none() {
+        return invalid_link(&web);
     }
-    let queued = app
+    let queued = web
         .store
-        .request_settings_link(&hash, &confirm_limits(&app), app.now())
+        .request_settings_link(&hash, &confirm_limits(&web), web.now())
         .await?;
     if queued {
-        app.outbox_wake.notify_one();
+        web.outbox_wake.notify_one();
     }
     tracing::info!(
         queued,
@@ -79,16 +79,16 @@ pub(super) async fn settings_link(
     );
     Ok(see_other(&format!(
         "{}settings-link/sent",
-        app.links.home_url()
+        web.links.home_url()
     )))
 }
 
 /// `GET /settings-link/sent`: the answer to a settings-link request, the
 /// same whether or not a mail went out (after the POST, so a reload asks
 /// for nothing).
-pub(super) async fn settings_link_sent(State(app): State<WebState>) -> Result<Response> {
+pub(super) async fn settings_link_sent(State(web): State<WebState>) -> Result<Response> {
     message(
-        &app,
+        &web,
         StatusCode::OK,
         "Check your inbox",
         &["Your settings link is on its way to your address. We send at most one such mail every few minutes, so if one arrived just now, use that one."],

@@ -18,14 +18,11 @@ fn at(s: &str) -> DateTime<Utc> {
 async fn add_active(t: &TestApp, email: &str, topics: &[&str], size: u8) -> SubscriberId {
     let prefs = Preferences {
         topics: topics.iter().map(|t| t.to_string()).collect(),
-        excluded: vec![],
-        authors: vec![],
-        categories: vec![],
-        digest_size: size,
-        frequency: paperboy::domain::Frequency::Daily,
-        send_time: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-        time_zone: chrono_tz::UTC,
-        fallback_trending: false,
+        ..Preferences::new(
+            size,
+            chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            chrono_tz::UTC,
+        )
     };
     let links = t.app.links.clone();
     let hash = move |id, g| links.manage_token_hash(id, g);

@@ -6,7 +6,7 @@ use crate::digest::paper;
 use crate::support::TestApp;
 use chrono::{DateTime, NaiveTime, Utc};
 use paperboy::digest::{self, DigestPick, Picker};
-use paperboy::domain::{EmailAddress, Frequency, Preferences, SubscriberId, SubscriberState};
+use paperboy::domain::{EmailAddress, Preferences, SubscriberId, SubscriberState};
 use paperboy::store::deliveries::DeliveryState;
 use paperboy::store::subscribers::{ConsentInput, ConsentMethod};
 use std::collections::HashSet;
@@ -40,14 +40,11 @@ fn at(s: &str) -> DateTime<Utc> {
 fn prefs(send_time: &str) -> Preferences {
     Preferences {
         topics: vec!["agents".into()],
-        excluded: vec![],
-        authors: vec![],
-        categories: vec![],
-        digest_size: 2,
-        frequency: Frequency::Daily,
-        send_time: NaiveTime::parse_from_str(send_time, "%H:%M").unwrap(),
-        time_zone: chrono_tz::UTC,
-        fallback_trending: false,
+        ..Preferences::new(
+            2,
+            NaiveTime::parse_from_str(send_time, "%H:%M").unwrap(),
+            chrono_tz::UTC,
+        )
     }
 }
 

@@ -28,14 +28,12 @@ fn day(s: &str) -> NaiveDate {
 fn prefs(frequency: Frequency, size: u8) -> Preferences {
     Preferences {
         topics: vec!["speculative decoding".into()],
-        excluded: vec![],
-        authors: vec![],
-        categories: vec![],
-        digest_size: size,
         frequency,
-        send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-        time_zone: chrono_tz::UTC,
-        fallback_trending: false,
+        ..Preferences::new(
+            size,
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            chrono_tz::UTC,
+        )
     }
 }
 

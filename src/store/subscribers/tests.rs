@@ -9,14 +9,7 @@ use std::str::FromStr;
 fn prefs() -> Preferences {
     Preferences {
         topics: vec!["retrieval".into()],
-        excluded: vec![],
-        authors: vec![],
-        categories: vec![],
-        digest_size: 5,
-        frequency: Frequency::Daily,
-        send_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-        time_zone: chrono_tz::UTC,
-        fallback_trending: false,
+        ..Preferences::new(5, NaiveTime::from_hms_opt(8, 0, 0).unwrap(), chrono_tz::UTC)
     }
 }
 
