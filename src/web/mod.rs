@@ -21,6 +21,7 @@ mod preview;
 mod preview_cache;
 mod receipt;
 mod recovery;
+mod steer;
 mod subscribe;
 mod suppressed;
 mod topics;
@@ -141,6 +142,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(subscribe::home))
         .route("/subscribe", post(subscribe::subscribe))
         .route("/subscribe/sent", get(subscribe::sent))
+        .route("/subscribe/steer", post(subscribe::steer))
         .route(
             "/confirm/{token}",
             get(confirm::confirm_page).post(confirm::confirm),
