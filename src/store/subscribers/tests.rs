@@ -410,6 +410,9 @@ mod choices {
             "a paper that is not stored is dropped"
         );
         assert!(store.feedback_of(id).await.unwrap().is_empty());
+        let export = store.export_subscriber(id).await.unwrap();
+        assert_eq!(export["pending_choices"][0]["paper"], "2606.00001");
+        assert_eq!(export["pending_choices"][0]["action"], "more");
 
         // Asking again replaces the choices.
         let second = [choice("2606.00002", FeedbackAction::NotForMe)];
