@@ -4,14 +4,16 @@
 //! hybrid one when embeddings are available to this build), nDCG@10 and
 //! precision@10 after 0, 1, 3 and 5 days of simulated feedback, with and
 //! without feedback on the same residual collection (see
-//! `paperboy::rank::simulated`). Then the cost of ranking with feedback:
+//! `paperboy::rank::simulated`), and a day-0 row per ranker where each
+//! reader starts with three liked example papers (*papers like these*;
+//! `simulate_examples`) against the same readers without them. Then the cost of ranking with feedback:
 //! 2,000 synthetic candidates, subscribers with 0 / 20 / 200 pieces of
 //! feedback, single-threaded, wall and CPU seconds.
 
 use chrono::{Duration, TimeZone, Utc};
 use paperboy::domain::FeedbackAction;
 use paperboy::rank::eval::RelevanceSet;
-use paperboy::rank::simulated::{simulate, simulate_on, Simulation};
+use paperboy::rank::simulated::{simulate, simulate_examples, simulate_on, Simulation};
 use paperboy::rank::{CandidateIndex, FeedbackItem, Profile, RankParams, ReaderFeedback, Synonyms};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -72,10 +74,29 @@ fn quality() {
             d.precision_feedback
         );
     };
+    // Day 0 with three liked example papers: "without" is the same
+    // readers, the examples left out of both residual collections.
+    let examples = |name: &str, d: &paperboy::rank::simulated::DayScore| {
+        println!(
+            "{:<8} {:>4} {:>7} {:>11.3} {:>11.3} {:>11.3} {:>11.3}   (3 liked examples, day 0)",
+            name,
+            "ex3",
+            d.topics,
+            d.ndcg_none,
+            d.ndcg_feedback,
+            d.precision_none,
+            d.precision_feedback
+        );
+    };
     let synonyms = Synonyms::embedded();
     for d in simulate(&candidates, &set, &synonyms, &sim) {
         row("lexical", &d);
     }
+    let lexical = CandidateIndex::build_with(&candidates, &synonyms, now, sim.params.clone());
+    examples(
+        "lexical",
+        &simulate_examples(&lexical, &candidates, &set, &sim, 3),
+    );
     // The hybrid ranker: paper and topic vectors attached, feedback by
     // Rocchio over the embeddings.
     match hybrid::embed(root, &candidates, &set, &synonyms, now) {
@@ -85,6 +106,10 @@ fn quality() {
             for d in simulate_on(&index, &candidates, &set, &sim) {
                 row("hybrid", &d);
             }
+            examples(
+                "hybrid",
+                &simulate_examples(&index, &candidates, &set, &sim, 3),
+            );
         }
         None => println!("hybrid: not measured (no MiniLM weights)"),
     }

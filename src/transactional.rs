@@ -258,7 +258,7 @@ mod tests {
     use crate::config::Config;
     use crate::deliver::Transport;
     use crate::domain::{EmailAddress, Preferences};
-    use crate::store::subscribers::{ConfirmLimits, ConsentInput, ConsentMethod};
+    use crate::store::subscribers::{ConfirmLimits, ConsentInput, ConsentMethod, SubscribeRequest};
     use lettre::transport::stub::AsyncStubTransport;
 
     async fn app_with(stub: AsyncStubTransport) -> (App, tempfile::TempDir) {
@@ -299,9 +299,12 @@ mod tests {
         let hash = move |id, g| links.manage_token_hash(id, g);
         app.store
             .request_subscription(
-                &EmailAddress::parse(email).unwrap(),
-                &prefs,
-                &consent,
+                SubscribeRequest {
+                    email: &EmailAddress::parse(email).unwrap(),
+                    prefs: &prefs,
+                    consent: &consent,
+                    choices: &[],
+                },
                 &limits,
                 &hash,
                 app.now(),

@@ -16,7 +16,10 @@ pub mod words;
 
 pub use bounce::{BounceAction, BounceKind, ReportSource, SoftBouncePolicy};
 pub use email::{hash_canonical, EmailAddress, EmailError, MAX_ADDRESS_LEN};
-pub use feedback::{FeedbackAction, FeedbackEntry};
+pub use feedback::{
+    parse_choice_id, parse_choices, ChoiceError, FeedbackAction, FeedbackEntry, PreviewChoice,
+    MAX_PREVIEW_CHOICES,
+};
 pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };

@@ -120,6 +120,62 @@ pub fn simulate_on(
         .collect()
 }
 
+/// Day 0 for readers who start with `examples` liked example papers
+/// (*papers like these* on the settings page): each judged topic's
+/// `examples` most relevant papers (highest grade, then lowest id: a
+/// choice that does not depend on any ranker), given as *More like this*
+/// at `sim.now` and treated as already known, so they leave the residual
+/// collection of both rankings. Topics with fewer relevant papers, or
+/// none left after them, are not measured. `ndcg_none` / `precision_none`
+/// are the same readers without the examples.
+pub fn simulate_examples(
+    index: &CandidateIndex,
+    candidates: &[Candidate],
+    set: &RelevanceSet,
+    sim: &Simulation,
+    examples: usize,
+) -> DayScore {
+    let by_id: BTreeMap<&str, usize> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.paper.id.as_str(), i))
+        .collect();
+    let mut sums = DaySums::default();
+    for judged in &set.topic {
+        let mut best: Vec<(&String, u8)> = judged
+            .relevant
+            .iter()
+            .filter(|(id, &g)| g > 0 && by_id.contains_key(id.as_str()))
+            .map(|(id, &g)| (id, g))
+            .collect();
+        if best.len() < examples {
+            continue;
+        }
+        best.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let mut reader = Reader {
+            judged,
+            profile: Profile::topics([judged.query.as_str()]),
+            seen: HashSet::new(),
+            feedback: ReaderFeedback::none(sim.now),
+        };
+        for (id, _) in best.into_iter().take(examples) {
+            let i = by_id[id.as_str()];
+            reader.feedback.items.push(FeedbackItem {
+                paper: Arc::new(candidates[i].paper.clone()),
+                action: FeedbackAction::More,
+                at: sim.now,
+                embedding: match &sim.embeddings {
+                    Some(e) => e[i].clone(),
+                    None => index.paper_vector(i).map(Arc::from),
+                },
+            });
+            reader.seen.insert(candidates[i].paper.id.clone());
+        }
+        reader.measure(index, sim.k, &mut sums);
+    }
+    sums.means(0)
+}
+
 /// Sums over the topics measured on one day.
 #[derive(Debug, Clone, Copy, Default)]
 struct DaySums {

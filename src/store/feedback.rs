@@ -203,6 +203,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The preview choices waiting for confirmation, for the JSON export:
+    /// paper, title, action.
+    pub(crate) async fn pending_choices_export_json(
+        &self,
+        id: SubscriberId,
+    ) -> Result<serde_json::Value> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.paper_id, p.title, c.action FROM pending_choices c \
+             JOIN papers p ON p.id = c.paper_id WHERE c.subscriber_id = ? ORDER BY c.paper_id",
+        )
+        .bind(id.0)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(serde_json::Value::Array(
+            rows.into_iter()
+                .map(|(paper, title, action)| {
+                    serde_json::json!({ "paper": paper, "title": title, "action": action })
+                })
+                .collect(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ mod tokens;
 pub use consent::{ConsentInput, ConsentMethod};
 pub use import::{ImportCounts, NewSubscriber};
 pub use merge::MailboxMerge;
-pub use subscribe::{ConfirmLimits, SubscribeOutcome};
+pub use subscribe::{ConfirmLimits, SubscribeOutcome, SubscribeRequest};
 pub use suppression::SuppressionReason;
 pub use tokens::ConfirmOutcome;
 

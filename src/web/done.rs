@@ -10,16 +10,20 @@ pub(super) enum Done {
     Removed,
     Followed,
     AuthorsFull,
+    Liked,
+    NotThis,
 }
 
 impl Done {
-    const ALL: [Done; 6] = [
+    const ALL: [Done; 8] = [
         Done::Saved,
         Done::Paused,
         Done::Resumed,
         Done::Removed,
         Done::Followed,
         Done::AuthorsFull,
+        Done::Liked,
+        Done::NotThis,
     ];
 
     pub(super) fn as_str(self) -> &'static str {
@@ -30,6 +34,8 @@ impl Done {
             Done::Removed => "removed",
             Done::Followed => "followed",
             Done::AuthorsFull => "authors-full",
+            Done::Liked => "liked",
+            Done::NotThis => "not-this",
         }
     }
 
@@ -51,6 +57,8 @@ impl Done {
             Done::Removed => Some("Removed."),
             Done::Followed => Some("You now follow this author."),
             Done::AuthorsFull => Some("You follow as many authors as allowed."),
+            Done::Liked => Some("Noted: papers like this one will rank higher."),
+            Done::NotThis => Some("Noted: papers like this one will rank lower."),
         }
     }
 }

@@ -9,10 +9,13 @@ use super::done::Done;
 use super::feedback::{self, FeedbackSettings};
 use super::fields::{frequency_choices, Choice, ErrorLink, Errors, Field};
 use super::forms::{field, opt_field, FormError};
+use super::next_digest::next_digest_items;
 use super::page::{
     bad_form, invalid_link, manage_subscriber, message, read_form, refuse_form_post, render,
     see_other, Layout, Result,
 };
+use super::preview::{PreviewView, SteerMode};
+use super::steer;
 use super::subscribe::{consent_hash, request_and_answer};
 use super::topics::{topic_counts, TopicCount};
 use super::when::{next_digest, NextDigestView};
@@ -24,7 +27,10 @@ use crate::domain::{
     NOTHING_TO_SEND,
 };
 use crate::rank::Profile;
-use crate::store::subscribers::{ConsentInput, ConsentMethod, Subscriber, SuppressionReason};
+use crate::store::subscribers::{
+    ConsentInput, ConsentMethod, SubscribeRequest, Subscriber, SuppressionReason,
+};
+use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -43,6 +49,9 @@ enum ManageAction {
     Resume,
     /// Remove the feedback on one paper (its stored id).
     ForgetFeedback(String),
+    /// *Yes, like this* (`more`) or *Not this* (`not_for_me`) on a paper
+    /// of the preview: `(paper, choice)` as sent.
+    PreviewChoice(String, String),
     /// Follow one of the suggested authors.
     FollowAuthor(String),
     /// Back through double opt-in after unsubscribing.
@@ -75,6 +84,7 @@ impl ManageAction {
             "pause" => ManageAction::Pause,
             "resume" => ManageAction::Resume,
             "forget_feedback" => ManageAction::ForgetFeedback(text("paper")),
+            "preview_choice" => ManageAction::PreviewChoice(text("paper"), text("choice")),
             "follow_author" => ManageAction::FollowAuthor(field(form, "author").trim().to_string()),
             "resubscribe" => ManageAction::Resubscribe,
             "export" => ManageAction::Export,
@@ -133,6 +143,9 @@ struct ManageView {
     topics: Vec<TopicCount>,
     /// The live preview of the next digest, with the reader's feedback.
     preview_url: String,
+    /// The preview as ranked here, so it and its buttons work without
+    /// script (the script refreshes it as the form is edited).
+    preview: PreviewView,
     feedback: FeedbackSettings,
     /// Why nothing is sent, when the address is suppressed.
     suppression: Option<super::suppressed::SuppressionNotice>,
@@ -221,6 +234,7 @@ async fn manage_view(
         nothing_to_send: (errors.is_empty() && !sub.preferences.can_send())
             .then_some(NOTHING_TO_SEND),
         preview_url: feedback::manage_preview_url(web, token),
+        preview: settings_preview(web, token, sub).await?,
         feedback: feedback::settings(web, sub).await?,
         suppression: suppression.map(|s| super::suppressed::notice(web, &s, unsubscribed)),
     };
@@ -231,6 +245,21 @@ async fn manage_view(
         Layout::private(web, "Your settings"),
         &view,
     )
+}
+
+/// The settings page's preview of the next digest for the saved
+/// preferences.
+async fn settings_preview(web: &WebState, token: &Token, sub: &Subscriber) -> Result<PreviewView> {
+    let prefs = &sub.preferences;
+    let profile = Profile::from_preferences(prefs);
+    let next = next_digest_items(web, sub, prefs.frequency, &profile).await?;
+    Ok(PreviewView {
+        shown: !profile.topics.is_empty() || !profile.authors.is_empty(),
+        items: next.items,
+        note: next.note,
+        steer: SteerMode::Settings,
+        steer_url: web.links.manage_url(token),
+    })
 }
 
 /// The topics, excluded words and categories in the form, as the counts
@@ -316,6 +345,9 @@ pub(super) async fn manage(
                 if pause { Done::Paused } else { Done::Resumed },
             ))
         }
+        ManageAction::PreviewChoice(paper, choice) => {
+            preview_choice(&web, &token, &sub, &headers, &paper, &choice).await
+        }
         ManageAction::ForgetFeedback(paper) => match feedback::forget(&web, &sub, &paper).await? {
             Some(d) => Ok(done(&web, &token, d)),
             None => bad_form(&web, FormError::Malformed),
@@ -335,6 +367,58 @@ pub(super) async fn manage(
             Ok(see_other(&format!("{}deleted", web.links.home_url())))
         }
     }
+}
+
+/// *Yes, like this* / *Not this* on a preview paper: recorded as
+/// feedback, then back to the page; a script asking for JSON gets what
+/// the page would say instead, so the page is not reloaded.
+async fn preview_choice(
+    web: &WebState,
+    token: &Token,
+    sub: &Subscriber,
+    headers: &HeaderMap,
+    paper: &str,
+    choice: &str,
+) -> Result<Response> {
+    let (paper, action) = match steer::settings_press(paper, choice) {
+        Ok(Some(p)) => p,
+        Ok(None) => return bad_form(web, FormError::Malformed),
+        Err(e) => return steer::refused(web, &e),
+    };
+    match web.store.record_feedback(sub.id, &paper, action, web.now()).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => {
+            return message(
+                web,
+                StatusCode::NOT_FOUND,
+                "That paper is not listed any more",
+                &["Its listing has expired, so there is nothing to like or reject. Your settings are unchanged."],
+                Some(("Back to your settings", web.links.manage_url(token))),
+                true,
+            )
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(subscriber = %sub.id, paper = %paper, action = action.as_str(), "preview feedback");
+    let d = if action.is_positive() {
+        Done::Liked
+    } else {
+        Done::NotThis
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        let body = serde_json::json!({ "done": d.as_str(), "notice": d.notice() });
+        return Ok((
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(body),
+        )
+            .into_response());
+    }
+    Ok(done(web, token, d))
 }
 
 /// Saves valid preferences and redirects; shows the form again, with
@@ -384,7 +468,13 @@ async fn resubscribe(web: &WebState, token: &Token, sub: &Subscriber) -> Result<
         consent_text_hash: consent_hash(),
         ip: None,
     };
-    request_and_answer(web, &sub.email, &sub.preferences, &consent).await
+    let request = SubscribeRequest {
+        email: &sub.email,
+        prefs: &sub.preferences,
+        consent: &consent,
+        choices: &[],
+    };
+    request_and_answer(web, request).await
 }
 
 /// Everything stored about the subscriber, as a JSON download.

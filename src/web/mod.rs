@@ -22,6 +22,7 @@ mod preview;
 mod preview_cache;
 mod receipt;
 mod recovery;
+mod steer;
 mod subscribe;
 mod suppressed;
 mod topics;
@@ -142,6 +143,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(subscribe::home))
         .route("/subscribe", post(subscribe::subscribe))
         .route("/subscribe/sent", get(subscribe::sent))
+        .route("/subscribe/steer", post(subscribe::steer))
         .route(
             "/confirm/{token}",
             get(confirm::confirm_page).post(confirm::confirm),

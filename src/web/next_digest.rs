@@ -12,6 +12,7 @@ use super::{client_ip, WebError, WebState};
 use crate::app::App;
 use crate::domain::{Frequency, PaperId, Preferences, Window};
 use crate::rank::{CandidateIndex, Profile, RankParams, ReaderFeedback};
+use crate::store::subscribers::Subscriber;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -74,42 +75,9 @@ pub(super) async fn preview(
     let Some((_, sub)) = manage_subscriber(&web, &raw).await? else {
         return invalid_link(&web);
     };
-    let prefs = &sub.preferences;
-    let frequency = form_frequency(&q).unwrap_or(prefs.frequency);
-    let profile = edited_profile(prefs, &q);
-
-    let now = web.now();
-    let covered = web.store.last_covered_of(&[sub.id]).await?;
-    let today = now.with_timezone(&prefs.time_zone).date_naive();
-    let day = crate::domain::next_digest_day(frequency, today);
-    let window = crate::domain::window(
-        frequency,
-        covered.get(&sub.id).copied(),
-        day,
-        web.config.window_limits(),
-    );
-    let items = if profile.topics.is_empty() && profile.authors.is_empty() {
-        Vec::new()
-    } else {
-        let feedback = crate::digest::reader_feedback::load_one(&web, sub.id, now).await?;
-        // Papers already sent, or judged by the reader, are not news.
-        let mut seen: HashSet<PaperId> = web
-            .store
-            .sent_paper_ids(sub.id)
-            .await?
-            .into_iter()
-            .map(PaperId::from_stored)
-            .collect();
-        seen.extend(feedback.items.iter().map(|i| i.paper.id.clone()));
-        let limit = web.config.rank.preview_size;
-        rank_window(&web, &window, &profile, &seen, &feedback, limit).await?
-    };
-    let searched = window.describe();
-    let note = if items.is_empty() {
-        format!("Nothing listed {searched} matches yet; your digest waits for papers that do.")
-    } else {
-        format!("From the papers listed {searched}, leaving out those already sent to you.")
-    };
+    let frequency = form_frequency(&q).unwrap_or(sub.preferences.frequency);
+    let profile = edited_profile(&sub.preferences, &q);
+    let next = next_digest_items(&web, &sub, frequency, &profile).await?;
     let topics = topic_counts(&web, &profile).await;
     Ok((
         StatusCode::OK,
@@ -118,13 +86,71 @@ pub(super) async fn preview(
             (header::REFERRER_POLICY, "no-referrer"),
         ],
         axum::Json(NextDigestJson {
-            papers: &items,
-            window: &window,
-            note,
+            papers: &next.items,
+            window: &next.window,
+            note: next.note,
             topics: &topics,
         }),
     )
         .into_response())
+}
+
+/// What the reader's next digest would start with.
+pub(super) struct NextItems {
+    pub(super) items: Vec<PreviewItem>,
+    window: Window,
+    /// Names the listing days searched.
+    pub(super) note: String,
+}
+
+/// The next digest of `sub` for `profile` at `frequency`, from the
+/// papers stored now (see the module documentation).
+pub(super) async fn next_digest_items(
+    app: &App,
+    sub: &Subscriber,
+    frequency: Frequency,
+    profile: &Profile,
+) -> Result<NextItems, WebError> {
+    let prefs = &sub.preferences;
+    let now = app.now();
+    let covered = app.store.last_covered_of(&[sub.id]).await?;
+    let today = now.with_timezone(&prefs.time_zone).date_naive();
+    let day = crate::domain::next_digest_day(frequency, today);
+    let window = crate::domain::window(
+        frequency,
+        covered.get(&sub.id).copied(),
+        day,
+        app.config.window_limits(),
+    );
+    let items =
+        if profile.topics.is_empty() && profile.authors.is_empty() && profile.categories.is_empty()
+        {
+            Vec::new()
+        } else {
+            let feedback = crate::digest::reader_feedback::load_one(app, sub.id, now).await?;
+            // Papers already sent, or judged by the reader, are not news.
+            let mut seen: HashSet<PaperId> = app
+                .store
+                .sent_paper_ids(sub.id)
+                .await?
+                .into_iter()
+                .map(PaperId::from_stored)
+                .collect();
+            seen.extend(feedback.items.iter().map(|i| i.paper.id.clone()));
+            let limit = app.config.rank.preview_size;
+            rank_window(app, &window, profile, &seen, &feedback, limit).await?
+        };
+    let searched = window.describe();
+    let note = if items.is_empty() {
+        format!("Nothing listed {searched} matches yet; your digest waits for papers that do.")
+    } else {
+        format!("From the papers listed {searched}, leaving out those already sent to you.")
+    };
+    Ok(NextItems {
+        items,
+        window,
+        note,
+    })
 }
 
 /// The settings preview's JSON answer.

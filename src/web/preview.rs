@@ -19,11 +19,15 @@ use std::net::SocketAddr;
 /// One preview entry, as JSON for the live preview and as a page row.
 #[derive(Debug, Serialize)]
 pub(super) struct PreviewItem {
-    id: String,
+    pub(super) id: String,
     title: String,
     url: Option<String>,
     reason: String,
     score: f64,
+    /// *Yes, like this* was chosen for it (pages only).
+    pub(super) liked: bool,
+    /// *Not this* was chosen for it (pages only).
+    pub(super) rejected: bool,
     /// "118 upvotes (+12 in a day)", for the trending list.
     #[serde(skip)]
     popularity: String,
@@ -51,6 +55,8 @@ impl PreviewItem {
             ),
             reason: p.reason.summary(),
             score: (p.score * 1000.0).round() / 1000.0,
+            liked: false,
+            rejected: false,
         }
     }
 }
@@ -76,6 +82,65 @@ async fn preview_items(
         .map(|p| PreviewItem::new(&picker.candidates()[p.index].paper, &p))
         .collect();
     (items, Some(availability))
+}
+
+/// What the buttons of a preview do.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SteerMode {
+    /// Update the subscribe form's choices.
+    Subscribe,
+    /// Record feedback from the settings page.
+    Settings,
+}
+
+/// The live preview section as a page renders it: empty and hidden until
+/// script fills it, or ranked by the server (no script needed) when the
+/// page already has a profile.
+#[derive(Debug, Serialize)]
+pub(super) struct PreviewView {
+    pub(super) shown: bool,
+    pub(super) items: Vec<PreviewItem>,
+    pub(super) note: String,
+    pub(super) steer: SteerMode,
+    /// Subscribe page: where a button posts the form without script.
+    pub(super) steer_url: String,
+}
+
+/// The subscribe page's preview for the typed `profile`, each paper
+/// marked with the visitor's choice on it.
+pub(super) async fn subscribe_preview(
+    web: &WebState,
+    profile: &Profile,
+    choices: &[crate::domain::PreviewChoice],
+) -> PreviewView {
+    let steer_url = format!("{}subscribe/steer", web.links.home_url());
+    if profile.topics.is_empty() {
+        return PreviewView {
+            shown: false,
+            items: Vec::new(),
+            note: String::new(),
+            steer: SteerMode::Subscribe,
+            steer_url,
+        };
+    }
+    let (mut items, availability) = preview_items(web, profile, web.config.rank.preview_size).await;
+    for i in &mut items {
+        let choice = super::steer::choice_on(choices, &i.id);
+        i.liked = choice.is_some_and(|a| a.is_positive());
+        i.rejected = choice.is_some_and(|a| !a.is_positive());
+    }
+    PreviewView {
+        shown: true,
+        note: if items.is_empty() {
+            empty_note(web, availability, true)
+        } else {
+            String::new()
+        },
+        items,
+        steer: SteerMode::Subscribe,
+        steer_url,
+    }
 }
 
 /// The sentence shown instead of an empty preview or trending list.

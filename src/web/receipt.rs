@@ -20,6 +20,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// How long the page can be reloaded with the address on it.
@@ -84,36 +85,62 @@ pub(super) struct Receipt {
     pub issued: DateTime<Utc>,
 }
 
-fn cipher(links: &Links) -> XChaCha20Poly1305 {
-    let key = links.keyed_digest("paperboy/subscribe-receipt/v1", b"");
+fn cipher(links: &Links, label: &str) -> XChaCha20Poly1305 {
+    let key = links.keyed_digest(label, b"");
     XChaCha20Poly1305::new(&key.into())
+}
+
+const RECEIPT_LABEL: &str = "paperboy/subscribe-receipt/v1";
+
+/// `value` as JSON sealed with XChaCha20-Poly1305 under a key derived
+/// from the secret key and `label` (one label per kind of value, so one
+/// kind never opens as another), as a URL-safe string.
+pub(super) fn seal_json<T: Serialize>(
+    links: &Links,
+    label: &str,
+    value: &T,
+) -> anyhow::Result<String> {
+    let plain = serde_json::to_vec(value)?;
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ct = cipher(links, label)
+        .encrypt(&nonce, plain.as_slice())
+        .map_err(|_| anyhow::anyhow!("cannot seal a {label} value"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// The value [`seal_json`] sealed in `raw` under `label`, if it was sealed
+/// here and `raw` is at most `max_len` characters.
+pub(super) fn open_json<T: DeserializeOwned>(
+    links: &Links,
+    label: &str,
+    raw: &str,
+    max_len: usize,
+) -> Option<T> {
+    if raw.len() > max_len {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    if bytes.len() <= NONCE_LEN {
+        return None;
+    }
+    let (nonce, ct) = bytes.split_at(NONCE_LEN);
+    let plain = cipher(links, label)
+        .decrypt(XNonce::from_slice(nonce), ct)
+        .ok()?;
+    serde_json::from_slice(&plain).ok()
 }
 
 impl Receipt {
     /// The receipt as a URL-safe string.
     pub(super) fn seal(&self, links: &Links) -> anyhow::Result<String> {
-        let plain = serde_json::to_vec(self)?;
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ct = cipher(links)
-            .encrypt(&nonce, plain.as_slice())
-            .map_err(|_| anyhow::anyhow!("cannot seal the subscribe receipt"))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        Ok(URL_SAFE_NO_PAD.encode(out))
+        seal_json(links, RECEIPT_LABEL, self)
     }
 
     /// The receipt in `raw`, if it was sealed here and is still current.
     pub(super) fn open(links: &Links, raw: &str, now: DateTime<Utc>) -> Option<Receipt> {
-        if raw.len() > 2048 {
-            return None;
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-        if bytes.len() <= NONCE_LEN {
-            return None;
-        }
-        let (nonce, ct) = bytes.split_at(NONCE_LEN);
-        let plain = cipher(links).decrypt(XNonce::from_slice(nonce), ct).ok()?;
-        let r: Receipt = serde_json::from_slice(&plain).ok()?;
+        let r: Receipt = open_json(links, RECEIPT_LABEL, raw, 2048)?;
         let fresh = r.issued <= now + Duration::minutes(1) && now - r.issued <= RECEIPT_TTL;
         fresh.then_some(r)
     }

@@ -10,18 +10,19 @@ use super::page::{
     bad_form, confirm_limits, message_with, rate_limited, read_form, render, see_other, Extras,
     Layout, LinkView, Result,
 };
-use super::preview::{trending, Trending};
+use super::preview::{subscribe_preview, trending, PreviewView, Trending};
 use super::receipt::{MailAnswer, Receipt};
+use super::steer::{choice_fields, form_choices, parse_press, press, refused, ChoiceField, Draft};
 use super::topics::{topic_counts, TopicCount};
 use super::when::local_label;
 use super::zones::{zone_choices, ZoneChoices};
-use super::{client_ip, WebState};
+use super::{client_ip, FormError, WebState};
 use crate::app::App;
 use crate::domain::{
-    limits, parse_topics, EmailAddress, FieldError, Preferences, PreferencesInput,
+    limits, parse_topics, EmailAddress, FieldError, Preferences, PreferencesInput, PreviewChoice,
 };
 use crate::rank::Profile;
-use crate::store::subscribers::{ConsentInput, ConsentMethod, SubscribeOutcome};
+use crate::store::subscribers::{ConsentInput, ConsentMethod, SubscribeOutcome, SubscribeRequest};
 use crate::telemetry::Metrics;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
@@ -47,7 +48,7 @@ pub(super) fn consent_hash() -> String {
 
 /// The subscribe form's fields, in page order (focus goes to the first
 /// one in error).
-const FIELDS: &[&str] = &["email", "topics", "send_time", "time_zone"];
+const FIELDS: &[&str] = &["email", "topics", "send_time", "time_zone", "preview"];
 
 #[derive(Serialize)]
 struct SubscribeForm {
@@ -56,6 +57,8 @@ struct SubscribeForm {
     send_time: Field,
     time_zone: Field,
     fallback_trending: bool,
+    /// Where a refused preview choice is reported.
+    preview: Field,
 }
 
 #[derive(Serialize)]
@@ -70,21 +73,39 @@ struct SubscribeView {
     default_time_zone: String,
     trending: Trending,
     preview_url: String,
+    /// The live preview, ranked here when the form has topics (so it and
+    /// its buttons work without script).
+    preview: PreviewView,
+    /// The *Yes, like this* / *Not this* choices, as hidden fields.
+    choices: Vec<ChoiceField>,
 }
 
 /// What the visitor typed, cut to the fields' lengths, shown back.
-struct Typed {
-    email: String,
-    topics: String,
-    send_time: String,
-    time_zone: String,
-    fallback_trending: bool,
+pub(super) struct Typed {
+    pub email: String,
+    pub topics: String,
+    pub send_time: String,
+    pub time_zone: String,
+    pub fallback_trending: bool,
+}
+
+/// The form's fields as typed, cut to their lengths.
+pub(super) fn typed(form: &HashMap<String, Vec<String>>) -> Typed {
+    let cut = |k: &str, n: usize| field(form, k).chars().take(n).collect::<String>();
+    Typed {
+        email: cut("email", 254),
+        topics: cut("topics", 2000),
+        send_time: cut("send_time", 8),
+        time_zone: cut("time_zone", 64),
+        fallback_trending: field(form, "fallback_trending") == "on",
+    }
 }
 
 async fn subscribe_form(
     web: &WebState,
     status: StatusCode,
     typed: Typed,
+    choices: &[PreviewChoice],
     errors: &[FieldError],
 ) -> Result<Response> {
     let e = Errors::new(errors, FIELDS);
@@ -103,12 +124,15 @@ async fn subscribe_form(
             send_time: e.field("send_time", typed.send_time),
             time_zone: e.field("time_zone", typed.time_zone),
             fallback_trending: typed.fallback_trending,
+            preview: e.field("preview", String::new()),
         },
         errors: e.summary(),
         consent_text: CONSENT_TEXT,
         default_time_zone: web.config.digest.default_time_zone.name().to_string(),
         trending: trending(web).await,
         preview_url: format!("{}preview", web.links.home_url()),
+        preview: subscribe_preview(web, &profile, choices).await,
+        choices: choice_fields(choices),
     };
     render(
         web,
@@ -119,7 +143,22 @@ async fn subscribe_form(
     )
 }
 
-pub(super) async fn home(State(web): State<WebState>) -> Result<Response> {
+/// `GET /[?d=…]`: the subscribe page; `d` is a sealed draft (the form
+/// as typed when a preview button was pressed without script).
+pub(super) async fn home(
+    State(web): State<WebState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    if let Some(d) = q.get("d").and_then(|d| Draft::open(&web, d, web.now())) {
+        let typed = Typed {
+            email: d.email,
+            topics: d.topics,
+            send_time: d.send_time,
+            time_zone: d.time_zone,
+            fallback_trending: d.fallback_trending,
+        };
+        return subscribe_form(&web, StatusCode::OK, typed, &d.choices, &[]).await;
+    }
     let typed = Typed {
         email: String::new(),
         topics: String::new(),
@@ -132,7 +171,7 @@ pub(super) async fn home(State(web): State<WebState>) -> Result<Response> {
         time_zone: web.config.digest.default_time_zone.name().to_string(),
         fallback_trending: false,
     };
-    subscribe_form(&web, StatusCode::OK, typed, &[]).await
+    subscribe_form(&web, StatusCode::OK, typed, &[], &[]).await
 }
 
 fn default_preferences(app: &App) -> Preferences {
@@ -152,25 +191,34 @@ fn default_preferences(app: &App) -> Preferences {
 /// A form that did not validate: what to show again, and why.
 struct Rejected {
     typed: Typed,
+    choices: Vec<PreviewChoice>,
     errors: Vec<FieldError>,
 }
 
-/// A subscribe form read: the address and preferences, or what to show
-/// again with the errors.
+/// A subscribe form that validated.
+struct Request {
+    email: EmailAddress,
+    prefs: Preferences,
+    choices: Vec<PreviewChoice>,
+}
+
+/// A subscribe form read: the address, preferences and preview choices,
+/// or what to show again with the errors.
 fn read_request(
     web: &WebState,
     form: &HashMap<String, Vec<String>>,
-) -> std::result::Result<(EmailAddress, Preferences), Box<Rejected>> {
-    let cut = |k: &str, n: usize| field(form, k).chars().take(n).collect::<String>();
-    let fallback_trending = field(form, "fallback_trending") == "on";
-    let typed = Typed {
-        email: cut("email", 254),
-        topics: cut("topics", 2000),
-        send_time: cut("send_time", 8),
-        time_zone: cut("time_zone", 64),
-        fallback_trending,
-    };
+) -> std::result::Result<Request, Box<Rejected>> {
+    let typed = typed(form);
+    let fallback_trending = typed.fallback_trending;
     let mut errors = Vec::new();
+    let choices = form_choices(form)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "preview",
+                message: e.to_string(),
+            })
+        })
+        .unwrap_or_default();
     let email = EmailAddress::parse(field(form, "email"))
         .map_err(|e| {
             errors.push(FieldError {
@@ -197,8 +245,16 @@ fn read_request(
         .map_err(|mut e| errors.append(&mut e))
         .ok();
     match (email, prefs) {
-        (Some(email), Some(prefs)) if errors.is_empty() => Ok((email, prefs)),
-        _ => Err(Box::new(Rejected { typed, errors })),
+        (Some(email), Some(prefs)) if errors.is_empty() => Ok(Request {
+            email,
+            prefs,
+            choices,
+        }),
+        _ => Err(Box::new(Rejected {
+            typed,
+            choices,
+            errors,
+        })),
     }
 }
 
@@ -221,12 +277,21 @@ pub(super) async fn subscribe(
             return bad_form(&web, e);
         }
     };
-    let (email, prefs) = match read_request(&web, &form) {
+    let Request {
+        email,
+        prefs,
+        choices,
+    } = match read_request(&web, &form) {
         Ok(request) => request,
         Err(rejected) => {
-            let Rejected { typed, errors } = *rejected;
+            let Rejected {
+                typed,
+                choices,
+                errors,
+            } = *rejected;
             Metrics::inc(&web.metrics.subscribe_rejected);
-            return subscribe_form(&web, StatusCode::UNPROCESSABLE_ENTITY, typed, &errors).await;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return subscribe_form(&web, status, typed, &choices, &errors).await;
         }
     };
     // A filled honeypot gets the same answer and nothing else.
@@ -245,24 +310,79 @@ pub(super) async fn subscribe(
             .record_ip
             .then(|| client_ip(&web, peer, &headers).to_string()),
     };
-    request_and_answer(&web, &email, &prefs, &consent).await
+    let request = SubscribeRequest {
+        email: &email,
+        prefs: &prefs,
+        consent: &consent,
+        choices: &choices,
+    };
+    request_and_answer(&web, request).await
+}
+
+/// `POST /subscribe/steer` (no-script path): the subscribe form with the
+/// button pressed (`steer=more:<paper>`, `steer=not_for_me:<paper>`, or
+/// `steer=preview` to show the preview), answered with a redirect to the
+/// subscribe page showing the form, the preview and the choices.
+pub(super) async fn steer(
+    State(web): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if !web.limits.forms.check(client_ip(&web, peer, &headers)) {
+        return rate_limited(&web);
+    }
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return bad_form(&web, e),
+    };
+    let mut choices = match form_choices(&form) {
+        Ok(c) => c,
+        Err(e) => return refused(&web, &e),
+    };
+    let pressed = field(&form, "steer");
+    if pressed != "preview" {
+        match parse_press(pressed) {
+            Ok(Some(p)) => {
+                if let Err(e) = press(&mut choices, p) {
+                    return refused(&web, &e);
+                }
+            }
+            Ok(None) => return bad_form(&web, FormError::Malformed),
+            Err(e) => return refused(&web, &e),
+        }
+    }
+    let typed = typed(&form);
+    let draft = Draft {
+        email: typed.email,
+        topics: typed.topics,
+        send_time: typed.send_time,
+        time_zone: typed.time_zone,
+        fallback_trending: typed.fallback_trending,
+        choices,
+        issued: web.now(),
+    };
+    let sealed = draft.seal(&web)?;
+    Ok(see_other(&format!(
+        "{}?d={sealed}#preview",
+        web.links.home_url()
+    )))
 }
 
 /// Records a subscription request (a new one, or back through double
 /// opt-in) and redirects to the page that says what happened to its mail.
 pub(super) async fn request_and_answer(
     web: &WebState,
-    email: &EmailAddress,
-    prefs: &Preferences,
-    consent: &ConsentInput,
+    request: SubscribeRequest<'_>,
 ) -> Result<Response> {
+    let SubscribeRequest { email, prefs, .. } = request;
     let limits = confirm_limits(web);
     let links = web.links.clone();
     let hash_fn = move |id, generation| links.manage_token_hash(id, generation);
     let now = web.now();
     let (outcome, id) = web
         .store
-        .request_subscription(email, prefs, consent, &limits, &hash_fn, now)
+        .request_subscription(request, &limits, &hash_fn, now)
         .await?;
     tracing::info!(subscriber = ?id.map(|i| i.0), outcome = ?outcome, "subscribe request");
     web.outbox_wake.notify_one();

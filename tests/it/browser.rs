@@ -395,7 +395,28 @@ async fn a_reader_subscribes_confirms_edits_settings_and_unsubscribes_in_a_real_
     b.time_zone("Europe/Berlin").await;
 
     subscribe_flow(&b, &t, email).await;
+    let pending = pending_choices(&t).await;
+    assert_eq!(pending.len(), 1, "the like waits with the subscription");
     let manage = confirm_flow(&b, &t, email).await;
+    // Confirming turned the choice into feedback.
+    let id = t
+        .app
+        .store
+        .subscriber_by_email(&paperboy::domain::EmailAddress::parse(email).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let fb = t.app.store.feedback_of(id).await.unwrap();
+    assert_eq!(fb.len(), 1);
+    assert_eq!(
+        (fb[0].paper.as_str(), fb[0].action),
+        (
+            pending[0].0.as_str(),
+            paperboy::domain::FeedbackAction::More
+        )
+    );
+    assert!(pending_choices(&t).await.is_empty());
     settings_flow(&b, &t, email, &manage).await;
 
     // Unsubscribe from the settings page's link, with one press.
@@ -503,6 +524,7 @@ async fn subscribe_flow(b: &Browser, t: &TestApp, email: &str) {
         .await;
     assert!(n.as_u64().unwrap() >= 1);
     b.assert_contrast("subscribe page with its preview").await;
+    preview_choices_flow(b).await;
     b.js(
         "document.getElementById('send_time').value = '18:30'; document.getElementById('time_zone').value = 'America/New_York';",
         json!([]),
@@ -520,6 +542,44 @@ async fn subscribe_flow(b: &Browser, t: &TestApp, email: &str) {
     );
     b.assert_contrast("check your inbox page").await;
     assert_eq!(t.state_of(email).await.as_deref(), Some("pending"));
+}
+
+/// The preview choices waiting with pending subscriptions.
+async fn pending_choices(t: &TestApp) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT paper_id, action FROM pending_choices")
+        .fetch_all(t.app.store.pool())
+        .await
+        .unwrap()
+}
+
+/// *Not this*, then *Yes, like this* on the first preview paper: each
+/// press updates the form's hidden choice and the pressed state, with no
+/// page load (a marker set on the page survives).
+async fn preview_choices_flow(b: &Browser) {
+    b.js("window.steerMarker = 'same page';", json!([])).await;
+    let first = "#preview-list li:first-child";
+    b.click(&format!("{first} button[value^='not_for_me:']"))
+        .await;
+    b.wait_for(
+        "var l = document.querySelectorAll('#choices input'); return l.length === 1 && l[0].name === 'not' && \
+         document.querySelector('#preview-list li:first-child button[value^=\"not_for_me:\"]').getAttribute('aria-pressed') === 'true';",
+        "the not-this choice in the form",
+    )
+    .await;
+    b.click(&format!("{first} button[value^='more:']")).await;
+    let state = b
+        .wait_for(
+            "var l = document.querySelectorAll('#choices input'); var li = document.querySelector('#preview-list li:first-child'); \
+             return l.length === 1 && l[0].name === 'like' && l[0].value === li.dataset.id && { \
+               more: li.querySelector('button[value^=\"more:\"]').getAttribute('aria-pressed'), \
+               not: li.querySelector('button[value^=\"not_for_me:\"]').getAttribute('aria-pressed'), \
+               marker: window.steerMarker };",
+            "the like replacing the not-this",
+        )
+        .await;
+    assert_eq!(state["more"], "true", "{state}");
+    assert_eq!(state["not"], "false", "{state}");
+    assert_eq!(state["marker"], "same page", "no reload: {state}");
 }
 
 /// Confirms from the mailed link; the confirmed page says when the next
@@ -613,6 +673,24 @@ async fn settings_flow(b: &Browser, t: &TestApp, email: &str, manage: &str) {
     )
     .await;
     b.assert_contrast("settings page").await;
+    // *Not this* on a preview paper: ordinary feedback, recorded with no
+    // page load, the paper marked in place.
+    let judged = t.app.store.feedback_of(sub.id).await.unwrap().len();
+    b.js("window.steerMarker = 'settings';", json!([])).await;
+    b.click("#preview-list li:first-child button[value='not_for_me']")
+        .await;
+    let noted = b
+        .wait_for(
+            "var n = document.querySelector('#preview-list .noted'); return n && window.steerMarker === 'settings' && n.textContent;",
+            "the not-this noted in place",
+        )
+        .await;
+    assert_eq!(noted, "Noted: papers like this one will rank lower.");
+    let fb = t.app.store.feedback_of(sub.id).await.unwrap();
+    assert_eq!(fb.len(), judged + 1);
+    assert!(fb
+        .iter()
+        .any(|e| e.action == paperboy::domain::FeedbackAction::NotForMe));
     // A followed author reaches the preview as well (the whole profile
     // being edited, not only its topics).
     let with_topics = b

@@ -15,6 +15,7 @@ mod pages;
 mod scale;
 mod semantic;
 mod sources;
+mod steer;
 mod subscriptions;
 mod support;
 mod window;

@@ -387,3 +387,30 @@ fn feedback_on_a_candidate_uses_the_candidates_embedding() {
     );
     assert_eq!(position(&after, "2606.00101"), None, "{:?}", ids(&after));
 }
+
+#[test]
+fn readers_who_start_with_three_liked_examples_get_a_better_first_digest() {
+    use crate::rank::eval::RelevanceSet;
+    use crate::rank::simulated::{simulate_examples, Simulation};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let now = Utc.with_ymd_and_hms(2026, 6, 14, 8, 0, 0).unwrap();
+    let cands = crate::fixtures::recorded_candidates(&root.join("tests/fixtures"), now)
+        .expect("tests/fixtures");
+    let text = std::fs::read_to_string(root.join("tests/relevance/judgements.toml")).unwrap();
+    let set = RelevanceSet::parse(&text).unwrap();
+    let sim = Simulation {
+        params: RankParams::default(),
+        now,
+        digest_size: 5,
+        k: 10,
+        days: vec![0],
+        embeddings: None,
+    };
+    let index = CandidateIndex::build_with(&cands, &Synonyms::embedded(), now, sim.params.clone());
+    let d = simulate_examples(&index, &cands, &set, &sim, 3);
+    // The same row as `cargo bench --bench feedback` (ex3, lexical).
+    println!("{d:?}");
+    assert!(d.topics > 0, "{d:?}");
+    assert!(d.ndcg_feedback > d.ndcg_none, "{d:?}");
+    assert!(d.precision_feedback > d.precision_none, "{d:?}");
+}

@@ -42,6 +42,7 @@ impl Store {
         export["deliveries"] = history;
         export["bounces"] = self.bounce_history_json(id).await?;
         export["feedback"] = self.feedback_export_json(id).await?;
+        export["pending_choices"] = self.pending_choices_export_json(id).await?;
         Ok(export)
     }
 

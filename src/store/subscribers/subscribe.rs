@@ -6,7 +6,9 @@ use super::consent::{insert_consent, ConsentInput};
 use super::suppression::suppression_of;
 use super::tokens::{insert_manage_token, used_confirm_owner};
 use super::{insert_subscriber, load, write_preferences, ManageHashFn};
-use crate::domain::{EmailAddress, Preferences, SubscriberId, SubscriberState};
+use crate::domain::{
+    EmailAddress, Preferences, PreviewChoice, SubscriberId, SubscriberState, MAX_PREVIEW_CHOICES,
+};
 use crate::store::{ts, Result, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::SqliteConnection;
@@ -35,6 +37,44 @@ pub enum SubscribeOutcome {
     /// The address bounced hard or complained: nothing is ever sent, but
     /// the request counted against the limits like a mail.
     Suppressed,
+}
+
+/// A subscribe request: who, what they want, their consent, and the
+/// choices they made on the live preview (kept with the pending
+/// subscription until it is confirmed).
+#[derive(Debug, Clone, Copy)]
+pub struct SubscribeRequest<'a> {
+    pub email: &'a EmailAddress,
+    pub prefs: &'a Preferences,
+    pub consent: &'a ConsentInput,
+    pub choices: &'a [PreviewChoice],
+}
+
+/// Replaces the pending choices of `id` with `choices` (the first
+/// [`MAX_PREVIEW_CHOICES`]); choices about papers not stored are dropped,
+/// as the preview only offers stored papers.
+async fn replace_pending_choices(
+    conn: &mut SqliteConnection,
+    id: SubscriberId,
+    choices: &[PreviewChoice],
+) -> Result<()> {
+    sqlx::query("DELETE FROM pending_choices WHERE subscriber_id = ?")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    for c in choices.iter().take(MAX_PREVIEW_CHOICES) {
+        sqlx::query(
+            "INSERT INTO pending_choices (subscriber_id, paper_id, action) \
+             SELECT ?, id, ? FROM papers WHERE id = ? \
+             ON CONFLICT (subscriber_id, paper_id) DO UPDATE SET action = excluded.action",
+        )
+        .bind(id.0)
+        .bind(c.action.as_str())
+        .bind(c.paper.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Queues a transactional mail unless the per-address or global limits
@@ -150,13 +190,17 @@ impl Store {
     /// here; the outbox worker does.
     pub async fn request_subscription(
         &self,
-        email: &EmailAddress,
-        prefs: &Preferences,
-        consent: &ConsentInput,
+        request: SubscribeRequest<'_>,
         limits: &ConfirmLimits,
         manage_hash: ManageHashFn<'_>,
         now: DateTime<Utc>,
     ) -> Result<(SubscribeOutcome, Option<SubscriberId>)> {
+        let SubscribeRequest {
+            email,
+            prefs,
+            consent,
+            choices,
+        } = request;
         let mut tx = self.begin_write().await?;
         let hash = email.hash();
         let suppressed = match suppression_of(&mut tx, email).await? {
@@ -209,6 +253,11 @@ impl Store {
                 }
             }
         };
+        if kind == "confirm" {
+            // An active reader's choices are not touched by a form anyone
+            // can post; a pending one's count once they confirm.
+            replace_pending_choices(&mut tx, id, choices).await?;
+        }
         let queued = queue_limited(&mut tx, id, &hash, kind, limits, now).await?;
         tx.commit().await?;
         let outcome = match (queued, kind) {

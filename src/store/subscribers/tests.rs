@@ -317,3 +317,115 @@ async fn the_upgrade_folds_case_duplicates_keeping_the_oldest_confirmed_consent(
     );
     assert!(store.finish_mailbox_merges().await.unwrap().is_empty());
 }
+
+mod choices {
+    use super::*;
+    use crate::domain::{FeedbackAction, Paper, PaperId, PreviewChoice, SourceKind};
+    use crate::store::papers::PaperBatch;
+    use chrono::Duration;
+
+    fn web_form() -> ConsentInput {
+        ConsentInput {
+            method: ConsentMethod::WebForm,
+            source: "test".into(),
+            consent_text_hash: "test".into(),
+            ip: None,
+        }
+    }
+
+    fn choice(id: &str, action: FeedbackAction) -> PreviewChoice {
+        PreviewChoice {
+            paper: PaperId::from_stored(id.to_string()),
+            action,
+        }
+    }
+
+    async fn request(store: &Store, choices: &[PreviewChoice], now: DateTime<Utc>) -> SubscriberId {
+        let limits = ConfirmLimits {
+            min_interval: Duration::zero(),
+            per_day: 100,
+            global_per_hour: 100,
+        };
+        let email = EmailAddress::parse("reader@example.org").unwrap();
+        let (_, id) = store
+            .request_subscription(
+                SubscribeRequest {
+                    email: &email,
+                    prefs: &prefs(),
+                    consent: &web_form(),
+                    choices,
+                },
+                &limits,
+                &|id, g| format!("hash-{}-{g}", id.0),
+                now,
+            )
+            .await
+            .unwrap();
+        id.unwrap()
+    }
+
+    async fn pending(store: &Store, id: SubscriberId) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT paper_id, action FROM pending_choices WHERE subscriber_id = ? ORDER BY paper_id",
+        )
+        .bind(id.0)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn preview_choices_wait_with_the_pending_subscription_and_become_feedback_on_confirming()
+    {
+        let (store, _dir) = temp_store().await;
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+        let papers: Vec<Paper> = ["2606.00001", "2606.00002"]
+            .iter()
+            .map(|i| Paper::new(PaperId::from_stored(i.to_string()), "A paper", "Text."))
+            .collect();
+        store
+            .upsert_papers(PaperBatch {
+                source: SourceKind::ArxivFeed,
+                papers: &papers,
+                observed_at: now,
+                validators: &[],
+            })
+            .await
+            .unwrap();
+        let first = [
+            choice("2606.00001", FeedbackAction::More),
+            choice("2606.99999", FeedbackAction::More),
+        ];
+        let id = request(&store, &first, now).await;
+        assert_eq!(
+            pending(&store, id).await,
+            vec![("2606.00001".to_string(), "more".to_string())],
+            "a paper that is not stored is dropped"
+        );
+        assert!(store.feedback_of(id).await.unwrap().is_empty());
+        let export = store.export_subscriber(id).await.unwrap();
+        assert_eq!(export["pending_choices"][0]["paper"], "2606.00001");
+        assert_eq!(export["pending_choices"][0]["action"], "more");
+
+        // Asking again replaces the choices.
+        let second = [choice("2606.00002", FeedbackAction::NotForMe)];
+        let id = request(&store, &second, now).await;
+        assert_eq!(
+            pending(&store, id).await,
+            vec![("2606.00002".to_string(), "not_for_me".to_string())]
+        );
+
+        let later = now + Duration::hours(2);
+        store
+            .insert_confirm_token(id, "confirm-hash", now, now + Duration::days(2))
+            .await
+            .unwrap();
+        let outcome = store.confirm("confirm-hash", later).await.unwrap();
+        assert!(matches!(outcome, ConfirmOutcome::Confirmed(_)));
+        let fb = store.feedback_of(id).await.unwrap();
+        assert_eq!(fb.len(), 1);
+        assert_eq!(fb[0].paper.as_str(), "2606.00002");
+        assert_eq!((fb[0].action, fb[0].at), (FeedbackAction::NotForMe, later));
+        assert!(pending(&store, id).await.is_empty());
+    }
+}

@@ -150,6 +150,23 @@ impl Store {
         .bind(id.0)
         .execute(&mut *tx)
         .await?;
+        // The preview choices made when subscribing become feedback now,
+        // so the first digest already uses them; they age from today.
+        sqlx::query(
+            "INSERT INTO feedback (subscriber_id, paper_id, action, at) \
+             SELECT subscriber_id, paper_id, action, ? FROM pending_choices \
+             WHERE subscriber_id = ? \
+             ON CONFLICT (subscriber_id, paper_id) DO UPDATE \
+             SET action = excluded.action, at = excluded.at",
+        )
+        .bind(ts(now))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_choices WHERE subscriber_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         let sub = load(&mut tx, id).await?;
         sqlx::query(
             "DELETE FROM suppressions WHERE email_hash IN (SELECT value FROM json_each(?)) \
