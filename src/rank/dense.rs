@@ -30,7 +30,10 @@
 //! Papers without a vector (not embedded yet) keep their lexical score
 //! and rules.
 
+use super::calibrate::{Calibration, Evidence};
+use super::fields::{membership, Membership, Subjects};
 use super::hits::{Hit, TopicHits, PHRASE_BIT};
+use super::index::Doc;
 use crate::domain::embedding::{dot, Family};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -61,12 +64,34 @@ pub struct HybridParams {
     /// ranks every exact match above every other paper and 0 lets the
     /// fused score alone decide the order.
     pub exact_bonus: f32,
+    /// Cosine of a topic to an arXiv subject's description at which the
+    /// topic means that subject (a broad field: "neuroscience" is
+    /// q-bio.NC); below it, a topic maps to no subject.
+    pub subject_floor: f32,
+    /// Subjects within this cosine of the topic's best subject are mapped
+    /// too ("economics": econ and q-fin.EC).
+    pub subject_margin: f32,
+    /// Ceiling of the relevance of a paper picked only for being listed
+    /// in a mapped subject (it never outranks a paper with the topic's
+    /// words, whatever this is).
+    pub subject_weight: f32,
+    /// A topic maps to subjects only when its best subject's cosine
+    /// exceeds the day's best paper's by this much: a field is broader
+    /// than any one paper, a narrow topic is fitted better by its papers.
+    pub subject_over_papers: f32,
+    /// The send model ([`Calibration`]): when set, it decides which
+    /// papers without an exact match are sent, instead of the floors
+    /// above (which then only order the papers).
+    pub calibration: Option<Calibration>,
 }
 
 impl Default for HybridParams {
     fn default() -> Self {
         HybridParams {
-            // Measured with MiniLM on the judged set
+            // The subject settings were chosen on set B
+            // (`cargo bench --bench relevance -- --fit`, README): of the
+            // best, one from the middle of the flat region.
+            // The others were measured with MiniLM on the judged set
             // (`cargo bench --bench relevance -- --sweep`, README): of the
             // settings that lose no precision against the lexical ranker,
             // one from the middle of a flat region rather than the best
@@ -80,6 +105,14 @@ impl Default for HybridParams {
             partial_floor: 0.25,
             partial_stand_out: 0.5,
             exact_bonus: 0.25,
+            subject_floor: 0.45,
+            subject_margin: 0.05,
+            subject_weight: 0.2,
+            subject_over_papers: 0.1,
+            // Fitted and cross-validated (`calibrate.rs`, README), not on
+            // by default: on the held-out set it trades a third of the
+            // recall for precision.
+            calibration: None,
         }
     }
 }
@@ -93,12 +126,14 @@ impl HybridParams {
         let d = HybridParams::default();
         match family {
             Family::E5 => HybridParams {
+                subject_floor: 0.85,
                 floor: 0.80,
                 partial_floor: 0.78,
                 high: 0.90,
                 ..d
             },
             Family::Bge => HybridParams {
+                subject_floor: 0.65,
                 floor: 0.55,
                 partial_floor: 0.50,
                 high: 0.80,
@@ -142,61 +177,77 @@ pub(crate) struct Dense {
     pub(super) params: HybridParams,
     /// Topic vectors by cache key.
     pub(super) topics: RwLock<HashMap<String, Arc<[f32]>>>,
+    /// The taxonomy's vectors, once the embedding side gave them.
+    pub(super) subjects: RwLock<Option<Arc<Subjects>>>,
+}
+
+/// What the fusion knows about a topic on one day: each document's
+/// cosine to it, their spread, and the subjects it maps to.
+struct Day {
+    sims: Vec<f32>,
+    mean: f32,
+    sd: f32,
+    /// The day's highest cosine to the topic.
+    top: f32,
+    members: Vec<Membership>,
+    subject_fit: f32,
+}
+
+/// One document's case for a topic.
+struct Case {
+    hit: Option<Hit>,
+    exact: bool,
+    evidence: Evidence,
 }
 
 impl Dense {
-    /// The lexical hits of a topic (cache key `key`) over `docs` documents
-    /// fused with the dense side (see the module docs); the lexical hits
+    /// The lexical hits of a topic (cache key `key`) over `docs` fused
+    /// with the dense side (see the module docs); the lexical hits
     /// unchanged without vectors.
-    pub(crate) fn fuse(&self, key: &str, lexical: TopicHits, docs: usize) -> TopicHits {
-        let Some(pv) = self.papers.as_ref().filter(|p| p.count > 0) else {
+    pub(crate) fn fuse(&self, key: &str, lexical: TopicHits, docs: &[Doc]) -> TopicHits {
+        let Some((pv, day)) = self.day(key, docs) else {
             return lexical;
         };
-        let Some(q) = self.topics.read().ok().and_then(|m| m.get(key).cloned()) else {
-            return lexical;
-        };
-        if q.len() != pv.dims {
-            return lexical;
-        }
         let p = &self.params;
-        let sims: Vec<f32> = (0..docs)
-            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
-            .collect();
-        let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
-        let meaning_floor = p.floor.max(mean + p.stand_out * sd);
-        let partial_floor = p.partial_floor.max(mean + p.partial_stand_out * sd);
+        let meaning_floor = p.floor.max(day.mean + p.stand_out * day.sd);
+        let partial_floor = p.partial_floor.max(day.mean + p.partial_stand_out * day.sd);
         let span = (p.high - p.floor).max(1e-3);
         let w = p.dense_weight.clamp(0.0, 1.0);
         let bonus = p.exact_bonus.max(0.0);
-        let n_terms = lexical.query.terms.len();
-        let all_terms = if n_terms >= 32 {
-            u32::MAX >> 1
-        } else {
-            (1u32 << n_terms) - 1
-        };
-        let multi = lexical.query.sequence.len() > 1;
         let mut out = Vec::with_capacity(lexical.hits.len());
-        let mut lex = lexical.hits.iter().peekable();
-        for d in 0..docs as u32 {
-            let hit = lex.next_if(|h| h.doc == d).copied();
-            let exact = hit.is_some_and(|h| {
-                h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
-            });
+        let mut by_subject: Vec<(u32, Membership, f32)> = Vec::new();
+        for (d, case) in cases(&lexical, &day, docs.len()).enumerate() {
+            let d = d as u32;
+            let (hit, exact) = (case.hit, case.exact);
             let (rel, keep) = if !pv.has[d as usize] {
                 (hit.map_or(0.0, |h| h.rel), hit.is_some())
             } else {
-                let cos = sims[d as usize];
+                let cos = day.sims[d as usize];
                 let dense = ((cos - p.floor) / span).clamp(0.0, 1.0);
                 let lex_rel = hit.map_or(0.0, |h| h.rel);
-                let keep = match hit {
+                let keep = match (&p.calibration, hit) {
                     _ if exact => true,
+                    (Some(model), _) => model.sends(&case.evidence),
                     // Every word, not as a phrase: strong evidence; the
                     // model need only not call it below the day's average.
-                    Some(h) if h.mask & all_terms == all_terms => cos >= mean,
-                    Some(_) => cos >= partial_floor,
-                    None => cos >= meaning_floor,
+                    (None, Some(_)) if case.evidence.coverage >= 1.0 => cos >= day.mean,
+                    (None, Some(_)) => cos >= partial_floor,
+                    (None, None) => cos >= meaning_floor,
                 };
-                ((1.0 - w) * lex_rel + w * dense, keep)
+                let member = day.members.get(d as usize).copied();
+                match member {
+                    // Listed in a mapped subject and not about the topic by
+                    // its words or clearly by meaning: ranked as a subject
+                    // match (below).
+                    Some(m) if hit.is_none() && cos < meaning_floor && m != Membership::None => {
+                        let model_keeps = p.calibration.is_some() && keep;
+                        if model_keeps || p.calibration.is_none() {
+                            by_subject.push((d, m, cos));
+                        }
+                        continue;
+                    }
+                    _ => ((1.0 - w) * lex_rel + w * dense, keep),
+                }
             };
             if keep {
                 let lift = if exact { bonus } else { 0.0 };
@@ -208,11 +259,171 @@ impl Dense {
                 });
             }
         }
+        self.add_subject_papers(&mut out, by_subject, day.mean);
         TopicHits {
             query: lexical.query,
             hits: out,
         }
     }
+
+    /// Each document's evidence for a topic whose lexical hits are
+    /// `lexical` (documents without a vector are left out), for fitting
+    /// the send model; `None` without vectors for the topic.
+    pub(crate) fn evidence(
+        &self,
+        key: &str,
+        lexical: &TopicHits,
+        docs: &[Doc],
+    ) -> Option<Vec<(u32, Evidence)>> {
+        let (pv, day) = self.day(key, docs)?;
+        Some(
+            cases(lexical, &day, docs.len())
+                .enumerate()
+                .filter(|(d, _)| pv.has[*d])
+                .map(|(d, c)| (d as u32, c.evidence))
+                .collect(),
+        )
+    }
+
+    /// The day's cosines to the topic and the subjects it maps to; `None`
+    /// without paper vectors or a topic vector of their length.
+    fn day(&self, key: &str, docs: &[Doc]) -> Option<(&PaperVectors, Day)> {
+        let pv = self.papers.as_ref().filter(|p| p.count > 0)?;
+        let q = self.topics.read().ok().and_then(|m| m.get(key).cloned())?;
+        if q.len() != pv.dims {
+            return None;
+        }
+        let sims: Vec<f32> = (0..docs.len())
+            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+            .collect();
+        let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        let top = sims
+            .iter()
+            .zip(&pv.has)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let (members, subject_fit) = self.members(&q, docs, top);
+        Some((
+            pv,
+            Day {
+                sims,
+                mean,
+                sd,
+                top,
+                members,
+                subject_fit,
+            },
+        ))
+    }
+
+    /// Each document's standing in the subjects the topic vector `q`
+    /// means; empty when it means none (or no taxonomy is attached).
+    fn members(&self, q: &[f32], docs: &[Doc], top: f32) -> (Vec<Membership>, f32) {
+        let Some(subjects) = self.subjects.read().ok().and_then(|s| s.clone()) else {
+            return (Vec::new(), 0.0);
+        };
+        let p = &self.params;
+        let (mapped, best) = subjects.mapped(q, p.subject_floor, p.subject_margin);
+        // A topic that some paper of the day fits better than any subject
+        // is narrower than a field ("dark matter" in cosmology): its
+        // subject's other papers are not about it.
+        if mapped.is_empty() || best < top + p.subject_over_papers {
+            return (Vec::new(), 0.0);
+        }
+        let members = docs
+            .iter()
+            .map(|d| membership(&d.categories, &mapped))
+            .collect();
+        (members, best)
+    }
+
+    /// Adds the papers picked only for their subject to `out`: primary
+    /// before cross-listed, each by how central it is to the topic (its
+    /// cosine above the day's mean), under `subject_weight`, and scaled
+    /// below the lowest paper that has any of the topic's words, so a
+    /// subject match alone never outranks a paper about the topic's words.
+    fn add_subject_papers(
+        &self,
+        out: &mut Vec<Hit>,
+        by_subject: Vec<(u32, Membership, f32)>,
+        mean: f32,
+    ) {
+        if by_subject.is_empty() {
+            return;
+        }
+        let p = &self.params;
+        let reach = (p.high - mean).max(1e-3);
+        let raw: Vec<f32> = by_subject
+            .iter()
+            .map(|&(_, m, cos)| {
+                let central = ((cos - mean) / reach).clamp(0.0, 1.0);
+                p.subject_weight * (m.weight() + central) / 3.0
+            })
+            .collect();
+        let lowest_word = out
+            .iter()
+            .filter(|h| h.mask != 0)
+            .map(|h| h.rel)
+            .fold(f32::INFINITY, f32::min);
+        let highest = raw.iter().copied().fold(0.0f32, f32::max);
+        let scale = if highest >= lowest_word && highest > 0.0 {
+            0.99 * lowest_word / highest
+        } else {
+            1.0
+        };
+        for (&(doc, _, _), r) in by_subject.iter().zip(raw) {
+            out.push(Hit {
+                doc,
+                rel: r * scale,
+                mask: 0,
+                variant: 0,
+            });
+        }
+        out.sort_unstable_by_key(|h| h.doc);
+    }
+}
+
+/// Each document's case for the topic of `lexical`, in document order.
+fn cases<'a>(lexical: &'a TopicHits, day: &'a Day, docs: usize) -> impl Iterator<Item = Case> + 'a {
+    let n_terms = lexical.query.terms.len();
+    let all_terms = if n_terms >= 32 {
+        u32::MAX >> 1
+    } else {
+        (1u32 << n_terms) - 1
+    };
+    let multi = lexical.query.sequence.len() > 1;
+    let mut lex = lexical.hits.iter().peekable();
+    (0..docs as u32).map(move |d| {
+        let hit = lex.next_if(|h| h.doc == d).copied();
+        let covered = hit.map_or(0, |h| (h.mask & all_terms).count_ones());
+        let exact = hit.is_some_and(|h| {
+            h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
+        });
+        let cos = day.sims[d as usize];
+        let subject = day
+            .members
+            .get(d as usize)
+            .map_or(0.0, |m| m.weight() / 2.0);
+        Case {
+            hit,
+            exact,
+            evidence: Evidence {
+                lexical: hit.map_or(0.0, |h| h.rel),
+                coverage: covered as f32 / n_terms.max(1) as f32,
+                exact,
+                cosine: cos,
+                z: if day.sd > 0.0 {
+                    (cos - day.mean) / day.sd
+                } else {
+                    0.0
+                },
+                subject,
+                subject_fit: if subject > 0.0 { day.subject_fit } else { 0.0 },
+                top: day.top,
+            },
+        }
+    })
 }
 
 /// Mean and standard deviation (0 and 0 for no values).
@@ -427,6 +638,92 @@ mod tests {
             "RAG (retrieval-augmented generation)"
         );
         assert_eq!(idx.dense_text("loss spikes"), "loss spikes");
+    }
+
+    /// A day of `index` whose papers carry arXiv categories, with a
+    /// two-entry taxonomy: `q-bio.NC` along e0 (the topic's axis) and
+    /// `astro-ph` orthogonal to it.
+    fn with_fields(papers: &[(&str, f32, &[&str])]) -> (Vec<Candidate>, CandidateIndex) {
+        let mut cands: Vec<Candidate> = papers
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _, _))| paper(i, t))
+            .collect();
+        for (c, (_, _, cats)) in cands.iter_mut().zip(papers) {
+            c.paper.categories = cats.iter().map(|c| c.to_string()).collect();
+        }
+        let mut idx = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
+        let vecs: HashMap<PaperId, Vec<f32>> = cands
+            .iter()
+            .zip(papers)
+            .enumerate()
+            .map(|(i, (c, (_, cos, _)))| (c.paper.id.clone(), at_cos(*cos, i)))
+            .collect();
+        idx.attach_vectors(4, HybridParams::default(), |id| {
+            vecs.get(id).map(Vec::as_slice)
+        });
+        idx.add_subject_vectors(vec![
+            ("q-bio.NC".into(), vec![1.0, 0.0, 0.0, 0.0].into()),
+            ("astro-ph".into(), vec![0.0, 0.0, 0.0, 1.0].into()),
+        ]);
+        (cands, idx)
+    }
+
+    #[test]
+    fn a_field_topic_covers_its_subjects_papers_below_the_papers_with_its_words() {
+        let mut day: Vec<(String, f32, &[&str])> = crowd()
+            .into_iter()
+            .map(|(t, c)| (t, c, &["astro-ph.GA"][..]))
+            .collect();
+        day.push(("Synaptic plasticity in cortex".into(), 0.2, &["q-bio.NC"]));
+        day.push((
+            "Spiking models, cross-listed".into(),
+            0.25,
+            &["cs.NE", "q-bio.NC"],
+        ));
+        day.push(("A neuroscience survey".into(), 0.1, &["cs.LG"]));
+        let day: Vec<(&str, f32, &[&str])> =
+            day.iter().map(|(t, c, k)| (t.as_str(), *c, *k)).collect();
+        let (cands, idx) = with_fields(&day);
+        assert_eq!(
+            titles(&idx, &cands, "neuroscience"),
+            [
+                "A neuroscience survey",
+                "Synaptic plasticity in cortex",
+                "Spiking models, cross-listed"
+            ],
+            "words first, then primary before cross-listed"
+        );
+    }
+
+    #[test]
+    fn a_paper_without_subjects_is_ranked_by_its_text_alone() {
+        let mut day: Vec<(String, f32, &[&str])> = crowd()
+            .into_iter()
+            .map(|(t, c)| (t, c, &["astro-ph.GA"][..]))
+            .collect();
+        day.push(("Synaptic plasticity in cortex".into(), 0.2, &[]));
+        day.push(("Dendrites compute".into(), 0.2, &["q-bio.NC"]));
+        let day: Vec<(&str, f32, &[&str])> =
+            day.iter().map(|(t, c, k)| (t.as_str(), *c, *k)).collect();
+        let (cands, idx) = with_fields(&day);
+        assert_eq!(titles(&idx, &cands, "neuroscience"), ["Dendrites compute"]);
+    }
+
+    #[test]
+    fn a_topic_a_paper_fits_better_than_any_subject_takes_no_subject_papers() {
+        let mut day: Vec<(String, f32, &[&str])> = crowd()
+            .into_iter()
+            .map(|(t, c)| (t, c, &["astro-ph.GA"][..]))
+            .collect();
+        // Fits the topic (0.9) better than the subject does (1.0 − 0.1
+        // margin): the topic is narrower than q-bio.NC.
+        day.push(("Grid cells map space".into(), 0.95, &["q-bio.NC"]));
+        day.push(("Dendrites compute".into(), 0.2, &["q-bio.NC"]));
+        let day: Vec<(&str, f32, &[&str])> =
+            day.iter().map(|(t, c, k)| (t.as_str(), *c, *k)).collect();
+        let (cands, idx) = with_fields(&day);
+        assert_eq!(titles(&idx, &cands, "grid cells"), ["Grid cells map space"]);
     }
 
     #[test]

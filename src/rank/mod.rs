@@ -41,6 +41,7 @@ mod attach;
 mod authors;
 mod build;
 mod dense;
+mod fields;
 mod hits;
 mod index;
 mod matcher;
@@ -51,6 +52,7 @@ mod text;
 mod trending;
 mod vectors;
 
+pub mod calibrate;
 pub mod eval;
 pub mod feedback;
 pub mod simulated;
