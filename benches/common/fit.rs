@@ -114,6 +114,22 @@ pub fn run(root: &Path, sets: &[JudgedSet]) {
                 }),
             ),
         ];
+        for (name, w, n) in [
+            ("prf-.3-3", 0.3, 3),
+            ("prf-.5-3", 0.5, 3),
+            ("prf-1-3", 1.0, 3),
+            ("prf-.5-1", 0.5, 1),
+            ("prf-.5-5", 0.5, 5),
+        ] {
+            variants.push((
+                name,
+                true,
+                Box::new(move |p: &mut HybridParams| {
+                    p.feedback_weight = w;
+                    p.feedback_papers = n;
+                }),
+            ));
+        }
         for (name, model) in &fits {
             let model = *model;
             variants.push((name, true, Box::new(move |p| p.calibration = Some(model))));

@@ -25,7 +25,16 @@
 //!   the floor *and* stands out from the day's similarity distribution
 //!   (`mean + stand_out · sd`): on a day with nothing on the topic, the
 //!   best of a uniformly unrelated crowd does not stand out, so the topic
-//!   gets nothing rather than padding.
+//!   gets nothing rather than padding;
+//! - a topic that means a broad field maps to arXiv subjects (its cosine
+//!   to a subject's description reaches `subject_floor`, and beats the
+//!   day's best paper by `subject_over_papers`; see `fields.rs`): a paper
+//!   listed in one of them qualifies, ranked primary before cross-listed
+//!   and by cosine, always below every paper with any of the topic's
+//!   words;
+//! - with `calibration` set, a logistic model of the pair's evidence
+//!   (`calibrate.rs`) decides which papers without an exact match qualify,
+//!   in place of the floors (off by default: README).
 //!
 //! Papers without a vector (not embedded yet) keep their lexical score
 //! and rules.
@@ -79,6 +88,11 @@ pub struct HybridParams {
     /// exceeds the day's best paper's by this much: a field is broader
     /// than any one paper, a narrow topic is fitted better by its papers.
     pub subject_over_papers: f32,
+    /// Pseudo-relevance feedback: how far the topic vector moves toward
+    /// the mean of its confident papers of the day (0: not at all).
+    pub feedback_weight: f32,
+    /// At most this many confident papers move it.
+    pub feedback_papers: usize,
     /// The send model ([`Calibration`]): when set, it decides which
     /// papers without an exact match are sent, instead of the floors
     /// above (which then only order the papers).
@@ -109,6 +123,8 @@ impl Default for HybridParams {
             subject_margin: 0.05,
             subject_weight: 0.2,
             subject_over_papers: 0.1,
+            feedback_weight: 0.0,
+            feedback_papers: 3,
             // Fitted and cross-validated (`calibrate.rs`, README), not on
             // by default: on the held-out set it trades a third of the
             // recall for precision.
@@ -293,10 +309,16 @@ impl Dense {
         if q.len() != pv.dims {
             return None;
         }
-        let sims: Vec<f32> = (0..docs.len())
+        let mut sims: Vec<f32> = (0..docs.len())
             .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
             .collect();
-        let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        let (mut mean, mut sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        if let Some(moved) = self.expanded(&q, &sims, mean, sd) {
+            sims = (0..docs.len())
+                .map(|d| dot(&moved, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+                .collect();
+            (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        }
         let top = sims
             .iter()
             .zip(&pv.has)
@@ -315,6 +337,40 @@ impl Dense {
                 subject_fit,
             },
         ))
+    }
+
+    /// Pseudo-relevance feedback: the topic vector moved toward the
+    /// day's papers it is confidently about (those that would qualify by
+    /// meaning alone, at most `feedback_papers`, best first), by
+    /// `feedback_weight`. `None` when it is off or no paper is confident:
+    /// a topic nothing fits is never moved toward its nearest crowd.
+    fn expanded(&self, q: &[f32], sims: &[f32], mean: f32, sd: f32) -> Option<Vec<f32>> {
+        let p = &self.params;
+        let pv = self.papers.as_ref()?;
+        if p.feedback_weight <= 0.0 || p.feedback_papers == 0 {
+            return None;
+        }
+        let confident = p.floor.max(mean + p.stand_out * sd);
+        let mut best: Vec<(f32, usize)> = sims
+            .iter()
+            .enumerate()
+            .filter(|(d, &c)| pv.has[*d] && c >= confident)
+            .map(|(d, &c)| (c, d))
+            .collect();
+        if best.is_empty() {
+            return None;
+        }
+        best.sort_by(|a, b| b.0.total_cmp(&a.0));
+        best.truncate(p.feedback_papers);
+        let mut v: Vec<f32> = q.to_vec();
+        let share = p.feedback_weight / best.len() as f32;
+        for &(_, d) in &best {
+            for (x, y) in v.iter_mut().zip(&pv.data[d * pv.dims..(d + 1) * pv.dims]) {
+                *x += share * y;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (norm > 0.0).then(|| v.into_iter().map(|x| x / norm).collect())
     }
 
     /// Each document's standing in the subjects the topic vector `q`
@@ -724,6 +780,43 @@ mod tests {
             day.iter().map(|(t, c, k)| (t.as_str(), *c, *k)).collect();
         let (cands, idx) = with_fields(&day);
         assert_eq!(titles(&idx, &cands, "grid cells"), ["Grid cells map space"]);
+    }
+
+    #[test]
+    fn feedback_moves_a_topic_toward_its_confident_paper_and_never_on_an_off_topic_day() {
+        let on = HybridParams {
+            feedback_weight: 1.0,
+            feedback_papers: 1,
+            ..HybridParams::default()
+        };
+        let with = |day: &[(&str, f32)]| {
+            let (cands, mut idx) = index(day);
+            let vecs: HashMap<PaperId, Vec<f32>> = cands
+                .iter()
+                .zip(day)
+                .enumerate()
+                .map(|(i, (c, (_, cos)))| (c.paper.id.clone(), at_cos(*cos, i)))
+                .collect();
+            idx.attach_vectors(4, on.clone(), |id| vecs.get(id).map(Vec::as_slice));
+            (cands, idx)
+        };
+        // Nothing confident: the topic is not moved toward the crowd.
+        let crowd = crowd();
+        let day: Vec<(&str, f32)> = crowd.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let (cands, idx) = with(&day);
+        assert!(titles(&idx, &cands, "speculative decoding").is_empty());
+        // One confident paper: its own direction (e1 + k) now counts, so
+        // the paper sharing it rises above the crowd.
+        let (_, idx) = with(&[("Draft models", 0.7), ("Galaxy", 0.05)]);
+        idx.add_topic_vector("speculative decoding", vec![1.0, 0.0, 0.0, 0.0].into());
+        let dense = &idx.semantic;
+        let sims = [0.7, 0.05];
+        let moved = dense.expanded(&[1.0, 0.0, 0.0, 0.0], &sims, 0.375, 0.325);
+        assert!(moved.is_none(), "0.7 is not 2.5 sd above a mean of 0.375");
+        let moved = dense
+            .expanded(&[1.0, 0.0, 0.0, 0.0], &sims, 0.1, 0.1)
+            .unwrap();
+        assert!(moved[1] > 0.0 && moved[0] < 1.0, "{moved:?}");
     }
 
     #[test]
