@@ -13,7 +13,9 @@
 //! chooses; `-- --show "topic"` prints every ranker's picks for one topic;
 //! `-- --dump` lists the corpus; `-- --sweep` adds a sweep of the hybrid
 //! ranker's fusion weight, floor and stand-out margin; `-- --cosines` and
-//! `-- --dense-study` study the dense side. The `hybrid` row needs the
+//! `-- --dense-study` study the dense side; `-- --subjects` lists each
+//! topic's nearest arXiv subjects; `-- --fit` fits the send model on each
+//! set and tests it on the other (`common/fit.rs`). The `hybrid` row needs the
 //! MiniLM weights (scripts/test installs them) and ranks through the
 //! product's `RankPicker`, as `paperboy preview` does.
 //!
@@ -30,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "common/dense_study.rs"]
 mod dense_study;
+#[path = "common/fit.rs"]
+mod fit;
 #[path = "common/hybrid.rs"]
 mod hybrid;
 
@@ -93,6 +97,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.iter().any(|a| a == "--fit") {
+        return fit::run(root, &sets(root));
+    }
     for set in sets(root).iter().filter(|s| chosen.contains(&s.name)) {
         run_set(root, set, &args);
     }
@@ -174,6 +181,9 @@ fn run_set(root: &Path, set: &JudgedSet, args: &[String]) {
         if flag("--dense-study") {
             return dense_study::run(root, &e.encoder, &candidates, &judged, &e.topics);
         }
+        if flag("--subjects") {
+            return hybrid::subjects(e, &judged);
+        }
         if flag("--cosines") {
             return hybrid::cosines(e, &candidates, &judged);
         }
@@ -208,6 +218,7 @@ struct Rankers {
     no_forms: CandidateIndex,
     no_partial: CandidateIndex,
     product: Option<RankPicker>,
+    no_subjects: Option<RankPicker>,
 }
 
 impl Rankers {
@@ -248,6 +259,8 @@ impl Rankers {
                 &synonyms,
             ),
             product: embedded.map(|e| hybrid::product_picker(e, candidates, config, now)),
+            no_subjects: embedded
+                .map(|e| hybrid::picker_without_subjects(e, candidates, config, now)),
         }
     }
 
@@ -267,6 +280,9 @@ impl Rankers {
                 eval::lexical_picks(&self.no_partial, q, K)
             }),
         ];
+        if let Some(p) = &self.no_subjects {
+            rows.push(Row::new("hyb-no-subj", move |q| picker(p, q)));
+        }
         if let Some(p) = &self.product {
             rows.push(Row::new("hybrid", move |q| picker(p, q)));
         }

@@ -29,6 +29,8 @@ pub fn model_dir(root: &Path) -> Option<PathBuf> {
 pub struct Embedded {
     papers: HashMap<PaperId, Vec<f32>>,
     pub topics: HashMap<String, Vec<f32>>,
+    /// arXiv's taxonomy (code, vector), embedded as the product embeds it.
+    pub subjects: Vec<(String, std::sync::Arc<[f32]>)>,
     pub encoder: Encoder,
     dims: usize,
     pub family: Family,
@@ -68,6 +70,9 @@ pub fn embed(
         .collect();
     let vectors = cached(root, &encoder, &texts, Side::Passage);
     let topic_vectors = cached(root, &encoder, &queries, Side::Query);
+    let taxonomy = paperboy::domain::taxonomy();
+    let subject_texts: Vec<String> = taxonomy.iter().map(|t| t.1.clone()).collect();
+    let subject_vectors = cached(root, &encoder, &subject_texts, Side::Query);
     eprintln!(
         "hybrid: {} papers and {} topics embedded in {:.1} s",
         candidates.len(),
@@ -85,6 +90,11 @@ pub fn embed(
             .iter()
             .map(|t| t.query.clone())
             .zip(topic_vectors)
+            .collect(),
+        subjects: taxonomy
+            .iter()
+            .map(|t| t.0.to_string())
+            .zip(subject_vectors.into_iter().map(Into::into))
             .collect(),
         dims: encoder.dims(),
         family: encoder.family(),
@@ -163,6 +173,27 @@ pub fn cosines(emb: &Embedded, candidates: &[Candidate], set: &RelevanceSet) {
     }
 }
 
+/// Per topic: the taxonomy entries nearest to it by cosine (what the
+/// subject floor and margin choose from).
+pub fn subjects(emb: &Embedded, set: &RelevanceSet) {
+    for t in &set.topic {
+        let q = &emb.topics[&t.query];
+        let mut near: Vec<(f32, &str)> = emb
+            .subjects
+            .iter()
+            .map(|(c, v)| (paperboy::embed::dot(q, v), c.as_str()))
+            .collect();
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let kind = t.kind.map_or("-", |k| k.name());
+        let top: Vec<String> = near
+            .iter()
+            .take(4)
+            .map(|(c, s)| format!("{s} {c:.3}"))
+            .collect();
+        println!("subjects\t{kind}\t{}\t{}", t.query, top.join("  "));
+    }
+}
+
 /// The built-in configuration, without the environment: the settings a
 /// fresh install ranks with.
 pub fn default_config() -> Config {
@@ -179,10 +210,36 @@ pub fn product_picker(
     config: &Config,
     now: DateTime<Utc>,
 ) -> RankPicker {
+    let picker = picker_without_subjects(emb, candidates, config, now);
+    picker.index().add_subject_vectors(emb.subjects.clone());
+    picker
+}
+
+/// [`product_picker`] without arXiv's taxonomy: the hybrid ranker before
+/// topics were mapped to subjects by meaning (the baseline row).
+pub fn picker_without_subjects(
+    emb: &Embedded,
+    candidates: &[Candidate],
+    config: &Config,
+    now: DateTime<Utc>,
+) -> RankPicker {
+    picker_with(emb, candidates, config, now, |_| {})
+}
+
+/// [`picker_without_subjects`] with the fusion parameters changed by
+/// `tune` (the fit's and the levers' rows).
+pub fn picker_with(
+    emb: &Embedded,
+    candidates: &[Candidate],
+    config: &Config,
+    now: DateTime<Utc>,
+    tune: impl FnOnce(&mut HybridParams),
+) -> RankPicker {
     let synonyms = paperboy::rank::Synonyms::from_concepts(config.rank.synonyms.clone());
     let mut picker = RankPicker::new(candidates.to_vec(), &synonyms, now);
     let s = &config.rank.semantic;
-    let params = HybridParams::tuned(emb.family, s.dense_weight, s.min_similarity);
+    let mut params = HybridParams::tuned(emb.family, s.dense_weight, s.min_similarity);
+    tune(&mut params);
     picker.attach_paper_vectors(emb.dims, params, |id| emb.papers.get(id).map(Vec::as_slice));
     for (q, v) in &emb.topics {
         picker.index().add_topic_vector(q, v.clone().into());
@@ -204,6 +261,7 @@ pub fn index(
     for (q, v) in &emb.topics {
         index.add_topic_vector(q, v.clone().into());
     }
+    index.add_subject_vectors(emb.subjects.clone());
     index
 }
 

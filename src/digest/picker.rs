@@ -86,7 +86,10 @@ impl RankPicker {
     }
 
     /// Registers the vectors of `topics` (embedding those never seen), so
-    /// ranking them uses meaning. A no-op without a model.
+    /// ranking them uses meaning, and on the first call those of arXiv's
+    /// taxonomy (so a broad topic covers its field's papers), in the same
+    /// pass: stored once per model like topic vectors, and embedded while
+    /// the model is loaded for the topics. A no-op without a model.
     pub async fn add_topics(&self, app: &App, topics: &[String], now: DateTime<Utc>) {
         if self.index.vector_dims().is_none() {
             return;
@@ -96,11 +99,28 @@ impl RankPicker {
             .filter(|t| !self.index.has_topic_vector(t))
             .map(|t| (t, self.index.dense_text(t)))
             .collect();
-        if todo.is_empty() {
+        let taxonomy = match self.index.has_subject_vectors() {
+            true => Vec::new(),
+            false => crate::domain::taxonomy(),
+        };
+        if todo.is_empty() && taxonomy.is_empty() {
             return;
         }
-        let texts: Vec<String> = todo.iter().map(|t| t.1.clone()).collect();
+        let texts: Vec<String> = todo
+            .iter()
+            .map(|t| t.1.clone())
+            .chain(taxonomy.iter().map(|t| t.1.clone()))
+            .collect();
         let vectors = app.semantic.topic_vectors(&app.store, &texts, now).await;
+        let entries: Vec<(String, Arc<[f32]>)> = taxonomy
+            .iter()
+            .filter_map(|(code, text)| Some((code.to_string(), vectors.get(text)?.clone())))
+            .collect();
+        // All or none: a partial taxonomy would map a field topic to the
+        // wrong subjects.
+        if !taxonomy.is_empty() && entries.len() == taxonomy.len() {
+            self.index.add_subject_vectors(entries);
+        }
         for (topic, text) in todo {
             if let Some(v) = vectors.get(&text) {
                 self.index.add_topic_vector(topic, v.clone());

@@ -10,6 +10,7 @@ mod storage;
 mod subjects;
 mod subscriber;
 mod suppression;
+mod taxonomy;
 mod token;
 mod window;
 pub mod words;
@@ -24,7 +25,7 @@ pub use paper::{
     normalize_whitespace, BadPaperId, Candidate, Paper, PaperId, SourceKind, UpvoteObservation,
 };
 pub use storage::{RetentionPolicy, Synchronous};
-pub use subjects::{subject_name, subject_names};
+pub use subjects::{subject_covers, subject_name, subject_names, taxonomy};
 pub use subscriber::{
     is_category, limits, parse_send_time, parse_time_zone, parse_topics, split_lines,
     split_lines_only, weekday_name, FieldError, Frequency, Preferences, PreferencesInput,

@@ -25,6 +25,16 @@ const ARCHIVES: &[(&str, &str)] = &[
     ("math", "Mathematics"),
 ];
 
+/// Archives and groups of archives named only in the taxonomy (not
+/// prefixed to their subjects' names: "Computer Science: Robotics" would
+/// lend generic words to every cs paper).
+const GROUPS: &[(&str, &str)] = &[
+    ("cs", "Computer Science"),
+    ("eess", "Electrical Engineering and Systems Science"),
+    ("hep", "High Energy Physics"),
+    ("nucl", "Nuclear Physics"),
+];
+
 /// Subject class → name. Archives without subject classes (`gr-qc`,
 /// `hep-th`, …) are listed by archive.
 const SUBJECTS: &[(&str, &str)] = &[
@@ -226,6 +236,39 @@ pub fn subject_names(categories: &[String]) -> Vec<String> {
     out
 }
 
+/// Every subject class and archive of arXiv's taxonomy with the text a
+/// model embeds for it: its name where arXiv names it, then what it
+/// covers ("Quantitative Biology: Neurons and Cognition — neuroscience:
+/// neurons and cognition, the brain, …"). Ranking maps a topic to the
+/// entries it means by the cosine of their vectors.
+pub fn taxonomy() -> Vec<(&'static str, String)> {
+    super::taxonomy::DESCRIPTIONS
+        .iter()
+        .map(|(code, what)| {
+            let group = ARCHIVES.iter().chain(GROUPS).find(|a| a.0 == *code);
+            let text = match subject_name(code).or_else(|| group.map(|g| g.1.to_string())) {
+                Some(name) => format!("{name} — {what}"),
+                None => (*what).to_string(),
+            };
+            (*code, text)
+        })
+        .collect()
+}
+
+/// Whether a taxonomy entry covers a paper's category: the same class, or
+/// an archive (or archive group: `hep` covers `hep-ph`) and a class in
+/// it. Case-insensitive.
+pub fn subject_covers(entry: &str, category: &str) -> bool {
+    let (e, c) = (entry.trim(), category.trim());
+    if c.eq_ignore_ascii_case(e) {
+        return true;
+    }
+    c.len() > e.len()
+        && c.is_char_boundary(e.len())
+        && c[..e.len()].eq_ignore_ascii_case(e)
+        && matches!(c.as_bytes()[e.len()], b'.' | b'-')
+}
+
 fn first_word(s: &str) -> &str {
     s.split_whitespace().next().unwrap_or(s)
 }
@@ -257,6 +300,42 @@ mod tests {
         );
         assert_eq!(subject_name("cs.XX"), None);
         assert_eq!(subject_name(""), None);
+    }
+
+    #[test]
+    fn every_taxonomy_entry_says_what_it_covers_and_every_named_subject_has_one() {
+        let entries = taxonomy();
+        let nc = entries.iter().find(|e| e.0 == "q-bio.NC").unwrap();
+        assert!(
+            nc.1.starts_with("Quantitative Biology: Neurons and Cognition — ")
+                && nc.1.contains("neuroscience"),
+            "{}",
+            nc.1
+        );
+        let econ = entries.iter().find(|e| e.0 == "econ").unwrap();
+        assert!(econ.1.starts_with("Economics — economics:"), "{}", econ.1);
+        for (code, _) in SUBJECTS {
+            assert!(
+                entries.iter().any(|e| e.0 == *code),
+                "{code} has no description"
+            );
+        }
+        let mut codes: Vec<&str> = entries.iter().map(|e| e.0).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), entries.len(), "a code is described twice");
+    }
+
+    #[test]
+    fn an_archive_covers_its_classes_and_a_class_only_itself() {
+        assert!(subject_covers("econ", "econ.GN"));
+        assert!(subject_covers("hep", "hep-ph"));
+        assert!(subject_covers("q-bio.NC", "Q-BIO.nc"));
+        assert!(subject_covers("cs", "cs.RO"));
+        assert!(!subject_covers("cs.RO", "cs"));
+        assert!(!subject_covers("cs.RO", "cs.ROX"));
+        assert!(!subject_covers("q-bio", "q-fin.EC"));
+        assert!(!subject_covers("math", "mathematics"));
     }
 
     #[test]

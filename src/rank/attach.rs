@@ -2,6 +2,7 @@
 //! vectors, topic vectors, and the text a topic is embedded from.
 
 use super::dense::{HybridParams, PaperVectors};
+use super::fields::Subjects;
 use super::index::{cache_key, CandidateIndex};
 use crate::domain::PaperId;
 use std::sync::Arc;
@@ -94,6 +95,36 @@ impl CandidateIndex {
             m.insert(key.clone(), vector);
         }
         self.forget_topic(&key);
+    }
+
+    /// Registers the unit vectors of arXiv's taxonomy (entry code, vector
+    /// of its [`crate::domain::taxonomy`] text), so a topic that means a
+    /// broad field covers the papers listed in its subjects. Replaces any
+    /// taxonomy attached before; drops the topic results computed so far.
+    pub fn add_subject_vectors(&self, entries: Vec<(String, Arc<[f32]>)>) {
+        let (codes, vectors) = entries.into_iter().unzip();
+        if let Ok(mut s) = self.semantic.subjects.write() {
+            *s = Some(Arc::new(Subjects { codes, vectors }));
+        }
+        self.clear_topic_cache();
+    }
+
+    /// Each candidate's evidence for `topic` (those with a vector), as
+    /// the send model sees it: what its fit learns from. Empty without a
+    /// vector for the topic.
+    pub fn evidence(&self, topic: &str) -> Vec<(PaperId, super::calibrate::Evidence)> {
+        let lexical = self.score_topic(topic);
+        self.semantic
+            .evidence(&cache_key(topic), &lexical, &self.docs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(d, e)| (self.docs[d as usize].id.clone(), e))
+            .collect()
+    }
+
+    /// Whether the taxonomy's vectors are attached.
+    pub fn has_subject_vectors(&self) -> bool {
+        self.semantic.subjects.read().is_ok_and(|s| s.is_some())
     }
 
     /// Whether a topic has a registered vector.

@@ -25,12 +25,24 @@
 //!   the floor *and* stands out from the day's similarity distribution
 //!   (`mean + stand_out · sd`): on a day with nothing on the topic, the
 //!   best of a uniformly unrelated crowd does not stand out, so the topic
-//!   gets nothing rather than padding.
+//!   gets nothing rather than padding;
+//! - a topic that means a broad field maps to arXiv subjects (its cosine
+//!   to a subject's description reaches `subject_floor`, and beats the
+//!   day's best paper by `subject_over_papers`; see `fields.rs`): a paper
+//!   listed in one of them qualifies, ranked primary before cross-listed
+//!   and by cosine, always below every paper with any of the topic's
+//!   words;
+//! - with `calibration` set, a logistic model of the pair's evidence
+//!   (`calibrate.rs`) decides which papers without an exact match qualify,
+//!   in place of the floors (off by default: README).
 //!
 //! Papers without a vector (not embedded yet) keep their lexical score
 //! and rules.
 
+use super::calibrate::{Calibration, Evidence};
+use super::fields::{membership, Membership, Subjects};
 use super::hits::{Hit, TopicHits, PHRASE_BIT};
+use super::index::Doc;
 use crate::domain::embedding::{dot, Family};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -61,12 +73,39 @@ pub struct HybridParams {
     /// ranks every exact match above every other paper and 0 lets the
     /// fused score alone decide the order.
     pub exact_bonus: f32,
+    /// Cosine of a topic to an arXiv subject's description at which the
+    /// topic means that subject (a broad field: "neuroscience" is
+    /// q-bio.NC); below it, a topic maps to no subject.
+    pub subject_floor: f32,
+    /// Subjects within this cosine of the topic's best subject are mapped
+    /// too ("economics": econ and q-fin.EC).
+    pub subject_margin: f32,
+    /// Ceiling of the relevance of a paper picked only for being listed
+    /// in a mapped subject (it never outranks a paper with the topic's
+    /// words, whatever this is).
+    pub subject_weight: f32,
+    /// A topic maps to subjects only when its best subject's cosine
+    /// exceeds the day's best paper's by this much: a field is broader
+    /// than any one paper, a narrow topic is fitted better by its papers.
+    pub subject_over_papers: f32,
+    /// Pseudo-relevance feedback: how far the topic vector moves toward
+    /// the mean of its confident papers of the day (0: not at all).
+    pub feedback_weight: f32,
+    /// At most this many confident papers move it.
+    pub feedback_papers: usize,
+    /// The send model ([`Calibration`]): when set, it decides which
+    /// papers without an exact match are sent, instead of the floors
+    /// above (which then only order the papers).
+    pub calibration: Option<Calibration>,
 }
 
 impl Default for HybridParams {
     fn default() -> Self {
         HybridParams {
-            // Measured with MiniLM on the judged set
+            // The subject settings were chosen on set B
+            // (`cargo bench --bench relevance -- --fit`, README): of the
+            // best, one from the middle of the flat region.
+            // The others were measured with MiniLM on the judged set
             // (`cargo bench --bench relevance -- --sweep`, README): of the
             // settings that lose no precision against the lexical ranker,
             // one from the middle of a flat region rather than the best
@@ -80,6 +119,16 @@ impl Default for HybridParams {
             partial_floor: 0.25,
             partial_stand_out: 0.5,
             exact_bonus: 0.25,
+            subject_floor: 0.45,
+            subject_margin: 0.05,
+            subject_weight: 0.2,
+            subject_over_papers: 0.1,
+            feedback_weight: 0.0,
+            feedback_papers: 3,
+            // Fitted and cross-validated (`calibrate.rs`, README), not on
+            // by default: on the held-out set it trades a third of the
+            // recall for precision.
+            calibration: None,
         }
     }
 }
@@ -93,12 +142,14 @@ impl HybridParams {
         let d = HybridParams::default();
         match family {
             Family::E5 => HybridParams {
+                subject_floor: 0.85,
                 floor: 0.80,
                 partial_floor: 0.78,
                 high: 0.90,
                 ..d
             },
             Family::Bge => HybridParams {
+                subject_floor: 0.65,
                 floor: 0.55,
                 partial_floor: 0.50,
                 high: 0.80,
@@ -142,61 +193,77 @@ pub(crate) struct Dense {
     pub(super) params: HybridParams,
     /// Topic vectors by cache key.
     pub(super) topics: RwLock<HashMap<String, Arc<[f32]>>>,
+    /// The taxonomy's vectors, once the embedding side gave them.
+    pub(super) subjects: RwLock<Option<Arc<Subjects>>>,
+}
+
+/// What the fusion knows about a topic on one day: each document's
+/// cosine to it, their spread, and the subjects it maps to.
+struct Day {
+    sims: Vec<f32>,
+    mean: f32,
+    sd: f32,
+    /// The day's highest cosine to the topic.
+    top: f32,
+    members: Vec<Membership>,
+    subject_fit: f32,
+}
+
+/// One document's case for a topic.
+struct Case {
+    hit: Option<Hit>,
+    exact: bool,
+    evidence: Evidence,
 }
 
 impl Dense {
-    /// The lexical hits of a topic (cache key `key`) over `docs` documents
-    /// fused with the dense side (see the module docs); the lexical hits
+    /// The lexical hits of a topic (cache key `key`) over `docs` fused
+    /// with the dense side (see the module docs); the lexical hits
     /// unchanged without vectors.
-    pub(crate) fn fuse(&self, key: &str, lexical: TopicHits, docs: usize) -> TopicHits {
-        let Some(pv) = self.papers.as_ref().filter(|p| p.count > 0) else {
+    pub(crate) fn fuse(&self, key: &str, lexical: TopicHits, docs: &[Doc]) -> TopicHits {
+        let Some((pv, day)) = self.day(key, docs) else {
             return lexical;
         };
-        let Some(q) = self.topics.read().ok().and_then(|m| m.get(key).cloned()) else {
-            return lexical;
-        };
-        if q.len() != pv.dims {
-            return lexical;
-        }
         let p = &self.params;
-        let sims: Vec<f32> = (0..docs)
-            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
-            .collect();
-        let (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
-        let meaning_floor = p.floor.max(mean + p.stand_out * sd);
-        let partial_floor = p.partial_floor.max(mean + p.partial_stand_out * sd);
+        let meaning_floor = p.floor.max(day.mean + p.stand_out * day.sd);
+        let partial_floor = p.partial_floor.max(day.mean + p.partial_stand_out * day.sd);
         let span = (p.high - p.floor).max(1e-3);
         let w = p.dense_weight.clamp(0.0, 1.0);
         let bonus = p.exact_bonus.max(0.0);
-        let n_terms = lexical.query.terms.len();
-        let all_terms = if n_terms >= 32 {
-            u32::MAX >> 1
-        } else {
-            (1u32 << n_terms) - 1
-        };
-        let multi = lexical.query.sequence.len() > 1;
         let mut out = Vec::with_capacity(lexical.hits.len());
-        let mut lex = lexical.hits.iter().peekable();
-        for d in 0..docs as u32 {
-            let hit = lex.next_if(|h| h.doc == d).copied();
-            let exact = hit.is_some_and(|h| {
-                h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
-            });
+        let mut by_subject: Vec<(u32, Membership, f32)> = Vec::new();
+        for (d, case) in cases(&lexical, &day, docs.len()).enumerate() {
+            let d = d as u32;
+            let (hit, exact) = (case.hit, case.exact);
             let (rel, keep) = if !pv.has[d as usize] {
                 (hit.map_or(0.0, |h| h.rel), hit.is_some())
             } else {
-                let cos = sims[d as usize];
+                let cos = day.sims[d as usize];
                 let dense = ((cos - p.floor) / span).clamp(0.0, 1.0);
                 let lex_rel = hit.map_or(0.0, |h| h.rel);
-                let keep = match hit {
+                let keep = match (&p.calibration, hit) {
                     _ if exact => true,
+                    (Some(model), _) => model.sends(&case.evidence),
                     // Every word, not as a phrase: strong evidence; the
                     // model need only not call it below the day's average.
-                    Some(h) if h.mask & all_terms == all_terms => cos >= mean,
-                    Some(_) => cos >= partial_floor,
-                    None => cos >= meaning_floor,
+                    (None, Some(_)) if case.evidence.coverage >= 1.0 => cos >= day.mean,
+                    (None, Some(_)) => cos >= partial_floor,
+                    (None, None) => cos >= meaning_floor,
                 };
-                ((1.0 - w) * lex_rel + w * dense, keep)
+                let member = day.members.get(d as usize).copied();
+                match member {
+                    // Listed in a mapped subject and not about the topic by
+                    // its words or clearly by meaning: ranked as a subject
+                    // match (below).
+                    Some(m) if hit.is_none() && cos < meaning_floor && m != Membership::None => {
+                        let model_keeps = p.calibration.is_some() && keep;
+                        if model_keeps || p.calibration.is_none() {
+                            by_subject.push((d, m, cos));
+                        }
+                        continue;
+                    }
+                    _ => ((1.0 - w) * lex_rel + w * dense, keep),
+                }
             };
             if keep {
                 let lift = if exact { bonus } else { 0.0 };
@@ -208,11 +275,211 @@ impl Dense {
                 });
             }
         }
+        self.add_subject_papers(&mut out, by_subject, day.mean);
         TopicHits {
             query: lexical.query,
             hits: out,
         }
     }
+
+    /// Each document's evidence for a topic whose lexical hits are
+    /// `lexical` (documents without a vector are left out), for fitting
+    /// the send model; `None` without vectors for the topic.
+    pub(crate) fn evidence(
+        &self,
+        key: &str,
+        lexical: &TopicHits,
+        docs: &[Doc],
+    ) -> Option<Vec<(u32, Evidence)>> {
+        let (pv, day) = self.day(key, docs)?;
+        Some(
+            cases(lexical, &day, docs.len())
+                .enumerate()
+                .filter(|(d, _)| pv.has[*d])
+                .map(|(d, c)| (d as u32, c.evidence))
+                .collect(),
+        )
+    }
+
+    /// The day's cosines to the topic and the subjects it maps to; `None`
+    /// without paper vectors or a topic vector of their length.
+    fn day(&self, key: &str, docs: &[Doc]) -> Option<(&PaperVectors, Day)> {
+        let pv = self.papers.as_ref().filter(|p| p.count > 0)?;
+        let q = self.topics.read().ok().and_then(|m| m.get(key).cloned())?;
+        if q.len() != pv.dims {
+            return None;
+        }
+        let mut sims: Vec<f32> = (0..docs.len())
+            .map(|d| dot(&q, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+            .collect();
+        let (mut mean, mut sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        if let Some(moved) = self.expanded(&q, &sims, mean, sd) {
+            sims = (0..docs.len())
+                .map(|d| dot(&moved, &pv.data[d * pv.dims..(d + 1) * pv.dims]))
+                .collect();
+            (mean, sd) = mean_sd(sims.iter().zip(&pv.has).filter(|x| *x.1).map(|x| *x.0));
+        }
+        let top = sims
+            .iter()
+            .zip(&pv.has)
+            .filter(|x| *x.1)
+            .map(|x| *x.0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let (members, subject_fit) = self.members(&q, docs, top);
+        Some((
+            pv,
+            Day {
+                sims,
+                mean,
+                sd,
+                top,
+                members,
+                subject_fit,
+            },
+        ))
+    }
+
+    /// Pseudo-relevance feedback: the topic vector moved toward the
+    /// day's papers it is confidently about (those that would qualify by
+    /// meaning alone, at most `feedback_papers`, best first), by
+    /// `feedback_weight`. `None` when it is off or no paper is confident:
+    /// a topic nothing fits is never moved toward its nearest crowd.
+    fn expanded(&self, q: &[f32], sims: &[f32], mean: f32, sd: f32) -> Option<Vec<f32>> {
+        let p = &self.params;
+        let pv = self.papers.as_ref()?;
+        if p.feedback_weight <= 0.0 || p.feedback_papers == 0 {
+            return None;
+        }
+        let confident = p.floor.max(mean + p.stand_out * sd);
+        let mut best: Vec<(f32, usize)> = sims
+            .iter()
+            .enumerate()
+            .filter(|(d, &c)| pv.has[*d] && c >= confident)
+            .map(|(d, &c)| (c, d))
+            .collect();
+        if best.is_empty() {
+            return None;
+        }
+        best.sort_by(|a, b| b.0.total_cmp(&a.0));
+        best.truncate(p.feedback_papers);
+        let mut v: Vec<f32> = q.to_vec();
+        let share = p.feedback_weight / best.len() as f32;
+        for &(_, d) in &best {
+            for (x, y) in v.iter_mut().zip(&pv.data[d * pv.dims..(d + 1) * pv.dims]) {
+                *x += share * y;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (norm > 0.0).then(|| v.into_iter().map(|x| x / norm).collect())
+    }
+
+    /// Each document's standing in the subjects the topic vector `q`
+    /// means; empty when it means none (or no taxonomy is attached).
+    fn members(&self, q: &[f32], docs: &[Doc], top: f32) -> (Vec<Membership>, f32) {
+        let Some(subjects) = self.subjects.read().ok().and_then(|s| s.clone()) else {
+            return (Vec::new(), 0.0);
+        };
+        let p = &self.params;
+        let (mapped, best) = subjects.mapped(q, p.subject_floor, p.subject_margin);
+        // A topic that some paper of the day fits better than any subject
+        // is narrower than a field ("dark matter" in cosmology): its
+        // subject's other papers are not about it.
+        if mapped.is_empty() || best < top + p.subject_over_papers {
+            return (Vec::new(), 0.0);
+        }
+        let members = docs
+            .iter()
+            .map(|d| membership(&d.categories, &mapped))
+            .collect();
+        (members, best)
+    }
+
+    /// Adds the papers picked only for their subject to `out`: primary
+    /// before cross-listed, each by how central it is to the topic (its
+    /// cosine above the day's mean), under `subject_weight`, and scaled
+    /// below the lowest paper that has any of the topic's words, so a
+    /// subject match alone never outranks a paper about the topic's words.
+    fn add_subject_papers(
+        &self,
+        out: &mut Vec<Hit>,
+        by_subject: Vec<(u32, Membership, f32)>,
+        mean: f32,
+    ) {
+        if by_subject.is_empty() {
+            return;
+        }
+        let p = &self.params;
+        let reach = (p.high - mean).max(1e-3);
+        let raw: Vec<f32> = by_subject
+            .iter()
+            .map(|&(_, m, cos)| {
+                let central = ((cos - mean) / reach).clamp(0.0, 1.0);
+                p.subject_weight * (m.weight() + central) / 3.0
+            })
+            .collect();
+        let lowest_word = out
+            .iter()
+            .filter(|h| h.mask != 0)
+            .map(|h| h.rel)
+            .fold(f32::INFINITY, f32::min);
+        let highest = raw.iter().copied().fold(0.0f32, f32::max);
+        let scale = if highest >= lowest_word && highest > 0.0 {
+            0.99 * lowest_word / highest
+        } else {
+            1.0
+        };
+        for (&(doc, _, _), r) in by_subject.iter().zip(raw) {
+            out.push(Hit {
+                doc,
+                rel: r * scale,
+                mask: 0,
+                variant: 0,
+            });
+        }
+        out.sort_unstable_by_key(|h| h.doc);
+    }
+}
+
+/// Each document's case for the topic of `lexical`, in document order.
+fn cases<'a>(lexical: &'a TopicHits, day: &'a Day, docs: usize) -> impl Iterator<Item = Case> + 'a {
+    let n_terms = lexical.query.terms.len();
+    let all_terms = if n_terms >= 32 {
+        u32::MAX >> 1
+    } else {
+        (1u32 << n_terms) - 1
+    };
+    let multi = lexical.query.sequence.len() > 1;
+    let mut lex = lexical.hits.iter().peekable();
+    (0..docs as u32).map(move |d| {
+        let hit = lex.next_if(|h| h.doc == d).copied();
+        let covered = hit.map_or(0, |h| (h.mask & all_terms).count_ones());
+        let exact = hit.is_some_and(|h| {
+            h.mask & all_terms == all_terms && (!multi || h.mask & PHRASE_BIT != 0)
+        });
+        let cos = day.sims[d as usize];
+        let subject = day
+            .members
+            .get(d as usize)
+            .map_or(0.0, |m| m.weight() / 2.0);
+        Case {
+            hit,
+            exact,
+            evidence: Evidence {
+                lexical: hit.map_or(0.0, |h| h.rel),
+                coverage: covered as f32 / n_terms.max(1) as f32,
+                exact,
+                cosine: cos,
+                z: if day.sd > 0.0 {
+                    (cos - day.mean) / day.sd
+                } else {
+                    0.0
+                },
+                subject,
+                subject_fit: if subject > 0.0 { day.subject_fit } else { 0.0 },
+                top: day.top,
+            },
+        }
+    })
 }
 
 /// Mean and standard deviation (0 and 0 for no values).
@@ -229,213 +496,5 @@ fn mean_sd(values: impl Iterator<Item = f32> + Clone) -> (f32, f32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Candidate, Paper, PaperId};
-    use crate::rank::{CandidateIndex, Profile, Synonyms};
-    use chrono::{DateTime, TimeZone, Utc};
-    use std::collections::HashSet;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 13, 8, 0, 0).unwrap()
-    }
-
-    fn paper(i: usize, title: &str) -> Candidate {
-        let id = PaperId::parse_arxiv(&format!("2606.{:05}", 10000 + i))
-            .unwrap()
-            .0;
-        let mut p = Paper::new(id, title, "An abstract.");
-        p.listed_on = Some(now().date_naive());
-        Candidate {
-            paper: p,
-            history: Vec::new(),
-        }
-    }
-
-    /// A unit vector at cosine `c` to the axis `e0`, in 4 dimensions, with
-    /// its other component along `e1 + k` so the vectors differ.
-    fn at_cos(c: f32, k: usize) -> Vec<f32> {
-        let s = (1.0 - c * c).max(0.0).sqrt();
-        let mut v = vec![c, 0.0, 0.0, 0.0];
-        v[1 + k % 3] = s;
-        v
-    }
-
-    /// Candidates with the given titles and cosines to the topic vector e0.
-    fn index(papers: &[(&str, f32)]) -> (Vec<Candidate>, CandidateIndex) {
-        let cands: Vec<Candidate> = papers
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| paper(i, t))
-            .collect();
-        let mut idx = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
-        let vecs: HashMap<PaperId, Vec<f32>> = cands
-            .iter()
-            .zip(papers)
-            .enumerate()
-            .map(|(i, (c, (_, cos)))| (c.paper.id.clone(), at_cos(*cos, i)))
-            .collect();
-        idx.attach_vectors(4, HybridParams::default(), |id| {
-            vecs.get(id).map(Vec::as_slice)
-        });
-        (cands, idx)
-    }
-
-    fn titles(idx: &CandidateIndex, cands: &[Candidate], topic: &str) -> Vec<String> {
-        idx.add_topic_vector(topic, vec![1.0, 0.0, 0.0, 0.0].into());
-        idx.rank(&Profile::topics([topic]), &HashSet::new(), 10)
-            .iter()
-            .map(|p| cands[p.index].paper.title.clone())
-            .collect()
-    }
-
-    /// Twenty unrelated fillers at low cosines around 0.05.
-    fn crowd() -> Vec<(String, f32)> {
-        (0..20)
-            .map(|i| (format!("Galaxy survey number {i}"), 0.02 + 0.004 * i as f32))
-            .collect()
-    }
-
-    #[test]
-    fn a_paper_related_by_meaning_alone_is_picked_and_says_so() {
-        let mut day: Vec<(String, f32)> = crowd();
-        day.push(("Hidden-state steering of language models".into(), 0.62));
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        idx.add_topic_vector(
-            "representation engineering",
-            vec![1.0, 0.0, 0.0, 0.0].into(),
-        );
-        let picks = idx.rank(
-            &Profile::topics(["representation engineering"]),
-            &HashSet::new(),
-            10,
-        );
-        assert_eq!(picks.len(), 1, "{picks:?}");
-        assert_eq!(
-            cands[picks[0].index].paper.title,
-            "Hidden-state steering of language models"
-        );
-        assert!(picks[0].reason.topics[0].by_meaning);
-        assert_eq!(
-            picks[0].reason.summary(),
-            "Related to \"representation engineering\" by meaning"
-        );
-    }
-
-    #[test]
-    fn an_off_topic_day_sends_nothing() {
-        // The best of an unrelated crowd neither reaches the floor nor
-        // stands out.
-        let day = crowd();
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        assert!(titles(&idx, &cands, "speculative decoding").is_empty());
-    }
-
-    #[test]
-    fn a_close_paper_that_does_not_stand_out_from_a_close_crowd_is_not_picked() {
-        // Everything sits around 0.35 (a model whose cosines are high for
-        // all text): none stands out, so none is picked by meaning.
-        let day: Vec<(String, f32)> = (0..20)
-            .map(|i| (format!("Galaxy survey number {i}"), 0.34 + 0.001 * i as f32))
-            .collect();
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        assert!(titles(&idx, &cands, "speculative decoding").is_empty());
-    }
-
-    #[test]
-    fn an_exact_match_the_model_finds_unrelated_is_never_dropped() {
-        let mut day = crowd();
-        // Exact match, but the model finds it unrelated.
-        day.push(("Speculative decoding for galaxies".into(), 0.01));
-        day.push(("Draft models accelerate LLM inference".into(), 0.69));
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        assert_eq!(
-            titles(&idx, &cands, "speculative decoding"),
-            [
-                "Speculative decoding for galaxies",
-                "Draft models accelerate LLM inference"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_partial_word_match_the_model_finds_unrelated_is_dropped() {
-        let mut day = crowd();
-        day.push(("Software engineering of compilers".into(), 0.05));
-        day.push(("Representation editing steers models".into(), 0.60));
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        // Lexically, "engineering" alone would match (coverage over half).
-        let lexical = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
-        let lex: Vec<String> = lexical
-            .rank(
-                &Profile::topics(["representation engineering"]),
-                &HashSet::new(),
-                10,
-            )
-            .iter()
-            .map(|p| cands[p.index].paper.title.clone())
-            .collect();
-        let hybrid = titles(&idx, &cands, "representation engineering");
-        assert!(
-            !hybrid.contains(&"Software engineering of compilers".to_string()),
-            "lexical {lex:?}, hybrid {hybrid:?}"
-        );
-        assert!(hybrid.contains(&"Representation editing steers models".to_string()));
-    }
-
-    #[test]
-    fn every_topic_word_scattered_is_kept_unless_the_model_puts_it_below_average() {
-        let mut day = crowd();
-        // Both words, not as a phrase; the model finds it only weakly
-        // related (below the floor, above the day's mean).
-        day.push(("Diffusion priors make image models faster".into(), 0.15));
-        // Both words, but the model puts it below the day's average.
-        day.push(("Models of heat diffusion in rods".into(), 0.0));
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        assert_eq!(
-            titles(&idx, &cands, "diffusion models"),
-            ["Diffusion priors make image models faster"]
-        );
-    }
-
-    #[test]
-    fn without_a_topic_vector_ranking_is_exactly_lexical() {
-        let mut day = crowd();
-        day.push(("Speculative decoding in practice".into(), 0.2));
-        day.push(("Draft models accelerate LLM inference".into(), 0.69));
-        let day: Vec<(&str, f32)> = day.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let (cands, idx) = index(&day);
-        let lexical = CandidateIndex::build(&cands, &Synonyms::embedded(), now());
-        let profile = Profile::topics(["speculative decoding"]);
-        assert_eq!(
-            idx.rank(&profile, &HashSet::new(), 10),
-            lexical.rank(&profile, &HashSet::new(), 10)
-        );
-    }
-
-    #[test]
-    fn the_dense_text_spells_out_abbreviations() {
-        let (_, idx) = index(&[("A paper", 0.1)]);
-        assert_eq!(
-            idx.dense_text("RAG"),
-            "RAG (retrieval-augmented generation)"
-        );
-        assert_eq!(idx.dense_text("loss spikes"), "loss spikes");
-    }
-
-    #[test]
-    fn paper_vectors_are_reachable_by_candidate_index() {
-        let (_, idx) = index(&[("A paper", 0.5), ("Another", 0.9)]);
-        assert_eq!(idx.vector_dims(), Some(4));
-        assert_eq!(idx.vectors_attached(), 2);
-        let v = idx.paper_vector(1).unwrap();
-        assert!((v[0] - 0.9).abs() < 1e-6);
-        assert!(idx.paper_vector(2).is_none());
-    }
-}
+#[path = "dense_tests.rs"]
+mod tests;

@@ -187,7 +187,7 @@ impl CandidateIndex {
             return h;
         }
         let lexical = self.score_topic(text);
-        let hits = Arc::new(self.semantic.fuse(&key, lexical, self.docs.len()));
+        let hits = Arc::new(self.semantic.fuse(&key, lexical, &self.docs));
         let size = key.len()
             + 64
             + hits.hits.len() * std::mem::size_of::<Hit>()

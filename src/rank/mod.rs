@@ -25,6 +25,9 @@
 //! counts as weaker evidence; and a
 //! paper with only one word of a multi-word topic must have it more than
 //! in passing (title, keywords, or repeatedly).
+//! With a model loaded, meaning is fused in (`dense.rs`), and a topic that
+//! names a broad field also covers the papers of the arXiv subjects it
+//! means (`fields.rs`).
 //! Trending multiplies relevance by at most `1 + trending_weight`, so it
 //! reorders relevant papers but never adds an off-topic one.
 //!
@@ -41,6 +44,7 @@ mod attach;
 mod authors;
 mod build;
 mod dense;
+mod fields;
 mod hits;
 mod index;
 mod matcher;
@@ -51,6 +55,7 @@ mod text;
 mod trending;
 mod vectors;
 
+pub mod calibrate;
 pub mod eval;
 pub mod feedback;
 pub mod simulated;
