@@ -200,7 +200,10 @@ pub(super) fn read(path: &Path) -> Result<Weights, EmbedError> {
     let Some((prefix, offset, dtype, rows, cols)) = words else {
         return Err(bad(format!("no tensor named …{WORD_TABLE}")));
     };
-    let digest = super::encoder::hex(&hasher.finalize()[..8]);
+    let digest = hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(Weights {
         tensors,
         prefix,
