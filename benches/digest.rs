@@ -37,6 +37,16 @@
 //!
 //! `--features system-alloc` builds the same with the system allocator
 //! instead of mimalloc.
+//!
+//! `-- --model` (the MiniLM folder from `PAPERBOY_TEST_MODEL_DIR`, or
+//! `--model DIR`) runs each size twice, lexical and with
+//! `rank.semantic.model_dir` set, same subscribers and candidates, and
+//! prints both rows. The model row first embeds the 500 candidates as the
+//! pass after a fetch does (its own columns: `emb_s`, `emb_cpu`,
+//! `emb_MB` peak), then times the run, which embeds every subscriber's
+//! topic (all new: a fresh database) before ranking. `peak_MB` is the
+//! run's peak; `PAPERBOY_BENCH_PHASES=1` prints RSS at each phase
+//! boundary on stderr.
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use paperboy::app::{App, Overrides};
@@ -61,8 +71,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "common/procfs.rs"]
 mod procfs;
+#[path = "common/ranking.rs"]
+mod ranking;
 #[path = "common/world.rs"]
 mod world;
+use ranking::Ranking;
 use world::World;
 
 const CANDIDATES: usize = 500;
@@ -83,19 +96,25 @@ fn main() {
     let arg = |i: usize| -> u64 { args[i].parse().expect("number") };
     match args.get(1).map(String::as_str) {
         Some("--sink") => return sink(),
-        Some("--run") => return run(arg(2), arg(3) as u16, arg(4)),
+        Some("--run") => {
+            let ranking = Ranking::decode(&args[5]);
+            return run(arg(2), arg(3) as u16, arg(4), ranking);
+        }
         _ => {}
     }
     // `cargo bench` passes `--bench`; any other numbers are sizes.
     let idle = args.iter().position(|a| a == "--idle").map_or(0, |i| {
         args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(120)
     });
+    let model = Ranking::from_args(&args);
     let mut sizes: Vec<u64> = args[1..]
         .iter()
         .enumerate()
         .filter(|(i, _)| idle == 0 || args[*i] != "--idle")
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
+    let mut rankings = vec![Ranking::Lexical];
+    rankings.extend(model);
     if sizes.is_empty() {
         sizes = vec![10_000, 50_000, 100_000];
     }
@@ -107,8 +126,9 @@ fn main() {
         );
     }
     println!(
-        "{:>8} | {:>7} {:>8} {:>8} {:>7} {:>7} | {:>8} {:>8} {:>7} | {:>6} | {:>9} {:>6} {:>9} | {:>9}",
+        "{:>8} {:>7} | {:>7} {:>8} {:>8} {:>7} {:>7} | {:>8} {:>8} {:>7} | {:>6} {:>7} {:>6} | {:>6} | {:>9} {:>6} {:>9} | {:>9}",
         "subs",
+        "ranking",
         "sent",
         "wall_s",
         "cpu_s",
@@ -117,6 +137,9 @@ fn main() {
         "setup_MB",
         "peak_MB",
         "avg_KB",
+        "emb_s",
+        "emb_cpu",
+        "emb_MB",
         "busy",
         "postfix/s",
         "ratio",
@@ -124,48 +147,76 @@ fn main() {
         "idle_cpu/min"
     );
     for n in sizes {
-        let sink = Sink::start(&exe);
-        let m0 = procfs::machine_ticks();
-        let out = Command::new(&exe)
-            .args([
-                "--run",
-                &n.to_string(),
-                &sink.port.to_string(),
-                &idle.to_string(),
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("child runs");
-        let m1 = procfs::machine_ticks();
-        let (received, bytes) = sink.stop();
-        let (line, f) = numbers(&out.stdout);
-        if !out.status.success() || f.len() != 8 {
-            println!("{n:>8} | failed: {}", line.trim());
-            continue;
+        for ranking in &rankings {
+            one_size(&exe, n, idle, ranking, postfix.as_ref());
         }
-        let [sent, _skipped, index_s, run_s, cpu_s, setup_kb, peak_kb, idle_cpu] = f[..] else {
-            unreachable!()
-        };
-        assert_eq!(
-            received as f64, sent,
-            "the sink received every sent message"
-        );
-        assert_eq!(received, n, "every subscriber's digest arrived");
-        let avg_bytes = bytes / received.max(1);
-        let wall = index_s + run_s;
-        let rate = sent / wall;
-        let ceiling = postfix.as_ref().map(|p| p.ceiling(n, avg_bytes as usize));
-        let own = postfix.as_ref().map(|p| {
-            let sink = Sink::start(&exe);
-            let r = p.source_into(sink.port, n, avg_bytes as usize);
-            let (got, _) = sink.stop();
-            assert_eq!(got, n, "smtp-source delivered everything to the bench sink");
-            r
-        });
-        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-        println!(
-            "{:>8} | {:>7} {:>8.1} {:>8.1} {:>7.0} {:>7.0} | {:>8.0} {:>8.0} {:>7.1} | {:>6.2} | {:>9} {:>6} {:>9} | {:>9}",
+    }
+}
+
+/// One child run of `n` subscribers, and its row.
+fn one_size(
+    exe: &std::path::Path,
+    n: u64,
+    idle: u64,
+    ranking: &Ranking,
+    postfix: Option<&Postfix>,
+) {
+    let sink = Sink::start(exe);
+    let m0 = procfs::machine_ticks();
+    let out = Command::new(exe)
+        .args([
+            "--run",
+            &n.to_string(),
+            &sink.port.to_string(),
+            &idle.to_string(),
+            &ranking.encode(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("child runs");
+    let m1 = procfs::machine_ticks();
+    let (received, bytes) = sink.stop();
+    let (line, f) = numbers(&out.stdout);
+    if !out.status.success() || f.len() != 11 {
+        println!("{n:>8} {:>7} | failed: {}", ranking.name(), line.trim());
+        return;
+    }
+    let [sent, _skipped, index_s, run_s, cpu_s, setup_kb, peak_kb, idle_cpu, emb_s, emb_cpu, emb_kb] =
+        f[..]
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        received as f64, sent,
+        "the sink received every sent message"
+    );
+    assert_eq!(received, n, "every subscriber's digest arrived");
+    let avg_bytes = bytes / received.max(1);
+    let wall = index_s + run_s;
+    let rate = sent / wall;
+    // The ceiling does not depend on ranking: measured on the first row only.
+    let postfix = postfix.filter(|_| matches!(ranking, Ranking::Lexical));
+    let ceiling = postfix.map(|p| p.ceiling(n, avg_bytes as usize));
+    let own = postfix.map(|p| {
+        let sink = Sink::start(exe);
+        let r = p.source_into(sink.port, n, avg_bytes as usize);
+        let (got, _) = sink.stop();
+        assert_eq!(got, n, "smtp-source delivered everything to the bench sink");
+        r
+    });
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let model = matches!(ranking, Ranking::Model(_));
+    let shown = |v: f64, digits: usize| {
+        if model {
+            format!("{v:.digits$}")
+        } else {
+            "-".into()
+        }
+    };
+    println!(
+            "{:>8} {:>7} | {:>7} {:>8.1} {:>8.1} {:>7.0} {:>7.0} | {:>8.0} {:>8.0} {:>7.1} | {:>6} {:>7} {:>6} | {:>6.2} | {:>9} {:>6} {:>9} | {:>9}",
             n,
+            ranking.name(),
             sent,
             wall,
             cpu_s,
@@ -174,24 +225,26 @@ fn main() {
             setup_kb / 1024.0,
             peak_kb / 1024.0,
             avg_bytes as f64 / 1024.0,
+            shown(emb_s, 1),
+            shown(emb_cpu, 1),
+            shown(emb_kb / 1024.0, 0),
             procfs::busy_cores(m0, m1),
             show(ceiling.map(|c| c.rate)),
             ceiling.map_or("-".into(), |c| format!("{:.0}%", rate * 100.0 / c.rate)),
             show(own.map(|c| c.rate)),
             if idle > 0 { format!("{idle_cpu:.2}") } else { "-".into() },
         );
-        if let Some(c) = ceiling {
-            println!(
-                "{:>8}   postfix: {n} messages of {:.1} KB over {CONNECTIONS} connections in {:.1} s; \
+    if let Some(c) = ceiling {
+        println!(
+            "{:>8}   postfix: {n} messages of {:.1} KB over {CONNECTIONS} connections in {:.1} s; \
                  smtp-source {:.1} CPU-s, smtp-sink {:.1} CPU-s, {} received",
-                "",
-                avg_bytes as f64 / 1024.0,
-                c.wall,
-                c.cpu_source,
-                c.cpu_sink,
-                c.received
-            );
-        }
+            "",
+            avg_bytes as f64 / 1024.0,
+            c.wall,
+            c.cpu_source,
+            c.cpu_sink,
+            c.received
+        );
     }
 }
 
@@ -424,8 +477,15 @@ async fn smtp_session(stream: tokio::net::TcpStream, stats: Arc<SinkStats>) -> s
 
 /// The bench configuration, as `PAPERBOY__…` environment variables (the
 /// idle `serve` gets the same ones).
-fn env_vars(dir: &std::path::Path, port: u16) -> Vec<(String, String)> {
+fn env_vars(dir: &std::path::Path, port: u16, ranking: &Ranking) -> Vec<(String, String)> {
     let conns = CONNECTIONS.to_string();
+    let model: Vec<(&str, String)> = match ranking {
+        Ranking::Lexical => vec![("RANK__SEMANTIC__ENABLED", "false".into())],
+        Ranking::Model(d) => vec![
+            ("RANK__SEMANTIC__ENABLED", "true".into()),
+            ("RANK__SEMANTIC__MODEL_DIR", d.display().to_string()),
+        ],
+    };
     let env = [
         (
             "DATABASE__PATH",
@@ -444,17 +504,19 @@ fn env_vars(dir: &std::path::Path, port: u16) -> Vec<(String, String)> {
         ("SOURCES__HUGGINGFACE__ENABLED", "false".into()),
     ];
     env.into_iter()
+        .chain(model)
         .map(|(k, v)| (format!("PAPERBOY__{k}"), v))
         .collect()
 }
 
-fn config(dir: &std::path::Path, port: u16) -> Config {
-    Config::load_with_env(None, env_vars(dir, port)).expect("bench config is valid")
+fn config(dir: &std::path::Path, port: u16, ranking: &Ranking) -> Config {
+    Config::load_with_env(None, env_vars(dir, port, ranking)).expect("bench config is valid")
 }
 
 /// One size, in this process: prints `sent skipped index_s run_s cpu_s
-/// setup_kb peak_kb idle_cpu_per_minute` (0 without `idle_secs`).
-fn run(n: u64, port: u16, idle_secs: u64) {
+/// setup_kb peak_kb idle_cpu_per_minute embed_s embed_cpu_s embed_peak_kb`
+/// (idle 0 without `idle_secs`; the embed numbers 0 when lexical).
+fn run(n: u64, port: u16, idle_secs: u64, ranking: Ranking) {
     watchdog();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -462,7 +524,13 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         .unwrap();
     rt.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let app = App::build(config(dir.path(), port), Overrides::default())
+        // The bench's clock: the embedding window is counted from it.
+        let clock = Arc::new(paperboy::clock::ManualClock::new(now()));
+        let overrides = Overrides {
+            clock: Some(clock),
+            ..Overrides::default()
+        };
+        let app = App::build(config(dir.path(), port, &ranking), overrides)
             .await
             .unwrap();
         let mut rng = StdRng::seed_from_u64(42);
@@ -470,6 +538,11 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         let authors = store_papers(&app, &world, &mut rng).await;
         store_subscribers(&app, &world, &authors, n, &mut rng).await;
         drop(world);
+        phase("setup");
+        let embed = match ranking {
+            Ranking::Lexical => (0.0, 0.0, 0),
+            Ranking::Model(_) => embed_papers(&app).await,
+        };
         let setup_kb = procfs::status_kb("VmRSS:");
         // Resets VmHWM to the current RSS, so the peak is the run's own.
         std::fs::write("/proc/self/clear_refs", "5").expect("VmHWM reset");
@@ -482,7 +555,9 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         let cpu0 = procfs::cpu_secs();
         let t0 = Instant::now();
         // Every subscriber's first daily digest shares one window: its
-        // index is built here, as the run would on first use.
+        // index is built here, as the run would on first use
+        // (`digest::windows::ensure_loaded`: candidates, then every
+        // subscriber's topic vectors when a model is configured).
         let picker = WindowPickers::new();
         let window = paperboy::domain::window(
             Frequency::Daily,
@@ -493,6 +568,9 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         let ranked = digest::RankPicker::for_window(&app, &window, now())
             .await
             .unwrap();
+        phase("index");
+        ranked.add_active_topics(&app, now()).await;
+        phase("topics");
         picker.load(window, ranked);
         let index_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
@@ -500,19 +578,55 @@ fn run(n: u64, port: u16, idle_secs: u64) {
         let run_s = t1.elapsed().as_secs_f64();
         let cpu_s = procfs::cpu_secs() - cpu0;
         let peak_kb = procfs::status_kb("VmHWM:");
+        phase("sent");
         assert_eq!(report.counts.planned, n, "{report:?}");
         assert_eq!(report.state, digest::RunState::Done, "{report:?}");
         app.transport.shutdown().await;
         let idle = if idle_secs > 0 {
-            idle_serve(app, dir.path(), port, idle_secs).await
+            idle_serve(app, dir.path(), port, idle_secs, &ranking).await
         } else {
             0.0
         };
         println!(
-            "{} {} {index_s:.3} {run_s:.3} {cpu_s:.2} {setup_kb} {peak_kb} {idle:.3}",
-            report.counts.sent, report.counts.skipped
+            "{} {} {index_s:.3} {run_s:.3} {cpu_s:.2} {setup_kb} {peak_kb} {idle:.3} {:.3} {:.2} {}",
+            report.counts.sent, report.counts.skipped, embed.0, embed.1, embed.2
         );
     });
+}
+
+/// The pass a fetch is followed by: loads the model and embeds the stored
+/// candidates. Returns its wall seconds, CPU seconds and peak RSS (KiB).
+async fn embed_papers(app: &App) -> (f64, f64, u64) {
+    std::fs::write("/proc/self/clear_refs", "5").expect("VmHWM reset");
+    let (cpu0, t0) = (procfs::cpu_secs(), Instant::now());
+    let status = app.semantic.load().await;
+    assert_eq!(status.name(), "ready", "{}", status.describe());
+    phase("loaded");
+    app.embed_papers().await;
+    let done = (
+        t0.elapsed().as_secs_f64(),
+        procfs::cpu_secs() - cpu0,
+        procfs::status_kb("VmHWM:"),
+    );
+    phase("embedded");
+    done
+}
+
+/// With `PAPERBOY_BENCH_PHASES` set: RSS (anonymous and file-backed) and
+/// the peak so far at a phase boundary, on stderr.
+fn phase(name: &str) {
+    if std::env::var_os("PAPERBOY_BENCH_PHASES").is_none() {
+        return;
+    }
+    let mb = |k: &str| procfs::status_kb(k) as f64 / 1024.0;
+    eprintln!(
+        "  phase {name:>9}: rss {:6.1} MB (anon {:6.1}, file {:5.1}), peak {:6.1} MB, cpu {:6.2} s",
+        mb("VmRSS:"),
+        mb("RssAnon:"),
+        mb("RssFile:"),
+        mb("VmHWM:"),
+        procfs::cpu_secs()
+    );
 }
 
 /// Runs the real `paperboy serve` on the database a run left, with nobody
@@ -525,7 +639,13 @@ fn run(n: u64, port: u16, idle_secs: u64) {
 /// would do, minus planning), and `serve` gets `catch_up_hours = 0`: the
 /// bench subscribers' 08:00 UTC is never caught up, only hit exactly
 /// (do not start it a few minutes before 08:00 UTC).
-async fn idle_serve(app: App, dir: &std::path::Path, port: u16, secs: u64) -> f64 {
+async fn idle_serve(
+    app: App,
+    dir: &std::path::Path,
+    port: u16,
+    secs: u64,
+    ranking: &Ranking,
+) -> f64 {
     let wall = Utc::now();
     let advance = move |t: &paperboy::domain::Timing| paperboy::store::schedule::Evaluation {
         due: None,
@@ -555,7 +675,7 @@ async fn idle_serve(app: App, dir: &std::path::Path, port: u16, secs: u64) -> f6
         .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_paperboy"))
         .arg("serve")
-        .envs(env_vars(dir, port))
+        .envs(env_vars(dir, port, ranking))
         .env("PAPERBOY__SERVER__BIND", bind.to_string())
         .env("PAPERBOY__DIGEST__CATCH_UP_HOURS", "0")
         .env("PAPERBOY__LOGGING__LEVEL", "warn")

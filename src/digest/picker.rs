@@ -55,10 +55,10 @@ impl RankPicker {
     /// lexical ranking) without a model. Best effort: a paper without a
     /// vector ranks lexically.
     async fn attach_vectors(&mut self, app: &App, since: NaiveDate) -> bool {
-        let Some(enc) = app.semantic.encoder() else {
+        let Some(model) = app.semantic.model() else {
             return false;
         };
-        let vectors = match app.store.candidate_embeddings(enc.identity(), since).await {
+        let vectors = match app.store.candidate_embeddings(&model.identity, since).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read paper vectors; ranking lexically");
@@ -67,8 +67,8 @@ impl RankPicker {
         };
         let s = &app.config.rank.semantic;
         let params =
-            crate::rank::HybridParams::tuned(enc.family(), s.dense_weight, s.min_similarity);
-        self.attach_paper_vectors(enc.dims(), params, |id| vectors.get(id).map(Vec::as_slice));
+            crate::rank::HybridParams::tuned(model.family, s.dense_weight, s.min_similarity);
+        self.attach_paper_vectors(model.dims, params, |id| vectors.get(id).map(Vec::as_slice));
         true
     }
 

@@ -23,7 +23,7 @@ pub async fn load(
         .into_iter()
         .map(|(id, list)| (id, ReaderFeedback::from_entries(list, now)))
         .collect();
-    let Some(enc) = app.semantic.encoder() else {
+    let Some(model) = app.semantic.model() else {
         return Ok(out);
     };
     let mut papers: Vec<PaperId> = out
@@ -35,7 +35,7 @@ pub async fn load(
     if papers.is_empty() {
         return Ok(out);
     }
-    match app.store.paper_embeddings(enc.identity(), &papers).await {
+    match app.store.paper_embeddings(&model.identity, &papers).await {
         Ok(vectors) => {
             for f in out.values_mut() {
                 f.attach_vectors(&vectors);

@@ -10,10 +10,11 @@
 mod encoder;
 pub mod hub;
 mod service;
+mod weights;
 
 pub use crate::domain::embedding::{dot, Family};
 pub use encoder::{Encoder, Side, MODEL_FILES};
-pub use service::{Semantic, Status, PAPER_BATCH};
+pub use service::{ModelInfo, Pass, Semantic, Status, PAPER_BATCH};
 
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ pub enum EmbedError {
     },
     #[error("inference failed: {0}")]
     Inference(String),
+    /// No model to embed with; the status says why.
+    #[error("no sentence-embedding model: {0}")]
+    Unavailable(String),
     #[error("downloading {url}: {reason}")]
     Download { url: String, reason: String },
     #[error("{file} from {url} failed its check: {reason}")]

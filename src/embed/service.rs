@@ -1,8 +1,14 @@
 //! The embedding service of a running paperboy: loads (or downloads) the
 //! model without ever blocking start-up, embeds papers in the background
 //! in bounded batches on a blocking thread, and caches topic vectors.
+//!
+//! The encoder is in memory only during a [`Pass`]: work that embeds
+//! texts takes one (loading the model when it is not in memory), and when
+//! the last pass ends the encoder is dropped. Ranking needs only the
+//! model's identity, dimensions and family ([`ModelInfo`]), kept from the
+//! first load, so a digest run sends with the model released.
 
-use super::{hub, paper_text, EmbedError, Encoder, Side};
+use super::{hub, paper_text, EmbedError, Encoder, Family, Side};
 use crate::config::SemanticConfig;
 use crate::store::Store;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -64,13 +70,88 @@ struct Counters {
     topics_embedded: AtomicU64,
 }
 
+/// What ranking needs of the model, known from its last load and kept
+/// while the encoder itself is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// As [`Encoder::identity`]: stored vectors are keyed by it.
+    pub identity: String,
+    pub dims: usize,
+    pub family: Family,
+}
+
+/// The encoder while passes use it.
+#[derive(Default)]
+struct Slot {
+    encoder: Option<Arc<Encoder>>,
+    passes: usize,
+}
+
+/// The encoder, loaded for as long as this lives; see the module docs.
+/// Take one with [`Semantic::pass`] and embed through it as often as
+/// needed (topics, then other texts of the same run); when the last pass
+/// is dropped, so is the encoder.
+pub struct Pass<'a> {
+    semantic: &'a Semantic,
+    /// Taken by `drop`.
+    encoder: Option<Arc<Encoder>>,
+}
+
+impl Pass<'_> {
+    pub fn encoder(&self) -> &Arc<Encoder> {
+        self.encoder
+            .as_ref()
+            .expect("a live pass holds its encoder")
+    }
+
+    /// Unit vectors for `texts`, on a blocking thread, one encode per
+    /// side at a time.
+    pub async fn encode(
+        &self,
+        texts: Vec<String>,
+        side: Side,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.semantic
+            .encode(self.encoder().clone(), texts, side)
+            .await
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.semantic.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.passes -= 1;
+        let ours = self.encoder.take();
+        if slot.passes == 0 {
+            drop(slot.encoder.take());
+            if let Some(enc) = ours {
+                release_when_dropped(enc);
+            }
+        }
+    }
+}
+
+/// Drops the encoder on a blocking thread and returns its memory to the
+/// OS there, once the last holder (an encode still running) lets go.
+fn release_when_dropped(enc: Arc<Encoder>) {
+    let release = move || {
+        drop(enc);
+        crate::alloc::release_freed();
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(release)),
+        Err(_) => release(),
+    }
+}
+
 /// See the module docs. One per process, shared through `App`.
 pub struct Semantic {
     cfg: SemanticConfig,
     models_dir: PathBuf,
     status: RwLock<Status>,
-    encoder: RwLock<Option<Arc<Encoder>>>,
-    /// Only one load, and only one embedding pass, at a time.
+    model: RwLock<Option<ModelInfo>>,
+    slot: Mutex<Slot>,
+    /// Only one load at a time.
     load_gate: tokio::sync::Mutex<()>,
     pass_running: AtomicBool,
     /// At most one blocking encode at a time: inference uses every core
@@ -103,7 +184,8 @@ impl Semantic {
             cfg,
             models_dir,
             status: RwLock::new(status),
-            encoder: RwLock::new(None),
+            model: RwLock::new(None),
+            slot: Mutex::new(Slot::default()),
             load_gate: tokio::sync::Mutex::new(()),
             pass_running: AtomicBool::new(false),
             encode_gate: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -120,9 +202,69 @@ impl Semantic {
             .unwrap_or(Status::Loading)
     }
 
-    /// The loaded encoder, if any.
-    pub fn encoder(&self) -> Option<Arc<Encoder>> {
-        self.encoder.read().ok().and_then(|e| e.clone())
+    /// The model's identity, dimensions and family once it has loaded;
+    /// `None` without a model (lexical ranking).
+    pub fn model(&self) -> Option<ModelInfo> {
+        self.model.read().ok().and_then(|m| m.clone())
+    }
+
+    /// Whether the encoder is in memory now (a pass is running).
+    pub fn resident(&self) -> bool {
+        self.slot
+            .lock()
+            .map(|s| s.encoder.is_some())
+            .unwrap_or(false)
+    }
+
+    /// The encoder for a piece of embedding work, loaded if it is not in
+    /// memory (from the folder, which [`Semantic::load`] has checked or
+    /// downloaded). Fails when the model never loaded or no longer does.
+    pub async fn pass(&self) -> Result<Pass<'_>, EmbedError> {
+        if self.model().is_none() {
+            return Err(EmbedError::Unavailable(self.status().describe()));
+        }
+        let _gate = self.load_gate.lock().await;
+        if let Some(pass) = self.join_pass() {
+            return Ok(pass);
+        }
+        let enc = self.try_load().await?;
+        self.remember(&enc);
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.passes += 1;
+        slot.encoder = Some(enc.clone());
+        Ok(Pass {
+            semantic: self,
+            encoder: Some(enc),
+        })
+    }
+
+    /// A pass on the encoder already in memory, if it is.
+    fn join_pass(&self) -> Option<Pass<'_>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let encoder = slot.encoder.clone()?;
+        slot.passes += 1;
+        Some(Pass {
+            semantic: self,
+            encoder: Some(encoder),
+        })
+    }
+
+    /// Keeps what ranking needs of a loaded encoder (its identity changes
+    /// when the files did).
+    fn remember(&self, enc: &Encoder) {
+        let info = ModelInfo {
+            identity: enc.identity().to_string(),
+            dims: enc.dims(),
+            family: enc.family(),
+        };
+        if let Ok(mut s) = self.status.write() {
+            *s = Status::Ready {
+                identity: info.identity.clone(),
+            };
+        }
+        if let Ok(mut m) = self.model.write() {
+            *m = Some(info);
+        }
     }
 
     /// The folder the model is read from: `model_dir`, else the Hub
@@ -152,9 +294,11 @@ impl Semantic {
         Ok(dir)
     }
 
-    /// Loads the model (downloading it first when it comes from the Hub
-    /// and is not there yet). Never fails: the outcome is the status, and
-    /// an unavailable model is logged once, as a warning.
+    /// Loads the model once (downloading it first when it comes from the
+    /// Hub and is not there yet) to check it and learn its identity, then
+    /// releases it: passes load it again when they need it. Never fails:
+    /// the outcome is the status, and an unavailable model is logged once,
+    /// as a warning.
     pub async fn load(&self) -> Status {
         let _gate = self.load_gate.lock().await;
         let current = self.status();
@@ -165,9 +309,8 @@ impl Semantic {
             Ok(enc) => {
                 let identity = enc.identity().to_string();
                 tracing::info!(model = %identity, dims = enc.dims(), "sentence-embedding model loaded");
-                if let Ok(mut e) = self.encoder.write() {
-                    *e = Some(enc);
-                }
+                self.remember(&enc);
+                release_when_dropped(enc);
                 Status::Ready { identity }
             }
             Err(e) => {
@@ -188,10 +331,13 @@ impl Semantic {
             None => (self.fetch_model().await?, self.cfg.model.clone()),
         };
         let (family, max_tokens) = (self.cfg.prefixes, self.cfg.max_tokens);
-        let enc =
-            tokio::task::spawn_blocking(move || Encoder::load(&dir, &name, family, max_tokens))
-                .await
-                .map_err(|e| EmbedError::Inference(format!("loading task failed: {e}")))??;
+        let enc = tokio::task::spawn_blocking(move || {
+            let enc = Encoder::load(&dir, &name, family, max_tokens);
+            crate::alloc::release_freed();
+            enc
+        })
+        .await
+        .map_err(|e| EmbedError::Inference(format!("loading task failed: {e}")))??;
         Ok(Arc::new(enc))
     }
 
@@ -213,7 +359,12 @@ impl Semantic {
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            enc.encode(&refs, side)
+            let out = enc.encode(&refs, side);
+            // The last holder frees the model here; the scratch tensors
+            // were this thread's.
+            drop(enc);
+            crate::alloc::release_freed();
+            out
         })
         .await
         .map_err(|e| EmbedError::Inference(format!("encoding task failed: {e}")))?
@@ -235,32 +386,36 @@ impl Semantic {
         now: DateTime<Utc>,
         stop: &CancellationToken,
     ) -> anyhow::Result<u64> {
-        let Some(enc) = self.encoder() else {
+        let Some(info) = self.model() else {
             return Ok(0);
         };
         if self.pass_running.swap(true, Ordering::AcqRel) {
             return Ok(0);
         }
-        let result = self.embed_pass(store, enc, now, stop).await;
+        let result = self.embed_pass(store, &info.identity, now, stop).await;
         self.pass_running.store(false, Ordering::Release);
         result
     }
 
+    /// Loads the encoder only when papers need it; it is released when
+    /// the pass ends.
     async fn embed_pass(
         &self,
         store: &Store,
-        enc: Arc<Encoder>,
+        known: &str,
         now: DateTime<Utc>,
         stop: &CancellationToken,
     ) -> anyhow::Result<u64> {
         let since = self.window_start(now);
-        let model = enc.identity().to_string();
-        let progress = store.embedding_progress(&model, since).await?;
+        let progress = store.embedding_progress(known, since).await?;
         let todo = progress.total - progress.done;
         self.counters.pending.store(todo, Ordering::Relaxed);
         if todo == 0 {
             return Ok(0);
         }
+        let pass = self.pass().await?;
+        // The files may have changed since the identity was learnt.
+        let model = pass.encoder().identity().to_string();
         tracing::info!(model = %model, todo, done = progress.done, "embedding papers");
         let started = std::time::Instant::now();
         let mut embedded = 0u64;
@@ -270,7 +425,7 @@ impl Semantic {
                 break;
             }
             let texts: Vec<String> = papers.iter().map(paper_text).collect();
-            let vectors = match self.encode(enc.clone(), texts, Side::Passage).await {
+            let vectors = match pass.encode(texts, Side::Passage).await {
                 Ok(v) => v,
                 Err(e) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -309,10 +464,10 @@ impl Semantic {
         texts: &[String],
         now: DateTime<Utc>,
     ) -> HashMap<String, Arc<[f32]>> {
-        let Some(enc) = self.encoder() else {
+        let Some(info) = self.model() else {
             return HashMap::new();
         };
-        let model = enc.identity().to_string();
+        let model = info.identity;
         let mut out = HashMap::with_capacity(texts.len());
         let mut missing: Vec<String> = Vec::new();
         if let Ok(mut lru) = self.topics.lock() {
@@ -343,7 +498,16 @@ impl Semantic {
             .collect();
         let mut fresh: Vec<(String, Vec<f32>)> = Vec::new();
         if !to_encode.is_empty() {
-            match self.encode(enc, to_encode.clone(), Side::Query).await {
+            let encoded = match self.pass().await {
+                Ok(pass) if pass.encoder().identity() == model => {
+                    pass.encode(to_encode.clone(), Side::Query).await
+                }
+                // Vectors of another model would not compare with the
+                // papers' of this one; the next run uses the new one.
+                Ok(_) => Err(EmbedError::Inference("the model files changed".into())),
+                Err(e) => Err(e),
+            };
+            match encoded {
                 Ok(v) => fresh = to_encode.into_iter().zip(v).collect(),
                 Err(e) => tracing::warn!(error = %e, "cannot embed topics: they rank lexically"),
             }
@@ -377,6 +541,12 @@ impl Semantic {
         );
         let _ = writeln!(out, "# TYPE paperboy_semantic_ready gauge");
         let _ = writeln!(out, "paperboy_semantic_ready{{status=\"{name}\"}} {ready}");
+        let _ = writeln!(
+            out,
+            "# HELP paperboy_semantic_resident 1 while the encoder is in memory (an embedding pass)\n\
+             # TYPE paperboy_semantic_resident gauge\npaperboy_semantic_resident {}",
+            u8::from(self.resident())
+        );
         let c = &self.counters;
         let values = [&c.embedded, &c.pending, &c.failures, &c.topics_embedded];
         let rows = METRICS

@@ -165,3 +165,59 @@ fn paper_text_puts_the_short_dense_parts_before_the_abstract() {
          Keywords: grasping, imitation. A long abstract."
     );
 }
+
+fn local_model_config() -> crate::config::SemanticConfig {
+    crate::config::SemanticConfig {
+        enabled: true,
+        model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+        model_dir: Some(test_model_dir()),
+        // Never contacted: the model is a local folder.
+        hub_url: "http://127.0.0.1:9".parse().unwrap(),
+        prefixes: Family::Auto,
+        max_tokens: 256,
+        dense_weight: 0.5,
+        min_similarity: 0.0,
+        embed_days: 14,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_is_in_memory_only_while_a_pass_holds_it() {
+    let models = tempfile::tempdir().unwrap();
+    let s = Semantic::new(local_model_config(), models.path().to_path_buf());
+    assert!(s.pass().await.is_err(), "no pass before the model loaded");
+    assert_eq!(s.load().await.name(), "ready");
+    let info = s.model().expect("the identity is kept after the load");
+    assert!(!s.resident(), "loading checks the model and lets it go");
+
+    let first = s.pass().await.unwrap();
+    let second = s.pass().await.unwrap();
+    assert!(s.resident());
+    assert!(
+        Arc::ptr_eq(first.encoder(), second.encoder()),
+        "passes at the same time share one encoder"
+    );
+    assert_eq!(first.encoder().identity(), info.identity);
+    let v = first
+        .encode(vec!["speculative decoding".into()], Side::Query)
+        .await
+        .unwrap();
+    assert_eq!(v[0].len(), info.dims);
+    let weak = Arc::downgrade(first.encoder());
+    drop(first);
+    assert!(s.resident(), "another pass still holds it");
+    drop(second);
+    assert!(!s.resident(), "the last pass released it");
+    // The memory itself is freed on a blocking thread; wait for it.
+    for _ in 0..200 {
+        if weak.strong_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(weak.strong_count(), 0, "nothing else kept the encoder");
+
+    // A later pass loads it again, with the same identity.
+    let again = s.pass().await.unwrap();
+    assert_eq!(again.encoder().identity(), info.identity);
+}

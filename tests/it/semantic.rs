@@ -86,14 +86,16 @@ async fn preview(app: &TestApp, topic: &str) -> Vec<(String, String)> {
 
 /// The day's cosine similarities to a topic, best first (for messages).
 async fn similarities(app: &TestApp, topic: &str) -> Vec<(f32, String)> {
-    let enc = app.app.semantic.encoder().unwrap();
     let picker = paperboy::digest::RankPicker::for_preview(&app.app, morning())
         .await
         .unwrap();
-    let q = enc
-        .encode(&[topic], paperboy::embed::Side::Query)
+    let pass = app.app.semantic.pass().await.unwrap();
+    let q = pass
+        .encode(vec![topic.to_string()], paperboy::embed::Side::Query)
+        .await
         .unwrap()
         .remove(0);
+    drop(pass);
     let mut v: Vec<(f32, String)> = (0..picker.candidates().len())
         .filter_map(|i| {
             let p = picker.index().paper_vector(i)?;
@@ -116,12 +118,16 @@ async fn papers_are_embedded_in_the_background_and_meaning_finds_the_closest_pap
     assert!(matches!(settled(&app).await, Status::Ready { .. }));
     app.seed_hf_fixture().await;
     app.app.embed_papers().await;
-    let enc = app.app.semantic.encoder().unwrap();
+    assert!(
+        !app.app.semantic.resident(),
+        "the encoder is released once the pass has embedded the papers"
+    );
+    let model = app.app.semantic.model().unwrap();
     let since = app.app.semantic.window_start(morning());
     let progress = app
         .app
         .store
-        .embedding_progress(enc.identity(), since)
+        .embedding_progress(&model.identity, since)
         .await
         .unwrap();
     assert_eq!((progress.done, progress.total), (30, 30));
@@ -167,6 +173,10 @@ async fn papers_are_embedded_in_the_background_and_meaning_finds_the_closest_pap
     assert!(
         metrics.contains("paperboy_papers_embed_pending 0"),
         "{metrics}"
+    );
+    assert!(
+        metrics.contains("paperboy_semantic_resident 0"),
+        "previews embedded their topics and let the encoder go: {metrics}"
     );
     app.stop().await;
 }
@@ -247,7 +257,7 @@ async fn a_model_change_re_embeds_every_paper_in_the_background() {
     app.seed_hf_fixture().await;
     app.app.embed_papers().await;
     let store = &app.app.store;
-    let old = app.app.semantic.encoder().unwrap().identity().to_string();
+    let old = app.app.semantic.model().unwrap().identity;
     let since = app.app.semantic.window_start(morning());
 
     // Another input length is another model identity.
