@@ -40,9 +40,9 @@
 //! and rules.
 
 use super::calibrate::{Calibration, Evidence};
+use super::doc::Doc;
 use super::fields::{membership, Membership, Subjects};
 use super::hits::{Hit, TopicHits, PHRASE_BIT};
-use super::index::Doc;
 use crate::domain::embedding::{dot, Family};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -7,14 +7,13 @@
 
 use super::authors::AuthorKey;
 use super::dense::Dense;
+pub(crate) use super::doc::Doc;
 use super::hits::{DocSet, Hit, QTerm, TopicHits};
 use super::matcher::Matcher;
 use super::params::RankParams;
 use super::synonyms::Synonyms;
 use super::text::{for_each_token, is_stop_word, Stemming};
-use super::trending::Trending;
 use super::vectors::LexicalVectors;
-use crate::domain::PaperId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -53,20 +52,6 @@ pub(super) struct Posting {
 pub(super) struct TermPostings {
     pub(super) postings: Vec<Posting>,
     pub(super) occs: Vec<Occ>,
-}
-
-/// What the index keeps about one candidate.
-#[derive(Debug)]
-pub(crate) struct Doc {
-    /// Position in the `candidates` slice given to `build`.
-    pub(crate) index: usize,
-    pub(crate) id: PaperId,
-    /// Lower-cased arXiv categories.
-    pub(crate) categories: Vec<String>,
-    pub(crate) trending: Trending,
-    /// Each (concept term, variant) this paper uses, by term, variants in
-    /// order of first use (for reasons).
-    pub(super) concepts: Vec<(u32, u16)>,
 }
 
 /// Everything a digest run needs about today's candidates. Build it once

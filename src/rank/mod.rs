@@ -44,6 +44,7 @@ mod attach;
 mod authors;
 mod build;
 mod dense;
+mod doc;
 mod fields;
 mod hits;
 mod index;
